@@ -1,0 +1,122 @@
+"""The `labkit` command."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .config import ParamError
+from .paths import project_root, runs_dir, tracking_uri
+
+# The main job's small size: every ablation in minutes on a CPU, on the synthetic face set.
+DEMO_EXPERIMENT = "demo"
+DEMO_OVERRIDES = ["experiment=demo", "data_root=", "synthetic_count=48", "image_size=64", "ngf=32", "ndf=32",
+                  "batch_size=4", "n_epochs=2", "n_epochs_decay=2", "eval_every=1", "log_every=5",
+                  "fid_backbone=auto", "device=auto"]
+DEMO_PARAMS = ["params/baseline.yaml"]
+
+
+def ui_command() -> str:
+    return f"mlflow ui --backend-store-uri {tracking_uri()} --host 127.0.0.1 --port 5000"
+
+
+def cmd_synth(args) -> int:
+    from .data.synthetic import write_synthetic_set
+    root = write_synthetic_set(args.out, count=args.count, seed=args.seed, misalign=args.misalign)
+    print(f"synthetic face set: {root}")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from . import ablate
+    jobs = ablate.plan(args.params, seeds=args.seeds, overrides=args.set or [])
+    outcomes = ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress)
+    print("\n" + ablate.summary(outcomes))
+    return 1 if any(o.status == "FAILED" for o in outcomes) else 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+    text, _ = compare(args.experiment, out_dir=args.out, log=not args.no_log)
+    print(text)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import ablate
+    from .compare import compare
+    started = time.time()
+    root = project_root()
+    print(f"labkit demo: the ablations on the synthetic face set, small size, CPU-friendly\n  runs in {runs_dir()}"
+          f"\n  overrides: {' '.join(DEMO_OVERRIDES)}\n")
+    jobs = ablate.plan([root / p for p in DEMO_PARAMS], overrides=DEMO_OVERRIDES)
+    from .metrics.backbone import weights_path
+    if not weights_path().is_file():
+        print("!" * 78 + f"\n!! The FID Inception weights are not at {weights_path()}.\n!! The demo tries to "
+              "download them; without a network it falls back to a random-init Inception:\n!! its FIDs are smoke "
+              "numbers, NOT comparable with real FID.\n" + "!" * 78 + "\n")
+    outcomes = ablate.run_all(jobs, progress=not args.no_progress)
+    print("\n" + ablate.summary(outcomes) + "\n")
+    text, _ = compare(DEMO_EXPERIMENT)
+    print(text)
+    print(f"demo finished in {time.time() - started:.0f}s. Open the runs in MLflow:\n  {ui_command()}\n"
+          f"  then http://127.0.0.1:5000")
+    return 1 if any(o.status == "FAILED" for o in outcomes) else 0
+
+
+def cmd_ui(args) -> int:
+    import subprocess
+    command = ui_command()
+    print(command)
+    if args.print_only:
+        return 0
+    return subprocess.call(command.split())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="labkit", description="Lab notebook for image-translation experiments.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ablate", help="run params files' notebooks with papermill, one MLflow run each")
+    s.add_argument("params", nargs="+", help="params/*.yaml files")
+    s.add_argument("--seeds", type=int, help="run each file with seeds seed, seed+1, ... (N of them)")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter in every file")
+    s.add_argument("--fresh", action="store_true", help="start new runs even where these params ran before")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_ablate)
+
+    s = sub.add_parser("compare", help="print the FID table across an experiment's ablations")
+    s.add_argument("--experiment", default="faces")
+    s.add_argument("--out", type=Path, help="folder for the .md and .csv (default runs/compare/)")
+    s.add_argument("--no-log", action="store_true", help="do not log the table to MLflow")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("demo", help="the main job: synthetic faces, every ablation at small size, FID table")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("synth", help="write the synthetic face set")
+    s.add_argument("out", type=Path)
+    s.add_argument("--count", type=int, default=48)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--misalign", type=float, default=0.0, help="px of sketch-vs-photo misalignment")
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
+    s.add_argument("--print-only", action="store_true")
+    s.set_defaults(func=cmd_ui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ParamError as exc:
+        print(f"labkit: refused, nothing was run:\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""`labkit compare`: the FID table across the ablations of an experiment.
+
+One row per (FID backbone, ablation): runs and seeds, FID at the last evaluation as mean ± std
+over seeds, the user's "mean FID" (mean over a run's evaluations, then over seeds), best FID,
+KID, N, and the difference from the baseline with a word on whether it exceeds the seed spread.
+Runs measured with a random-init backbone are never put in the same block as real ones.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+
+from . import track, viz
+from .paths import runs_dir
+
+SMOKE_BANNER = ("!! SMOKE NUMBERS: FID below comes from a random-init Inception (no weights on this machine).\n"
+                "!! They show the pipeline works; they are NOT comparable with real or published FID.")
+
+
+def collect(experiment: str) -> pd.DataFrame:
+    """Every ablation run of the experiment, one row each (MLflow's pandas columns)."""
+    c = track.client()
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return pd.DataFrame()
+    return mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`{track.KIND_TAG}` = 'train'",
+                              output_format="pandas")
+
+
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    values = values.dropna().astype(float)
+    if values.empty:
+        return float("nan"), float("nan")
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
+    if runs.empty:
+        return pd.DataFrame()
+    done = runs[runs["status"] == "FINISHED"]
+    rows = []
+    for (backbone, ablation), group in done.groupby(["tags.fid.backbone", f"tags.{track.ABLATION_TAG}"]):
+        fid, fid_std = _mean_std(group.get("metrics.fid_last", pd.Series(dtype=float)))
+        mean_fid, mean_fid_std = _mean_std(group.get("metrics.fid_mean", pd.Series(dtype=float)))
+        kid, kid_std = _mean_std(group.get("metrics.kid_last", pd.Series(dtype=float)))
+        rows.append(dict(backbone=backbone, ablation=ablation, runs=len(group),
+                         seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
+                         fid=fid, fid_std=fid_std, mean_fid=mean_fid, mean_fid_std=mean_fid_std,
+                         fid_best=float(group["metrics.fid_best"].min()), kid=kid, kid_std=kid_std,
+                         n_real=int(group["tags.fid.n_real"].astype(int).iloc[0]),
+                         n_fake=int(group["metrics.fid_n_fake"].iloc[0]),
+                         not_finished=int(((runs[f"tags.{track.ABLATION_TAG}"] == ablation)
+                                           & (runs["status"] != "FINISHED")).sum())))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["delta_vs_baseline"] = np.nan
+    out["beyond_seed_spread"] = ""
+    for backbone, block in out.groupby("backbone"):
+        base = block[block["ablation"] == baseline]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        for i, row in block.iterrows():
+            out.loc[i, "delta_vs_baseline"] = row["fid"] - b["fid"]
+            if row["ablation"] == baseline:
+                continue
+            spread = np.nanmax([row["fid_std"], b["fid_std"]]) if row["runs"] > 1 and b["runs"] > 1 else np.nan
+            out.loc[i, "beyond_seed_spread"] = ("n/a (1 seed)" if np.isnan(spread)
+                                                else "yes" if abs(row["fid"] - b["fid"]) > spread else "no")
+    order = {baseline: 0}
+    out["_order"] = out["ablation"].map(lambda a: order.get(a, 1))
+    return out.sort_values(["backbone", "_order", "ablation"]).drop(columns="_order").reset_index(drop=True)
+
+
+def _pm(mean: float, std: float, digits: int = 2) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if not np.isnan(std) else "")
+
+
+def to_markdown(t: pd.DataFrame, experiment: str) -> str:
+    header = ["ablation", "FID backbone", "runs", "seeds", "FID (last)", "mean FID", "best FID", "KID",
+              "N real / fake", "Δ vs baseline", "beyond seed spread"]
+    lines = [f"# FID table: experiment `{experiment}` ({dt.datetime.now():%Y-%m-%d %H:%M})", ""]
+    if (t["backbone"] != "inception").any():
+        lines += ["```", SMOKE_BANNER, "```", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, r in t.iterrows():
+        backbone = r["backbone"] if r["backbone"] == "inception" else f"**{r['backbone']} (smoke)**"
+        lines.append("| " + " | ".join([
+            r["ablation"], backbone, str(r["runs"]), r["seeds"], _pm(r["fid"], r["fid_std"]),
+            _pm(r["mean_fid"], r["mean_fid_std"]), f"{r['fid_best']:.2f}", _pm(r["kid"], r["kid_std"], 4),
+            f"{r['n_real']} / {r['n_fake']}",
+            "-" if np.isnan(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f}",
+            r["beyond_seed_spread"] or "-"]) + " |")
+    unfinished = int(t["not_finished"].sum())
+    lines += ["", "FID (last): at the final evaluation; mean FID: over a run's evaluations; ± is the std over seeds. "
+              f"N below 2048 biases FID upwards: compare at equal N, and read KID beside it."]
+    if unfinished:
+        lines.append(f"{unfinished} run(s) not finished (running, failed or killed) are left out.")
+    return "\n".join(lines) + "\n"
+
+
+def fid_curves_figure(runs: pd.DataFrame):
+    """FID over epochs, one line per ablation (mean over its finished runs)."""
+    c = track.client()
+    curves = {}
+    for (backbone, ablation), group in runs[runs["status"] == "FINISHED"].groupby(
+            ["tags.fid.backbone", f"tags.{track.ABLATION_TAG}"]):
+        per_epoch: dict[int, list[float]] = {}
+        for run_id in group["run_id"]:
+            for m in c.get_metric_history(run_id, "fid"):
+                per_epoch.setdefault(m.step, []).append(m.value)
+        label = ablation if backbone == "inception" else f"{ablation} ({backbone})"
+        curves[label] = [(step, float(np.mean(v))) for step, v in per_epoch.items()]
+    return viz.fid_curves(curves, title="FID over training, mean over seeds")
+
+
+def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = True) -> tuple[str, pd.DataFrame]:
+    """The table as Markdown (also written as .md / .csv under runs/compare/ and logged to MLflow)."""
+    runs = collect(experiment)
+    t = table(runs)
+    if t.empty:
+        return f"No finished runs in experiment '{experiment}' yet: run `labkit ablate params/....yaml` first.\n", t
+    text = to_markdown(t, experiment)
+    out_dir = Path(out_dir) if out_dir else runs_dir() / "compare"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, csv = out_dir / f"{experiment}.md", out_dir / f"{experiment}.csv"
+    md.write_text(text, encoding="utf-8")
+    t.to_csv(csv, index=False)
+    if log:
+        c = track.client()
+        run_id = c.create_run(track.experiment_id(c, experiment), run_name=f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}",
+                              tags={track.KIND_TAG: "compare"}).info.run_id
+        c.log_table(run_id, t, "fid_table.json")
+        c.log_artifact(run_id, str(md))
+        c.log_artifact(run_id, str(csv))
+        fig = fid_curves_figure(runs)
+        c.log_figure(run_id, fig, "fid_curves.png")
+        plt.close(fig)
+        c.set_terminated(run_id, "FINISHED")
+    return text, t

@@ -1,0 +1,164 @@
+"""The parameters of a face photo -> sketch run, and their validation.
+
+The same names appear in each notebook's `parameters` cell (papermill injects values there)
+and in the params/*.yaml files. papermill only warns about unknown names, so the lab checks
+every file against this schema before anything runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ParamError(ValueError):
+    """A parameter file or value the lab refuses; the message names the source and the fix."""
+
+
+@dataclass(frozen=True)
+class SketchConfig:
+    ablation: str = field(default="baseline", metadata={"help": "notebook to run: notebooks/<ablation>.ipynb"})
+    experiment: str = field(default="faces", metadata={"help": "MLflow experiment name"})
+    seed: int = 0
+    run_id: str = field(default="", metadata={"help": "set by `labkit ablate`; empty opens a new run"})
+    # data
+    data_root: str = field(default="", metadata={"help": "face data folder; empty = the synthetic set"})
+    synthetic_count: int = field(default=48, metadata={"help": "faces in the synthetic set"})
+    synthetic_misalign: float = field(default=0.0, metadata={"help": "px of sketch-vs-photo misalignment"})
+    image_size: int = field(default=64, metadata={"help": "network size; 256 is the paper setting"})
+    sketch_channels: int = 1
+    # model
+    ngf: int = 32
+    ndf: int = 32
+    # optimisation (pix2pix defaults)
+    batch_size: int = 4
+    n_epochs: int = 2
+    n_epochs_decay: int = 2
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lambda_l1: float = 100.0
+    # evaluation and logging
+    eval_every: int = field(default=1, metadata={"help": "epochs between FID evaluations"})
+    log_every: int = field(default=10, metadata={"help": "iterations between loss logs"})
+    fid_backbone: str = field(default="auto", metadata={"help": "inception | random-init | auto"})
+    fid_dims: int = 2048
+    fid_batch_size: int = 32
+    grid_samples: int = 4
+    # hardware
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    amp: bool = field(default=False, metadata={"help": "mixed precision (CUDA only)"})
+    num_workers: int = 0
+
+    CHOICES: typing.ClassVar[dict[str, tuple[str, ...]]] = {
+        "fid_backbone": ("inception", "random-init", "auto"),
+        "sketch_channels": (1, 3),
+    }
+
+    def __post_init__(self):
+        problems = []
+        for name, allowed in self.CHOICES.items():
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name}={getattr(self, name)!r} is not one of {list(allowed)}")
+        if self.image_size < 32 or self.image_size & (self.image_size - 1):
+            problems.append(f"image_size={self.image_size} must be a power of two >= 32 (the U-Net halves it to 1)")
+        for name in ("batch_size", "n_epochs", "eval_every", "log_every", "fid_batch_size", "ngf", "ndf"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        if self.n_epochs_decay < 0:
+            problems.append("n_epochs_decay must be >= 0")
+        if problems:
+            raise ParamError("invalid parameters: " + "; ".join(problems))
+
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_namespace(cls, namespace: dict) -> "SketchConfig":
+        """Build from a notebook's globals (its parameters cell plus papermill's injection)."""
+        return from_dict({k: namespace[k] for k in cls.names() if k in namespace}, source="notebook parameters")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value, expected):
+    """The value as the schema's type, or raise TypeError. YAML reads `2e-4` as a string."""
+    if expected is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise TypeError from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError
+    if not isinstance(value, expected):
+        raise TypeError
+    return value
+
+
+def normalize_params(params: dict, source: str, schema=SketchConfig) -> tuple[dict, list[str]]:
+    """Params coerced to the schema's types, and every problem found: unknown names (with
+    the closest valid one) and wrong types."""
+    if not isinstance(params, dict):
+        return {}, [f"{source}: expected a mapping of parameter names to values, got {type(params).__name__}"]
+    hints = typing.get_type_hints(schema)
+    known = schema.names()
+    clean, problems = {}, []
+    for name, value in params.items():
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (valid names: {', '.join(known)})"
+            problems.append(f"{source}: unknown parameter '{name}'{hint}")
+            continue
+        try:
+            clean[name] = _coerce(value, hints[name])
+        except TypeError:
+            problems.append(f"{source}: parameter '{name}' must be {hints[name].__name__}, "
+                            f"got {type(value).__name__} {value!r}")
+    return clean, problems
+
+
+def from_dict(params: dict, source: str = "parameters", schema=SketchConfig):
+    values, problems = normalize_params(params, source, schema)
+    if problems:
+        raise ParamError("\n".join(problems))
+    try:
+        return schema(**values)
+    except ParamError as exc:
+        raise ParamError(f"{source}: {exc}") from None
+
+
+def read_params_file(path: str | Path) -> dict:
+    """A params YAML as a dict, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError(f"{path}: no such params file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamError(f"{path}: not valid YAML: {exc}") from None
+    clean, problems = normalize_params(data, str(path))
+    if problems:
+        raise ParamError("\n".join(problems))
+    return clean
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`name=value` from the command line, the value read as YAML (so 3 is int, 1e-4 float)."""
+    if "=" not in text:
+        raise ParamError(f"override '{text}' must look like name=value")
+    name, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    return name.strip(), "" if value is None else value

@@ -1,0 +1,73 @@
+"""FID and KID from Inception features, computed exactly as pytorch-fid computes them.
+
+Images enter as pytorch-fid reads its files: RGB uint8 / 255 (a one-channel sketch is
+repeated to three, as PIL's convert('RGB') does), resized inside the network to 299
+bilinearly. Generated images are quantised to uint8 first, as if saved as PNG, so the
+number equals pytorch-fid's on the same images written to disk. The Frechet distance is
+pytorch-fid's own function. KID is the unbiased MMD with the cubic polynomial kernel
+(Binkowski et al.), averaged over random subsets, from the same features.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from pytorch_fid.fid_score import calculate_frechet_distance
+from scipy.linalg import LinAlgWarning
+
+from .backbone import Backbone
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float (N, C, H, W) -> uint8 (N, 3, H, W), rounded as an image file stores it."""
+    img = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return img.expand(-1, 3, -1, -1) if img.shape[1] == 1 else img
+
+
+@torch.no_grad()
+def features(images_uint8: torch.Tensor, backbone: Backbone, batch_size: int = 50) -> np.ndarray:
+    """(N, dims) float64 pool features of uint8 (N, 3, H, W) images."""
+    device = next(backbone.model.parameters()).device
+    out = []
+    for start in range(0, len(images_uint8), batch_size):
+        batch = images_uint8[start:start + batch_size].to(device).float() / 255.0
+        feats = backbone.model(batch)[0]
+        if feats.shape[2:] != (1, 1):  # blocks below 2048 dims are spatial: pooled as pytorch-fid does
+            feats = torch.nn.functional.adaptive_avg_pool2d(feats, (1, 1))
+        out.append(feats.squeeze(-1).squeeze(-1).double().cpu().numpy())
+    return np.concatenate(out, 0) if out else np.zeros((0, backbone.dims))
+
+
+def statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.mean(feats, axis=0), np.cov(feats, rowvar=False)
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    mu1, s1 = statistics(real)
+    mu2, s2 = statistics(fake)
+    with warnings.catch_warnings():
+        # scipy 1.16+ deprecates the `disp` argument pytorch-fid passes to sqrtm; a singular
+        # covariance (N < dims) is expected and reported through N, not a warning per call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", LinAlgWarning)
+        return float(calculate_frechet_distance(mu1, s1, mu2, s2))
+
+
+def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+                      seed: int = 0) -> float:
+    """Unbiased KID; subsets of min(subset_size, N_real, N_fake) images."""
+    n = min(len(real), len(fake), subset_size)
+    if n < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    dims = real.shape[1]
+    total = 0.0
+    for _ in range(subsets):
+        x = fake[rng.choice(len(fake), n, replace=False)]
+        y = real[rng.choice(len(real), n, replace=False)]
+        kxx = (x @ x.T / dims + 1) ** 3
+        kyy = (y @ y.T / dims + 1) ** 3
+        kxy = (x @ y.T / dims + 1) ** 3
+        total += ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (n * (n - 1)) - 2 * kxy.mean()
+    return float(total / subsets)

@@ -1,0 +1,4 @@
+"""Networks."""
+from .pix2pix import PatchDiscriminator, UnetGenerator, init_weights
+
+__all__ = ["PatchDiscriminator", "UnetGenerator", "init_weights"]

@@ -1,0 +1,92 @@
+"""pix2pix's networks as the reference implementation defines them.
+
+U-Net generator: each level down is LeakyReLU(0.2) -> conv k4 s2 -> BatchNorm, each level up
+ReLU -> transposed conv k4 s2 -> BatchNorm, with skips; the outermost level has no norm
+and ends in tanh; the innermost has no norm going down. Channels ngf, 2ngf, 4ngf, then 8ngf
+for the remaining levels, of which all but the innermost (and the three 8ngf levels outside
+it) carry dropout 0.5: at 256 px (8 levels) that is the reference unet_256.
+PatchGAN: conv k4 s2 + LeakyReLU, two more s2 levels with BatchNorm, one s1 level, a 1-channel
+s1 conv: 70 x 70 receptive field, 30 x 30 logits for a 256 input.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class UnetBlock(nn.Module):
+    """One U-Net level: down, the inner levels, up, concatenated with the input (skip)."""
+
+    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None, submodule: nn.Module | None = None,
+                 outermost: bool = False, innermost: bool = False, dropout: bool = False):
+        super().__init__()
+        self.outermost = outermost
+        input_nc = outer_nc if input_nc is None else input_nc
+        down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=False)
+        down_relu, up_relu = nn.LeakyReLU(0.2, True), nn.ReLU(True)
+        down_norm, up_norm = nn.BatchNorm2d(inner_nc), nn.BatchNorm2d(outer_nc)
+        if outermost:
+            up = [up_relu, nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1), nn.Tanh()]
+            layers = [down_conv, submodule, *up]
+        elif innermost:
+            up = [up_relu, nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=False),
+                  up_norm]
+            layers = [down_relu, down_conv, *up]
+        else:
+            up = [up_relu, nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=False),
+                  up_norm]
+            layers = [down_relu, down_conv, down_norm, submodule, *up] + ([nn.Dropout(0.5)] if dropout else [])
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    def __init__(self, input_nc: int, output_nc: int, image_size: int, ngf: int = 64):
+        super().__init__()
+        num_downs = int(math.log2(image_size))
+        if 2 ** num_downs != image_size or num_downs < 5:
+            raise ValueError(f"image_size {image_size} must be a power of two >= 32")
+        block = UnetBlock(ngf * 8, ngf * 8, innermost=True)
+        for _ in range(num_downs - 5):
+            block = UnetBlock(ngf * 8, ngf * 8, submodule=block, dropout=True)
+        block = UnetBlock(ngf * 4, ngf * 8, submodule=block)
+        block = UnetBlock(ngf * 2, ngf * 4, submodule=block)
+        block = UnetBlock(ngf, ngf * 2, submodule=block)
+        self.model = UnetBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class PatchDiscriminator(nn.Module):
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=stride, padding=1, bias=False),
+                       nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers += [nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """N(0, 0.02) on conv weights, N(1, 0.02) on norm scales, zero biases (the reference init)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net

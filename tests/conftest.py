@@ -1,0 +1,27 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# tiny settings: a full train + FID pass in seconds on a CPU
+TINY = dict(synthetic_count=12, image_size=32, ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1,
+            eval_every=1, log_every=1, fid_backbone="random-init", fid_dims=64, grid_samples=2, device="cpu")
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """An empty lab: runs/ and the MLflow store in a temporary folder, the repo as project root."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("LABKIT_ROOT", str(ROOT))
+    monkeypatch.setenv("LABKIT_RUNS", str(runs))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return runs
+
+
+@pytest.fixture
+def tiny_cfg():
+    from labkit.config import SketchConfig
+    return lambda **kw: SketchConfig(**{**TINY, **kw})

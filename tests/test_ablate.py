@@ -1,0 +1,93 @@
+"""The runner end to end: params file -> papermill kernel -> MLflow run -> FID table."""
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import nbformat
+import yaml
+
+from labkit import cli, track
+from labkit.compare import SMOKE_BANNER
+from conftest import ROOT, TINY
+
+
+def _params(tmp_path, name, **extra):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"ablation": "baseline", "experiment": "t", **TINY, **extra}))
+    return path
+
+
+def _runs(experiment="t"):
+    c = track.client()
+    exp = c.get_experiment_by_name(experiment)
+    return c.search_runs([exp.experiment_id], f"tags.`{track.KIND_TAG}` = 'train'") if exp else []
+
+
+def test_bad_params_are_refused_before_anything_runs(lab, tmp_path, capsys):
+    bad = _params(tmp_path, "bad", lamda_l1=10.0)
+    wrong_type = _params(tmp_path, "wrong", n_epochs="two")
+    assert cli.main(["ablate", str(bad), str(wrong_type)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'lambda_l1'" in err and "parameter 'n_epochs' must be int" in err
+    assert not (lab / "mlflow.db").exists()  # nothing ran, no run was created
+
+
+def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, capsys):
+    good = _params(tmp_path, "tiny")
+    broken = _params(tmp_path, "broken", data_root=str(tmp_path / "no-such-folder"))
+    assert cli.main(["ablate", str(good), str(broken), "--no-progress"]) == 1  # one failed
+    out = capsys.readouterr().out
+    assert "1 job(s)" not in out and "2 job(s): 1 ok, 1 failed" in out
+
+    runs = {r.info.run_name: r for r in _runs()}
+    ok, failed = runs["tiny"], runs["broken"]
+    assert ok.info.status == "FINISHED" and failed.info.status == "FAILED"
+    for key in ("fid", "fid_best", "fid_mean", "kid", "loss_G"):
+        assert key in ok.data.metrics
+    c = track.client()
+    assert [a.path for a in c.list_artifacts(ok.info.run_id, "notebook")] == [
+        f"notebook/tiny-{ok.info.run_id[:8]}.ipynb"]
+    images = [a.path for a in c.list_artifacts(ok.info.run_id, "images")]
+    assert any("samples" in p for p in images) and any("error_heatmap" in p for p in images)
+    executed = lab / dt.date.today().isoformat() / f"tiny-{ok.info.run_id[:8]}.ipynb"
+    nb = nbformat.read(executed, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert any(o.get("output_type") == "display_data" for c in nb.cells for o in c.get("outputs", []))
+    # the failed notebook is kept, with its error, and attached to its run
+    failed_nb = nbformat.read(failed.data.tags["labkit.notebook"], as_version=4)
+    assert any(o.get("output_type") == "error" and "no-such-folder" in o.get("evalue", "")
+               for c in failed_nb.cells for o in c.get("outputs", []))
+
+    # the same params again: the finished run is found, not duplicated
+    assert cli.main(["ablate", str(good), "--no-progress"]) == 0
+    assert "SKIPPED" in capsys.readouterr().out and len(_runs()) == 2
+
+    # a run killed mid-way stays RUNNING; rerunning its params resumes that same run
+    c.update_run(ok.info.run_id, status="RUNNING")
+    assert cli.main(["ablate", str(good), "--no-progress"]) == 0
+    assert len(_runs()) == 2 and c.get_run(ok.info.run_id).info.status == "FINISHED"
+    resumed = nbformat.read(c.get_run(ok.info.run_id).data.tags["labkit.notebook"], as_version=4)
+    assert any("resuming run" in o.get("text", "") for c in resumed.cells for o in c.get("outputs", []))
+
+    assert cli.main(["compare", "--experiment", "t"]) == 0
+    table = capsys.readouterr().out
+    assert SMOKE_BANNER.splitlines()[0] in table
+    assert "| baseline | **random-init (smoke)** | 1 | 0 |" in table
+    assert "1 run(s) not finished" in table
+    assert (lab / "compare" / "t.md").is_file() and (lab / "compare" / "t.csv").is_file()
+    compare_runs = c.search_runs([c.get_experiment_by_name("t").experiment_id],
+                                 f"tags.`{track.KIND_TAG}` = 'compare'")
+    artifacts = {a.path for a in c.list_artifacts(compare_runs[0].info.run_id)}
+    assert {"fid_table.json", "t.md", "t.csv", "fid_curves.png"} <= artifacts
+
+
+def test_plain_papermill_runs_the_notebook(lab, tmp_path):
+    params = _params(tmp_path, "plain", experiment="plain")
+    out = tmp_path / "out.ipynb"
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "papermill"),
+                             str(ROOT / "notebooks" / "baseline.ipynb"), str(out), "-f", str(params),
+                             "--cwd", str(ROOT / "notebooks")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = _runs("plain")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "fid" in runs[0].data.metrics

@@ -1,0 +1,107 @@
+"""FID is pytorch-fid's number; the weights are loaded the real way; the smoke backbone informs."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pytorch_fid.fid_score import calculate_fid_given_paths
+from skimage import data as skdata
+
+from labkit.metrics import BackboneUnavailable, FidEvaluator, features, fid_from_features, kid_from_features, to_uint8
+from labkit.metrics import backbone as backbone_module
+from labkit.metrics import load_backbone, weights_path
+
+
+@pytest.fixture
+def cached_weights(lab):
+    """A weights file the test makes, where pytorch-fid's loader looks for the real one."""
+    path = weights_path()
+    path.parent.mkdir(parents=True)
+    torch.save(backbone_module._kaiming_fid_inception().state_dict(), path)
+    return path
+
+
+def _patches(image, n, size, rng):
+    """n random size x size crops of a real photo or texture, as [-1, 1] tensors."""
+    img = torch.from_numpy(np.asarray(image)).float().div(127.5).sub(1)
+    img = img.permute(2, 0, 1) if img.ndim == 3 else img[None]
+    out = []
+    for _ in range(n):
+        y, x = rng.integers(0, img.shape[1] - size), rng.integers(0, img.shape[2] - size)
+        out.append(img[:, y:y + size, x:x + size])
+    return torch.stack(out)
+
+
+def test_missing_weights_stop_with_the_file_and_place(lab, monkeypatch):
+    def offline(dest, timeout=30.0):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(backbone_module, "_download", offline)
+    with pytest.raises(BackboneUnavailable) as err:
+        load_backbone("inception")
+    message = str(err.value)
+    assert "pt_inception-2015-12-05-6726825d.pth" in message and str(weights_path()) in message
+    with pytest.warns(UserWarning, match="FID BACKBONE FALLBACK: random-init"):
+        assert load_backbone("auto", dims=64).name == "random-init"
+
+
+def test_fid_equals_pytorch_fid_on_the_same_files_and_weights(cached_weights, tmp_path):
+    rng = np.random.default_rng(0)
+    real = _patches(skdata.brick(), 70, 48, rng)
+    fake = _patches(skdata.gravel(), 70, 48, rng)
+    folders = []
+    for name, images in (("real", real), ("fake", fake)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, img in enumerate(to_uint8(images)):
+            Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{i:03d}.png")
+        folders.append(str(folder))
+    expected = calculate_fid_given_paths(folders, batch_size=25, device="cpu", dims=64, num_workers=0)
+
+    backbone = load_backbone("inception", dims=64)
+    assert backbone.name == "inception" and backbone.is_real
+    ours = fid_from_features(features(to_uint8(real), backbone), features(to_uint8(fake), backbone))
+    assert ours == pytest.approx(expected, rel=1e-6)
+    assert ours > 0.05  # two different textures: far from zero
+
+
+def test_one_channel_sketches_are_seen_as_rgb(lab):
+    gray = torch.rand(3, 1, 8, 8) * 2 - 1
+    rgb = to_uint8(gray)
+    assert rgb.shape == (3, 3, 8, 8) and torch.equal(rgb[:, 0], rgb[:, 2])
+
+
+def test_random_init_backbone_gives_informative_fid(lab):
+    """Kaiming init: similar sets score low, different sets high (default init gives ~0 for all)."""
+    rng = np.random.default_rng(1)
+    backbone = load_backbone("random-init", dims=64)
+    brick_a, brick_b = _patches(skdata.brick(), 80, 48, rng), _patches(skdata.brick(), 80, 48, rng)
+    grass = _patches(skdata.grass(), 80, 48, rng)
+    fa, fb, fg = (features(to_uint8(x), backbone) for x in (brick_a, brick_b, grass))
+    same, different = fid_from_features(fa, fb), fid_from_features(fa, fg)
+    assert different > 5 * same and different > 1e-2
+    assert load_backbone("random-init", dims=64).weights_sha256 == backbone.weights_sha256  # fixed seed
+
+
+def test_kid_matches_a_direct_computation():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 5)), rng.normal(0.5, 1, size=(12, 5))
+    k = lambda a, b: (a @ b.T / 5 + 1) ** 3  # noqa: E731
+    n = 12
+    direct = ((k(y, y).sum() - np.trace(k(y, y))) / (n * (n - 1)) + (k(x, x).sum() - np.trace(k(x, x))) / (n * (n - 1))
+              - 2 * k(y, x).mean())
+    # with subsets of all images, every subset is the whole set
+    assert kid_from_features(x, y, subsets=3) == pytest.approx(direct)
+    assert abs(kid_from_features(x, x + 1e-9, subsets=3)) < abs(direct)
+
+
+def test_reference_features_are_cached(lab):
+    backbone = load_backbone("random-init", dims=64)
+    sketches = torch.rand(5, 1, 32, 32) * 2 - 1
+    first = FidEvaluator(sketches, backbone, "abc")
+    assert first.cache_path.is_file() and first.cache_path.is_relative_to(lab)
+    cached = np.load(first.cache_path)["features"]
+    second = FidEvaluator(torch.zeros_like(sketches), backbone, "abc")  # same key: read, not recomputed
+    assert np.array_equal(second.real, cached)
+    scores = first.evaluate(sketches)
+    assert scores["n_real"] == scores["n_fake"] == 5 and scores["fid"] == pytest.approx(0, abs=1e-3)
+    assert first.provenance()["fid.backbone"] == "random-init"
+    assert first.provenance()["fid.comparable"].startswith("NO")

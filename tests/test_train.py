@@ -1,0 +1,80 @@
+"""Training tracked in a real MLflow store: metrics, images, checkpoints, resume, bad losses."""
+import pytest
+import torch
+
+from labkit import track
+from labkit.data import load_faces
+from labkit.train import NonFiniteLoss, fit
+from labkit.train import pix2pix as pix2pix_module
+
+
+def _train(cfg, progress=False):
+    run = track.open_run(cfg, notebook="baseline")
+    return run, fit(cfg, load_faces(cfg, progress=False), run, progress=progress)
+
+
+def test_fit_tracks_losses_fid_samples_and_provenance(lab, tiny_cfg):
+    cfg = tiny_cfg()
+    run, result = _train(cfg)
+    run.finish()
+    data = run.client.get_run(run.run_id).data
+    assert [e.epoch for e in result.history] == [1, 2]
+    for key in ("fid", "kid", "fid_best", "fid_mean", "fid_best_epoch", "loss_G", "loss_G_L1", "loss_G_GAN", "loss_D",
+                "lr"):
+        assert key in data.metrics, key
+    assert [s for s, _ in run.metric_history("fid")] == [1, 2]
+    assert data.metrics["fid_mean"] == pytest.approx(sum(e.fid for e in result.history) / 2)
+    assert data.params["lambda_l1"] == "100.0" and data.params["image_size"] == "32"
+    tags = data.tags
+    assert tags["fid.backbone"] == "random-init" and tags["fid.dims"] == "64" and tags["fid.n_real"] == "3"
+    assert len(tags["fid.weights_sha256"]) == 64 and tags["fid.library"] == "pytorch-fid 0.3.0"
+    assert tags["labkit.data.fingerprint"] and tags["labkit.device"].startswith("cpu")
+    assert "mlflow.source.git.commit" in tags and "labkit.version.torch" in tags
+    images = [a.path for a in run.client.list_artifacts(run.run_id, "images")]
+    assert any("samples" in p for p in images) and any("error_heatmap" in p for p in images)
+    # grid: 2 test faces x (photo | real | generated), 32 px tiles with 2 px gaps
+    assert result.last_grid.shape == (2 * 32 + 2, 3 * 32 + 4, 3)
+    assert result.checkpoint.is_file()
+
+
+def test_resume_after_interruption_continues_the_same_run(lab, tiny_cfg, monkeypatch):
+    cfg = tiny_cfg(n_epochs=2, n_epochs_decay=1, ngf=4, ndf=4)
+    _, reference = _train(cfg)
+
+    # interrupted: killed during epoch 2's evaluation, after epoch 1's checkpoint
+    original = track.Run.log_image
+
+    def dies_in_epoch_2(self, image, key, step):
+        if step == 2:
+            raise KeyboardInterrupt
+        original(self, image, key, step)
+    monkeypatch.setattr(track.Run, "log_image", dies_in_epoch_2)
+    run = track.open_run(cfg, notebook="baseline")
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, load_faces(cfg, progress=False), run, progress=False)
+    assert run.client.get_run(run.run_id).info.status == "FAILED"
+    monkeypatch.setattr(track.Run, "log_image", original)
+
+    resumed_cfg = tiny_cfg(n_epochs=2, n_epochs_decay=1, ngf=4, ndf=4, run_id=run.run_id)
+    run2, result = _train(resumed_cfg)
+    assert run2.run_id == run.run_id and result.resumed_from == 1
+    assert [e.epoch for e in result.history] == [1, 2, 3]
+    assert [e.fid for e in result.history] == pytest.approx([e.fid for e in reference.history])
+    for name, tensor in reference.model.G.state_dict().items():
+        assert torch.allclose(tensor, result.model.G.state_dict()[name]), name
+    assert result.model.opt_G.param_groups[0]["lr"] == pytest.approx(reference.model.opt_G.param_groups[0]["lr"])
+
+
+def test_resume_refuses_changed_settings(lab, tiny_cfg):
+    run, _ = _train(tiny_cfg())
+    with pytest.raises(Exception, match="other parameters"):
+        track.open_run(tiny_cfg(lr=0.1, run_id=run.run_id))
+
+
+def test_non_finite_loss_stops_with_a_clear_error(lab, tiny_cfg, monkeypatch):
+    monkeypatch.setattr(pix2pix_module, "l1", lambda fake, real: torch.tensor(float("nan")))
+    cfg = tiny_cfg()
+    run = track.open_run(cfg)
+    with pytest.raises(NonFiniteLoss, match=r"loss_G=nan.*epoch 1, step 1"):
+        fit(cfg, load_faces(cfg, progress=False), run, progress=False)
+    assert run.client.get_run(run.run_id).info.status == "FAILED"
