@@ -12,7 +12,7 @@ from .paths import project_root, runs_dir, tracking_uri
 # The main job's small size: every ablation in minutes on a CPU, on the synthetic face set.
 DEMO_EXPERIMENT = "demo"
 DEMO_OVERRIDES = ["experiment=demo", "data_root=", "synthetic_count=48", "image_size=64", "ngf=32", "ndf=32",
-                  "batch_size=4", "n_epochs=2", "n_epochs_decay=2", "eval_every=1", "log_every=5",
+                  "batch_size=4", "n_epochs=10", "n_epochs_decay=10", "eval_every=5", "log_every=5",
                   "fid_backbone=auto", "device=auto"]
 DEMO_PARAMS = ["params/baseline.yaml"]
 

@@ -36,13 +36,13 @@ class SketchConfig:
     ndf: int = 32
     # optimisation (pix2pix defaults)
     batch_size: int = 4
-    n_epochs: int = 2
-    n_epochs_decay: int = 2
+    n_epochs: int = 10
+    n_epochs_decay: int = 10
     lr: float = 2e-4
     beta1: float = 0.5
     lambda_l1: float = 100.0
     # evaluation and logging
-    eval_every: int = field(default=1, metadata={"help": "epochs between FID evaluations"})
+    eval_every: int = field(default=5, metadata={"help": "epochs between FID evaluations"})
     log_every: int = field(default=10, metadata={"help": "iterations between loss logs"})
     fid_backbone: str = field(default="auto", metadata={"help": "inception | random-init | auto"})
     fid_dims: int = 2048

@@ -64,7 +64,8 @@ def seed_everything(seed: int) -> None:
 
 
 def _fixed_samples(test, n: int) -> dict:
-    items = [test[i] for i in range(min(n, len(test)))]
+    """n test faces spread over the test set (so over its subsets), the same at every evaluation."""
+    items = [test[int(i)] for i in np.unique(np.linspace(0, len(test) - 1, min(n, len(test))).round())]
     return {"photo": torch.stack([it["photo"] for it in items]), "sketch": torch.stack([it["sketch"] for it in items]),
             "names": [it["name"] for it in items]}
 
@@ -84,6 +85,9 @@ def fit(cfg, data, run, progress: bool = True) -> FitResult:
 
 def _fit(cfg, data, run, progress: bool) -> FitResult:
     device = pick_device(cfg.device)
+    # the FID backbone first: a missing weights file stops the run before any training, and
+    # building it (it draws random numbers) before seeding keeps training independent of it
+    backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device)
     seed_everything(cfg.seed)
     model = Pix2Pix(cfg, device)
     checkpoints = Checkpoints(checkpoint_dir(run.run_id))
@@ -100,8 +104,6 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
         set_rng_state(state["rng"])
         print(f"resuming run {run.run_id} after epoch {start_epoch} (step {step})")
 
-    # the FID backbone first: a missing weights file stops the run before any training
-    backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device)
     test_sketches = torch.stack([it["sketch"] for it in data.test.items])
     test_photos = torch.stack([it["photo"] for it in data.test.items])
     evaluator = FidEvaluator(test_sketches, backbone, data.fingerprint, batch_size=cfg.fid_batch_size)
