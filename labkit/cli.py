@@ -65,6 +65,20 @@ def cmd_demo(args) -> int:
     return 1 if any(o.status == "FAILED" for o in outcomes) else 0
 
 
+def cmd_landmarks(args) -> int:
+    from . import landmarks
+    detections = landmarks.run(args.data_root, device=args.device, batch_size=args.batch_size,
+                               progress=not args.no_progress)
+    counts = {s: sum(d.source == s for d in detections) for s in ("mtcnn", "manual", "missing")}
+    print(f"{len(detections)} photos: {counts['mtcnn']} detected by MTCNN, {counts['manual']} placed by hand, "
+          f"{counts['missing']} missed\n  wrote {args.data_root / 'landmarks.csv'}\n"
+          f"  check by eye: {args.data_root / 'landmarks_check.png'}")
+    if counts["missing"]:
+        print(f"  missed (place their points by hand in {args.data_root / 'landmarks_missing.csv'}, then save it as "
+              f"landmarks_manual.csv):\n    " + "\n    ".join(d.name for d in detections if d.source == "missing"))
+    return 0
+
+
 def cmd_ui(args) -> int:
     import subprocess
     command = ui_command()
@@ -102,6 +116,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--misalign", type=float, default=0.0, help="px of sketch-vs-photo misalignment")
     s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("landmarks", help="detect 5 facial landmarks on every photo of a data folder (MTCNN)")
+    s.add_argument("data_root", type=Path)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_landmarks)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
     s.add_argument("--print-only", action="store_true")

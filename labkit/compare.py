@@ -2,7 +2,8 @@
 
 One row per (FID backbone, ablation): runs and seeds, FID at the last evaluation as mean ± std
 over seeds, the user's "mean FID" (mean over a run's evaluations, then over seeds), best FID,
-KID, N, and the difference from the baseline with a word on whether it exceeds the seed spread.
+KID, N, FID and KID per subset (cuhk / ar / xm2vts), and the difference from the baseline
+with a word on whether it exceeds the seed spread.
 Runs measured with a random-init backbone are never put in the same block as real ones.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame()
     done = runs[runs["status"] == "FINISHED"]
+    subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith("metrics.fid/"))
     rows = []
     for (backbone, ablation), group in done.groupby(["tags.fid.backbone", f"tags.{track.ABLATION_TAG}"]):
         fid, fid_std = _mean_std(group.get("metrics.fid_last", pd.Series(dtype=float)))
@@ -56,6 +58,11 @@ def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
                          n_fake=int(group["metrics.fid_n_fake"].iloc[0]),
                          not_finished=int(((runs[f"tags.{track.ABLATION_TAG}"] == ablation)
                                            & (runs["status"] != "FINISHED")).sum())))
+        for subset in subsets:
+            rows[-1][f"fid/{subset}"] = _mean_std(group[f"metrics.fid/{subset}"])[0]
+            rows[-1][f"kid/{subset}"] = _mean_std(group[f"metrics.kid/{subset}"])[0]
+            n = group.get(f"tags.fid.n_real/{subset}", pd.Series(dtype=object)).dropna()
+            rows[-1][f"n/{subset}"] = int(n.iloc[0]) if len(n) else 0
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -85,8 +92,9 @@ def _pm(mean: float, std: float, digits: int = 2) -> str:
 
 
 def to_markdown(t: pd.DataFrame, experiment: str) -> str:
+    subsets = [c.split("/", 1)[1] for c in t.columns if c.startswith("fid/")]
     header = ["ablation", "FID backbone", "runs", "seeds", "FID (last)", "mean FID", "best FID", "KID",
-              "N real / fake", "Δ vs baseline", "beyond seed spread"]
+              "N real / fake", *[f"{s}: FID · KID" for s in subsets], "Δ vs baseline", "beyond seed spread"]
     lines = [f"# FID table: experiment `{experiment}` ({dt.datetime.now():%Y-%m-%d %H:%M})", ""]
     if (t["backbone"] != "inception").any():
         lines += ["```", SMOKE_BANNER, "```", ""]
@@ -97,11 +105,13 @@ def to_markdown(t: pd.DataFrame, experiment: str) -> str:
             r["ablation"], backbone, str(r["runs"]), r["seeds"], _pm(r["fid"], r["fid_std"]),
             _pm(r["mean_fid"], r["mean_fid_std"]), f"{r['fid_best']:.2f}", _pm(r["kid"], r["kid_std"], 4),
             f"{r['n_real']} / {r['n_fake']}",
+            *[f"{r[f'fid/{s}']:.2f} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})" for s in subsets],
             "-" if np.isnan(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f}",
             r["beyond_seed_spread"] or "-"]) + " |")
     unfinished = int(t["not_finished"].sum())
-    lines += ["", "FID (last): at the final evaluation; mean FID: over a run's evaluations; ± is the std over seeds. "
-              f"N below 2048 biases FID upwards: compare at equal N, and read KID beside it."]
+    lines += ["", "FID (last): at the final evaluation; mean FID: over a run's evaluations; ± is the std over seeds; "
+              "per subset: the final evaluation, mean over seeds. N below 2048 biases FID upwards: compare at "
+              "equal N, and read KID beside it."]
     if unfinished:
         lines.append(f"{unfinished} run(s) not finished (running, failed or killed) are left out.")
     return "\n".join(lines) + "\n"

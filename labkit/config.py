@@ -31,6 +31,7 @@ class SketchConfig:
     synthetic_misalign: float = field(default=0.0, metadata={"help": "px of sketch-vs-photo misalignment"})
     image_size: int = field(default=64, metadata={"help": "network size; 256 is the paper setting"})
     sketch_channels: int = 1
+    skip_bad_files: bool = field(default=False, metadata={"help": "list and leave out unreadable or unpaired files"})
     # model
     ngf: int = 32
     ndf: int = 32

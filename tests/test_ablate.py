@@ -75,6 +75,7 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     assert SMOKE_BANNER.splitlines()[0] in table
     assert "| baseline | **random-init (smoke)** | 1 | 0 |" in table
     assert "1 run(s) not finished" in table
+    assert "| ar: FID · KID | cuhk: FID · KID | xm2vts: FID · KID |" in table and "(N 2)" in table
     assert (lab / "compare" / "t.md").is_file() and (lab / "compare" / "t.csv").is_file()
     compare_runs = c.search_runs([c.get_experiment_by_name("t").experiment_id],
                                  f"tags.`{track.KIND_TAG}` = 'compare'")

@@ -107,3 +107,23 @@ def test_reference_features_are_cached(lab):
     assert scores["n_real"] == scores["n_fake"] == 5 and scores["fid"] == pytest.approx(0, abs=1e-3)
     assert first.provenance()["fid.backbone"] == "random-init"
     assert first.provenance()["fid.comparable"].startswith("NO")
+
+
+def test_per_subset_fid_and_kid_match_a_direct_computation(lab):
+    """Each subset's FID is the textbook formula on that subset's features alone."""
+    from scipy import linalg
+    rng = np.random.default_rng(2)
+    backbone = load_backbone("random-init", dims=64)
+    real = torch.cat([_patches(skdata.brick(), 70, 32, rng), _patches(skdata.grass(), 70, 32, rng)])
+    fake = torch.cat([_patches(skdata.gravel(), 70, 32, rng), _patches(skdata.grass(), 70, 32, rng)])
+    subsets = ["cuhk"] * 70 + ["ar"] * 70
+    scores = FidEvaluator(real, backbone, "direct", subsets=subsets).evaluate(fake)
+    fr, ff = features(to_uint8(real), backbone), features(to_uint8(fake), backbone)
+    for name, pick in (("cuhk", slice(0, 70)), ("ar", slice(70, 140))):
+        x, y = fr[pick], ff[pick]
+        mu1, mu2, s1, s2 = x.mean(0), y.mean(0), np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+        direct = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+        assert scores["per_subset"][name]["fid"] == pytest.approx(direct, rel=1e-5)
+        assert scores["per_subset"][name]["kid"] == pytest.approx(kid_from_features(x, y))
+        assert scores["per_subset"][name]["n"] == 70
+    assert scores["per_subset"]["ar"]["fid"] < scores["per_subset"]["cuhk"]["fid"]  # grass vs grass is closer

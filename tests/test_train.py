@@ -23,10 +23,13 @@ def test_fit_tracks_losses_fid_samples_and_provenance(lab, tiny_cfg):
                 "lr"):
         assert key in data.metrics, key
     assert [s for s, _ in run.metric_history("fid")] == [1, 2]
+    for subset in ("cuhk", "ar", "xm2vts"):  # two test faces each in the tiny synthetic set
+        assert [s for s, _ in run.metric_history(f"fid/{subset}")] == [1, 2]
+        assert f"kid/{subset}" in data.metrics and data.tags[f"fid.n_real/{subset}"] == "2"
     assert data.metrics["fid_mean"] == pytest.approx(sum(e.fid for e in result.history) / 2)
     assert data.params["lambda_l1"] == "100.0" and data.params["image_size"] == "32"
     tags = data.tags
-    assert tags["fid.backbone"] == "random-init" and tags["fid.dims"] == "64" and tags["fid.n_real"] == "3"
+    assert tags["fid.backbone"] == "random-init" and tags["fid.dims"] == "64" and tags["fid.n_real"] == "6"
     assert len(tags["fid.weights_sha256"]) == 64 and tags["fid.library"] == "pytorch-fid 0.3.0"
     assert tags["labkit.data.fingerprint"] and tags["labkit.device"].startswith("cpu")
     assert "mlflow.source.git.commit" in tags and "labkit.version.torch" in tags

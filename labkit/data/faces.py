@@ -1,17 +1,20 @@
 """Face photo / sketch pairs as a torch Dataset, and the one call a notebook makes to get them."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..paths import runs_dir
 from .geometry import Jitter, Placement
 from .images import DataError, read_image, read_labels
+from .labels import read_label_map
 from .layout import FacePair, find_pairs, fingerprint
 from .synthetic import write_synthetic_set
 
@@ -22,19 +25,42 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
 
 
+def read_pair(pair: FacePair, sketch_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (H, W, 3) and sketch (H, W[, 3]) of a pair, from two files or one aligned file."""
+    if not pair.aligned:
+        return read_image(pair.photo, 3), read_image(pair.sketch, sketch_channels)
+    both = read_image(pair.photo, 3)
+    half = both.shape[1] // 2
+    sketch = both[:, half:2 * half]
+    if sketch_channels == 1:
+        sketch = np.asarray(Image.fromarray(sketch).convert("L"))
+    return both[:, :half], sketch
+
+
 class FaceDataset(Dataset):
     """Pairs loaded once and placed on the size x size canvas; training samples get a fresh
-    pad-crop-flip drawn from (seed, epoch, index), so a resumed run sees the same batches."""
+    pad-crop-flip drawn from (seed, epoch, index), so a resumed run sees the same batches.
+    With skip_bad, unreadable pairs are listed in a warning and left out; else they raise."""
 
     def __init__(self, pairs: list[FacePair], size: int, sketch_channels: int = 1, train: bool = False,
-                 seed: int = 0, progress: bool = True):
-        self.pairs, self.size, self.train, self.seed, self.epoch = pairs, size, train, seed, 0
-        self.items = [self._load(p, sketch_channels) for p in tqdm(
-            pairs, desc=f"loading {'train' if train else 'test'} faces", disable=not progress, leave=False)]
+                 seed: int = 0, label_map: np.ndarray | None = None, skip_bad: bool = False, progress: bool = True):
+        self.size, self.train, self.seed, self.epoch = size, train, seed, 0
+        self.label_map = np.arange(256) if label_map is None else label_map
+        self.pairs, self.items, bad = [], [], []
+        for pair in tqdm(pairs, desc=f"loading {'train' if train else 'test'} faces", disable=not progress,
+                         leave=False):
+            try:
+                self.items.append(self._load(pair, sketch_channels))
+                self.pairs.append(pair)
+            except DataError as exc:
+                if not skip_bad:
+                    raise
+                bad.append(str(exc))
+        if bad:
+            warnings.warn(f"left out {len(bad)} unreadable face(s):\n  " + "\n  ".join(bad), stacklevel=2)
 
     def _load(self, pair: FacePair, sketch_channels: int) -> dict:
-        photo = read_image(pair.photo, 3)
-        sketch = read_image(pair.sketch, sketch_channels)
+        photo, sketch = read_pair(pair, sketch_channels)
         place = Placement.for_image(photo.shape[1], photo.shape[0], self.size, source=str(pair.photo))
         if sketch.shape[:2] != photo.shape[:2]:
             # sketches drawn at another size are brought onto the photo's frame
@@ -44,7 +70,11 @@ class FaceDataset(Dataset):
             sketch = to_tensor(sketch)
         mask = torch.full((self.size, self.size), -1, dtype=torch.long)
         if pair.mask is not None:
-            mask = place.labels(torch.from_numpy(read_labels(pair.mask)).long())
+            labels = read_labels(pair.mask)
+            if labels.shape != photo.shape[:2]:
+                raise DataError(f"{pair.mask}: mask is {labels.shape[1]} x {labels.shape[0]}, "
+                                f"photo is {photo.shape[1]} x {photo.shape[0]}")
+            mask = place.labels(torch.from_numpy(self.label_map[labels]))
         points = place.points(pair.landmarks) if pair.landmarks is not None else np.full((5, 2), np.nan)
         return dict(photo=place.image(to_tensor(photo)), sketch=place.image(sketch), mask=mask,
                     landmarks=points.astype(np.float32), name=pair.name, subset=pair.subset)
@@ -93,12 +123,13 @@ def load_faces(cfg, progress: bool = True) -> FaceData:
     root = Path(cfg.data_root).expanduser() if cfg.data_root else write_synthetic_set(
         synthetic_root(cfg.synthetic_count, cfg.synthetic_misalign), count=cfg.synthetic_count,
         misalign=cfg.synthetic_misalign, progress=progress)
-    pairs = find_pairs(root)
-    train = [p for p in pairs if p.split == "train"]
-    test = [p for p in pairs if p.split == "test"]
-    if not train or not test:
+    pairs = find_pairs(root, skip_missing=cfg.skip_bad_files)
+    label_map = read_label_map(root)
+    common = dict(size=cfg.image_size, sketch_channels=cfg.sketch_channels, label_map=label_map,
+                  skip_bad=cfg.skip_bad_files, progress=progress)
+    train = FaceDataset([p for p in pairs if p.split == "train"], train=True, seed=cfg.seed, **common)
+    test = FaceDataset([p for p in pairs if p.split == "test"], **common)
+    if not len(train) or not len(test):
         raise DataError(f"{root}: need both train and test faces, found {len(train)} train / {len(test)} test")
-    return FaceData(root=root, fingerprint=fingerprint(pairs), synthetic=synthetic,
-                    train=FaceDataset(train, cfg.image_size, cfg.sketch_channels, train=True, seed=cfg.seed,
-                                      progress=progress),
-                    test=FaceDataset(test, cfg.image_size, cfg.sketch_channels, progress=progress))
+    return FaceData(root=root, fingerprint=fingerprint(train.pairs + test.pairs), synthetic=synthetic,
+                    train=train, test=test)

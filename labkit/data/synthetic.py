@@ -7,7 +7,7 @@ as a pencil drawing of the same description (contours, hair strokes, hatching on
 side), optionally with its geometry moved by a few pixels (the misalignment +align corrects).
 
 Layout (see labkit.data.layout): photos/NAME.png, sketches/NAME.png, masks/NAME.png
-(parsing labels, LABELS below), landmarks.csv (5 points, MTCNN order) and split.csv.
+(parsing labels, labels.LABELS), landmarks.csv (5 points, MTCNN order) and split.csv.
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from .layout import LANDMARK_NAMES
+from .labels import LABELS
+from .layout import LANDMARK_COLUMNS
+from .names import SUBSETS
 
 WIDTH, HEIGHT = 200, 250  # CUFS image size
-LABELS = {"background": 0, "skin": 1, "hair": 2, "brows": 3, "eyes": 4, "nose": 5, "mouth": 6}
-SUBSETS = ("cuhk", "ar", "xm2vts")
 GENERATOR_VERSION = 1
 
 # Per subset: background colour, background texture strength, light direction (x), sketch
@@ -270,7 +270,7 @@ def write_synthetic_set(root: str | Path, count: int = 48, seed: int = 0, misali
                            else "train"])
     with open(root / "landmarks.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["name", *[f"{p}_{a}" for p in LANDMARK_NAMES for a in "xy"], "prob", "source"])
+        w.writerow(LANDMARK_COLUMNS)
         w.writerows(landmark_rows)
     with open(root / "split.csv", "w", newline="") as f:
         w = csv.writer(f)

@@ -29,6 +29,7 @@ class Evaluation:
     kid: float
     n_real: int
     n_fake: int
+    per_subset: dict = field(default_factory=dict)  # {subset: {fid, kid, n}}
 
 
 @dataclass
@@ -106,7 +107,8 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
 
     test_sketches = torch.stack([it["sketch"] for it in data.test.items])
     test_photos = torch.stack([it["photo"] for it in data.test.items])
-    evaluator = FidEvaluator(test_sketches, backbone, data.fingerprint, batch_size=cfg.fid_batch_size)
+    evaluator = FidEvaluator(test_sketches, backbone, data.fingerprint, subsets=[p.subset for p in data.test.pairs],
+                             batch_size=cfg.fid_batch_size)
     run.set_tags({**evaluator.provenance(), "labkit.device": device_description(device),
                   "labkit.data.fingerprint": data.fingerprint, "labkit.data.root": str(data.root),
                   "labkit.data.synthetic": data.synthetic,
@@ -146,15 +148,18 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
             fakes = model.generate(test_photos, cfg.fid_batch_size)
             scores = evaluator.evaluate(fakes)
             history.append(Evaluation(epoch=epoch + 1, **scores))
-            run.log_metrics({"fid": scores["fid"], "kid": scores["kid"]}, step=epoch + 1)
+            run.log_metrics({"fid": scores["fid"], "kid": scores["kid"],
+                             **{f"{m}/{name}": v[m] for name, v in scores["per_subset"].items() for m in ("fid", "kid")}},
+                            step=epoch + 1)
             run.log_metrics(summary_metrics(history))
             shown = fakes[:len(fixed["photo"])]
             result.last_grid = viz.sample_grid([fixed["photo"], fixed["sketch"], shown])
             result.last_heatmap = viz.error_heatmap(shown, fixed["sketch"], fixed["names"])
             run.log_image(result.last_grid, "samples", step=epoch + 1)
             run.log_image(result.last_heatmap, "error_heatmap", step=epoch + 1)
+            per_subset = "".join(f"  {name} {v['fid']:.2f} (N {v['n']})" for name, v in scores["per_subset"].items())
             print(f"epoch {epoch + 1}: FID {scores['fid']:.2f}  KID {scores['kid']:.4f}  "
-                  f"(N real {scores['n_real']}, N fake {scores['n_fake']}, {backbone.name})")
+                  f"(N real {scores['n_real']}, N fake {scores['n_fake']}, {backbone.name}){per_subset}")
         checkpoints.save({"model": model.state_dict(), "epoch": epoch + 1, "step": step,
                           "history": [e.__dict__ for e in history], "config": cfg.to_dict()})
     if result.last_grid is None:  # resumed a finished run: show its final model anyway

@@ -1,0 +1,33 @@
+"""Face part boxes around the 5 landmarks, at APDrawingGAN's sizes.
+
+At 256 px: eyes 40 x 56 (height x width) centred 4 px above the eye landmark, nose 48 x 48 on
+the nose tip, mouth 40 x 64 on the midpoint of the mouth corners; all scale with size / 256.
+Boxes are clamped inside the image so a crop always has the full size.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PART_SIZES = {"left_eye": (40, 56), "right_eye": (40, 56), "nose": (48, 48), "mouth": (40, 64)}
+EYE_SHIFT_UP = 4
+
+
+def part_centres(landmarks: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
+    lm = np.asarray(landmarks, dtype=np.float64)
+    up = np.array([0.0, -EYE_SHIFT_UP * scale])
+    return {"left_eye": lm[0] + up, "right_eye": lm[1] + up, "nose": lm[2], "mouth": (lm[3] + lm[4]) / 2}
+
+
+def part_boxes(landmarks: np.ndarray, size: int, width: int | None = None,
+               height: int | None = None) -> dict[str, tuple[int, int, int, int]]:
+    """{part: (x0, y0, w, h)} on an image of width x height (default size x size) whose parts
+    are scaled for a size x size canvas."""
+    scale = size / 256
+    width, height = width or size, height or size
+    boxes = {}
+    for part, centre in part_centres(landmarks, scale).items():
+        h, w = (max(1, round(v * scale)) for v in PART_SIZES[part])
+        x0 = int(np.clip(round(centre[0] - w / 2), 0, max(0, width - w)))
+        y0 = int(np.clip(round(centre[1] - h / 2), 0, max(0, height - h)))
+        boxes[part] = (x0, y0, w, h)
+    return boxes
