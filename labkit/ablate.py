@@ -102,16 +102,23 @@ def _execute(job: Job, run_id: str, out: Path, progress: bool) -> None:
             time.sleep(5 * (attempt + 1))
 
 
-def run_job(job: Job, fresh: bool = False, progress: bool = True) -> Outcome:
-    started = time.time()
+def prepare(job: Job, fresh: bool = False) -> tuple[str, bool]:
+    """(run id, already finished) for a job: the run its params made before, or a new one."""
     existing = None if fresh else track.find_run(job.params)
-    if existing is not None and existing.info.status == "FINISHED":
-        return Outcome(job, existing.info.run_id, "SKIPPED", None, 0.0, "finished before; --fresh runs it again")
-    run_id = existing.info.run_id if existing else track.create_run(
-        job.params, run_name=job.name, tags={"labkit.params_file": str(job.params_file)})
+    if existing is not None:
+        return existing.info.run_id, existing.info.status == "FINISHED"
+    return track.create_run(job.params, run_name=job.name, tags={"labkit.params_file": str(job.params_file)}), False
+
+
+def execute(job: Job, run_id: str, progress: bool = True, gpus=None) -> Outcome:
+    """Run the job's notebook for its run; with `gpus` (a queue of ids) on one GPU of its own."""
+    started = time.time()
     folder = runs_dir() / dt.date.today().isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{job.name}-{run_id[:8]}.ipynb"
+    gpu = gpus.get() if gpus is not None else None
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # the kernel inherits it
     status, error = "FINISHED", ""
     try:
         _execute(job, run_id, out, progress)
@@ -119,6 +126,9 @@ def run_job(job: Job, fresh: bool = False, progress: bool = True) -> Outcome:
         status, error = "FAILED", f"{exc.ename}: {exc.evalue}".strip()
     except Exception as exc:  # dead kernel (often out of memory), kernel never started, ...
         status, error = "FAILED", f"{type(exc).__name__}: {exc}"
+    finally:
+        if gpu is not None:
+            gpus.put(gpu)
     c = track.client()
     if out.is_file():
         c.log_artifact(run_id, str(out), "notebook")
@@ -128,21 +138,59 @@ def run_job(job: Job, fresh: bool = False, progress: bool = True) -> Outcome:
     return Outcome(job, run_id, status, out if out.is_file() else None, time.time() - started, error)
 
 
-def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, echo=print) -> list[Outcome]:
+def _execute_in_worker(job: Job, run_id: str, delay: float, gpus) -> Outcome:
+    time.sleep(delay)  # staggered kernel starts: parallel starts race for ports
+    return execute(job, run_id, progress=False, gpus=gpus)
+
+
+def _describe(outcome: Outcome) -> str:
+    return (f"    {outcome.job.name}: {outcome.status} run {outcome.run_id}"
+            + (f" in {outcome.seconds:.0f}s" if outcome.seconds else "")
+            + (f": {outcome.error}" if outcome.error else "")
+            + (f"\n    notebook {outcome.notebook}" if outcome.notebook else ""))
+
+
+def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers: int = 1,
+            echo=print) -> list[Outcome]:
+    """Every job, one after another or `workers` at a time (processes; one GPU each where
+    there are GPUs). Runs are created here, before any kernel starts, so the store sees one
+    writer at a time while it is set up."""
     # the kernels inherit where the lab lives, wherever their notebook's folder is
     os.environ["LABKIT_ROOT"] = str(project_root())
     os.environ["LABKIT_RUNS"] = str(runs_dir())
-    c = track.client()  # creates the store once, before any kernel touches it
+    c = track.client()
     for exp in sorted({j.params["experiment"] for j in jobs}):
         track.experiment_id(c, exp)
-    outcomes = []
-    for i, job in enumerate(jobs, 1):
-        echo(f"[{i}/{len(jobs)}] {job.name}: {job.notebook.name} (seed {job.params['seed']})")
-        outcome = run_job(job, fresh=fresh, progress=progress)
-        echo(f"    {outcome.status} run {outcome.run_id}" + (f" in {outcome.seconds:.0f}s" if outcome.seconds else "")
-             + (f": {outcome.error}" if outcome.error else "")
-             + (f"\n    notebook {outcome.notebook}" if outcome.notebook else ""))
-        outcomes.append(outcome)
+    outcomes, todo = [], []
+    for job in jobs:
+        run_id, finished = prepare(job, fresh)
+        if finished:
+            outcomes.append(Outcome(job, run_id, "SKIPPED", None, 0.0, "finished before; --fresh runs it again"))
+            echo(_describe(outcomes[-1]))
+        else:
+            todo.append((job, run_id))
+    if workers <= 1:
+        for i, (job, run_id) in enumerate(todo, 1):
+            echo(f"[{i}/{len(todo)}] {job.name}: {job.notebook.name} (seed {job.params['seed']})")
+            outcomes.append(execute(job, run_id, progress))
+            echo(_describe(outcomes[-1]))
+        return outcomes
+    import multiprocessing
+    import torch
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    ctx = multiprocessing.get_context("spawn")
+    gpus = None
+    if torch.cuda.is_available():
+        gpus = ctx.Manager().Queue()
+        for gpu in range(torch.cuda.device_count()):
+            gpus.put(gpu)
+    echo(f"running {len(todo)} job(s), {workers} at a time")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        futures = [pool.submit(_execute_in_worker, job, run_id, 3.0 * i if i < workers else 0.0, gpus)
+                   for i, (job, run_id) in enumerate(todo)]
+        for future in as_completed(futures):
+            outcomes.append(future.result())
+            echo(_describe(outcomes[-1]))
     return outcomes
 
 

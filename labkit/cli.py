@@ -14,7 +14,7 @@ DEMO_EXPERIMENT = "demo"
 DEMO_OVERRIDES = ["experiment=demo", "data_root=", "synthetic_count=48", "image_size=64", "ngf=32", "ndf=32",
                   "batch_size=4", "n_epochs=10", "n_epochs_decay=10", "eval_every=5", "log_every=5",
                   "fid_backbone=auto", "device=auto"]
-DEMO_PARAMS = ["params/baseline.yaml"]
+DEMO_PARAMS = ["params/baseline.yaml", "params/glad.yaml", "params/local.yaml", "params/local_glad.yaml"]
 
 
 def ui_command() -> str:
@@ -31,7 +31,7 @@ def cmd_synth(args) -> int:
 def cmd_ablate(args) -> int:
     from . import ablate
     jobs = ablate.plan(args.params, seeds=args.seeds, overrides=args.set or [])
-    outcomes = ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress)
+    outcomes = ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress, workers=args.workers)
     print("\n" + ablate.summary(outcomes))
     return 1 if any(o.status == "FAILED" for o in outcomes) else 0
 
@@ -97,6 +97,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, help="run each file with seeds seed, seed+1, ... (N of them)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter in every file")
     s.add_argument("--fresh", action="store_true", help="start new runs even where these params ran before")
+    s.add_argument("--workers", type=int, default=1,
+                   help="notebooks executed at a time (processes; one GPU each when there are GPUs)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_ablate)
 

@@ -15,8 +15,11 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from . import track, viz
+from .config import from_logged_params
+from .train.pix2pix import loss_formula
 from .paths import runs_dir
 
 SMOKE_BANNER = ("!! SMOKE NUMBERS: FID below comes from a random-init Inception (no weights on this machine).\n"
@@ -50,7 +53,9 @@ def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
         fid, fid_std = _mean_std(group.get("metrics.fid_last", pd.Series(dtype=float)))
         mean_fid, mean_fid_std = _mean_std(group.get("metrics.fid_mean", pd.Series(dtype=float)))
         kid, kid_std = _mean_std(group.get("metrics.kid_last", pd.Series(dtype=float)))
-        rows.append(dict(backbone=backbone, ablation=ablation, runs=len(group),
+        cfg = from_logged_params({k[len("params."):]: v for k, v in group.iloc[0].items()
+                                  if k.startswith("params.") and isinstance(v, str)})
+        rows.append(dict(backbone=backbone, ablation=ablation, loss=loss_formula(cfg), runs=len(group),
                          seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
                          fid=fid, fid_std=fid_std, mean_fid=mean_fid, mean_fid_std=mean_fid_std,
                          fid_best=float(group["metrics.fid_best"].min()), kid=kid, kid_std=kid_std,
@@ -77,7 +82,9 @@ def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
             out.loc[i, "delta_vs_baseline"] = row["fid"] - b["fid"]
             if row["ablation"] == baseline:
                 continue
-            spread = np.nanmax([row["fid_std"], b["fid_std"]]) if row["runs"] > 1 and b["runs"] > 1 else np.nan
+            # the larger seed-to-seed std of the two (of the side that has seeds, when one has one run)
+            stds = [v for v in (row["fid_std"], b["fid_std"]) if not np.isnan(v)]
+            spread = max(stds) if stds else np.nan
             out.loc[i, "beyond_seed_spread"] = ("n/a (1 seed)" if np.isnan(spread)
                                                 else "yes" if abs(row["fid"] - b["fid"]) > spread else "no")
     order = {baseline: 0}
@@ -93,7 +100,7 @@ def _pm(mean: float, std: float, digits: int = 2) -> str:
 
 def to_markdown(t: pd.DataFrame, experiment: str) -> str:
     subsets = [c.split("/", 1)[1] for c in t.columns if c.startswith("fid/")]
-    header = ["ablation", "FID backbone", "runs", "seeds", "FID (last)", "mean FID", "best FID", "KID",
+    header = ["ablation", "loss", "FID backbone", "runs", "seeds", "FID (last)", "mean FID", "best FID", "KID",
               "N real / fake", *[f"{s}: FID · KID" for s in subsets], "Δ vs baseline", "beyond seed spread"]
     lines = [f"# FID table: experiment `{experiment}` ({dt.datetime.now():%Y-%m-%d %H:%M})", ""]
     if (t["backbone"] != "inception").any():
@@ -102,7 +109,7 @@ def to_markdown(t: pd.DataFrame, experiment: str) -> str:
     for _, r in t.iterrows():
         backbone = r["backbone"] if r["backbone"] == "inception" else f"**{r['backbone']} (smoke)**"
         lines.append("| " + " | ".join([
-            r["ablation"], backbone, str(r["runs"]), r["seeds"], _pm(r["fid"], r["fid_std"]),
+            r["ablation"], r["loss"], backbone, str(r["runs"]), r["seeds"], _pm(r["fid"], r["fid_std"]),
             _pm(r["mean_fid"], r["mean_fid_std"]), f"{r['fid_best']:.2f}", _pm(r["kid"], r["kid_std"], 4),
             f"{r['n_real']} / {r['n_fake']}",
             *[f"{r[f'fid/{s}']:.2f} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})" for s in subsets],
@@ -132,27 +139,72 @@ def fid_curves_figure(runs: pd.DataFrame):
     return viz.fid_curves(curves, title="FID over training, mean over seeds")
 
 
+def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baseline") -> np.ndarray | None:
+    """photo | real sketch | each ablation's final model, on the same test faces: one finished
+    run per ablation (lowest seed), from its last checkpoint. Ablations trained on other data or
+    at another size than the baseline are left out; None when no checkpoints are here."""
+    import torch
+    from .data import load_faces
+    from .paths import checkpoint_dir
+    from .train.loop import fixed_samples
+    from .train.pix2pix import Pix2Pix
+    done = runs[runs["status"] == "FINISHED"].sort_values("params.seed")
+    picked = {}
+    for ablation, group in done.groupby(f"tags.{track.ABLATION_TAG}", sort=False):
+        for _, row in group.iterrows():
+            if (checkpoint_dir(row["run_id"]) / "last.pt").is_file():
+                picked[ablation] = row
+                break
+    if not picked:
+        return None
+    order = sorted(picked, key=lambda a: (a != baseline, a))
+    first = picked[order[0]]
+    same = ("tags.labkit.data.fingerprint", "params.image_size", "params.sketch_channels")
+    order = [a for a in order if all(picked[a][k] == first[k] for k in same)]
+    cfgs = {a: from_logged_params({k[len("params."):]: v for k, v in picked[a].items()
+                                   if k.startswith("params.") and isinstance(v, str)}) for a in order}
+    data = load_faces(cfgs[order[0]], progress=False)
+    samples = fixed_samples(data.test, n)
+    columns, titles = [samples["photo"], samples["sketch"]], ["photo", "real sketch"]
+    for ablation in order:
+        model = Pix2Pix(cfgs[ablation], torch.device("cpu"))
+        state = torch.load(checkpoint_dir(picked[ablation]["run_id"]) / "last.pt", map_location="cpu",
+                           weights_only=False)
+        model.load_state_dict(state["model"])
+        columns.append(model.generate(samples["photo"], samples["landmarks"], samples["mask"]))
+        titles.append(ablation)
+    return viz.titled(viz.sample_grid(columns), titles)
+
+
 def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = True) -> tuple[str, pd.DataFrame]:
-    """The table as Markdown (also written as .md / .csv under runs/compare/ and logged to MLflow)."""
+    """The table as Markdown, written with the FID curves and the side-by-side samples under
+    runs/compare/ (experiment.md / .csv / -fid.png / -samples.png) and logged to MLflow."""
     runs = collect(experiment)
     t = table(runs)
     if t.empty:
         return f"No finished runs in experiment '{experiment}' yet: run `labkit ablate params/....yaml` first.\n", t
-    text = to_markdown(t, experiment)
     out_dir = Path(out_dir) if out_dir else runs_dir() / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, csv = out_dir / f"{experiment}.md", out_dir / f"{experiment}.csv"
-    md.write_text(text, encoding="utf-8")
-    t.to_csv(csv, index=False)
+    files = {"md": out_dir / f"{experiment}.md", "csv": out_dir / f"{experiment}.csv",
+             "curves": out_dir / f"{experiment}-fid.png", "samples": out_dir / f"{experiment}-samples.png"}
+    fig = fid_curves_figure(runs)
+    fig.savefig(files["curves"], dpi=120)
+    plt.close(fig)
+    grid = cross_ablation_grid(runs)
+    if grid is not None:
+        Image.fromarray(grid).save(files["samples"])
+    text = to_markdown(t, experiment) + "\n" + "\n".join(
+        f"{what}: {path}" for what, path in (("FID curves", files["curves"]), ("samples side by side", files["samples"]))
+        if path.is_file()) + "\n"
+    files["md"].write_text(text, encoding="utf-8")
+    t.to_csv(files["csv"], index=False)
     if log:
         c = track.client()
         run_id = c.create_run(track.experiment_id(c, experiment), run_name=f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}",
                               tags={track.KIND_TAG: "compare"}).info.run_id
         c.log_table(run_id, t, "fid_table.json")
-        c.log_artifact(run_id, str(md))
-        c.log_artifact(run_id, str(csv))
-        fig = fid_curves_figure(runs)
-        c.log_figure(run_id, fig, "fid_curves.png")
-        plt.close(fig)
+        for path in files.values():
+            if path.is_file():
+                c.log_artifact(run_id, str(path))
         c.set_terminated(run_id, "FINISHED")
     return text, t

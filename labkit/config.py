@@ -42,6 +42,16 @@ class SketchConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     lambda_l1: float = 100.0
+    # +glad: generalized gradient loss (labkit.losses.glad)
+    lambda_glad: float = field(default=0.0, metadata={"help": "0 = off; 100 in the user's +glad"})
+    glad_mode: str = field(default="components", metadata={"help": "components | magnitude"})
+    glad_norm: str = field(default="l1", metadata={"help": "l1 | l2"})
+    # +local: APDrawingGAN-style part networks (labkit.models.local)
+    local: bool = False
+    lambda_local: float = field(default=25.0, metadata={"help": "weight of the parts' L1"})
+    local_gan_weight: float = field(default=0.25, metadata={"help": "weight of each part's adversarial loss"})
+    local_hair_background: bool = field(default=False, metadata={"help": "hair and background nets (needs masks)"})
+    ngf_local: int = 32
     # evaluation and logging
     eval_every: int = field(default=5, metadata={"help": "epochs between FID evaluations"})
     log_every: int = field(default=10, metadata={"help": "iterations between loss logs"})
@@ -57,6 +67,8 @@ class SketchConfig:
     CHOICES: typing.ClassVar[dict[str, tuple[str, ...]]] = {
         "fid_backbone": ("inception", "random-init", "auto"),
         "sketch_channels": (1, 3),
+        "glad_mode": ("components", "magnitude"),
+        "glad_norm": ("l1", "l2"),
     }
 
     def __post_init__(self):
@@ -66,7 +78,7 @@ class SketchConfig:
                 problems.append(f"{name}={getattr(self, name)!r} is not one of {list(allowed)}")
         if self.image_size < 32 or self.image_size & (self.image_size - 1):
             problems.append(f"image_size={self.image_size} must be a power of two >= 32 (the U-Net halves it to 1)")
-        for name in ("batch_size", "n_epochs", "eval_every", "log_every", "fid_batch_size", "ngf", "ndf"):
+        for name in ("batch_size", "n_epochs", "eval_every", "log_every", "fid_batch_size", "ngf", "ndf", "ngf_local"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         if self.n_epochs_decay < 0:
@@ -139,6 +151,13 @@ def from_dict(params: dict, source: str = "parameters", schema=SketchConfig):
         return schema(**values)
     except ParamError as exc:
         raise ParamError(f"{source}: {exc}") from None
+
+
+def from_logged_params(logged: dict[str, str], schema=SketchConfig):
+    """A config back from an MLflow run's params (all logged as strings)."""
+    hints = typing.get_type_hints(schema)
+    values = {k: v if hints[k] is str else yaml.safe_load(v) for k, v in logged.items() if k in hints}
+    return from_dict(values, source="logged params", schema=schema)
 
 
 def read_params_file(path: str | Path) -> dict:

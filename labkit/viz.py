@@ -25,6 +25,18 @@ def sample_grid(columns: list[torch.Tensor], gap: int = 2) -> np.ndarray:
     return grid
 
 
+def titled(grid: np.ndarray, titles: list[str], header: int = 16) -> np.ndarray:
+    """A grid from sample_grid with a title over each column."""
+    from PIL import Image, ImageDraw
+    width = (grid.shape[1] + 2) // len(titles)  # tiles are evenly spaced, gap included
+    img = Image.new("RGB", (grid.shape[1], grid.shape[0] + header), (255, 255, 255))
+    img.paste(Image.fromarray(grid), (0, header))
+    draw = ImageDraw.Draw(img)
+    for i, title in enumerate(titles):
+        draw.text((i * width + 2, 2), title, fill=(0, 0, 0))
+    return np.asarray(img)
+
+
 def figure_to_array(fig) -> np.ndarray:
     fig.canvas.draw()
     arr = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
@@ -69,3 +81,60 @@ def show(image: np.ndarray, title: str = "", width: float = 8.0):
     ax.set_title(title)
     ax.axis("off")
     plt.show()
+
+
+def _gray(t: torch.Tensor) -> np.ndarray:
+    return ((t.float().mean(0) + 1) / 2).clamp(0, 1).cpu().numpy()
+
+
+def glad_views(fake: torch.Tensor, real: torch.Tensor, names: list[str]) -> np.ndarray:
+    """Per face: real and generated sketch, their gradient magnitudes over the four directions
+    glad compares, and where the gradients disagree (the glad error, per pixel)."""
+    from .losses import directional_gradients, luminance
+    gf, gr = directional_gradients(luminance(fake.float())), directional_gradients(luminance(real.float()))
+    mag = lambda grads: torch.sqrt(sum(g * g for g in grads))[:, 0]  # noqa: E731
+    err = (sum((a - b).abs() for a, b in zip(gf, gr)) / len(gf))[:, 0]
+    cols = [("real sketch", lambda i: _gray(real[i]), "gray", 0, 1),
+            ("generated", lambda i: _gray(fake[i]), "gray", 0, 1),
+            ("|∇ real|", lambda i: mag(gr)[i].numpy(), "magma", 0, None),
+            ("|∇ generated|", lambda i: mag(gf)[i].numpy(), "magma", 0, None),
+            ("glad error", lambda i: err[i].numpy(), "inferno", 0, None)]
+    n = len(fake)
+    fig, axes = plt.subplots(n, len(cols), figsize=(2.1 * len(cols), 2.2 * n), squeeze=False, constrained_layout=True)
+    vmax = float(max(mag(gr).max(), mag(gf).max()))
+    emax = float(err.max()) or 1.0
+    for i in range(n):
+        for j, (title, get, cmap, vmin, top) in enumerate(cols):
+            ax = axes[i][j]
+            im = ax.imshow(get(i), cmap=cmap, vmin=vmin, vmax=top if top is not None else (emax if j == 4 else vmax))
+            ax.set_title(f"{names[i]}\n{title}" if j == 0 else title, fontsize=8)
+            ax.axis("off")
+        fig.colorbar(im, ax=axes[i][-1], shrink=0.8)
+    return figure_to_array(fig)
+
+
+def local_views(pieces: dict, photos: torch.Tensor, names: list[str]) -> np.ndarray:
+    """Per face: the photo with its part boxes, each part network's output, the composite of
+    the parts, the global output and the fused result."""
+    from matplotlib.patches import Rectangle
+    parts = list(pieces["parts"])
+    n = len(photos)
+    ncols = 4 + len(parts)
+    fig, axes = plt.subplots(n, ncols, figsize=(1.9 * ncols, 2.1 * n), squeeze=False, constrained_layout=True)
+    for i in range(n):
+        row = axes[i]
+        row[0].imshow(to_rgb_uint8(photos[i:i + 1])[0])
+        for p in parts:
+            x, y, w, h = pieces["boxes"][p][i]
+            row[0].add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="yellow", linewidth=1))
+        row[0].set_title(f"{names[i]}\nphoto + parts", fontsize=8)
+        for j, p in enumerate(parts, start=1):
+            row[j].imshow(_gray(pieces["parts"][p][i]), cmap="gray", vmin=0, vmax=1)
+            row[j].set_title(p, fontsize=8)
+        for j, (key, title) in enumerate([("composite", "parts composite"), ("global_out", "global U-Net"),
+                                          ("fake", "fused")], start=1 + len(parts)):
+            row[j].imshow(_gray(pieces[key][i]), cmap="gray", vmin=0, vmax=1)
+            row[j].set_title(title, fontsize=8)
+        for ax in row:
+            ax.axis("off")
+    return figure_to_array(fig)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import nbformat
+import numpy as np
+from PIL import Image
 import yaml
 
 from labkit import cli, track
@@ -73,14 +75,14 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     assert cli.main(["compare", "--experiment", "t"]) == 0
     table = capsys.readouterr().out
     assert SMOKE_BANNER.splitlines()[0] in table
-    assert "| baseline | **random-init (smoke)** | 1 | 0 |" in table
+    assert "| baseline | GAN + 100·L1 | **random-init (smoke)** | 1 | 0 |" in table
     assert "1 run(s) not finished" in table
     assert "| ar: FID · KID | cuhk: FID · KID | xm2vts: FID · KID |" in table and "(N 2)" in table
     assert (lab / "compare" / "t.md").is_file() and (lab / "compare" / "t.csv").is_file()
     compare_runs = c.search_runs([c.get_experiment_by_name("t").experiment_id],
                                  f"tags.`{track.KIND_TAG}` = 'compare'")
     artifacts = {a.path for a in c.list_artifacts(compare_runs[0].info.run_id)}
-    assert {"fid_table.json", "t.md", "t.csv", "fid_curves.png"} <= artifacts
+    assert {"fid_table.json", "t.md", "t.csv", "t-fid.png", "t-samples.png"} <= artifacts
 
 
 def test_plain_papermill_runs_the_notebook(lab, tmp_path):
@@ -92,3 +94,29 @@ def test_plain_papermill_runs_the_notebook(lab, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     runs = _runs("plain")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "fid" in runs[0].data.metrics
+
+
+def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, capsys):
+    files = [_params(tmp_path, "base", experiment="abl", ablation="baseline"),
+             _params(tmp_path, "glad", experiment="abl", ablation="glad", lambda_glad=100.0),
+             _params(tmp_path, "local_glad", experiment="abl", ablation="local_glad", local=True, lambda_glad=100.0)]
+    assert cli.main(["ablate", *map(str, files[1:]), "--seeds", "2", "--workers", "2", "--no-progress"]) == 0
+    assert cli.main(["ablate", str(files[0]), "--no-progress"]) == 0
+    runs = _runs("abl")
+    assert sorted(r.info.run_name for r in runs) == ["base", "glad-s0", "glad-s1", "local_glad-s0", "local_glad-s1"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    c = track.client()
+    by_name = {r.info.run_name: r.info.run_id for r in runs}
+    images = [a.path for a in c.list_artifacts(by_name["local_glad-s1"], "images")]
+    assert any("local_views" in p for p in images) and any("glad_views" in p for p in images)
+    capsys.readouterr()
+
+    assert cli.main(["compare", "--experiment", "abl"]) == 0
+    table = capsys.readouterr().out
+    assert "| glad | GAN + 100·L1 + 100·glad | **random-init (smoke)** | 2 | 0,1 |" in table
+    assert "| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_part + 0.25·Σ GAN_part |" in table
+    glad_row = next(line for line in table.splitlines() if line.startswith("| glad |"))
+    assert " ± " in glad_row and glad_row.rstrip(" |").split("| ")[-1] in ("yes", "no")
+    grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
+    # 4 faces x (photo | real | baseline | glad | local_glad), 32 px tiles, 2 px gaps, 16 px of titles
+    assert grid.shape == (16 + 4 * 32 + 3 * 2, 5 * 32 + 4 * 2, 3)

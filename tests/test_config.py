@@ -51,13 +51,17 @@ def test_override_values_are_read_as_yaml():
         parse_override("n_epochs")
 
 
-def test_notebook_parameters_match_the_schema():
-    """The notebook's parameters cell declares every config field with the same default."""
-    declared = papermill.inspect_notebook(str(ROOT / "notebooks" / "baseline.ipynb"))
+@pytest.mark.parametrize("notebook", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_notebook_parameters_match_the_schema(notebook):
+    """Each notebook's parameters cell declares every config field, with the schema's default
+    or the value its ablation's params file gives (so it runs as that ablation interactively)."""
+    declared = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"))
     defaults = {f.name: f.default for f in dataclasses.fields(SketchConfig)}
+    ablation = read_params_file(ROOT / "params" / f"{notebook}.yaml")
     assert set(declared) == set(defaults)
+    assert eval(declared["ablation"]["default"]) == notebook
     for name, info in declared.items():
-        assert eval(info["default"]) == defaults[name], name
+        assert eval(info["default"]) in (defaults[name], ablation.get(name, defaults[name])), name
 
 
 def test_every_params_file_is_valid():

@@ -58,7 +58,7 @@ def test_part_boxes_have_apdrawinggan_sizes_and_stay_inside():
     assert boxes["left_eye"] == (72, 86, 56, 40)  # centred 4 px above the eye
     assert boxes["nose"] == (104, 116, 48, 48) and boxes["mouth"] == (96, 150, 64, 40)
     small = part_boxes(lm / 4, 64)
-    assert small["mouth"][2:] == (16, 10)
+    assert small["mouth"][2:] == (16, 8) and small["left_eye"][2:] == (16, 8)  # multiples of 4
     edge = part_boxes(np.array([[2.0, 2], [250, 2], [128, 128], [3, 253], [252, 253]]), 256)
     for x0, y0, w, h in edge.values():
         assert 0 <= x0 <= 256 - w and 0 <= y0 <= 256 - h

@@ -81,3 +81,32 @@ def test_non_finite_loss_stops_with_a_clear_error(lab, tiny_cfg, monkeypatch):
     with pytest.raises(NonFiniteLoss, match=r"loss_G=nan.*epoch 1, step 1"):
         fit(cfg, load_faces(cfg, progress=False), run, progress=False)
     assert run.client.get_run(run.run_id).info.status == "FAILED"
+
+
+@pytest.mark.parametrize("ablation,extra,terms", [
+    ("glad", dict(lambda_glad=100.0), {"loss_G_glad"}),
+    ("local", dict(local=True), {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
+    ("local_glad", dict(local=True, lambda_glad=100.0, local_hair_background=True),
+     {"loss_G_glad", "loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
+])
+def test_each_ablation_trains_with_its_loss_terms(lab, tiny_cfg, ablation, extra, terms):
+    cfg = tiny_cfg(ablation=ablation, n_epochs_decay=0, **extra)
+    run, result = _train(cfg)
+    logged = set(run.client.get_run(run.run_id).data.metrics)
+    assert terms <= logged and {"loss_G_GAN", "loss_G_L1", "fid"} <= logged
+    missing = {"loss_G_glad", "loss_G_local"} - terms
+    assert not (missing & logged)  # terms of other ablations stay out
+    pieces = result.sample_outputs(pieces=True)
+    assert pieces["fake"].shape == result.samples["sketch"].shape
+    if cfg.local:
+        assert set(pieces["parts"]) == {"left_eye", "right_eye", "nose", "mouth"}
+
+
+def test_local_without_landmarks_is_refused_before_training(lab, tiny_cfg, tmp_path):
+    from labkit.data import DataError, write_synthetic_set
+    root = write_synthetic_set(tmp_path / "faces", count=8, progress=False)
+    (root / "landmarks.csv").unlink()
+    cfg = tiny_cfg(local=True, data_root=str(root))
+    run = track.open_run(cfg)
+    with pytest.raises(DataError, match=r"need landmarks for every face; 8 have none.*labkit landmarks"):
+        fit(cfg, load_faces(cfg, progress=False), run, progress=False)

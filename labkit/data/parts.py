@@ -1,8 +1,9 @@
 """Face part boxes around the 5 landmarks, at APDrawingGAN's sizes.
 
 At 256 px: eyes 40 x 56 (height x width) centred 4 px above the eye landmark, nose 48 x 48 on
-the nose tip, mouth 40 x 64 on the midpoint of the mouth corners; all scale with size / 256.
-Boxes are clamped inside the image so a crop always has the full size.
+the nose tip, mouth 40 x 64 on the midpoint of the mouth corners; all scale with size / 256,
+rounded to multiples of 4 (at least 8) so a part U-Net can halve them twice. Boxes are
+clamped inside the image so a crop always has the full size.
 """
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def part_centres(landmarks: np.ndarray, scale: float = 1.0) -> dict[str, np.ndar
     return {"left_eye": lm[0] + up, "right_eye": lm[1] + up, "nose": lm[2], "mouth": (lm[3] + lm[4]) / 2}
 
 
+def part_size(part: str, size: int) -> tuple[int, int]:
+    """(height, width) of a part's crop on a size x size canvas."""
+    return tuple(max(8, 4 * round(v * size / 256 / 4)) for v in PART_SIZES[part])
+
+
 def part_boxes(landmarks: np.ndarray, size: int, width: int | None = None,
                height: int | None = None) -> dict[str, tuple[int, int, int, int]]:
     """{part: (x0, y0, w, h)} on an image of width x height (default size x size) whose parts
@@ -26,7 +32,7 @@ def part_boxes(landmarks: np.ndarray, size: int, width: int | None = None,
     width, height = width or size, height or size
     boxes = {}
     for part, centre in part_centres(landmarks, scale).items():
-        h, w = (max(1, round(v * scale)) for v in PART_SIZES[part])
+        h, w = part_size(part, size)
         x0 = int(np.clip(round(centre[0] - w / 2), 0, max(0, width - w)))
         y0 = int(np.clip(round(centre[1] - h / 2), 0, max(0, height - h)))
         boxes[part] = (x0, y0, w, h)

@@ -45,18 +45,24 @@ class UnetBlock(nn.Module):
 
 
 class UnetGenerator(nn.Module):
-    def __init__(self, input_nc: int, output_nc: int, image_size: int, ngf: int = 64):
+    """A U-Net of `num_downs` levels (default log2(image_size): down to 1 x 1). Level k halves
+    the size into ngf * min(2^k, 8) channels; levels 4 .. num_downs - 2 carry dropout. Any input
+    whose sides divide by 2^num_downs works (the part networks use rectangles)."""
+
+    def __init__(self, input_nc: int, output_nc: int, image_size: int | None = None, ngf: int = 64,
+                 num_downs: int | None = None):
         super().__init__()
-        num_downs = int(math.log2(image_size))
-        if 2 ** num_downs != image_size or num_downs < 5:
-            raise ValueError(f"image_size {image_size} must be a power of two >= 32")
-        block = UnetBlock(ngf * 8, ngf * 8, innermost=True)
-        for _ in range(num_downs - 5):
-            block = UnetBlock(ngf * 8, ngf * 8, submodule=block, dropout=True)
-        block = UnetBlock(ngf * 4, ngf * 8, submodule=block)
-        block = UnetBlock(ngf * 2, ngf * 4, submodule=block)
-        block = UnetBlock(ngf, ngf * 2, submodule=block)
-        self.model = UnetBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True)
+        if num_downs is None:
+            num_downs = int(math.log2(image_size)) if image_size else 0
+            if 2 ** num_downs != image_size or num_downs < 5:
+                raise ValueError(f"image_size {image_size} must be a power of two >= 32")
+        if num_downs < 2:
+            raise ValueError("a U-Net needs at least 2 levels")
+        inner = [ngf * min(2 ** k, 8) for k in range(num_downs)]
+        block = UnetBlock(inner[-2], inner[-1], innermost=True)
+        for k in range(num_downs - 2, 0, -1):
+            block = UnetBlock(inner[k - 1], inner[k], submodule=block, dropout=4 <= k <= num_downs - 2)
+        self.model = UnetBlock(output_nc, inner[0], input_nc=input_nc, submodule=block, outermost=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

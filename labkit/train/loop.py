@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import viz
+from ..data import DataError
 from ..metrics import FidEvaluator, load_backbone
 from ..paths import checkpoint_dir
 from ..provenance import device_description, pick_device
@@ -50,6 +51,11 @@ class FitResult:
     def fid_mean(self) -> float:
         return float(np.mean([e.fid for e in self.history]))
 
+    def sample_outputs(self, pieces: bool = False):
+        """The final model's output on the fixed test faces (every piece of it with pieces)."""
+        s = self.samples
+        return self.model.generate(s["photo"], s["landmarks"], s["mask"], pieces=pieces)
+
 
 def summary_metrics(history: list[Evaluation]) -> dict[str, float]:
     """What the runs table compares: the table shows only a metric's last value."""
@@ -64,11 +70,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _fixed_samples(test, n: int) -> dict:
+def stack_items(items: list[dict]) -> dict:
+    """Test items as batched tensors (photo, sketch, landmarks, mask) plus their names."""
+    out = {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in ("photo", "sketch", "landmarks", "mask")}
+    out["names"] = [it["name"] for it in items]
+    return out
+
+
+def fixed_samples(test, n: int) -> dict:
     """n test faces spread over the test set (so over its subsets), the same at every evaluation."""
-    items = [test[int(i)] for i in np.unique(np.linspace(0, len(test) - 1, min(n, len(test))).round())]
-    return {"photo": torch.stack([it["photo"] for it in items]), "sketch": torch.stack([it["sketch"] for it in items]),
-            "names": [it["name"] for it in items]}
+    return stack_items([test.items[int(i)] for i in np.unique(np.linspace(0, len(test) - 1, min(n, len(test))).round())])
+
+
+def _require_landmarks(data) -> None:
+    missing = [p.name for ds in (data.train, data.test) for p in ds.pairs if p.landmarks is None]
+    if missing:
+        raise DataError(f"{data.root}: the local networks need landmarks for every face; {len(missing)} have none "
+                        f"({', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}). Run `labkit landmarks "
+                        f"{data.root}` or add their points to landmarks_manual.csv.")
 
 
 def fit(cfg, data, run, progress: bool = True) -> FitResult:
@@ -86,6 +105,8 @@ def fit(cfg, data, run, progress: bool = True) -> FitResult:
 
 def _fit(cfg, data, run, progress: bool) -> FitResult:
     device = pick_device(cfg.device)
+    if cfg.local:
+        _require_landmarks(data)
     # the FID backbone first: a missing weights file stops the run before any training, and
     # building it (it draws random numbers) before seeding keeps training independent of it
     backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device)
@@ -105,9 +126,8 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
         set_rng_state(state["rng"])
         print(f"resuming run {run.run_id} after epoch {start_epoch} (step {step})")
 
-    test_sketches = torch.stack([it["sketch"] for it in data.test.items])
-    test_photos = torch.stack([it["photo"] for it in data.test.items])
-    evaluator = FidEvaluator(test_sketches, backbone, data.fingerprint, subsets=[p.subset for p in data.test.pairs],
+    test = stack_items(data.test.items)
+    evaluator = FidEvaluator(test["sketch"], backbone, data.fingerprint, subsets=[p.subset for p in data.test.pairs],
                              batch_size=cfg.fid_batch_size)
     run.set_tags({**evaluator.provenance(), "labkit.device": device_description(device),
                   "labkit.data.fingerprint": data.fingerprint, "labkit.data.root": str(data.root),
@@ -116,7 +136,7 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
     if not backbone.is_real:
         print("!" * 78 + "\n!! FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones.\n"
               + "!" * 78)
-    fixed = _fixed_samples(data.test, cfg.grid_samples)
+    fixed = fixed_samples(data.test, cfg.grid_samples)
     result = FitResult(model=model, history=history, checkpoint=checkpoints.path, backbone=backbone.name,
                        resumed_from=start_epoch, samples=fixed)
 
@@ -145,14 +165,14 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
         model.end_epoch()
 
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.total_epochs:
-            fakes = model.generate(test_photos, cfg.fid_batch_size)
+            fakes = model.generate(test["photo"], test["landmarks"], test["mask"], cfg.fid_batch_size)
             scores = evaluator.evaluate(fakes)
             history.append(Evaluation(epoch=epoch + 1, **scores))
             run.log_metrics({"fid": scores["fid"], "kid": scores["kid"],
                              **{f"{m}/{name}": v[m] for name, v in scores["per_subset"].items() for m in ("fid", "kid")}},
                             step=epoch + 1)
             run.log_metrics(summary_metrics(history))
-            shown = fakes[:len(fixed["photo"])]
+            shown = model.generate(fixed["photo"], fixed["landmarks"], fixed["mask"], cfg.fid_batch_size)
             result.last_grid = viz.sample_grid([fixed["photo"], fixed["sketch"], shown])
             result.last_heatmap = viz.error_heatmap(shown, fixed["sketch"], fixed["names"])
             run.log_image(result.last_grid, "samples", step=epoch + 1)
@@ -163,7 +183,7 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
         checkpoints.save({"model": model.state_dict(), "epoch": epoch + 1, "step": step,
                           "history": [e.__dict__ for e in history], "config": cfg.to_dict()})
     if result.last_grid is None:  # resumed a finished run: show its final model anyway
-        shown = model.generate(fixed["photo"], cfg.fid_batch_size)
+        shown = model.generate(fixed["photo"], fixed["landmarks"], fixed["mask"], cfg.fid_batch_size)
         result.last_grid = viz.sample_grid([fixed["photo"], fixed["sketch"], shown])
         result.last_heatmap = viz.error_heatmap(shown, fixed["sketch"], fixed["names"])
     return result

@@ -1,10 +1,18 @@
-"""The pix2pix model: its two networks, optimisers, schedules and one training step."""
+"""The pix2pix model and its ablations: networks, optimisers, schedules and one training step.
+
+baseline      G = GAN + lambda_L1 * L1
++glad         ... + lambda_glad * glad                     (lambda_glad > 0)
++local        ... + lambda_local * sum_parts L1(part, real part)
+                  + local_gan_weight * sum_parts GAN_part   (local = True)
+"""
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from ..losses import gan_loss, l1
+from ..losses import gan_loss, glad, l1
 from ..models import PatchDiscriminator, UnetGenerator, init_weights
+from ..models.local import FACE_PARTS, LocalGenerator, PartDiscriminators, crop
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -16,14 +24,33 @@ def linear_decay(n_epochs: int, n_epochs_decay: int):
     return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
+def loss_formula(cfg) -> str:
+    """The generator's objective with its weights, as the compare table prints it."""
+    terms = ["GAN", f"{cfg.lambda_l1:g}·L1"]
+    if cfg.lambda_glad > 0:
+        terms.append(f"{cfg.lambda_glad:g}·glad" + ("" if (cfg.glad_mode, cfg.glad_norm) == ("components", "l1")
+                                                    else f"({cfg.glad_mode}, {cfg.glad_norm})"))
+    if cfg.local:
+        terms += [f"{cfg.lambda_local:g}·Σ L1_part", f"{cfg.local_gan_weight:g}·Σ GAN_part"]
+    return " + ".join(terms)
+
+
 class Pix2Pix:
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device
-        self.G = init_weights(UnetGenerator(3, cfg.sketch_channels, cfg.image_size, cfg.ngf)).to(device)
-        self.D = init_weights(PatchDiscriminator(3 + cfg.sketch_channels, cfg.ndf)).to(device)
+        c = cfg.sketch_channels
+        if cfg.local:
+            self.G = LocalGenerator(3, c, cfg.image_size, cfg.ngf, cfg.ngf_local, cfg.local_hair_background)
+            self.D_parts = init_weights(PartDiscriminators(3 + c, cfg.image_size, cfg.ndf)).to(device)
+        else:
+            self.G = UnetGenerator(3, c, cfg.image_size, cfg.ngf)
+            self.D_parts = None
+        self.G = init_weights(self.G).to(device)
+        self.D = init_weights(PatchDiscriminator(3 + c, cfg.ndf)).to(device)
         betas = (cfg.beta1, 0.999)
+        d_params = list(self.D.parameters()) + (list(self.D_parts.parameters()) if self.D_parts else [])
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(d_params, lr=cfg.lr, betas=betas)
         rule = linear_decay(cfg.n_epochs, cfg.n_epochs_decay)
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, rule)
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, rule)
@@ -33,43 +60,82 @@ class Pix2Pix:
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp)
 
-    def generator_terms(self, photo, sketch, fake) -> dict[str, torch.Tensor]:
-        """The generator's loss terms, weighted; their sum is what it minimises."""
-        return {"G_GAN": gan_loss(self.D(torch.cat([photo, fake], 1)), True),
-                "G_L1": self.cfg.lambda_l1 * l1(fake, sketch)}
+    def _discriminators(self) -> list[nn.Module]:
+        return [self.D] + ([self.D_parts] if self.D_parts is not None else [])
+
+    def forward(self, photo, landmarks=None, mask=None) -> dict:
+        """{'fake': sketch} and, for +local, the global output, composite, parts and boxes."""
+        if self.cfg.local:
+            return self.G(photo, landmarks, mask)
+        return {"fake": self.G(photo)}
+
+    def _part_pairs(self, photo, sketch, boxes):
+        return {p: (crop(photo, boxes[p]), crop(sketch, boxes[p])) for p in FACE_PARTS}
 
     def train_step(self, batch: dict) -> dict[str, float]:
         photo = batch["photo"].to(self.device, non_blocking=True)
         sketch = batch["sketch"].to(self.device, non_blocking=True)
         self.G.train()
-        self.D.train()
+        for d in self._discriminators():
+            d.train()
+        mask = batch["mask"].to(self.device) if self.cfg.local_hair_background else None
         with self._autocast():
-            fake = self.G(photo)
-        # D step: real pairs vs generated pairs, loss halved (slows D relative to G)
+            out = self.forward(photo, batch.get("landmarks"), mask)
+        fake = out["fake"]
+        values = {}
+
+        # D step: real pairs vs generated pairs, each loss halved (slows D relative to G)
         self.opt_D.zero_grad(set_to_none=True)
         with self._autocast():
             d_fake = gan_loss(self.D(torch.cat([photo, fake.detach()], 1)), False)
             d_real = gan_loss(self.D(torch.cat([photo, sketch], 1)), True)
             loss_D = 0.5 * (d_fake + d_real)
+            values.update(loss_D_real=d_real, loss_D_fake=d_fake)
+            if self.D_parts is not None:
+                real_parts = self._part_pairs(photo, sketch, out["boxes"])
+                fake_parts = self._part_pairs(photo, fake.detach(), out["boxes"])
+                d_parts = sum(0.5 * (gan_loss(self.D_parts(p, torch.cat(fake_parts[p], 1)), False)
+                                     + gan_loss(self.D_parts(p, torch.cat(real_parts[p], 1)), True))
+                              for p in FACE_PARTS)
+                values["loss_D_parts"] = d_parts
+                loss_D = loss_D + d_parts
         self.scaler.scale(loss_D).backward()
         self.scaler.step(self.opt_D)
-        # G step with D frozen
-        self.D.requires_grad_(False)
+
+        # G step with the discriminators frozen
+        for d in self._discriminators():
+            d.requires_grad_(False)
         self.opt_G.zero_grad(set_to_none=True)
         with self._autocast():
-            terms = self.generator_terms(photo, sketch, fake)
+            terms = self.generator_terms(photo, sketch, out)
             loss_G = sum(terms.values())
         self.scaler.scale(loss_G).backward()
         self.scaler.step(self.opt_G)
         self.scaler.update()
-        self.D.requires_grad_(True)
-        values = {"loss_G": loss_G, **{f"loss_{k}": v for k, v in terms.items()},
-                  "loss_D": loss_D, "loss_D_real": d_real, "loss_D_fake": d_fake}
+        for d in self._discriminators():
+            d.requires_grad_(True)
+
+        values = {"loss_G": loss_G, **{f"loss_{k}": v for k, v in terms.items()}, "loss_D": loss_D, **values}
         values = {k: float(v.detach()) for k, v in values.items()}
         bad = [k for k, v in values.items() if not torch.isfinite(torch.tensor(v))]
         if bad:
             raise NonFiniteLoss(f"non-finite loss ({', '.join(f'{k}={values[k]}' for k in bad)})")
         return values
+
+    def generator_terms(self, photo, sketch, out: dict) -> dict[str, torch.Tensor]:
+        """The generator's loss terms, weighted; their sum is what it minimises."""
+        cfg, fake = self.cfg, out["fake"]
+        terms = {"G_GAN": gan_loss(self.D(torch.cat([photo, fake], 1)), True),
+                 "G_L1": cfg.lambda_l1 * l1(fake, sketch)}
+        if cfg.lambda_glad > 0:
+            terms["G_glad"] = cfg.lambda_glad * glad(fake.float(), sketch.float(), cfg.glad_mode, cfg.glad_norm)
+        if cfg.local:
+            boxes = out["boxes"]
+            terms["G_local"] = cfg.lambda_local * sum(l1(out["parts"][p], crop(sketch, boxes[p])) for p in FACE_PARTS)
+            fake_parts = self._part_pairs(photo, fake, boxes)
+            terms["G_GAN_parts"] = cfg.local_gan_weight * sum(
+                gan_loss(self.D_parts(p, torch.cat(fake_parts[p], 1)), True) for p in FACE_PARTS)
+        return terms
 
     def end_epoch(self) -> None:
         self.sched_G.step()
@@ -80,19 +146,29 @@ class Pix2Pix:
         return self.opt_G.param_groups[0]["lr"]
 
     @torch.no_grad()
-    def generate(self, photos: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-        """Sketches for photos (CPU tensor), in eval mode: deterministic, unlike pix2pix's test.py
-        default of train-mode dropout."""
+    def generate(self, photos: torch.Tensor, landmarks: torch.Tensor | None = None, masks: torch.Tensor | None = None,
+                 batch_size: int = 16, pieces: bool = False):
+        """Sketches for photos (CPU tensors), in eval mode: deterministic, unlike pix2pix's test.py
+        default of train-mode dropout. With pieces, the dict of every output (for the views)."""
         self.G.eval()
-        out = []
+        outs = []
         for start in range(0, len(photos), batch_size):
+            part = slice(start, start + batch_size)
+            mask = masks[part].to(self.device) if masks is not None and self.cfg.local_hair_background else None
             with self._autocast():
-                out.append(self.G(photos[start:start + batch_size].to(self.device)).float().cpu())
-        return torch.cat(out)
+                out = self.forward(photos[part].to(self.device), None if landmarks is None else landmarks[part], mask)
+            outs.append(out)
+        if not pieces:
+            return torch.cat([o["fake"].float().cpu() for o in outs])
+        merged = {k: torch.cat([o[k].float().cpu() for o in outs]) for k in outs[0] if k not in ("parts", "boxes")}
+        if "parts" in outs[0]:
+            merged["parts"] = {p: torch.cat([o["parts"][p].float().cpu() for o in outs]) for p in outs[0]["parts"]}
+            merged["boxes"] = {p: sum((o["boxes"][p] for o in outs), []) for p in outs[0]["boxes"]}
+        return merged
 
     def state_dict(self) -> dict:
-        return {name: getattr(self, name).state_dict()
-                for name in ("G", "D", "opt_G", "opt_D", "sched_G", "sched_D", "scaler")}
+        names = ["G", "D", "opt_G", "opt_D", "sched_G", "sched_D", "scaler"] + (["D_parts"] if self.D_parts else [])
+        return {name: getattr(self, name).state_dict() for name in names}
 
     def load_state_dict(self, state: dict) -> None:
         for name, value in state.items():
