@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,11 +29,19 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def _record(outcomes, command: str) -> None:
+    from . import lablog
+    entry = lablog.record_batch(outcomes, command)
+    print(f"lab log: added to {entry.path}")
+
+
 def cmd_ablate(args) -> int:
     from . import ablate
     jobs = ablate.plan(args.params, seeds=args.seeds, overrides=args.set or [])
     outcomes = ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress, workers=args.workers)
     print("\n" + ablate.summary(outcomes))
+    if not args.no_log:
+        _record(outcomes, "labkit ablate " + " ".join(args.argv))
     return 1 if any(o.status == "FAILED" for o in outcomes) else 0
 
 
@@ -58,6 +67,7 @@ def cmd_demo(args) -> int:
               "numbers, NOT comparable with real FID.\n" + "!" * 78 + "\n")
     outcomes = ablate.run_all(jobs, progress=not args.no_progress)
     print("\n" + ablate.summary(outcomes) + "\n")
+    _record(outcomes, "labkit demo")
     text, _ = compare(DEMO_EXPERIMENT)
     print(text)
     print(f"demo finished in {time.time() - started:.0f}s. Open the runs in MLflow:\n  {ui_command()}\n"
@@ -79,6 +89,36 @@ def cmd_landmarks(args) -> int:
     return 0
 
 
+def cmd_log(args) -> int:
+    from . import lablog
+    if args.log_command == "new":
+        entry, created = lablog.new(args.title, lablog.parse_date(args.date) if args.date else None)
+        print(f"{'created' if created else 'opened'} {entry.path}")
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if editor and sys.stdin.isatty() and not args.no_edit:
+            import shlex
+            import subprocess
+            subprocess.call([*shlex.split(editor), str(entry.path)])
+            lablog.sync_notes(lablog.read_entry(entry.path))
+    elif args.log_command == "add":
+        entry = lablog.add(args.text, args.section, lablog.parse_date(args.date) if args.date else None)
+        updated = lablog.sync_notes(entry)
+        print(f"added to {entry.path}" + (f" (note of {len(updated)} run(s) updated)" if updated else ""))
+    elif args.log_command == "show":
+        resolver = lablog.Resolver()
+        entries = lablog.select(lablog.parse_date(args.since) if args.since else None,
+                                lablog.parse_date(args.until) if args.until else None, args.ablation,
+                                args.oldest_first, resolver)
+        print(lablog.to_text(entries, resolver))
+        out = args.html or runs_dir() / "lablog.html"
+        Path(out).write_text(lablog.to_html(entries, resolver, images=not args.no_images), encoding="utf-8")
+        print(f"{len(entries)} entries; HTML page: {out}")
+    elif args.log_command == "import":
+        dates = lablog.import_journal(args.file, start_year=args.start_year)
+        print(f"imported {len(dates)} dated entries, {dates[0]} to {dates[-1]}, into {lablog.log_dir()}")
+    return 0
+
+
 def cmd_ui(args) -> int:
     import subprocess
     command = ui_command()
@@ -97,6 +137,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, help="run each file with seeds seed, seed+1, ... (N of them)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter in every file")
     s.add_argument("--fresh", action="store_true", help="start new runs even where these params ran before")
+    s.add_argument("--no-log", action="store_true", help="do not add the batch to today's lab log entry")
     s.add_argument("--workers", type=int, default=1,
                    help="notebooks executed at a time (processes; one GPU each when there are GPUs)")
     s.add_argument("--no-progress", action="store_true")
@@ -126,6 +167,28 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_landmarks)
 
+    s = sub.add_parser("log", help="the dated lab log: new, add, show, import")
+    s.set_defaults(func=cmd_log)
+    log = s.add_subparsers(dest="log_command", required=True)
+    x = log.add_parser("new", help="create (or open) today's entry")
+    x.add_argument("title", nargs="?", default="")
+    x.add_argument("--date", help="YYYY-MM-DD instead of today")
+    x.add_argument("--no-edit", action="store_true", help="do not open $EDITOR")
+    x = log.add_parser("add", help="append a line to a section of today's entry")
+    x.add_argument("text", help="the line; refer to runs as run:NAME or run:IDPREFIX")
+    x.add_argument("--section", default="actions", help="problems | causes | actions | ideas")
+    x.add_argument("--date", help="YYYY-MM-DD instead of today")
+    x = log.add_parser("show", help="print the log with runs resolved, and write it as one HTML page")
+    x.add_argument("--since", help="YYYY-MM-DD")
+    x.add_argument("--until", help="YYYY-MM-DD")
+    x.add_argument("--ablation", default="", help="only entries about this ablation")
+    x.add_argument("--oldest-first", action="store_true")
+    x.add_argument("--html", type=Path, help="where to write the page (default runs/lablog.html)")
+    x.add_argument("--no-images", action="store_true", help="do not embed the runs' last sample grids")
+    x = log.add_parser("import", help="read a free-form journal (## 9/24 headings) into dated entries")
+    x.add_argument("file", type=Path)
+    x.add_argument("--start-year", type=int, help="year of the first date (default: the latest not in the future)")
+
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
     s.add_argument("--print-only", action="store_true")
     s.set_defaults(func=cmd_ui)
@@ -133,11 +196,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    args.argv = argv[1:]
+    from .lablog import LabLogError
     try:
         return args.func(args)
     except ParamError as exc:
         print(f"labkit: refused, nothing was run:\n{exc}", file=sys.stderr)
+        return 2
+    except LabLogError as exc:
+        print(f"labkit log: {exc}", file=sys.stderr)
         return 2
 
 

@@ -18,6 +18,7 @@ def lab(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_RUNS", str(runs))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("LABKIT_LOG", str(tmp_path / "lablog"))
     return runs
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 import yaml
 
-from labkit import cli, track
+from labkit import cli, lablog, track
 from labkit.compare import SMOKE_BANNER
 from conftest import ROOT, TINY
 
@@ -44,6 +44,8 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
 
     runs = {r.info.run_name: r for r in _runs()}
     ok, failed = runs["tiny"], runs["broken"]
+    actions = "\n".join(lablog.read_entry(lablog.log_dir() / f"{dt.date.today()}.md").sections["Actions"])
+    assert f"run:{ok.info.run_id[:8]} tiny finished" in actions and f"run:{failed.info.run_id[:8]} broken FAILED" in actions
     assert ok.info.status == "FINISHED" and failed.info.status == "FAILED"
     for key in ("fid", "fid_best", "fid_mean", "kid", "loss_G"):
         assert key in ok.data.metrics

@@ -51,7 +51,7 @@ def test_override_values_are_read_as_yaml():
         parse_override("n_epochs")
 
 
-@pytest.mark.parametrize("notebook", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
+@pytest.mark.parametrize("notebook", sorted(p.stem for p in (ROOT / "params").glob("*.yaml")))
 def test_notebook_parameters_match_the_schema(notebook):
     """Each notebook's parameters cell declares every config field, with the schema's default
     or the value its ablation's params file gives (so it runs as that ablation interactively)."""
