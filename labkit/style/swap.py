@@ -1,0 +1,231 @@
+"""Style swap on feature maps: pure functions of tensors, batched over content images.
+
+Every variant matches each k x k content patch against the style's k x k patches (stride 1)
+by normalised cross-correlation (NCC: both patches divided by their L2 norms, so scores are
+in [-1, 1]) and rebuilds the content map from the chosen (un-normalised) style patches,
+averaging where patches overlap (Chen & Schmidt). The score map (style patches x H x W) is
+never built whole: style patches are visited in chunks, keeping a running best (argmax) or a
+running log-sum-exp (softmax), so peak memory is set by `chunk`.
+
+Variants: argmax; softmax with a temperature; frequency-separated (only the low-frequency
+part of the content is swapped); globally matched (each style patch used a limited number of
+times: exact assignment, or Sinkhorn for large problems); channel-weighted matching;
+Gram-aware matching (query = content + the style's mean feature); multi-scale (style patches
+from several scales); multi-layer (several layers at once).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class SwapResult:
+    features: torch.Tensor      # (N, C, H, W) swapped features
+    index: torch.Tensor         # (N, H', W') best style patch per content patch (argmax of NCC)
+    confidence: torch.Tensor    # (N, H', W') its NCC score in [-1, 1]
+    n_style_patches: int
+
+    def usage(self) -> torch.Tensor:
+        """(n_style_patches,) how many content locations chose each style patch."""
+        return torch.bincount(self.index.flatten(), minlength=self.n_style_patches)
+
+    def distinct_share(self) -> float:
+        """Share of the style patches used at least once."""
+        return float((self.usage() > 0).float().mean())
+
+
+def style_patches(style: torch.Tensor, k: int) -> torch.Tensor:
+    """(P, C*k*k) every k x k patch (stride 1) of one style map (1, C, H, W) or several maps."""
+    maps = style if isinstance(style, (list, tuple)) else [style]
+    return torch.cat([F.unfold(s, k).squeeze(0).t() if s.shape[0] == 1 else
+                      F.unfold(s, k).permute(0, 2, 1).reshape(-1, s.shape[1] * k * k) for s in maps])
+
+
+def _norms(patches: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return patches.norm(dim=1, keepdim=True).clamp_min(eps)
+
+
+def _fold_average(columns: torch.Tensor, size: tuple[int, int], k: int) -> torch.Tensor:
+    """(N, C*k*k, L) patches placed back with overlaps averaged."""
+    ones = torch.ones(1, 1, *size, device=columns.device, dtype=columns.dtype)
+    overlap = F.fold(F.unfold(ones, k), size, k)
+    return F.fold(columns, size, k) / overlap
+
+
+def _scores(content_cols: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """(N, P_chunk, L) NCC of normalised content columns (N, D, L) with normalised filters (P, D)."""
+    return torch.einsum("pd,ndl->npl", filters, content_cols)
+
+
+def _match_columns(content: torch.Tensor, style_bank: torch.Tensor, k: int, weights: torch.Tensor | None):
+    """Normalised content columns (N, D, L) and normalised matching filters (P, D)."""
+    c = content
+    bank = style_bank
+    if weights is not None:
+        w = weights.to(content).view(1, -1, 1, 1)
+        c = content * w
+        bank = (style_bank.view(len(style_bank), -1, k * k) * weights.to(style_bank).view(1, -1, 1)).reshape(
+            len(style_bank), -1)
+    cols = F.unfold(c, k)
+    return cols / cols.norm(dim=1, keepdim=True).clamp_min(1e-8), bank / _norms(bank)
+
+
+def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", temperature: float = 0.05,
+         chunk: int = 2048, channel_weights: torch.Tensor | None = None, query: torch.Tensor | None = None
+         ) -> SwapResult:
+    """Swap every k x k patch of content (N, C, H, W) for its best-matching style patch.
+
+    style: one map (1, C, Hs, Ws) or a list of maps (several scales): their patches form the
+    bank. mode 'argmax' takes the best NCC; 'softmax' averages the style patches with weights
+    softmax(NCC / temperature) (temperature -> 0 gives argmax). channel_weights (C,) weight
+    the channels in the matching only. query, when given, is matched instead of content (the
+    rebuilt map is still made of style patches): the Gram-aware variant uses it.
+    """
+    if mode not in ("argmax", "softmax"):
+        raise ValueError(f"mode must be 'argmax' or 'softmax', got {mode!r}")
+    n, c, h, w = content.shape
+    bank = style_patches(style, k).to(content)                       # (P, D) un-normalised
+    cols, filters = _match_columns(query if query is not None else content, bank, k, channel_weights)
+    length = cols.shape[-1]
+    best = torch.full((n, length), -float("inf"), device=content.device, dtype=content.dtype)
+    index = torch.zeros((n, length), dtype=torch.long, device=content.device)
+    if mode == "softmax":
+        run_max = torch.full((n, 1, length), -float("inf"), device=content.device, dtype=content.dtype)
+        run_sum = torch.zeros((n, 1, length), device=content.device, dtype=content.dtype)
+        acc = torch.zeros((n, bank.shape[1], length), device=content.device, dtype=content.dtype)
+    for start in range(0, len(bank), chunk):
+        scores = _scores(cols, filters[start:start + chunk])         # (N, chunk, L)
+        top, arg = scores.max(1)
+        better = top > best
+        best = torch.where(better, top, best)
+        index = torch.where(better, arg + start, index)
+        if mode == "softmax":
+            logits = scores / temperature
+            new_max = torch.maximum(run_max, logits.max(1, keepdim=True).values)
+            scale = torch.exp(run_max - new_max)
+            weights = torch.exp(logits - new_max)                    # (N, chunk, L)
+            run_sum = run_sum * scale + weights.sum(1, keepdim=True)
+            acc = acc * scale + torch.einsum("pd,npl->ndl", bank[start:start + chunk], weights)
+            run_max = new_max
+    if mode == "argmax":
+        columns = bank[index].permute(0, 2, 1)                        # (N, D, L)
+    else:
+        columns = acc / run_sum
+    out = _fold_average(columns, (h, w), k)
+    grid = (h - k + 1, w - k + 1)
+    return SwapResult(out, index.view(n, *grid), best.view(n, *grid), len(bank))
+
+
+def swap_plain(content: torch.Tensor, style: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """The textbook formulation (Chen & Schmidt): conv2d with the normalised style patches as
+    filters, one-hot of the channel argmax, conv_transpose2d with the raw patches, divided by
+    the overlap count. It builds the whole (P, H, W) score map: the reference for tests and
+    for the memory benchmark."""
+    bank = style_patches(style, k)
+    c = content.shape[1]
+    raw = bank.view(-1, c, k, k)
+    filters = raw / _norms(bank).view(-1, 1, 1, 1)
+    scores = F.conv2d(content, filters)
+    one_hot = F.one_hot(scores.argmax(1), len(bank)).permute(0, 3, 1, 2).to(content)
+    out = F.conv_transpose2d(one_hot, raw)
+    overlap = F.conv_transpose2d(torch.ones_like(one_hot[:, :1]), torch.ones(1, 1, k, k).to(content))
+    return out / overlap
+
+
+def low_pass(features: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """Gaussian blur with sigma = cutoff (in feature pixels), per channel, reflect-padded."""
+    if cutoff <= 0:
+        return features
+    radius = max(1, int(3 * cutoff))
+    x = torch.arange(-radius, radius + 1, dtype=features.dtype, device=features.device)
+    g = torch.exp(-x ** 2 / (2 * cutoff ** 2))
+    g = g / g.sum()
+    c = features.shape[1]
+    padded = F.pad(features, (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(padded, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def frequency_swap(content: torch.Tensor, style: torch.Tensor, cutoff: float = 2.0, **kwargs) -> SwapResult:
+    """Swap only the low-frequency part of the content; keep its high-frequency residual."""
+    low = low_pass(content, cutoff)
+    result = swap(low, style, **kwargs)
+    result.features = result.features + (content - low)
+    return result
+
+
+def gram_aware_swap(content: torch.Tensor, style: torch.Tensor, beta: float = 1.0, **kwargs) -> SwapResult:
+    """Match (content + beta * the style's mean feature) against the style: a plain swap only
+    minimises the distance to the content; the added style statistics pull the matches
+    towards patches typical of the style (the journal's 01/06 plan, 'convolve c + s with s')."""
+    query = content + beta * style.mean(dim=(2, 3), keepdim=True)
+    return swap(content, style, query=query, **kwargs)
+
+
+def multiscale_style(style_image_features, scales=(0.5, 1.0, 2.0)) -> list[torch.Tensor]:
+    """The style map resized to several scales, for a bank of patches of several sizes."""
+    s = style_image_features
+    return [s if scale == 1.0 else F.interpolate(s, scale_factor=scale, mode="bilinear", align_corners=False)
+            for scale in scales]
+
+
+def assignment_swap(content: torch.Tensor, style: torch.Tensor, k: int = 3, limit: int = 1,
+                    method: str = "auto", iterations: int = 200, epsilon: float = 0.05) -> SwapResult:
+    """Globally matched swap: each style patch may be chosen at most `limit` times.
+
+    'exact' solves the assignment (scipy's linear_sum_assignment on -NCC, every style patch
+    repeated `limit` times); 'sinkhorn' solves entropic optimal transport with style-side
+    capacities, then gives each content patch, most confident first, the heaviest style patch
+    of its row that still has room; 'auto' is exact up to 4096 x 4096. Both hold the limit
+    exactly. One content image at a time; both keep a (content x style patches) matrix.
+    """
+    from scipy.optimize import linear_sum_assignment
+    if content.shape[0] != 1:
+        return _stack([assignment_swap(content[i:i + 1], style, k, limit, method, iterations, epsilon)
+                       for i in range(content.shape[0])])
+    _, c, h, w = content.shape
+    bank = style_patches(style, k).to(content)
+    cols, filters = _match_columns(content, bank, k, None)
+    scores = (filters @ cols[0]).t()                                  # (L, P)
+    length, patches = scores.shape
+    if patches * limit < length:
+        raise ValueError(f"{patches} style patches x limit {limit} < {length} content patches: raise the limit")
+    if method == "auto":
+        method = "exact" if length * patches * limit <= 4096 * 4096 else "sinkhorn"
+    if method == "exact":
+        cost = -scores.repeat(1, limit).cpu().numpy()
+        rows, cols_ = linear_sum_assignment(cost)
+        index = torch.as_tensor(cols_ % patches, device=content.device)[np.argsort(rows)]
+    else:
+        a = torch.full((length,), 1.0 / length, device=content.device, dtype=content.dtype)
+        cap = torch.full((patches,), limit / length, device=content.device, dtype=content.dtype)
+        kernel = torch.exp((scores - scores.max()) / epsilon)
+        u, v = torch.ones_like(a), torch.ones_like(cap)
+        for _ in range(iterations):
+            u = a / (kernel @ v).clamp_min(1e-30)
+            v = torch.minimum(torch.ones_like(cap), cap / (kernel.t() @ u).clamp_min(1e-30))
+        index = _round_with_capacity((u[:, None] * kernel * v[None]).cpu().numpy(), limit).to(content.device)
+    best = scores.gather(1, index[:, None]).squeeze(1)
+    out = _fold_average(bank[index].t()[None], (h, w), k)
+    grid = (h - k + 1, w - k + 1)
+    return SwapResult(out, index.view(1, *grid), best.view(1, *grid), patches)
+
+
+def _round_with_capacity(plan: np.ndarray, limit: int) -> torch.Tensor:
+    """Each row's heaviest column that has room left, rows taken most confident first."""
+    room = np.full(plan.shape[1], limit)
+    index = np.zeros(plan.shape[0], dtype=np.int64)
+    for row in np.argsort(-plan.max(1)):
+        weights = np.where(room > 0, plan[row], -np.inf)
+        index[row] = j = int(np.argmax(weights))
+        room[j] -= 1
+    return torch.as_tensor(index)
+
+
+def _stack(results: list[SwapResult]) -> SwapResult:
+    return SwapResult(torch.cat([r.features for r in results]), torch.cat([r.index for r in results]),
+                      torch.cat([r.confidence for r in results]), results[0].n_style_patches)
