@@ -19,7 +19,7 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from . import track
-from .config import ParamError, SketchConfig, from_dict, normalize_params, parse_override, read_params_file
+from .config import ParamError, from_dict, normalize_params, parse_override, read_params_file, schema_for
 from .paths import project_root, runs_dir
 
 KERNEL_START_RETRIES = 2
@@ -57,13 +57,15 @@ def plan(files: list[str | Path], seeds: int | None = None, overrides: list[str]
             extra[name] = value
         except ParamError as exc:
             problems.append(str(exc))
-    extra, more = normalize_params(extra, "--set")
-    problems += more
     for file in files:
         file = Path(file)
         try:
-            params = {**read_params_file(file), **extra}
-            base = from_dict(params, source=str(file))
+            params = read_params_file(file)
+            schema = schema_for(params.get("ablation", ""))
+            overrides, more = normalize_params(extra, "--set", schema)
+            if more:
+                raise ParamError("\n".join(more))
+            base = from_dict({**params, **overrides}, source=str(file), schema=schema)
         except ParamError as exc:
             problems.append(str(exc))
             continue
@@ -71,7 +73,7 @@ def plan(files: list[str | Path], seeds: int | None = None, overrides: list[str]
         if not notebook.is_file():
             problems.append(f"{file}: ablation '{base.ablation}' has no notebook at {notebook}")
             continue
-        missing = set(SketchConfig.names()) - notebook_parameters(notebook)
+        missing = set(schema.names()) - notebook_parameters(notebook)
         if missing:
             problems.append(f"{notebook}: its parameters cell lacks {sorted(missing)}")
             continue

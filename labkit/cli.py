@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ParamError
+from .config import ParamError, parse_override
 from .paths import project_root, runs_dir, tracking_uri
 
 # The main job's small size: every ablation in minutes on a CPU, on the synthetic face set.
@@ -16,6 +16,12 @@ DEMO_OVERRIDES = ["experiment=demo", "data_root=", "synthetic_count=48", "image_
                   "batch_size=4", "n_epochs=10", "n_epochs_decay=10", "eval_every=5", "log_every=5",
                   "fid_backbone=auto", "device=auto"]
 DEMO_PARAMS = ["params/baseline.yaml", "params/glad.yaml", "params/local.yaml", "params/local_glad.yaml"]
+# The style lab at small size: two decoders, then every swap variant using them.
+DEMO_STYLE_OVERRIDES = ["experiment=demo-style", "image_size=64", "vgg_weights=auto", "steps=400", "lr=5e-4",
+                        "batch_size=4", "log_every=20", "checkpoint_every=100", "device=auto"]
+DEMO_STYLE_PARAMS = ["params/decoder_train.yaml", "params/decoder_train_inject.yaml"] + [
+    f"params/swap_{v}.yaml" for v in ("argmax", "softmax", "frequency", "assignment", "channel_weighted", "gram",
+                                      "multiscale", "multilayer")]
 
 
 def ui_command() -> str:
@@ -57,9 +63,11 @@ def cmd_demo(args) -> int:
     from .compare import compare
     started = time.time()
     root = project_root()
-    print(f"labkit demo: the ablations on the synthetic face set, small size, CPU-friendly\n  runs in {runs_dir()}"
-          f"\n  overrides: {' '.join(DEMO_OVERRIDES)}\n")
-    jobs = ablate.plan([root / p for p in DEMO_PARAMS], overrides=DEMO_OVERRIDES)
+    print(f"labkit demo: the face ablations on the synthetic face set, then the style-swap lab, at small size\n"
+          f"  runs in {runs_dir()}\n  face overrides: {' '.join(DEMO_OVERRIDES)}\n"
+          f"  style overrides: {' '.join(DEMO_STYLE_OVERRIDES)}\n")
+    jobs = ablate.plan([root / p for p in DEMO_PARAMS], overrides=DEMO_OVERRIDES) + ablate.plan(
+        [root / p for p in DEMO_STYLE_PARAMS], overrides=DEMO_STYLE_OVERRIDES)
     from .metrics.backbone import weights_path
     if not weights_path().is_file():
         print("!" * 78 + f"\n!! The FID Inception weights are not at {weights_path()}.\n!! The demo tries to "
@@ -116,6 +124,23 @@ def cmd_log(args) -> int:
     elif args.log_command == "import":
         dates = lablog.import_journal(args.file, start_year=args.start_year)
         print(f"imported {len(dates)} dated entries, {dates[0]} to {dates[-1]}, into {lablog.log_dir()}")
+    return 0
+
+
+def cmd_stylize(args) -> int:
+    from .config import StyleConfig, from_dict, normalize_params
+    from .style.stylize import stylize_folders
+    overrides, problems = normalize_params(dict(parse_override(t) for t in args.set or []), "--set", StyleConfig)
+    if problems:
+        raise ParamError("\n".join(problems))
+    cfg = from_dict({"ablation": f"swap_{args.variant}", "variant": args.variant, "content_dir": args.content or "",
+                     "style_dir": args.style or "", "decoder_run": args.decoder_run or "", **overrides},
+                    source="labkit stylize", schema=StyleConfig)
+    if not cfg.decoder_run:
+        raise ParamError("stylize needs a trained decoder: run `labkit ablate params/decoder_train.yaml`, then pass "
+                         "--decoder-run decoder_train (or another decoder_train run's name or id)")
+    written = stylize_folders(cfg, args.out, batch_size=args.batch_size, progress=not args.no_progress)
+    print(f"{len(written)} images written to {args.out}")
     return 0
 
 
@@ -189,6 +214,18 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("file", type=Path)
     x.add_argument("--start-year", type=int, help="year of the first date (default: the latest not in the future)")
 
+    s = sub.add_parser("stylize", help="every content image in the style of every style image (a swap variant)")
+    s.add_argument("--content", help="folder of content images (default: scikit-image's photographs)")
+    s.add_argument("--style", help="folder of style images (default: scikit-image's textures)")
+    s.add_argument("--variant", default="argmax", help="argmax | softmax | frequency | assignment | "
+                   "channel_weighted | gram | multiscale | multilayer")
+    s.add_argument("--decoder-run", help="the decoder_train run (name or id) whose decoder to use")
+    s.add_argument("--out", type=Path, default=Path("runs/stylized"))
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="any style parameter, e.g. temperature=0.1")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_stylize)
+
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
     s.add_argument("--print-only", action="store_true")
     s.set_defaults(func=cmd_ui)
@@ -199,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     args.argv = argv[1:]
+    from .data import DataError
     from .lablog import LabLogError
+    from .weights import WeightsUnavailable
     try:
         return args.func(args)
     except ParamError as exc:
@@ -207,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except LabLogError as exc:
         print(f"labkit log: {exc}", file=sys.stderr)
+        return 2
+    except (DataError, WeightsUnavailable, FileNotFoundError) as exc:
+        print(f"labkit: {exc}", file=sys.stderr)
         return 2
 
 

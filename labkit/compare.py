@@ -44,7 +44,7 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
 
 
 def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
-    if runs.empty:
+    if runs.empty or "tags.fid.backbone" not in runs.columns:  # no run measured FID (e.g. style runs)
         return pd.DataFrame()
     done = runs[runs["status"] == "FINISHED"]
     subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith("metrics.fid/"))
@@ -182,7 +182,8 @@ def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = 
     runs = collect(experiment)
     t = table(runs)
     if t.empty:
-        return f"No finished runs in experiment '{experiment}' yet: run `labkit ablate params/....yaml` first.\n", t
+        return (f"No finished runs with an FID in experiment '{experiment}' yet: run `labkit ablate params/....yaml` "
+                "first.\n", t)
     out_dir = Path(out_dir) if out_dir else runs_dir() / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"md": out_dir / f"{experiment}.md", "csv": out_dir / f"{experiment}.csv",

@@ -15,6 +15,10 @@ from pathlib import Path
 import yaml
 
 
+# params a resumed run may change without changing what it computes
+HARDWARE_PARAMS = frozenset({"device", "amp", "num_workers", "run_id"})
+
+
 class ParamError(ValueError):
     """A parameter file or value the lab refuses; the message names the source and the fix."""
 
@@ -103,6 +107,81 @@ class SketchConfig:
         return dataclasses.asdict(self)
 
 
+SWAP_VARIANTS = ("argmax", "softmax", "frequency", "assignment", "channel_weighted", "gram", "multiscale", "multilayer")
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Parameters of a style-swap run: decoder training (ablation decoder_train) or a swap
+    variant (ablation swap_<variant>)."""
+    ablation: str = field(default="swap_argmax", metadata={"help": "decoder_train or swap_<variant>"})
+    experiment: str = "style"
+    seed: int = 0
+    run_id: str = ""
+    # images: RGB [0, 1]; empty folders = scikit-image's photographs and textures
+    content_dir: str = field(default="", metadata={"help": "content images (empty: astronaut, coffee, chelsea)"})
+    style_dir: str = field(default="", metadata={"help": "style images (empty: brick, grass, gravel)"})
+    image_size: int = field(default=128, metadata={"help": "short side of the images; crop size in training"})
+    # encoder
+    vgg_weights: str = field(default="auto", metadata={"help": "imagenet | random-init | auto | a .pth file"})
+    vgg_convention: str = field(default="torchvision", metadata={"help": "torchvision | caffe"})
+    channel_order: str = field(default="bgr", metadata={"help": "caffe convention only: bgr | rgb"})
+    # decoder and its training
+    decoder_kind: str = field(default="relu4_1", metadata={"help": "relu3_1 | relu4_1 | relu4_1+relu3_1"})
+    decoder_run: str = field(default="", metadata={"help": "run (name or id) of a trained decoder; empty: train here"})
+    steps: int = 300
+    batch_size: int = 4
+    lr: float = 1e-4
+    lambda_pixel: float = 1.0
+    lambda_feature: float = 1.0
+    lambda_tv: float = 0.0
+    lambda_adain: float = 0.0
+    train_with_swap: bool = field(default=False, metadata={"help": "decode swapped features while training"})
+    log_every: int = 20
+    checkpoint_every: int = 100
+    # swap
+    variant: str = field(default="argmax", metadata={"help": " | ".join(SWAP_VARIANTS)})
+    swap_layer: str = field(default="relu4_1", metadata={"help": "relu3_1 | relu4_1"})
+    patch_size: int = 3
+    temperature: float = field(default=0.05, metadata={"help": "softmax: NCC / temperature"})
+    cutoff: float = field(default=2.0, metadata={"help": "frequency: Gaussian sigma of the low-pass, feature px"})
+    usage_limit: int = field(default=2, metadata={"help": "assignment: uses allowed per style patch"})
+    beta: float = field(default=1.0, metadata={"help": "gram: weight of the style mean in the query"})
+    scales: str = field(default="0.5,1,2", metadata={"help": "multiscale: style scales"})
+    chunk: int = field(default=2048, metadata={"help": "style patches scored at a time"})
+    device: str = "auto"
+
+    CHOICES: typing.ClassVar[dict[str, tuple]] = {
+        "vgg_convention": ("torchvision", "caffe"),
+        "channel_order": ("bgr", "rgb"),
+        "decoder_kind": ("relu3_1", "relu4_1", "relu4_1+relu3_1"),
+        "variant": SWAP_VARIANTS,
+        "swap_layer": ("relu3_1", "relu4_1"),
+    }
+
+    def __post_init__(self):
+        problems = [f"{name}={getattr(self, name)!r} is not one of {list(allowed)}"
+                    for name, allowed in self.CHOICES.items() if getattr(self, name) not in allowed]
+        for name in ("image_size", "steps", "batch_size", "patch_size", "usage_limit", "chunk", "log_every",
+                     "checkpoint_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        if self.temperature <= 0:
+            problems.append("temperature must be > 0")
+        if problems:
+            raise ParamError("invalid parameters: " + "; ".join(problems))
+
+    names = classmethod(lambda cls: [f.name for f in dataclasses.fields(cls)])
+    from_namespace = classmethod(lambda cls, ns: from_dict({k: ns[k] for k in cls.names() if k in ns},
+                                                           source="notebook parameters", schema=cls))
+    to_dict = dataclasses.asdict
+
+
+def schema_for(ablation: str):
+    """The parameter schema of an ablation's notebook."""
+    return StyleConfig if ablation == "decoder_train" or ablation.startswith("swap_") else SketchConfig
+
+
 def _coerce(value, expected):
     """The value as the schema's type, or raise TypeError. YAML reads `2e-4` as a string."""
     if expected is float:
@@ -160,8 +239,8 @@ def from_logged_params(logged: dict[str, str], schema=SketchConfig):
     return from_dict(values, source="logged params", schema=schema)
 
 
-def read_params_file(path: str | Path) -> dict:
-    """A params YAML as a dict, with errors that name the file."""
+def read_params_file(path: str | Path, schema=None) -> dict:
+    """A params YAML as a dict, checked against its ablation's schema; errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise ParamError(f"{path}: no such params file")
@@ -169,7 +248,8 @@ def read_params_file(path: str | Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ParamError(f"{path}: not valid YAML: {exc}") from None
-    clean, problems = normalize_params(data, str(path))
+    schema = schema or schema_for(str(data.get("ablation", "")) if isinstance(data, dict) else "")
+    clean, problems = normalize_params(data, str(path), schema)
     if problems:
         raise ParamError("\n".join(problems))
     return clean

@@ -15,15 +15,13 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .config import ParamError
+from .config import HARDWARE_PARAMS, ParamError
 from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
 from .provenance import git_state, package_versions
 
 KIND_TAG = "labkit.kind"              # "train" for ablation runs, "compare" for tables
 ABLATION_TAG = "labkit.ablation"
 RUN_KEY_TAG = "labkit.run_key"        # hash of the params: a rerun finds its run by it
-# params that may change when a run is resumed elsewhere (they do not change the result)
-RESUMABLE_PARAMS = {"device", "num_workers", "run_id"}
 
 
 def client() -> MlflowClient:
@@ -82,7 +80,7 @@ class Run:
 
 
 def run_key(params: dict) -> str:
-    stable = {k: v for k, v in sorted(params.items()) if k not in RESUMABLE_PARAMS}
+    stable = {k: v for k, v in sorted(params.items()) if k not in HARDWARE_PARAMS}
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -110,7 +108,7 @@ def _check_params(c: MlflowClient, run_id: str, params: dict) -> dict:
     """Params not yet logged; refuses a resume whose params differ from the run's."""
     logged = c.get_run(run_id).data.params
     clash = [f"{k}: run has {logged[k]!r}, now {str(v)!r}" for k, v in params.items()
-             if k in logged and logged[k] != str(v) and k not in RESUMABLE_PARAMS]
+             if k in logged and logged[k] != str(v) and k not in HARDWARE_PARAMS]
     if clash:
         raise ParamError(f"run {run_id} was started with other parameters ({'; '.join(clash)}); "
                          "leave run_id empty (or use `labkit ablate --fresh`) to start a new run")

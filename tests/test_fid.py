@@ -9,6 +9,7 @@ from skimage import data as skdata
 from labkit.metrics import BackboneUnavailable, FidEvaluator, features, fid_from_features, kid_from_features, to_uint8
 from labkit.metrics import backbone as backbone_module
 from labkit.metrics import load_backbone, weights_path
+from labkit import weights as weights_module
 
 
 @pytest.fixture
@@ -32,9 +33,9 @@ def _patches(image, n, size, rng):
 
 
 def test_missing_weights_stop_with_the_file_and_place(lab, monkeypatch):
-    def offline(dest, timeout=30.0):
+    def offline(url, dest, timeout=30.0):
         raise OSError("network unreachable")
-    monkeypatch.setattr(backbone_module, "_download", offline)
+    monkeypatch.setattr(weights_module, "_download", offline)
     with pytest.raises(BackboneUnavailable) as err:
         load_backbone("inception")
     message = str(err.value)

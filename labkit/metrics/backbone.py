@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,14 @@ import torch
 from pytorch_fid import inception as fid_inception
 from torch import nn
 
+from ..weights import WeightsUnavailable, ensure, hub_path, sha256
+
 WEIGHTS_URL = fid_inception.FID_WEIGHTS_URL
 WEIGHTS_FILE = WEIGHTS_URL.rsplit("/", 1)[-1]
 RANDOM_INIT_SEED = 0
 
 
-class BackboneUnavailable(RuntimeError):
-    pass
+BackboneUnavailable = WeightsUnavailable
 
 
 @dataclass
@@ -48,32 +48,13 @@ class Backbone:
 
 
 def weights_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
-
-
-def _download(dest: Path, timeout: float = 30.0) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_suffix(".partial")
-    with urllib.request.urlopen(WEIGHTS_URL, timeout=timeout) as response, open(partial, "wb") as f:
-        while chunk := response.read(1 << 20):
-            f.write(chunk)
-    partial.replace(dest)
+    return hub_path(WEIGHTS_FILE)
 
 
 def ensure_weights() -> Path:
     """The FID Inception weights file, fetched into the hub cache if missing and reachable."""
-    path = weights_path()
-    if path.is_file():
-        return path
-    try:
-        _download(path)
-    except OSError as exc:
-        raise BackboneUnavailable(
-            f"The FID Inception weights are not in the torch hub cache and could not be downloaded ({exc}).\n"
-            f"  file:  {WEIGHTS_FILE}\n  from:  {WEIGHTS_URL}\n  put it at: {path}\n"
-            f"  (TORCH_HOME moves the cache.) Or set fid_backbone to 'random-init' for a smoke run "
-            f"whose FID is not comparable with real ones.") from None
-    return path
+    return ensure(WEIGHTS_URL, "FID Inception", "Or set fid_backbone to 'random-init' for a smoke run whose FID "
+                  "is not comparable with real ones.")
 
 
 def _kaiming_fid_inception() -> nn.Module:
@@ -109,14 +90,6 @@ def _inception_built_by(builder):
         fid_inception.fid_inception_v3 = original
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _state_sha256(model: nn.Module) -> str:
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -138,7 +111,7 @@ def load_backbone(name: str = "inception", dims: int = 2048, device: str | torch
                           "comparable with published or real FID)\n" + str(exc) + "\n" + "!" * 78, stacklevel=2)
             name = "random-init"
     if name == "inception":
-        sha = _sha256(ensure_weights())
+        sha = sha256(ensure_weights())
         model = fid_inception.InceptionV3([block])  # loads the cached weights through pytorch-fid itself
     elif name == "random-init":
         with _inception_built_by(_kaiming_fid_inception):

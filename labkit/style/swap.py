@@ -56,22 +56,18 @@ def _fold_average(columns: torch.Tensor, size: tuple[int, int], k: int) -> torch
     return F.fold(columns, size, k) / overlap
 
 
-def _scores(content_cols: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """(N, P_chunk, L) NCC of normalised content columns (N, D, L) with normalised filters (P, D)."""
-    return torch.einsum("pd,ndl->npl", filters, content_cols)
+def _content_norms(query: torch.Tensor, k: int) -> torch.Tensor:
+    """(N, 1, H', W') L2 norm of every k x k patch of query, without unfolding it."""
+    ones = torch.ones(1, query.shape[1], k, k, device=query.device, dtype=query.dtype)
+    return F.conv2d(query * query, ones).clamp_min(1e-16).sqrt()
 
 
-def _match_columns(content: torch.Tensor, style_bank: torch.Tensor, k: int, weights: torch.Tensor | None):
-    """Normalised content columns (N, D, L) and normalised matching filters (P, D)."""
-    c = content
-    bank = style_bank
+def _filters(raw: torch.Tensor, c: int, k: int, weights: torch.Tensor | None) -> torch.Tensor:
+    """Normalised (and channel-weighted) matching filters (P, C, k, k) from raw patches (P, C*k*k)."""
+    f = raw.view(-1, c, k, k)
     if weights is not None:
-        w = weights.to(content).view(1, -1, 1, 1)
-        c = content * w
-        bank = (style_bank.view(len(style_bank), -1, k * k) * weights.to(style_bank).view(1, -1, 1)).reshape(
-            len(style_bank), -1)
-    cols = F.unfold(c, k)
-    return cols / cols.norm(dim=1, keepdim=True).clamp_min(1e-8), bank / _norms(bank)
+        f = f * weights.to(f).view(1, -1, 1, 1)
+    return f / f.flatten(1).norm(dim=1).clamp_min(1e-8).view(-1, 1, 1, 1)
 
 
 def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", temperature: float = 0.05,
@@ -84,21 +80,27 @@ def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", tempera
     softmax(NCC / temperature) (temperature -> 0 gives argmax). channel_weights (C,) weight
     the channels in the matching only. query, when given, is matched instead of content (the
     rebuilt map is still made of style patches): the Gram-aware variant uses it.
+    Scores are computed `chunk` style patches at a time by conv2d: beside inputs and output,
+    memory holds the style patches, one chunk of scores and the chosen patches.
     """
     if mode not in ("argmax", "softmax"):
         raise ValueError(f"mode must be 'argmax' or 'softmax', got {mode!r}")
     n, c, h, w = content.shape
-    bank = style_patches(style, k).to(content)                       # (P, D) un-normalised
-    cols, filters = _match_columns(query if query is not None else content, bank, k, channel_weights)
-    length = cols.shape[-1]
-    best = torch.full((n, length), -float("inf"), device=content.device, dtype=content.dtype)
-    index = torch.zeros((n, length), dtype=torch.long, device=content.device)
+    bank = style_patches(style, k).to(content)                       # (P, C*k*k) un-normalised
+    q = query if query is not None else content
+    if channel_weights is not None:
+        q = q * channel_weights.to(q).view(1, -1, 1, 1)
+    norms = _content_norms(q, k)                                      # (N, 1, H', W')
+    grid = tuple(norms.shape[2:])
+    best = torch.full((n, *grid), -float("inf"), device=content.device, dtype=content.dtype)
+    index = torch.zeros((n, *grid), dtype=torch.long, device=content.device)
     if mode == "softmax":
-        run_max = torch.full((n, 1, length), -float("inf"), device=content.device, dtype=content.dtype)
-        run_sum = torch.zeros((n, 1, length), device=content.device, dtype=content.dtype)
-        acc = torch.zeros((n, bank.shape[1], length), device=content.device, dtype=content.dtype)
+        run_max = torch.full((n, 1, *grid), -float("inf"), device=content.device, dtype=content.dtype)
+        run_sum = torch.zeros((n, 1, *grid), device=content.device, dtype=content.dtype)
+        acc = torch.zeros((n, bank.shape[1], grid[0] * grid[1]), device=content.device, dtype=content.dtype)
     for start in range(0, len(bank), chunk):
-        scores = _scores(cols, filters[start:start + chunk])         # (N, chunk, L)
+        raw = bank[start:start + chunk]
+        scores = F.conv2d(q, _filters(raw, c, k, channel_weights)) / norms   # (N, chunk, H', W'): NCC
         top, arg = scores.max(1)
         better = top > best
         best = torch.where(better, top, best)
@@ -107,17 +109,16 @@ def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", tempera
             logits = scores / temperature
             new_max = torch.maximum(run_max, logits.max(1, keepdim=True).values)
             scale = torch.exp(run_max - new_max)
-            weights = torch.exp(logits - new_max)                    # (N, chunk, L)
+            weights = torch.exp(logits - new_max)
             run_sum = run_sum * scale + weights.sum(1, keepdim=True)
-            acc = acc * scale + torch.einsum("pd,npl->ndl", bank[start:start + chunk], weights)
+            acc = acc * scale.flatten(2) + torch.einsum("pd,npl->ndl", raw, weights.flatten(2))
             run_max = new_max
+        del scores
     if mode == "argmax":
-        columns = bank[index].permute(0, 2, 1)                        # (N, D, L)
+        columns = bank[index.flatten(1)].permute(0, 2, 1)             # (N, C*k*k, L)
     else:
-        columns = acc / run_sum
-    out = _fold_average(columns, (h, w), k)
-    grid = (h - k + 1, w - k + 1)
-    return SwapResult(out, index.view(n, *grid), best.view(n, *grid), len(bank))
+        columns = acc / run_sum.flatten(2)
+    return SwapResult(_fold_average(columns, (h, w), k), index, best, len(bank))
 
 
 def swap_plain(content: torch.Tensor, style: torch.Tensor, k: int = 3) -> torch.Tensor:
@@ -189,8 +190,7 @@ def assignment_swap(content: torch.Tensor, style: torch.Tensor, k: int = 3, limi
                        for i in range(content.shape[0])])
     _, c, h, w = content.shape
     bank = style_patches(style, k).to(content)
-    cols, filters = _match_columns(content, bank, k, None)
-    scores = (filters @ cols[0]).t()                                  # (L, P)
+    scores = (F.conv2d(content, _filters(bank, c, k, None)) / _content_norms(content, k))[0].flatten(1).t()  # (L, P)
     length, patches = scores.shape
     if patches * limit < length:
         raise ValueError(f"{patches} style patches x limit {limit} < {length} content patches: raise the limit")

@@ -24,11 +24,12 @@ def set_rng_state(state: dict) -> None:
 
 
 class Checkpoints:
-    """last.pt in a run's checkpoint folder, replaced atomically so a kill mid-write loses nothing."""
+    """One checkpoint file (last.pt) in a run's checkpoint folder, replaced atomically so a kill
+    mid-write loses nothing."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, name: str = "last.pt"):
         self.folder = Path(folder)
-        self.path = self.folder / "last.pt"
+        self.path = self.folder / name
 
     def save(self, state: dict) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)

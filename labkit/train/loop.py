@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import viz
+from ..config import HARDWARE_PARAMS
 from ..data import DataError
 from ..metrics import FidEvaluator, load_backbone
 from ..paths import checkpoint_dir
@@ -19,8 +20,6 @@ from ..provenance import device_description, pick_device
 from .checkpoint import Checkpoints, set_rng_state
 from .pix2pix import NonFiniteLoss, Pix2Pix
 
-# config fields a resumed run may change without changing what it computes
-HARDWARE_FIELDS = {"device", "amp", "num_workers", "run_id"}
 
 
 @dataclass
@@ -116,7 +115,7 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
     start_epoch, step, history = 0, 0, []
     state = checkpoints.load()
     if state is not None:
-        changed = {k for k, v in state["config"].items() if k not in HARDWARE_FIELDS and cfg.to_dict().get(k) != v}
+        changed = {k for k, v in state["config"].items() if k not in HARDWARE_PARAMS and cfg.to_dict().get(k) != v}
         if changed:
             raise RuntimeError(f"{checkpoints.path} was written with other settings ({', '.join(sorted(changed))}); "
                                "start a fresh run instead of resuming this one")

@@ -1,0 +1,74 @@
+"""Peak extra memory and time of the chunked style swap against the plain conv2d /
+conv_transpose2d formulation, at relu3_1 of two SIZE x SIZE images (256 channels at SIZE/4).
+
+    .venv/bin/python benchmarks/swap_memory.py --size 512 [--device cuda] [--chunk 2048]
+
+Each method runs in a fresh process so its peak is its own: on CUDA the allocator's peak,
+on the CPU the growth of the process's maximum resident set over the inputs. Prints one
+line per method and the ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def measure(method: str, size: int, chunk: int, device: str) -> dict:
+    import torch
+    from labkit.style.swap import swap, swap_plain
+    torch.manual_seed(0)
+    small = torch.rand(1, 256, 8, 8, device=device)
+    swap_plain(small, small) if method == "plain" else swap(small, small, chunk=chunk)  # load the kernels first
+    side = size // 4
+    content = torch.rand(1, 256, side, side, device=device)
+    style = torch.rand(1, 256, side, side, device=device)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    started = time.perf_counter()
+    with torch.no_grad():
+        out = swap_plain(content, style) if method == "plain" else swap(content, style, chunk=chunk).features
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return {"method": method, "seconds": time.perf_counter() - started, "peak_extra_mb": peak / 2 ** 20,
+            "checksum": float(out.double().sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--chunk", type=int, default=2048)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.size, args.chunk, args.device)))
+        return
+    side = args.size // 4
+    print(f"relu3_1 of {args.size}x{args.size} images: 256 x {side} x {side} features, "
+          f"{(side - 2) ** 2} style patches, device {args.device}, chunk {args.chunk}")
+    results = {}
+    for method in ("plain", "chunked"):
+        line = subprocess.run([sys.executable, __file__, "--one", method, "--size", str(args.size), "--chunk",
+                               str(args.chunk), "--device", args.device], capture_output=True, text=True, check=True)
+        results[method] = json.loads(line.stdout.strip().splitlines()[-1])
+        r = results[method]
+        print(f"  {method:8} {r['seconds']:8.2f} s   peak extra memory {r['peak_extra_mb']:9.1f} MiB")
+    p, c = results["plain"], results["chunked"]
+    print(f"  chunked / plain: memory {c['peak_extra_mb'] / max(p['peak_extra_mb'], 1e-9):.3f}, "
+          f"time {c['seconds'] / p['seconds']:.2f}; outputs agree: "
+          f"{abs(c['checksum'] - p['checksum']) <= 1e-4 * abs(p['checksum'])}")
+
+
+if __name__ == "__main__":
+    main()

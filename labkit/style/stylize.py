@@ -1,0 +1,46 @@
+"""`labkit stylize`: every image of a content folder in the style of every image of a style
+folder, batched (content images of one size go through together), with a progress bar."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from .images import DEFAULT_CONTENT, DEFAULT_STYLE, load_images
+from .run import apply_variant, colour_channel_weights
+from .train import STYLE_LAYERS, build_encoder, load_decoder
+
+
+def stylize_folders(cfg, out_dir: str | Path, batch_size: int = 8, progress: bool = True) -> list[Path]:
+    encoder = build_encoder(cfg)
+    device = next(encoder.parameters()).device
+    decoder = load_decoder(cfg, device)
+    content = load_images(cfg.content_dir, DEFAULT_CONTENT, cfg.image_size)
+    style = load_images(cfg.style_dir, DEFAULT_STYLE, cfg.image_size)
+    layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs) | {cfg.swap_layer}, key=STYLE_LAYERS.index))
+    weights = colour_channel_weights(encoder, [img for _, img in content + style], cfg.swap_layer) \
+        if cfg.variant == "channel_weighted" else None
+    groups: dict[tuple, list] = {}
+    for name, img in content:
+        groups.setdefault(tuple(img.shape), []).append((name, img))
+    batches = [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with torch.no_grad(), tqdm(total=len(content) * len(style), desc=f"stylize ({cfg.variant})",
+                               disable=not progress) as bar:
+        for s_name, s_img in style:
+            s_feats = encoder.encode(s_img[None].to(device), layers)
+            for batch in batches:
+                c_feats = encoder.encode(torch.stack([img for _, img in batch]).to(device), layers)
+                inputs, _ = apply_variant(cfg, c_feats, s_feats, weights)
+                out = decoder(inputs).clamp(0, 1).cpu()
+                for (c_name, _), img in zip(batch, out):
+                    path = out_dir / f"{c_name}__{s_name}__{cfg.variant}.png"
+                    Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+                    written.append(path)
+                bar.update(len(batch))
+    return written

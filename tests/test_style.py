@@ -1,0 +1,146 @@
+"""The style lab: VGG encoder and its input convention, decoders, decoder training with
+resume, swap runs through their notebooks, stylize on folders."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+import yaml
+from PIL import Image
+
+from labkit import cli, track
+from labkit.config import StyleConfig
+from labkit.style import images as style_images
+from labkit.style import train as style_train
+from labkit.style.decoder import KINDS, Decoder
+from labkit.style.vgg import CAFFE_MEAN_BGR, VGG19_URL, InputRangeWarning, VGGEncoder
+from labkit import weights as weights_module
+from conftest import ROOT
+
+SMALL = dict(image_size=32, vgg_weights="random-init", steps=6, batch_size=2, log_every=2, checkpoint_every=3,
+             device="cpu")
+
+
+def test_caffe_preprocessing_is_bgr_0_255_minus_the_mean():
+    enc = VGGEncoder("random-init", convention="caffe", channel_order="bgr")
+    pixel = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1)  # R, G, B
+    out = enc.preprocess(pixel).flatten()
+    expected = torch.tensor([0.6 * 255 - CAFFE_MEAN_BGR[0], 0.4 * 255 - CAFFE_MEAN_BGR[1], 0.2 * 255 - CAFFE_MEAN_BGR[2]])
+    assert torch.allclose(out, expected, atol=1e-4)
+    rgb = VGGEncoder("random-init", convention="caffe", channel_order="rgb").preprocess(pixel).flatten()
+    assert torch.allclose(rgb, expected.flip(0), atol=1e-4)
+
+
+@pytest.mark.parametrize("convention,fed,fires", [
+    ("caffe", lambda e, x: x, True),                      # 0-1 fed to a ±127 network: the user's bug
+    ("caffe", lambda e, x: e.preprocess(x), False),
+    ("torchvision", lambda e, x: x * 255, True),          # 0-255 fed to a normalised network
+    ("torchvision", lambda e, x: x, True),                # raw 0-1, not normalised
+    ("torchvision", lambda e, x: e.preprocess(x), False),
+])
+def test_the_range_check_fires_on_the_wrong_convention(convention, fed, fires):
+    enc = VGGEncoder("random-init", convention=convention)
+    x = torch.rand(1, 3, 32, 32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        enc(fed(enc, x), ("relu1_1",))
+    hits = [w for w in caught if issubclass(w.category, InputRangeWarning)]
+    assert bool(hits) == fires
+    if fires:
+        assert "VGG INPUT RANGE" in str(hits[0].message) and "preprocess" in str(hits[0].message)
+
+
+def test_vgg_weights_load_from_the_hub_cache_or_say_where_to_put_them(lab, monkeypatch):
+    def offline(url, dest, timeout=30.0):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(weights_module, "_download", offline)
+    with pytest.raises(weights_module.WeightsUnavailable, match="vgg19-dcbb9e9d.pth"):
+        VGGEncoder("imagenet")
+    path = weights_module.hub_path(VGG19_URL.rsplit("/", 1)[-1])
+    path.parent.mkdir(parents=True)
+    reference = torchvision.models.vgg19(weights=None)
+    torch.save(reference.state_dict(), path)  # weights the test makes, where torchvision's would be
+    enc = VGGEncoder("imagenet")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = reference.features[:21](enc.preprocess(x))
+        assert torch.allclose(enc(enc.preprocess(x), ("relu4_1",))["relu4_1"], expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decoders_invert_the_feature_shapes(kind):
+    enc = VGGEncoder("random-init")
+    feats = enc.encode(torch.rand(2, 3, 48, 64), ("relu3_1", "relu4_1"))
+    assert Decoder(kind)(feats).shape == (2, 3, 48, 64)
+
+
+def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
+    cfg = StyleConfig(ablation="decoder_train", train_with_swap=True, lambda_adain=1.0, lambda_tv=0.1, **SMALL)
+    content = style_images.load_images("", style_images.DEFAULT_CONTENT, 32)
+    style = style_images.load_images("", style_images.DEFAULT_STYLE, 32)
+    encoder = style_train.build_encoder(cfg)
+    reference = style_train.train_decoder(cfg, encoder, content, style, track.open_run(cfg), progress=False)
+
+    original = track.Run.log_metrics
+
+    def dies_at_step_6(self, values, step=None):
+        if step == 6:
+            raise KeyboardInterrupt
+        original(self, values, step)
+    monkeypatch.setattr(track.Run, "log_metrics", dies_at_step_6)
+    run = track.open_run(cfg)
+    with pytest.raises(KeyboardInterrupt):
+        style_train.train_decoder(cfg, encoder, content, style, run, progress=False)
+    monkeypatch.setattr(track.Run, "log_metrics", original)
+    resumed = style_train.train_decoder(cfg, encoder, content, style, track.open_run(
+        StyleConfig(ablation="decoder_train", train_with_swap=True, lambda_adain=1.0, lambda_tv=0.1, run_id=run.run_id,
+                    **SMALL)), progress=False)
+    assert resumed.resumed_from == 3 and "resuming decoder training" in capsys.readouterr().out
+    for name, tensor in reference.decoder.state_dict().items():
+        assert torch.allclose(tensor, resumed.decoder.state_dict()[name], atol=1e-6), name
+    logged = track.client().get_run(run.run_id).data.metrics
+    assert {"loss", "loss_pixel", "loss_feature", "loss_tv", "loss_adain"} <= set(logged)
+
+
+def _params(tmp_path, name, **values):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"experiment": "style-test", **SMALL, **values}))
+    return path
+
+
+def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path, capsys):
+    decoder = _params(tmp_path, "dec", ablation="decoder_train", decoder_kind="relu4_1+relu3_1")
+    multilayer = _params(tmp_path, "ml", ablation="swap_multilayer", variant="multilayer",
+                         decoder_kind="relu4_1+relu3_1", decoder_run="dec")
+    softmax = _params(tmp_path, "soft", ablation="swap_softmax", variant="softmax", temperature=0.1)
+    assert cli.main(["ablate", str(decoder), "--no-progress"]) == 0
+    assert cli.main(["ablate", str(multilayer), str(softmax), "--no-progress"]) == 0
+    c = track.client()
+    exp = c.get_experiment_by_name("style-test").experiment_id
+    runs = {r.info.run_name: r for r in c.search_runs([exp])}
+    for name in ("ml", "soft"):
+        metrics = runs[name].data.metrics
+        for key in ("content_loss", "style_loss", "distinct_patches", "tv", "swap_seconds", "peak_rss_mb"):
+            assert key in metrics, (name, key)
+        assert runs[name].data.tags["style.vgg_weights"] == "random-init"
+        assert runs[name].data.tags["style.comparable"].startswith("NO")
+        images = [a.path for a in c.list_artifacts(runs[name].info.run_id, "images")]
+        assert any("stylised" in p for p in images) and any("swap_heatmaps" in p for p in images)
+    assert "loss_feature" in runs["soft"].data.metrics  # no decoder_run: it trained its own
+
+    content_dir, style_dir = tmp_path / "content", tmp_path / "style"
+    content_dir.mkdir()
+    style_dir.mkdir()
+    for i in range(3):
+        Image.fromarray((np.random.default_rng(i).random((40, 48, 3)) * 255).astype(np.uint8)).save(
+            content_dir / f"c{i}.png")
+    Image.fromarray((np.random.default_rng(9).random((40, 40, 3)) * 255).astype(np.uint8)).save(style_dir / "s.png")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert cli.main(["stylize", "--content", str(content_dir), "--style", str(style_dir), "--variant", "multilayer",
+                     "--decoder-run", "dec", "--out", str(out), "--set", "vgg_weights=random-init",
+                     "--set", "decoder_kind=relu4_1+relu3_1", "--set", "image_size=32", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"c{i}__s__multilayer.png" for i in range(3)]
+    assert cli.main(["stylize", "--variant", "argmax", "--out", str(out)]) == 2  # no decoder: refused, explained
+    assert "needs a trained decoder" in capsys.readouterr().err
