@@ -140,8 +140,10 @@ def execute(job: Job, run_id: str, progress: bool = True, gpus=None) -> Outcome:
     return Outcome(job, run_id, status, out if out.is_file() else None, time.time() - started, error)
 
 
-def _execute_in_worker(job: Job, run_id: str, delay: float, gpus) -> Outcome:
+def _execute_in_worker(job: Job, run_id: str, delay: float, gpus, threads: int) -> Outcome:
     time.sleep(delay)  # staggered kernel starts: parallel starts race for ports
+    # the kernels share the CPU cores instead of each spinning a thread per core
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     return execute(job, run_id, progress=False, gpus=gpus)
 
 
@@ -188,7 +190,8 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
             gpus.put(gpu)
     echo(f"running {len(todo)} job(s), {workers} at a time")
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_execute_in_worker, job, run_id, 3.0 * i if i < workers else 0.0, gpus)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        futures = [pool.submit(_execute_in_worker, job, run_id, 3.0 * i if i < workers else 0.0, gpus, threads)
                    for i, (job, run_id) in enumerate(todo)]
         for future in as_completed(futures):
             outcomes.append(future.result())

@@ -73,6 +73,7 @@ def cmd_demo(args) -> int:
         print("!" * 78 + f"\n!! The FID Inception weights are not at {weights_path()}.\n!! The demo tries to "
               "download them; without a network it falls back to a random-init Inception:\n!! its FIDs are smoke "
               "numbers, NOT comparable with real FID.\n" + "!" * 78 + "\n")
+    # one notebook at a time: on a small CPU parallel kernels only fight over the cores
     outcomes = ablate.run_all(jobs, progress=not args.no_progress)
     print("\n" + ablate.summary(outcomes) + "\n")
     _record(outcomes, "labkit demo")

@@ -60,9 +60,6 @@ class Run:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, "" if value is None else str(value))
 
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
-
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
