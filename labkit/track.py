@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
