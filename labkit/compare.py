@@ -36,6 +36,12 @@ def collect(experiment: str) -> pd.DataFrame:
                               output_format="pandas")
 
 
+def _config_of(row: pd.Series):
+    """The config of a run from its row of search_runs (params are the `params.*` columns)."""
+    return from_logged_params({k[len("params."):]: v for k, v in row.items()
+                               if k.startswith("params.") and isinstance(v, str)})
+
+
 def _mean_std(values: pd.Series) -> tuple[float, float]:
     values = values.dropna().astype(float)
     if values.empty:
@@ -53,8 +59,7 @@ def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
         fid, fid_std = _mean_std(group.get("metrics.fid_last", pd.Series(dtype=float)))
         mean_fid, mean_fid_std = _mean_std(group.get("metrics.fid_mean", pd.Series(dtype=float)))
         kid, kid_std = _mean_std(group.get("metrics.kid_last", pd.Series(dtype=float)))
-        cfg = from_logged_params({k[len("params."):]: v for k, v in group.iloc[0].items()
-                                  if k.startswith("params.") and isinstance(v, str)})
+        cfg = _config_of(group.iloc[0])
         rows.append(dict(backbone=backbone, ablation=ablation, loss=loss_formula(cfg), runs=len(group),
                          seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
                          fid=fid, fid_std=fid_std, mean_fid=mean_fid, mean_fid_std=mean_fid_std,
@@ -161,8 +166,7 @@ def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baselin
     first = picked[order[0]]
     same = ("tags.labkit.data.fingerprint", "params.image_size", "params.sketch_channels")
     order = [a for a in order if all(picked[a][k] == first[k] for k in same)]
-    cfgs = {a: from_logged_params({k[len("params."):]: v for k, v in picked[a].items()
-                                   if k.startswith("params.") and isinstance(v, str)}) for a in order}
+    cfgs = {a: _config_of(picked[a]) for a in order}
     data = load_faces(cfgs[order[0]], progress=False)
     samples = fixed_samples(data.test, n)
     columns, titles = [samples["photo"], samples["sketch"]], ["photo", "real sketch"]

@@ -5,13 +5,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .metrics.fid import to_uint8
+
 
 def to_rgb_uint8(images: torch.Tensor) -> np.ndarray:
-    """[-1, 1] (N, C, H, W) -> (N, H, W, 3) uint8."""
-    img = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    if img.shape[1] == 1:
-        img = img.expand(-1, 3, -1, -1)
-    return img.permute(0, 2, 3, 1).numpy()
+    """[-1, 1] (N, C, H, W) -> (N, H, W, 3) uint8, quantised as FID sees them."""
+    return to_uint8(images).permute(0, 2, 3, 1).numpy()
 
 
 def sample_grid(columns: list[torch.Tensor], gap: int = 2) -> np.ndarray:

@@ -34,6 +34,16 @@ def colour_channel_weights(encoder, images: list[torch.Tensor], layer: str) -> t
     return 1.0 - sensitivity / sensitivity.max().clamp_min(1e-8)
 
 
+def swap_setup(cfg, encoder, decoder, images: list[torch.Tensor]) -> tuple[tuple[str, ...], torch.Tensor | None]:
+    """The VGG layers a swap run needs, and the variant's channel weights (channel_weighted only)."""
+    if cfg.variant == "multilayer" and decoder.kind != "relu4_1+relu3_1":
+        raise ValueError("the multilayer variant decodes relu4_1 and relu3_1 together: set decoder_kind "
+                         "to 'relu4_1+relu3_1'")
+    layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs) | {cfg.swap_layer}, key=STYLE_LAYERS.index))
+    weights = colour_channel_weights(encoder, images, cfg.swap_layer) if cfg.variant == "channel_weighted" else None
+    return layers, weights
+
+
 def _scales(cfg) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in cfg.scales.split(","))
@@ -98,12 +108,7 @@ def run_swap(cfg, encoder, decoder, content: list, style: list, run) -> SwapOutc
     """Every content x style pair through the variant; metrics averaged over pairs and logged."""
     device = next(encoder.parameters()).device
     run.set_tags(encoder_tags(encoder))
-    layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs) | {cfg.swap_layer}, key=STYLE_LAYERS.index))
-    weights = colour_channel_weights(encoder, [img for _, img in content + style], cfg.swap_layer) \
-        if cfg.variant == "channel_weighted" else None
-    if cfg.variant == "multilayer" and decoder.kind != "relu4_1+relu3_1":
-        raise ValueError("the multilayer variant decodes relu4_1 and relu3_1 together: set decoder_kind "
-                         "to 'relu4_1+relu3_1'")
+    layers, weights = swap_setup(cfg, encoder, decoder, [img for _, img in content + style])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     measures, rows, pairs = [], [], []

@@ -9,20 +9,15 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .images import DEFAULT_CONTENT, DEFAULT_STYLE, load_images
-from .run import apply_variant, colour_channel_weights
-from .train import STYLE_LAYERS, build_encoder, load_decoder
+from .run import apply_variant, swap_setup
+from .train import load_decoder, prepare
 
 
 def stylize_folders(cfg, out_dir: str | Path, batch_size: int = 8, progress: bool = True) -> list[Path]:
-    encoder = build_encoder(cfg)
+    content, style, encoder = prepare(cfg)
     device = next(encoder.parameters()).device
     decoder = load_decoder(cfg, device)
-    content = load_images(cfg.content_dir, DEFAULT_CONTENT, cfg.image_size)
-    style = load_images(cfg.style_dir, DEFAULT_STYLE, cfg.image_size)
-    layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs) | {cfg.swap_layer}, key=STYLE_LAYERS.index))
-    weights = colour_channel_weights(encoder, [img for _, img in content + style], cfg.swap_layer) \
-        if cfg.variant == "channel_weighted" else None
+    layers, weights = swap_setup(cfg, encoder, decoder, [img for _, img in content + style])
     groups: dict[tuple, list] = {}
     for name, img in content:
         groups.setdefault(tuple(img.shape), []).append((name, img))

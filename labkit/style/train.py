@@ -17,7 +17,7 @@ from ..provenance import pick_device
 from ..train.checkpoint import Checkpoints
 from ..weights import WeightsUnavailable
 from .decoder import Decoder
-from .images import random_crops
+from .images import DEFAULT_CONTENT, DEFAULT_STYLE, load_images, random_crops
 from .losses import adain_loss, tv
 from .swap import swap
 from .vgg import VGGEncoder
@@ -51,6 +51,13 @@ def encoder_tags(encoder: VGGEncoder) -> dict:
     """What a style run's features mean: random-init encoders are smoke runs."""
     return {"style.vgg_weights": encoder.weights, "style.vgg_convention": encoder.convention,
             "style.comparable": "yes" if encoder.weights != "random-init" else "NO: random-init smoke encoder"}
+
+
+def prepare(cfg) -> tuple[list, list, VGGEncoder]:
+    """What every style notebook starts from: content and style images (RGB [0, 1]) and the encoder."""
+    content = load_images(cfg.content_dir, DEFAULT_CONTENT, cfg.image_size)
+    style = load_images(cfg.style_dir, DEFAULT_STYLE, cfg.image_size)
+    return content, style, build_encoder(cfg)
 
 
 @dataclass

@@ -77,8 +77,10 @@ def stack_items(items: list[dict]) -> dict:
 
 
 def fixed_samples(test, n: int) -> dict:
-    """n test faces spread over the test set (so over its subsets), the same at every evaluation."""
-    return stack_items([test.items[int(i)] for i in np.unique(np.linspace(0, len(test) - 1, min(n, len(test))).round())])
+    """n test faces spread over the test set (so over its subsets), the same at every evaluation;
+    'index' says where they sit in the test set."""
+    index = np.unique(np.linspace(0, len(test) - 1, min(n, len(test))).round()).astype(int)
+    return {**stack_items([test.items[i] for i in index]), "index": torch.as_tensor(index)}
 
 
 def _require_landmarks(data) -> None:
@@ -171,7 +173,7 @@ def _fit(cfg, data, run, progress: bool) -> FitResult:
                              **{f"{m}/{name}": v[m] for name, v in scores["per_subset"].items() for m in ("fid", "kid")}},
                             step=epoch + 1)
             run.log_metrics(summary_metrics(history))
-            shown = model.generate(fixed["photo"], fixed["landmarks"], fixed["mask"], cfg.fid_batch_size)
+            shown = fakes[fixed["index"]]
             result.last_grid = viz.sample_grid([fixed["photo"], fixed["sketch"], shown])
             result.last_heatmap = viz.error_heatmap(shown, fixed["sketch"], fixed["names"])
             run.log_image(result.last_grid, "samples", step=epoch + 1)
