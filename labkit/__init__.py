@@ -1,9 +1,29 @@
 """labkit: a lab notebook for image-translation research.
 
-Notebooks call a few functions: `SketchConfig.from_namespace(globals())`,
-`track.open_run(cfg)`, `data.load_faces(cfg)`, `train.fit(cfg, data, run)`, and views in `viz`.
+A notebook's first cell calls `cfg, run = labkit.start(globals())`; then a few functions of
+the submodules (`labkit.data.load_faces`, `labkit.train.fit`, `labkit.style.swaprun.setup`,
+`labkit.viz`). Submodules load on first use, so `import labkit` (and the command line) stays
+quick.
 """
-from .config import ParamError, SketchConfig
+import importlib
+
+from .config import ParamError, SketchConfig, StyleConfig
 
 __version__ = "0.1.0"
-__all__ = ["ParamError", "SketchConfig", "__version__"]
+__all__ = ["ParamError", "SketchConfig", "StyleConfig", "start", "__version__"]
+
+_SUBMODULES = {"ablate", "compare", "config", "data", "keys", "lablog", "landmarks", "lease", "metrics", "models",
+               "runs", "style", "track", "train", "viz", "weights"}
+
+
+def start(namespace: dict):
+    """The config of a notebook's globals (parameters cell and injected values, every name
+    checked) and the MLflow run it logs to: see labkit.track.start."""
+    from .track import start as start_run
+    return start_run(namespace)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'labkit' has no attribute '{name}'")

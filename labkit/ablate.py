@@ -1,99 +1,275 @@
 """`labkit ablate`: params files -> papermill executions -> one MLflow run each.
 
-Everything is validated before anything runs. Each execution gets its MLflow run id before
-the kernel starts, so the executed notebook (runs/<date>/<name>-<short id>.ipynb), the
-checkpoints (runs/checkpoints/<id>/) and the run share one name; rerunning the same params
-finds that run again (by a hash of the params) and resumes it instead of starting another.
-A failing notebook marks its run FAILED, keeps its executed notebook with the error, and the
-other jobs still run.
+plan     Every params file (or bare ablation name) is resolved and checked before anything
+         runs: field defaults <- the notebook's parameters cell <- the file (and its bases)
+         <- `--set`; unknown names, wrong types, out-of-range values, a missing data folder or
+         weights file are all reported at once, naming their file. Identical jobs are one job.
+drive    One job: a lease on its parameters (a second command for the same parameters is
+         refused, naming who drives them), the run found again (same identity) or created,
+         owned while its notebook executes (labkit.track.OwnedRun), and watched: a kernel that
+         stops beating for `stall_minutes` has its Python stacks recorded, is killed, and the
+         notebook restarts from the run's last checkpoint, up to `max_restarts` times.
+run_all  The jobs one after another, or `workers` at a time in processes (one GPU each where
+         there are GPUs) that die with the command, so their kernels do too.
+
+The executed notebook (runs/<date>/<run name>-<short id>.ipynb) is written atomically after
+every cell, so it is valid JSON whatever happens, and attached to its run.
 """
 from __future__ import annotations
 
+import ast
+import ctypes
 import datetime as dt
+import logging
 import os
+import signal
+import subprocess
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 import papermill
+import psutil
 from papermill.exceptions import PapermillExecutionError
+from papermill.iorw import papermill_io
 
-from . import track
-from .config import ParamError, from_dict, normalize_params, parse_override, read_params_file, schema_for
+from . import keys, lease, track
+from .config import RUN_ID, Config, ParamError, parse_override, read_params_file, schema_for
 from .paths import project_root, runs_dir
 
 KERNEL_START_RETRIES = 2
+POLL_SECONDS = 2.0
+
+
+class _NamesFromOutsideTheCell(logging.Filter):
+    """papermill warns about every injected name the parameters cell does not show; the lab
+    injects such names on purpose (a notebook's cell shows only its knobs) and checks them all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Passed unknown parameter" not in record.getMessage()
+
+
+logging.getLogger("papermill").addFilter(_NamesFromOutsideTheCell())
+
+
+class AtomicNotebookWriter:
+    """papermill's local writer, but through a temporary file and a rename: the executed
+    notebook on disk is always whole (a full disk or a kill mid-write leaves the last good one)."""
+
+    def read(self, path):
+        return Path(path).read_text(encoding="utf-8")
+
+    def listdir(self, path):
+        return [str(p) for p in Path(path).iterdir()]
+
+    def pretty_path(self, path):
+        return path
+
+    def write(self, buf, path):
+        tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(buf, encoding="utf-8")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @dataclass
 class Job:
-    name: str
-    params_file: Path
+    label: str            # the run name's stem: the params file's stem, or the ablation's name
+    source: str           # where the parameters came from, for messages
     notebook: Path
-    params: dict  # every parameter, resolved and validated (run_id excluded)
+    cfg: Config
+    params_file: str = ""
+
+    @property
+    def params(self) -> dict:
+        return self.cfg.to_dict()
 
 
 @dataclass
 class Outcome:
     job: Job
     run_id: str
-    status: str          # FINISHED, FAILED, SKIPPED (finished before)
+    status: str           # FINISHED, FAILED, KILLED, SKIPPED (finished before), BUSY (driven elsewhere)
     notebook: Path | None
     seconds: float
     error: str = ""
+    name: str = ""
+    restarts: int = 0
+    notebooks: list[Path] = field(default_factory=list)
 
 
-def notebook_parameters(notebook: Path) -> set[str]:
-    return set(papermill.inspect_notebook(str(notebook)))
+def notebook_path(ablation: str) -> Path:
+    return project_root() / "notebooks" / f"{ablation}.ipynb"
 
 
-def plan(files: list[str | Path], seeds: int | None = None, overrides: list[str] = ()) -> list[Job]:
-    """The jobs for these params files, or one ParamError listing every problem found."""
-    problems, jobs = [], []
-    extra = {}
+def notebook_defaults(notebook: Path, schema) -> dict:
+    """The values of a notebook's parameters cell (read with Python's own parser: papermill's
+    line parser skips lines whose comments hold quotes), checked against its schema."""
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        raise ParamError(f"{notebook}: no cell is tagged 'parameters'")
+    values = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                raise ParamError(f"{notebook}: parameter '{node.targets[0].id}' is not a plain value") from None
+    clean, problems = schema.coerce(values, str(notebook))
+    if problems:
+        raise ParamError("\n".join(problems))
+    return clean
+
+
+def _resolve(spec: str, extra: dict) -> tuple[str, str, Path, Config, str]:
+    """(label, source, notebook, config, params file) of one spec: a params file, or an ablation name."""
+    is_file = spec.endswith((".yaml", ".yml")) or Path(spec).is_file()
+    raw = read_params_file(spec) if is_file else {"ablation": spec}
+    label, source = (Path(spec).stem, spec) if is_file else (spec, f"ablation '{spec}'")
+    if "ablation" not in raw:
+        raise ParamError(f"{source}: names no ablation; add `ablation: NAME` (its notebook is "
+                         "notebooks/NAME.ipynb)")
+    schema = schema_for(str(raw["ablation"]), source)
+    notebook = notebook_path(raw["ablation"])
+    if not notebook.is_file():
+        raise ParamError(f"{source}: ablation '{raw['ablation']}' has no notebook at {notebook}")
+    values, problems = schema.coerce(raw, source)
+    overrides, more = schema.coerce(extra, "--set")
+    if problems or more:
+        raise ParamError("\n".join(problems + more))
+    cfg = schema.from_values({**notebook_defaults(notebook, schema), **values, **overrides}, source)
+    return label, source, notebook, cfg, spec if is_file else ""
+
+
+def plan(specs: list[str | Path], seeds: int | None = None, overrides: list[str] = ()) -> list[Job]:
+    """The jobs for these params files (or ablation names), or one ParamError listing every
+    problem found. A job identical to an earlier one (same parameters) is left out."""
+    import dataclasses
+    problems, jobs, extra = [], [], {}
     for text in overrides:
         try:
             name, value = parse_override(text)
             extra[name] = value
         except ParamError as exc:
             problems.append(str(exc))
-    for file in files:
-        file = Path(file)
+    for spec in map(str, specs):
         try:
-            params = read_params_file(file)
-            schema = schema_for(params.get("ablation", ""))
-            overrides, more = normalize_params(extra, "--set", schema)
-            if more:
-                raise ParamError("\n".join(more))
-            base = from_dict({**params, **overrides}, source=str(file), schema=schema)
+            label, source, notebook, cfg, params_file = _resolve(spec, extra)
         except ParamError as exc:
             problems.append(str(exc))
             continue
-        notebook = project_root() / "notebooks" / f"{base.ablation}.ipynb"
-        if not notebook.is_file():
-            problems.append(f"{file}: ablation '{base.ablation}' has no notebook at {notebook}")
-            continue
-        missing = set(schema.names()) - notebook_parameters(notebook)
-        if missing:
-            problems.append(f"{notebook}: its parameters cell lacks {sorted(missing)}")
-            continue
-        seed_list = [base.seed + i for i in range(seeds)] if seeds else [base.seed]
-        for seed in seed_list:
-            resolved = {k: v for k, v in base.to_dict().items() if k != "run_id"}
-            resolved["seed"] = seed
-            name = file.stem + (f"-s{seed}" if seeds else "")
-            jobs.append(Job(name=name, params_file=file, notebook=notebook, params=resolved))
+        problems += [f"{source}: {p}" for p in cfg.check_inputs()]
+        for seed in [cfg.seed + i for i in range(seeds)] if seeds else [cfg.seed]:
+            jobs.append(Job(label, source, notebook, dataclasses.replace(cfg, seed=seed), params_file))
     if problems:
-        raise ParamError("\n".join(problems))
+        raise ParamError("\n".join(dict.fromkeys(problems)))
     if not jobs:
         raise ParamError("no params files given")
-    return jobs
+    unique = {}
+    for job in jobs:
+        unique.setdefault(job.cfg.run_key(), job)
+    return list(unique.values())
 
 
-def _execute(job: Job, run_id: str, out: Path, progress: bool) -> None:
+def _key_lease(cfg: Config) -> lease.Lease:
+    return lease.Lease(f"key-{cfg.run_key()}")
+
+
+def _find_or_create(job: Job, fresh: bool) -> tuple[str, bool]:
+    """(run id, finished before) for a job: the run of its parameters, or a new one."""
+    existing = None if fresh else track.find_run(job.cfg)
+    if existing is not None:
+        return existing.info.run_id, existing.info.status == "FINISHED"
+    tags = {keys.PARAMS_FILE: job.params_file} if job.params_file else {}
+    return track.create_run(job.cfg, label=job.label, tags=tags), False
+
+
+def _kernel_pid() -> int | None:
+    """The notebook kernel this process started (papermill runs it as our child)."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("ipykernel" in part for part in child.cmdline()):
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def python_stacks(pid: int, stacks_file: Path, wait: float = 5.0) -> str:
+    """The Python stacks of a hung kernel: faulthandler (the kernel registered SIGUSR1 to dump
+    into stacks_file), else py-spy, which reads them even from a frozen process."""
+    if stacks_file.is_file():
+        stacks_file.write_text("")  # emptied, not removed: the kernel keeps it open
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except OSError:
+        pass
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if stacks_file.is_file() and stacks_file.stat().st_size:
+            time.sleep(0.2)  # let it finish writing
+            return stacks_file.read_text(errors="replace")
+        time.sleep(0.2)
+    spy = Path(os.environ.get("VIRTUAL_ENV", ""), "bin", "py-spy")
+    for exe in (str(spy), "py-spy"):
+        try:
+            out = subprocess.run([exe, "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True,
+                                 timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout
+    return "(no stacks: the kernel did not answer SIGUSR1 and py-spy could not read it)"
+
+
+class Watchdog(threading.Thread):
+    """Watches a notebook's heartbeat while it executes; when it goes silent past its allowance
+    (stall_minutes while training, stall_minutes_slow while starting or evaluating), records
+    the kernel's stacks and kills the kernel, which ends the execution with a dead kernel."""
+
+    def __init__(self, run_id: str, cfg: Config):
+        super().__init__(daemon=True)
+        self.run_id, self.cfg = run_id, cfg
+        self.started = time.time()
+        self.stop = threading.Event()
+        self.stall: dict | None = None
+
+    def silence(self) -> tuple[float, float, lease.Beat | None]:
+        """(seconds without a beat, the allowance, the last beat of this execution)."""
+        beat = lease.last_beat(self.run_id)
+        if beat is None or beat.time < self.started:
+            beat = None
+        since = beat.time if beat else self.started
+        phase = beat.phase if beat else "start"
+        minutes = self.cfg.stall_minutes if phase == "train" else self.cfg.stall_minutes_slow
+        return time.time() - since, 60 * minutes, beat
+
+    def run(self) -> None:
+        while not self.stop.wait(POLL_SECONDS):
+            silent, allowance, beat = self.silence()
+            if silent <= allowance:
+                continue
+            pid = beat.pid if beat else _kernel_pid()
+            stacks = python_stacks(pid, lease.lease_dir() / f"{self.run_id}.stacks") if pid else "(no kernel found)"
+            self.stall = {"silent": silent, "step": beat.step if beat else 0, "phase": beat.phase if beat else "start",
+                          "pid": pid, "stacks": stacks}
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            return
+
+
+def _papermill(job: Job, run_id: str, out: Path, progress: bool) -> None:
     for attempt in range(KERNEL_START_RETRIES + 1):
         try:
-            papermill.execute_notebook(str(job.notebook), str(out), parameters={**job.params, "run_id": run_id},
+            papermill.execute_notebook(str(job.notebook), str(out),
+                                       parameters={**_injected(job), RUN_ID: run_id},
                                        kernel_name="python3", cwd=str(job.notebook.parent),
                                        progress_bar=progress, start_timeout=120)
             return
@@ -104,107 +280,176 @@ def _execute(job: Job, run_id: str, out: Path, progress: bool) -> None:
             time.sleep(5 * (attempt + 1))
 
 
-def prepare(job: Job, fresh: bool = False) -> tuple[str, bool]:
-    """(run id, already finished) for a job: the run its params made before, or a new one."""
-    existing = None if fresh else track.find_run(job.params)
-    if existing is not None:
-        return existing.info.run_id, existing.info.status == "FINISHED"
-    return track.create_run(job.params, run_name=job.name, tags={"labkit.params_file": str(job.params_file)}), False
+def _injected(job: Job) -> dict:
+    """What papermill injects: every value that differs from the notebook's own cell."""
+    own = notebook_defaults(job.notebook, type(job.cfg))
+    defaults = type(job.cfg)().to_dict()
+    return {k: v for k, v in job.params.items() if own.get(k, defaults[k]) != v}
 
 
-def execute(job: Job, run_id: str, progress: bool = True, gpus=None) -> Outcome:
-    """Run the job's notebook for its run; with `gpus` (a queue of ids) on one GPU of its own."""
-    started = time.time()
-    folder = runs_dir() / dt.date.today().isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{job.name}-{run_id[:8]}.ipynb"
-    gpu = gpus.get() if gpus is not None else None
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # the kernel inherits it
-    status, error = "FINISHED", ""
+def _error_of(exc: BaseException) -> str:
+    if isinstance(exc, PapermillExecutionError):
+        return f"{exc.ename}: {exc.evalue}".strip()
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def _record_stall(run: track.OwnedRun, job: Job, stall: dict, restart: int, restarting: bool) -> None:
+    from . import lablog
+    minutes = stall["silent"] / 60
+    what = (f"stalled in {stall['phase']} at step {stall['step']}: no heartbeat for {minutes:.1f} min "
+            f"(kernel pid {stall['pid']} killed)")
+    run.log_text(stall["stacks"], f"stalls/stall-{restart}.txt")
+    run.set_tags({"labkit.stalls": restart, "labkit.last_stall": what})
+    then = f"restarted from its last checkpoint ({restart}/{job.cfg.max_restarts})" if restarting else \
+        f"not restarted: max_restarts={job.cfg.max_restarts} reached"
+    lablog.add(f"{dt.datetime.now():%H:%M} run:{run.run_id[:8]} {run.name} {what}; {then}; Python stacks in the "
+               f"run's artifacts stalls/stall-{restart}.txt", section="problems")
+    print(f"    {run.name}: {what}; {then}")
+
+
+def _execute(job: Job, run: track.OwnedRun, out: Path, progress: bool) -> tuple[str, str, int, list[Path]]:
+    """Execute the job's notebook for its run, watched, restarting stalled kernels; returns
+    (status, error, restarts, executed notebooks)."""
+    notebooks, restarts = [], 0
+    while True:
+        target = out if not restarts else out.with_name(f"{out.stem}-restart{restarts}.ipynb")
+        watchdog = Watchdog(run.run_id, job.cfg)
+        watchdog.start()
+        status, error = "FINISHED", ""
+        try:
+            _papermill(job, run.run_id, target, progress)
+        except Exception as exc:  # the notebook's own error, a dead kernel, a full disk ...
+            status, error = "FAILED", _error_of(exc)
+        finally:
+            watchdog.stop.set()
+            watchdog.join()
+        if target.is_file():
+            notebooks.append(target)
+        if watchdog.stall is None:
+            return status, error, restarts, notebooks
+        restarts += 1
+        again = restarts <= job.cfg.max_restarts
+        _record_stall(run, job, watchdog.stall, restarts, again)
+        if not again:
+            return "FAILED", f"stalled {restarts} time(s): {run.info.run_name} kept hanging", restarts - 1, notebooks
+
+
+def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None) -> Outcome:
+    """One job from start to end status (see the module's note); never raises for the job's own
+    failures: they are its Outcome."""
+    started, run_id = time.time(), ""
     try:
-        _execute(job, run_id, out, progress)
-    except PapermillExecutionError as exc:
-        status, error = "FAILED", f"{exc.ename}: {exc.evalue}".strip()
-    except Exception as exc:  # dead kernel (often out of memory), kernel never started, ...
-        status, error = "FAILED", f"{type(exc).__name__}: {exc}"
+        key = _key_lease(job.cfg).acquire()
+    except lease.LeaseHeld as exc:
+        return Outcome(job, "", "BUSY", None, 0.0, f"these parameters are being run already: lease {exc}")
+    gpu = gpus.get() if gpus is not None else None
+    try:
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # the kernel inherits it
+        run_id, finished = _find_or_create(job, fresh)
+        if finished:
+            return Outcome(job, run_id, "SKIPPED", None, 0.0, "finished before; --fresh runs it again")
+        c = track.client()
+        try:
+            run = track.OwnedRun(c, run_id)
+        except lease.LeaseHeld as exc:
+            return Outcome(job, run_id, "BUSY", None, 0.0, f"run {run_id} is driven already: lease {exc}")
+        folder = runs_dir() / dt.date.today().isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"{run.name}-{run_id[:8]}.ipynb"
+        papermill_io.register(str(runs_dir()), AtomicNotebookWriter())
+        with run:
+            status, error, restarts, notebooks = _execute(job, run, out, progress)
+            for path in notebooks:
+                c.log_artifact(run_id, str(path), keys.NOTEBOOK_DIR)
+            if notebooks:
+                run.set_tags({keys.NOTEBOOK: notebooks[-1]})
+            run.end(status, error)
+        return Outcome(job, run_id, status, notebooks[-1] if notebooks else None, time.time() - started, error,
+                       run.name, restarts, notebooks)
+    except Exception as exc:  # the store, the disk: the run (if any) was ended FAILED by its owner
+        return Outcome(job, run_id, "FAILED", None, time.time() - started, _error_of(exc))
     finally:
         if gpu is not None:
             gpus.put(gpu)
-    c = track.client()
-    if out.is_file():
-        c.log_artifact(run_id, str(out), "notebook")
-        c.set_tag(run_id, "labkit.notebook", str(out))
-    if status == "FAILED":
-        c.set_terminated(run_id, "FAILED")
-    return Outcome(job, run_id, status, out if out.is_file() else None, time.time() - started, error)
+        key.release()
 
 
-def _execute_in_worker(job: Job, run_id: str, delay: float, gpus, threads: int) -> Outcome:
-    time.sleep(delay)  # staggered kernel starts: parallel starts race for ports
-    # the kernels share the CPU cores instead of each spinning a thread per core
+def _die_with_parent(threads: int) -> None:
+    """A worker process: killed when the command that started it dies (Linux), so its kernel
+    (whose parent it is) ends too; and its share of the CPU cores."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
-    return execute(job, run_id, progress=False, gpus=gpus)
 
 
-def _describe(outcome: Outcome) -> str:
-    return (f"    {outcome.job.name}: {outcome.status} run {outcome.run_id}"
+def _drive_in_worker(job: Job, fresh: bool, delay: float, gpus) -> Outcome:
+    time.sleep(delay)  # staggered kernel starts: parallel starts race for ports
+    return drive(job, fresh, progress=False, gpus=gpus)
+
+
+def describe(outcome: Outcome) -> str:
+    name = outcome.name or outcome.job.label
+    return (f"    {name}: {outcome.status}" + (f" run {outcome.run_id}" if outcome.run_id else "")
             + (f" in {outcome.seconds:.0f}s" if outcome.seconds else "")
+            + (f" after {outcome.restarts} restart(s)" if outcome.restarts else "")
             + (f": {outcome.error}" if outcome.error else "")
             + (f"\n    notebook {outcome.notebook}" if outcome.notebook else ""))
 
 
 def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers: int = 1,
             echo=print) -> list[Outcome]:
-    """Every job, one after another or `workers` at a time (processes; one GPU each where
-    there are GPUs). Runs are created here, before any kernel starts, so the store sees one
-    writer at a time while it is set up."""
+    """Every job, one after another or `workers` at a time (processes; one GPU each where there
+    are GPUs). Dead runs of these experiments are swept first."""
+    from .runs import sweep
     # the kernels inherit where the lab lives, wherever their notebook's folder is
     os.environ["LABKIT_ROOT"] = str(project_root())
     os.environ["LABKIT_RUNS"] = str(runs_dir())
     c = track.client()
-    for exp in sorted({j.params["experiment"] for j in jobs}):
+    experiments = sorted({j.cfg.experiment for j in jobs})
+    for exp in experiments:  # the store's schema and experiments exist before any parallel writer
         track.experiment_id(c, exp)
-    outcomes, todo = [], []
-    for job in jobs:
-        run_id, finished = prepare(job, fresh)
-        if finished:
-            outcomes.append(Outcome(job, run_id, "SKIPPED", None, 0.0, "finished before; --fresh runs it again"))
-            echo(_describe(outcomes[-1]))
-        else:
-            todo.append((job, run_id))
+    for swept in sweep(experiments):
+        echo(f"    swept {swept}")
     if workers <= 1:
-        for i, (job, run_id) in enumerate(todo, 1):
-            echo(f"[{i}/{len(todo)}] {job.name}: {job.notebook.name} (seed {job.params['seed']})")
-            outcomes.append(execute(job, run_id, progress))
-            echo(_describe(outcomes[-1]))
+        outcomes = []
+        for i, job in enumerate(jobs, 1):
+            echo(f"[{i}/{len(jobs)}] {job.label}: {job.notebook.name} (seed {job.cfg.seed})")
+            outcomes.append(drive(job, fresh, progress))
+            echo(describe(outcomes[-1]))
         return outcomes
     import multiprocessing
-    import torch
     from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
     ctx = multiprocessing.get_context("spawn")
     gpus = None
     if torch.cuda.is_available():
         gpus = ctx.Manager().Queue()
         for gpu in range(torch.cuda.device_count()):
             gpus.put(gpu)
-    echo(f"running {len(todo)} job(s), {workers} at a time")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        futures = [pool.submit(_execute_in_worker, job, run_id, 3.0 * i if i < workers else 0.0, gpus, threads)
-                   for i, (job, run_id) in enumerate(todo)]
+    echo(f"running {len(jobs)} job(s), {workers} at a time")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    outcomes = []
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(threads,)) as pool:
+        futures = [pool.submit(_drive_in_worker, job, fresh, 3.0 * i if i < workers else 0.0, gpus)
+                   for i, job in enumerate(jobs)]
         for future in as_completed(futures):
             outcomes.append(future.result())
-            echo(_describe(outcomes[-1]))
+            echo(describe(outcomes[-1]))
     return outcomes
 
 
 def summary(outcomes: list[Outcome]) -> str:
     lines = [f"{'job':24} {'status':9} {'run id':34} notebook"]
     for o in outcomes:
-        lines.append(f"{o.job.name:24} {o.status:9} {o.run_id:34} {o.notebook or '-'}")
-        if o.error and o.status == "FAILED":
-            lines.append(f"{'':24} error: {o.error.splitlines()[0][:200]}")
-    failed = sum(o.status == "FAILED" for o in outcomes)
-    lines.append(f"{len(outcomes)} job(s): {len(outcomes) - failed} ok, {failed} failed")
+        lines.append(f"{(o.name or o.job.label):24} {o.status:9} {o.run_id or '-':34} {o.notebook or '-'}")
+        if o.error and o.status in ("FAILED", "BUSY", "KILLED"):
+            lines.append(f"{'':24} {o.status.lower()}: {o.error.splitlines()[0][:200]}")
+    failed = sum(o.status in ("FAILED", "KILLED") for o in outcomes)
+    busy = sum(o.status == "BUSY" for o in outcomes)
+    lines.append(f"{len(outcomes)} job(s): {len(outcomes) - failed - busy} ok, {failed} failed"
+                 + (f", {busy} refused (driven by another command)" if busy else ""))
     return "\n".join(lines)

@@ -3,29 +3,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
-from .config import ParamError, parse_override
-from .paths import project_root, runs_dir, tracking_uri
+from .config import ParamError
+from .paths import runs_dir, tracking_uri
 
-# The main job's small size: every ablation in minutes on a CPU, on the synthetic face set.
-DEMO_EXPERIMENT = "demo"
-DEMO_OVERRIDES = ["experiment=demo", "data_root=", "synthetic_count=48", "image_size=64", "ngf=32", "ndf=32",
-                  "batch_size=4", "n_epochs=10", "n_epochs_decay=10", "eval_every=5", "log_every=5",
-                  "fid_backbone=auto", "device=auto"]
-DEMO_PARAMS = ["params/baseline.yaml", "params/glad.yaml", "params/local.yaml", "params/local_glad.yaml"]
-# The style lab at small size: two decoders, then every swap variant using them.
-DEMO_STYLE_OVERRIDES = ["experiment=demo-style", "image_size=64", "vgg_weights=auto", "steps=400", "lr=5e-4",
-                        "batch_size=4", "log_every=20", "checkpoint_every=100", "device=auto"]
-DEMO_STYLE_PARAMS = ["params/decoder_train.yaml", "params/decoder_train_inject.yaml"] + [
-    f"params/swap_{v}.yaml" for v in ("argmax", "softmax", "frequency", "assignment", "channel_weighted", "gram",
-                                      "multiscale", "multilayer")]
+# The main job runs every notebook at its own defaults (small sizes: minutes on a CPU, on the
+# synthetic face set and scikit-image's pictures), in experiments of its own.
+DEMO_FACES, DEMO_STYLE = "demo", "demo-style"
+DEMO_FACE_ABLATIONS = ("baseline", "glad", "local", "local_glad")
 
 
-def ui_command() -> str:
-    return f"mlflow ui --backend-store-uri {tracking_uri()} --host 127.0.0.1 --port 5000"
+def ui_command() -> list[str]:
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(), "--host", "127.0.0.1",
+            "--port", "5000"]
 
 
 def cmd_synth(args) -> int:
@@ -47,8 +41,8 @@ def cmd_ablate(args) -> int:
     outcomes = ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress, workers=args.workers)
     print("\n" + ablate.summary(outcomes))
     if not args.no_log:
-        _record(outcomes, "labkit ablate " + " ".join(args.argv))
-    return 1 if any(o.status == "FAILED" for o in outcomes) else 0
+        _record(outcomes, "labkit ablate " + shlex.join(args.argv))
+    return 1 if any(o.status in ("FAILED", "KILLED", "BUSY") for o in outcomes) else 0
 
 
 def cmd_compare(args) -> int:
@@ -58,30 +52,56 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def demo_jobs_faces():
+    from . import ablate
+    return ablate.plan(DEMO_FACE_ABLATIONS, overrides=[f"experiment={DEMO_FACES}"])
+
+
+def demo_jobs_decoders():
+    """The decoders the swap variants decode with: one per decoder kind a variant needs."""
+    import dataclasses
+    from . import ablate
+    from .style.variants import VARIANTS
+    kinds = sorted({v.decoder_kind or "relu4_1" for v in VARIANTS.values()}, key=len)
+    return [dataclasses.replace(job, label=f"decoder_{kind.replace('+', '_')}")
+            for kind in kinds for job in ablate.plan(["decoder_train"], overrides=[
+                f"experiment={DEMO_STYLE}", f"decoder_kind={kind}"])]
+
+
+def demo_jobs_swaps(decoders: dict[str, str]):
+    """Every swap variant, with the decoder run (by id) of the kind it needs."""
+    from . import ablate
+    from .style.variants import VARIANTS
+    return [job for v in VARIANTS.values() for job in ablate.plan([v.ablation], overrides=[
+        f"experiment={DEMO_STYLE}", f"decoder_kind={v.decoder_kind or 'relu4_1'}",
+        f"decoder_run={decoders[v.decoder_kind or 'relu4_1']}"])]
+
+
 def cmd_demo(args) -> int:
     from . import ablate
     from .compare import compare
-    started = time.time()
-    root = project_root()
-    print(f"labkit demo: the face ablations on the synthetic face set, then the style-swap lab, at small size\n"
-          f"  runs in {runs_dir()}\n  face overrides: {' '.join(DEMO_OVERRIDES)}\n"
-          f"  style overrides: {' '.join(DEMO_STYLE_OVERRIDES)}\n")
-    jobs = ablate.plan([root / p for p in DEMO_PARAMS], overrides=DEMO_OVERRIDES) + ablate.plan(
-        [root / p for p in DEMO_STYLE_PARAMS], overrides=DEMO_STYLE_OVERRIDES)
+    from .console import banner
     from .metrics.backbone import weights_path
+    started = time.time()
+    print(f"labkit demo: every notebook at its own defaults (the face ablations on the synthetic face set, then "
+          f"the style-swap lab), one at a time\n  runs in {runs_dir()}\n")
     if not weights_path().is_file():
-        print("!" * 78 + f"\n!! The FID Inception weights are not at {weights_path()}.\n!! The demo tries to "
-              "download them; without a network it falls back to a random-init Inception:\n!! its FIDs are smoke "
-              "numbers, NOT comparable with real FID.\n" + "!" * 78 + "\n")
+        print(banner(f"The FID Inception weights are not at {weights_path()}.", "The demo tries to download them; "
+                     "without a network it falls back to a random-init Inception:\nits FIDs are smoke numbers, NOT "
+                     "comparable with real FID.") + "\n")
     # one notebook at a time: on a small CPU parallel kernels only fight over the cores
-    outcomes = ablate.run_all(jobs, progress=not args.no_progress)
+    outcomes = ablate.run_all(demo_jobs_faces() + demo_jobs_decoders(), progress=not args.no_progress)
+    decoders = {o.job.cfg.decoder_kind: o.run_id for o in outcomes
+                if o.job.cfg.ablation == "decoder_train" and o.status in ("FINISHED", "SKIPPED")}
+    swaps = demo_jobs_swaps(decoders) if len(decoders) == len(demo_jobs_decoders()) else []
+    outcomes += ablate.run_all(swaps, progress=not args.no_progress)
     print("\n" + ablate.summary(outcomes) + "\n")
     _record(outcomes, "labkit demo")
-    text, _ = compare(DEMO_EXPERIMENT)
+    text, _ = compare(DEMO_FACES)
     print(text)
-    print(f"demo finished in {time.time() - started:.0f}s. Open the runs in MLflow:\n  {ui_command()}\n"
+    print(f"demo finished in {time.time() - started:.0f}s. Open the runs in MLflow:\n  .venv/bin/labkit ui\n"
           f"  then http://127.0.0.1:5000")
-    return 1 if any(o.status == "FAILED" for o in outcomes) else 0
+    return 1 if any(o.status in ("FAILED", "KILLED", "BUSY") for o in outcomes) or not swaps else 0
 
 
 def cmd_landmarks(args) -> int:
@@ -129,29 +149,47 @@ def cmd_log(args) -> int:
 
 
 def cmd_stylize(args) -> int:
-    from .config import StyleConfig, from_dict, normalize_params
+    from .config import StyleConfig, parse_override
     from .style.stylize import stylize_folders
-    overrides, problems = normalize_params(dict(parse_override(t) for t in args.set or []), "--set", StyleConfig)
+    from .style.variants import VARIANTS
+    variant = VARIANTS[args.variant]
+    overrides, problems = StyleConfig.coerce(dict(parse_override(t) for t in args.set or []), "--set")
     if problems:
         raise ParamError("\n".join(problems))
-    cfg = from_dict({"ablation": f"swap_{args.variant}", "variant": args.variant, "content_dir": args.content or "",
-                     "style_dir": args.style or "", "decoder_run": args.decoder_run or "", **overrides},
-                    source="labkit stylize", schema=StyleConfig)
+    cfg = StyleConfig.from_values({"ablation": variant.ablation, "content_dir": args.content or "",
+                                   "style_dir": args.style or "", "decoder_run": args.decoder_run or "",
+                                   **({"decoder_kind": variant.decoder_kind} if variant.decoder_kind else {}),
+                                   **overrides}, source="labkit stylize")
     if not cfg.decoder_run:
         raise ParamError("stylize needs a trained decoder: run `labkit ablate params/decoder_train.yaml`, then pass "
-                         "--decoder-run decoder_train (or another decoder_train run's name or id)")
+                         "--decoder-run decoder_train-s0 (or another decoder_train run's name or id)")
     written = stylize_folders(cfg, args.out, batch_size=args.batch_size, progress=not args.no_progress)
     print(f"{len(written)} images written to {args.out}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from . import runs
+    if args.sweep:
+        swept = runs.sweep([args.experiment] if args.experiment else None)
+        print("\n".join(swept) if swept else "nothing to sweep: every RUNNING run has a live process driving it")
+    rows = runs.states([args.experiment] if args.experiment else None, running_only=not args.all)
+    print(runs.table(rows))
     return 0
 
 
 def cmd_ui(args) -> int:
     import subprocess
     command = ui_command()
-    print(command)
+    print(shlex.join(command))
     if args.print_only:
         return 0
-    return subprocess.call(command.split())
+    return subprocess.call(command)
+
+
+def variant_names() -> list[str]:
+    from .style.variants import VARIANTS
+    return list(VARIANTS)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -159,7 +197,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("ablate", help="run params files' notebooks with papermill, one MLflow run each")
-    s.add_argument("params", nargs="+", help="params/*.yaml files")
+    s.add_argument("params", nargs="+", help="params/*.yaml files, or ablation names (a notebook at its defaults)")
     s.add_argument("--seeds", type=int, help="run each file with seeds seed, seed+1, ... (N of them)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter in every file")
     s.add_argument("--fresh", action="store_true", help="start new runs even where these params ran before")
@@ -218,14 +256,19 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stylize", help="every content image in the style of every style image (a swap variant)")
     s.add_argument("--content", help="folder of content images (default: scikit-image's photographs)")
     s.add_argument("--style", help="folder of style images (default: scikit-image's textures)")
-    s.add_argument("--variant", default="argmax", help="argmax | softmax | frequency | assignment | "
-                   "channel_weighted | gram | multiscale | multilayer")
+    s.add_argument("--variant", default="argmax", choices=variant_names(), help="the swap variant")
     s.add_argument("--decoder-run", help="the decoder_train run (name or id) whose decoder to use")
     s.add_argument("--out", type=Path, default=Path("runs/stylized"))
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="any style parameter, e.g. temperature=0.1")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_stylize)
+
+    s = sub.add_parser("runs", help="the runs with status, step, heartbeat and holder; --sweep ends dead ones")
+    s.add_argument("--experiment", help="only this experiment")
+    s.add_argument("--all", action="store_true", help="every run, not only those marked RUNNING")
+    s.add_argument("--sweep", action="store_true", help="mark RUNNING runs that nothing drives any more KILLED")
+    s.set_defaults(func=cmd_runs)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
     s.add_argument("--print-only", action="store_true")
@@ -245,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     except ParamError as exc:
         print(f"labkit: refused, nothing was run:\n{exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("labkit: interrupted", file=sys.stderr)
+        return 130
     except LabLogError as exc:
         print(f"labkit log: {exc}", file=sys.stderr)
         return 2

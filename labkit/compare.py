@@ -17,29 +17,40 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import track, viz
-from .config import from_logged_params
-from .train.pix2pix import loss_formula
+from . import keys, track, viz
+from .config import ParamError, SketchConfig
 from .paths import runs_dir
+from .train.pix2pix import loss_formula
 
 SMOKE_BANNER = ("!! SMOKE NUMBERS: FID below comes from a random-init Inception (no weights on this machine).\n"
                 "!! They show the pipeline works; they are NOT comparable with real or published FID.")
 
 
 def collect(experiment: str) -> pd.DataFrame:
-    """Every ablation run of the experiment, one row each (MLflow's pandas columns)."""
+    """Every ablation run of the experiment, one row each (MLflow's pandas columns); an unknown
+    experiment is refused with the list of those that exist."""
     c = track.client()
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
-        return pd.DataFrame()
-    return mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`{track.KIND_TAG}` = 'train'",
+        names = sorted(e.name for e in c.search_experiments() if e.name != "Default")
+        raise ParamError(f"no experiment '{experiment}' in {track.tracking_uri()}; the experiments are: "
+                         f"{', '.join(names) or 'none yet (run `labkit ablate` first)'}")
+    return mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'",
                               output_format="pandas")
 
 
-def _config_of(row: pd.Series):
+def _config_of(row: pd.Series) -> SketchConfig:
     """The config of a run from its row of search_runs (params are the `params.*` columns)."""
-    return from_logged_params({k[len("params."):]: v for k, v in row.items()
-                               if k.startswith("params.") and isinstance(v, str)})
+    return SketchConfig.from_logged({k[len("params."):]: v for k, v in row.items()
+                                     if k.startswith("params.") and isinstance(v, str)})
+
+
+def _metric(name: str) -> str:
+    return f"metrics.{name}"
+
+
+def _tag(name: str) -> str:
+    return f"tags.{name}"
 
 
 def _mean_std(values: pd.Series) -> tuple[float, float]:
@@ -50,28 +61,29 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
 
 
 def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
-    if runs.empty or "tags.fid.backbone" not in runs.columns:  # no run measured FID (e.g. style runs)
+    if runs.empty or _tag(keys.FID_BACKBONE) not in runs.columns:  # no run measured FID (e.g. style runs)
         return pd.DataFrame()
     done = runs[runs["status"] == "FINISHED"]
-    subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith("metrics.fid/"))
+    subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith(_metric(keys.per_subset(keys.FID, ""))))
     rows = []
-    for (backbone, ablation), group in done.groupby(["tags.fid.backbone", f"tags.{track.ABLATION_TAG}"]):
-        fid, fid_std = _mean_std(group.get("metrics.fid_last", pd.Series(dtype=float)))
-        mean_fid, mean_fid_std = _mean_std(group.get("metrics.fid_mean", pd.Series(dtype=float)))
-        kid, kid_std = _mean_std(group.get("metrics.kid_last", pd.Series(dtype=float)))
+    for (backbone, ablation), group in done.groupby([_tag(keys.FID_BACKBONE), _tag(keys.ABLATION)]):
+        fid, fid_std = _mean_std(group.get(_metric(keys.FID_LAST), pd.Series(dtype=float)))
+        mean_fid, mean_fid_std = _mean_std(group.get(_metric(keys.FID_MEAN), pd.Series(dtype=float)))
+        kid, kid_std = _mean_std(group.get(_metric(keys.KID_LAST), pd.Series(dtype=float)))
         cfg = _config_of(group.iloc[0])
         rows.append(dict(backbone=backbone, ablation=ablation, loss=loss_formula(cfg), runs=len(group),
                          seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
                          fid=fid, fid_std=fid_std, mean_fid=mean_fid, mean_fid_std=mean_fid_std,
-                         fid_best=float(group["metrics.fid_best"].min()), kid=kid, kid_std=kid_std,
-                         n_real=int(group["tags.fid.n_real"].astype(int).iloc[0]),
-                         n_fake=int(group["metrics.fid_n_fake"].iloc[0]),
-                         not_finished=int(((runs[f"tags.{track.ABLATION_TAG}"] == ablation)
+                         fid_best=float(group[_metric(keys.FID_BEST)].min()), kid=kid, kid_std=kid_std,
+                         n_real=int(group[_tag(keys.FID_N_REAL)].astype(int).iloc[0]),
+                         n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
+                         not_finished=int(((runs[_tag(keys.ABLATION)] == ablation)
                                            & (runs["status"] != "FINISHED")).sum())))
         for subset in subsets:
-            rows[-1][f"fid/{subset}"] = _mean_std(group[f"metrics.fid/{subset}"])[0]
-            rows[-1][f"kid/{subset}"] = _mean_std(group[f"metrics.kid/{subset}"])[0]
-            n = group.get(f"tags.fid.n_real/{subset}", pd.Series(dtype=object)).dropna()
+            for metric in (keys.FID, keys.KID):
+                name = keys.per_subset(metric, subset)
+                rows[-1][name] = _mean_std(group[_metric(name)])[0]
+            n = group.get(_tag(keys.per_subset(keys.FID_N_REAL, subset)), pd.Series(dtype=object)).dropna()
             rows[-1][f"n/{subset}"] = int(n.iloc[0]) if len(n) else 0
     out = pd.DataFrame(rows)
     if out.empty:
@@ -134,10 +146,10 @@ def fid_curves_figure(runs: pd.DataFrame):
     c = track.client()
     curves = {}
     for (backbone, ablation), group in runs[runs["status"] == "FINISHED"].groupby(
-            ["tags.fid.backbone", f"tags.{track.ABLATION_TAG}"]):
+            [_tag(keys.FID_BACKBONE), _tag(keys.ABLATION)]):
         per_epoch: dict[int, list[float]] = {}
         for run_id in group["run_id"]:
-            for m in c.get_metric_history(run_id, "fid"):
+            for m in c.get_metric_history(run_id, keys.FID):
                 per_epoch.setdefault(m.step, []).append(m.value)
         label = ablation if backbone == "inception" else f"{ablation} ({backbone})"
         curves[label] = [(step, float(np.mean(v))) for step, v in per_epoch.items()]
@@ -146,38 +158,28 @@ def fid_curves_figure(runs: pd.DataFrame):
 
 def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baseline") -> np.ndarray | None:
     """photo | real sketch | each ablation's final model, on the same test faces: one finished
-    run per ablation (lowest seed), from its last checkpoint. Ablations trained on other data or
-    at another size than the baseline are left out; None when no checkpoints are here."""
-    import torch
+    run per ablation (lowest seed) that has a checkpoint. Ablations trained on other data or at
+    another size than the first are left out; None when no checkpoints are here."""
     from .data import load_faces
-    from .paths import checkpoint_dir
-    from .train.loop import fixed_samples
-    from .train.pix2pix import Pix2Pix
+    from .train.loop import fixed_samples, trained_model
     done = runs[runs["status"] == "FINISHED"].sort_values("params.seed")
-    picked = {}
-    for ablation, group in done.groupby(f"tags.{track.ABLATION_TAG}", sort=False):
+    models = {}
+    for ablation, group in done.groupby(_tag(keys.ABLATION), sort=False):
         for _, row in group.iterrows():
-            if (checkpoint_dir(row["run_id"]) / "last.pt").is_file():
-                picked[ablation] = row
+            model = trained_model(_config_of(row), row["run_id"])
+            if model is not None:
+                models[ablation] = (row, model)
                 break
-    if not picked:
+    if not models:
         return None
-    order = sorted(picked, key=lambda a: (a != baseline, a))
-    first = picked[order[0]]
-    same = ("tags.labkit.data.fingerprint", "params.image_size", "params.sketch_channels")
-    order = [a for a in order if all(picked[a][k] == first[k] for k in same)]
-    cfgs = {a: _config_of(picked[a]) for a in order}
-    data = load_faces(cfgs[order[0]], progress=False)
-    samples = fixed_samples(data.test, n)
-    columns, titles = [samples["photo"], samples["sketch"]], ["photo", "real sketch"]
-    for ablation in order:
-        model = Pix2Pix(cfgs[ablation], torch.device("cpu"))
-        state = torch.load(checkpoint_dir(picked[ablation]["run_id"]) / "last.pt", map_location="cpu",
-                           weights_only=False)
-        model.load_state_dict(state["model"])
-        columns.append(model.generate(samples["photo"], samples["landmarks"], samples["mask"]))
-        titles.append(ablation)
-    return viz.titled(viz.sample_grid(columns), titles)
+    order = sorted(models, key=lambda a: (a != baseline, a))
+    first = models[order[0]][0]
+    same = (_tag(keys.DATA_FINGERPRINT), "params.image_size", "params.sketch_channels")
+    order = [a for a in order if all(models[a][0][k] == first[k] for k in same)]
+    samples = fixed_samples(load_faces(_config_of(first), progress=False).test, n)
+    columns = [samples["photo"], samples["sketch"]] + [
+        models[a][1].generate(samples["photo"], samples["landmarks"], samples["mask"]) for a in order]
+    return viz.titled(viz.sample_grid(columns), ["photo", "real sketch", *order])
 
 
 def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = True) -> tuple[str, pd.DataFrame]:
@@ -206,10 +208,10 @@ def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = 
     if log:
         c = track.client()
         run_id = c.create_run(track.experiment_id(c, experiment), run_name=f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}",
-                              tags={track.KIND_TAG: "compare"}).info.run_id
-        c.log_table(run_id, t, "fid_table.json")
-        for path in files.values():
-            if path.is_file():
-                c.log_artifact(run_id, str(path))
-        c.set_terminated(run_id, "FINISHED")
+                              tags={keys.KIND: keys.COMPARE}).info.run_id
+        with track.OwnedRun(c, run_id):
+            c.log_table(run_id, t, "fid_table.json")
+            for path in files.values():
+                if path.is_file():
+                    c.log_artifact(run_id, str(path))
     return text, t

@@ -1,185 +1,330 @@
-"""The parameters of a face photo -> sketch run, and their validation.
+"""Every parameter of a run, defined once: its default, type, allowed values and help.
 
-The same names appear in each notebook's `parameters` cell (papermill injects values there)
-and in the params/*.yaml files. papermill only warns about unknown names, so the lab checks
-every file against this schema before anything runs.
+Two schemas: `SketchConfig` (face photo -> sketch, the pix2pix ablations) and `StyleConfig`
+(the style-swap lab: decoder training and the swap variants). A field's default is the
+notebook setting, a small run that finishes in minutes on a CPU. Where a value comes from,
+later sources win:
+
+    field defaults  <-  the notebook's `parameters` cell (what defines its ablation, and the
+                        knobs its user turns)  <-  the params file (only what differs; `base:`
+                        names a file it starts from)  <-  `--set NAME=VALUE`
+
+Every name of the schema can be set from any of them, not only the names a notebook's cell
+shows. Values are checked here whatever their source (params files, `--set`, papermill's
+injected cell, a notebook run by hand): unknown names get the closest valid one, wrong types
+and out-of-range values are refused with the file they came from.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import hashlib
+import json
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-
-# params a resumed run may change without changing what it computes
-HARDWARE_PARAMS = frozenset({"device", "amp", "num_workers", "run_id"})
+# The run a notebook logs to is not a parameter of what it computes: the runner injects it.
+RUN_ID = "run_id"
 
 
 class ParamError(ValueError):
     """A parameter file or value the lab refuses; the message names the source and the fix."""
 
 
-@dataclass(frozen=True)
-class SketchConfig:
-    ablation: str = field(default="baseline", metadata={"help": "notebook to run: notebooks/<ablation>.ipynb"})
-    experiment: str = field(default="faces", metadata={"help": "MLflow experiment name"})
-    seed: int = 0
-    run_id: str = field(default="", metadata={"help": "set by `labkit ablate`; empty opens a new run"})
-    # data
-    data_root: str = field(default="", metadata={"help": "face data folder; empty = the synthetic set"})
-    synthetic_count: int = field(default=48, metadata={"help": "faces in the synthetic set"})
-    synthetic_misalign: float = field(default=0.0, metadata={"help": "px of sketch-vs-photo misalignment"})
-    image_size: int = field(default=64, metadata={"help": "network size; 256 is the paper setting"})
-    sketch_channels: int = 1
-    skip_bad_files: bool = field(default=False, metadata={"help": "list and leave out unreadable or unpaired files"})
-    # model
-    ngf: int = 32
-    ndf: int = 32
-    # optimisation (pix2pix defaults)
-    batch_size: int = 4
-    n_epochs: int = 10
-    n_epochs_decay: int = 10
-    lr: float = 2e-4
-    beta1: float = 0.5
-    lambda_l1: float = 100.0
-    # +glad: generalized gradient loss (labkit.losses.glad)
-    lambda_glad: float = field(default=0.0, metadata={"help": "0 = off; 100 in the user's +glad"})
-    glad_mode: str = field(default="components", metadata={"help": "components | magnitude"})
-    glad_norm: str = field(default="l1", metadata={"help": "l1 | l2"})
-    # +local: APDrawingGAN-style part networks (labkit.models.local)
-    local: bool = False
-    lambda_local: float = field(default=25.0, metadata={"help": "weight of the parts' L1"})
-    local_gan_weight: float = field(default=0.25, metadata={"help": "weight of each part's adversarial loss"})
-    local_hair_background: bool = field(default=False, metadata={"help": "hair and background nets (needs masks)"})
-    ngf_local: int = 32
-    # evaluation and logging
-    eval_every: int = field(default=5, metadata={"help": "epochs between FID evaluations"})
-    log_every: int = field(default=10, metadata={"help": "iterations between loss logs"})
-    fid_backbone: str = field(default="auto", metadata={"help": "inception | random-init | auto"})
-    fid_dims: int = 2048
-    fid_batch_size: int = 32
-    grid_samples: int = 4
-    # hardware
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
-    amp: bool = field(default=False, metadata={"help": "mixed precision (CUDA only)"})
-    num_workers: int = 0
+def knob(default, help: str = "", *, choices=(), at_least=None, above=None, computes: bool = True):
+    """A parameter: `choices` are its allowed values, `at_least` / `above` its lower bound;
+    `computes=False` marks one that changes where or how fast a run computes, not what (a
+    resumed run may change it)."""
+    return field(default=default, metadata={"help": help, "choices": tuple(choices), "at_least": at_least,
+                                            "above": above, "computes": computes})
 
-    CHOICES: typing.ClassVar[dict[str, tuple[str, ...]]] = {
-        "fid_backbone": ("inception", "random-init", "auto"),
-        "sketch_channels": (1, 3),
-        "glad_mode": ("components", "magnitude"),
-        "glad_norm": ("l1", "l2"),
-    }
+
+def closest(name: str, valid) -> str:
+    close = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else f" (valid: {', '.join(valid)})"
+
+
+@dataclass(frozen=True)
+class Config:
+    """What both schemas share: how a run is watched, construction from any source, validation,
+    identity."""
+
+    ABLATIONS: typing.ClassVar[tuple[str, ...]] = ()
+
+    # liveness (labkit ablate): a run that stops beating is restarted from its last checkpoint
+    stall_minutes: float = knob(15.0, "minutes without a heartbeat while training before the kernel is "
+                                "called hung, killed and restarted", above=0, computes=False)
+    stall_minutes_slow: float = knob(60.0, "the same allowance while starting (data, weights) or evaluating FID",
+                                     above=0, computes=False)
+    max_restarts: int = knob(2, "restarts of a hung kernel before the run is failed", at_least=0, computes=False)
+
+    @classmethod
+    def ablations(cls) -> tuple[str, ...]:
+        return cls.ABLATIONS
 
     def __post_init__(self):
         problems = []
-        for name, allowed in self.CHOICES.items():
-            if getattr(self, name) not in allowed:
-                problems.append(f"{name}={getattr(self, name)!r} is not one of {list(allowed)}")
-        if self.image_size < 32 or self.image_size & (self.image_size - 1):
-            problems.append(f"image_size={self.image_size} must be a power of two >= 32 (the U-Net halves it to 1)")
-        for name in ("batch_size", "n_epochs", "eval_every", "log_every", "fid_batch_size", "ngf", "ndf", "ngf_local"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}={getattr(self, name)} must be at least 1")
-        if self.n_epochs_decay < 0:
-            problems.append("n_epochs_decay must be >= 0")
+        if self.ablation not in self.ablations():
+            problems.append(f"unknown ablation '{self.ablation}'{closest(self.ablation, self.ablations())}")
+        for f in dataclasses.fields(self):
+            value, rule = getattr(self, f.name), f.metadata
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{f.name}={value} must be a finite number")
+            elif rule.get("choices") and value not in rule["choices"]:
+                problems.append(f"{f.name}={value!r} is not one of {list(rule['choices'])}")
+            elif rule.get("at_least") is not None and value < rule["at_least"]:
+                problems.append(f"{f.name}={value} must be at least {rule['at_least']}")
+            elif rule.get("above") is not None and value <= rule["above"]:
+                problems.append(f"{f.name}={value} must be greater than {rule['above']}")
+        problems += self.rules()
         if problems:
             raise ParamError("invalid parameters: " + "; ".join(problems))
 
-    @property
-    def total_epochs(self) -> int:
-        return self.n_epochs + self.n_epochs_decay
+    def rules(self) -> list[str]:
+        """Problems that involve more than one field (the schema's own)."""
+        return []
 
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
-    @classmethod
-    def from_namespace(cls, namespace: dict) -> "SketchConfig":
-        """Build from a notebook's globals (its parameters cell plus papermill's injection)."""
-        return from_dict({k: namespace[k] for k in cls.names() if k in namespace}, source="notebook parameters")
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict:
+        """The parameters that decide what the run computes: two configs with the same identity
+        are the same run (a rerun resumes it; a checkpoint of another identity is refused)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("computes", True)}
 
-SWAP_VARIANTS = ("argmax", "softmax", "frequency", "assignment", "channel_weighted", "gram", "multiscale", "multilayer")
+    def run_key(self) -> str:
+        """A short hash of the identity: how a rerun finds its run."""
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def differences(self, other: dict) -> list[str]:
+        """The identity parameters where `other` (a logged or checkpointed config) differs."""
+        mine = self.identity()
+        return [f"{k}: {other[k]!r} there, {v!r} here" for k, v in mine.items()
+                if k in other and str(other[k]) != str(v)]
+
+    @classmethod
+    def coerce(cls, values: dict, source: str) -> tuple[dict, list[str]]:
+        """Values as the schema's types, and every problem: unknown names (with the closest
+        valid one) and wrong types."""
+        if not isinstance(values, dict):
+            return {}, [f"{source}: expected a mapping of parameter names to values, got {type(values).__name__}"]
+        hints = typing.get_type_hints(cls)
+        clean, problems = {}, []
+        for name, value in values.items():
+            if name not in cls.names():
+                problems.append(f"{source}: unknown parameter '{name}'{closest(name, cls.names())}")
+                continue
+            try:
+                clean[name] = _coerce(value, hints[name])
+            except TypeError:
+                problems.append(f"{source}: parameter '{name}' must be {hints[name].__name__}, "
+                                f"got {type(value).__name__} {value!r}")
+        return clean, problems
+
+    @classmethod
+    def from_values(cls, values: dict, source: str = "parameters"):
+        clean, problems = cls.coerce(values, source)
+        if problems:
+            raise ParamError("\n".join(problems))
+        try:
+            return cls(**clean)
+        except ParamError as exc:
+            raise ParamError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_logged(cls, logged: dict[str, str]):
+        """A config back from an MLflow run's params (all logged as strings)."""
+        hints = typing.get_type_hints(cls)
+        return cls.from_values({k: v if hints[k] is str else yaml.safe_load(v) for k, v in logged.items()
+                                if k in hints}, source="logged params")
+
+    def check_inputs(self) -> list[str]:
+        """Problems with what the run will read (folders, weight files), found before it starts."""
+        return []
 
 
 @dataclass(frozen=True)
-class StyleConfig:
-    """Parameters of a style-swap run: decoder training (ablation decoder_train) or a swap
-    variant (ablation swap_<variant>)."""
-    ablation: str = field(default="swap_argmax", metadata={"help": "decoder_train or swap_<variant>"})
-    experiment: str = "style"
-    seed: int = 0
-    run_id: str = ""
+class SketchConfig(Config):
+    """A face photo -> sketch run: pix2pix and its ablations."""
+    ABLATIONS: typing.ClassVar[tuple[str, ...]] = ("baseline", "glad", "local", "local_glad")
+
+    ablation: str = knob("baseline", "the notebook: notebooks/<ablation>.ipynb")
+    experiment: str = knob("faces", "MLflow experiment")
+    seed: int = knob(0, at_least=0)
+    # data
+    data_root: str = knob("", "face data folder; empty = the synthetic set")
+    synthetic_count: int = knob(48, "faces in the synthetic set", at_least=2)
+    synthetic_misalign: float = knob(0.0, "px of sketch-vs-photo misalignment in the synthetic set", at_least=0)
+    image_size: int = knob(64, "network size; 256 is the paper setting", at_least=32)
+    sketch_channels: int = knob(1, "1 or 3 (FID always sees three)", choices=(1, 3))
+    skip_bad_files: bool = knob(False, "list and leave out unreadable or unpaired files")
+    # model
+    ngf: int = knob(32, "generator width (64 in the paper setting)", at_least=1)
+    ndf: int = knob(32, "discriminator width (64 in the paper setting)", at_least=1)
+    # optimisation (pix2pix defaults)
+    batch_size: int = knob(4, at_least=1)
+    n_epochs: int = knob(10, "epochs at the initial learning rate", at_least=1)
+    n_epochs_decay: int = knob(10, "epochs of linear decay to 0", at_least=0)
+    lr: float = knob(2e-4, above=0)
+    beta1: float = knob(0.5, at_least=0)
+    lambda_l1: float = knob(100.0, at_least=0)
+    # +glad: generalized gradient loss (labkit.losses.glad)
+    lambda_glad: float = knob(0.0, "0 = off; 100 in the user's +glad", at_least=0)
+    glad_mode: str = knob("components", choices=("components", "magnitude"))
+    glad_norm: str = knob("l1", choices=("l1", "l2"))
+    # +local: APDrawingGAN-style part networks (labkit.models.local)
+    local: bool = knob(False, "part networks on the landmarks")
+    lambda_local: float = knob(25.0, "weight of the parts' L1", at_least=0)
+    local_gan_weight: float = knob(0.25, "weight of each part's adversarial loss", at_least=0)
+    local_hair_background: bool = knob(False, "hair and background nets (needs masks)")
+    ngf_local: int = knob(32, at_least=1)
+    # evaluation and logging
+    eval_every: int = knob(5, "epochs between FID evaluations", at_least=1)
+    log_every: int = knob(10, "iterations between loss logs", at_least=1)
+    fid_backbone: str = knob("auto", "inception when its weights are there, else random-init",
+                             choices=("inception", "random-init", "auto"))
+    fid_dims: int = knob(2048, choices=(64, 192, 768, 2048))
+    fid_batch_size: int = knob(32, at_least=1, computes=False)
+    grid_samples: int = knob(4, "test faces in the sample grids", at_least=1)
+    # long runs: checkpoints within an epoch, and when to call a run diverged
+    checkpoint_every: int = knob(0, "steps between checkpoints; 0: every checkpoint_minutes", at_least=0,
+                                 computes=False)
+    checkpoint_minutes: float = knob(10.0, "minutes of training between checkpoints", above=0, computes=False)
+    diverge_factor: float = knob(10.0, "fail when the generator loss exceeds this multiple of its first logged "
+                                 "value; 0: off", at_least=0)
+    # hardware: where and how fast, not what
+    device: str = knob("auto", "auto | cpu | cuda | cuda:N", computes=False)
+    amp: bool = knob(False, "mixed precision (CUDA only)", computes=False)
+    num_workers: int = knob(0, at_least=0, computes=False)
+
+    def rules(self) -> list[str]:
+        problems = []
+        if self.image_size & (self.image_size - 1):
+            problems.append(f"image_size={self.image_size} must be a power of two (the U-Net halves it down to 1)")
+        if not self.beta1 < 1:
+            problems.append(f"beta1={self.beta1} must be below 1 (Adam)")
+        return problems
+
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay
+
+    def check_inputs(self) -> list[str]:
+        problems = []
+        if self.data_root:
+            root = Path(self.data_root).expanduser()
+            if not root.is_dir():
+                problems.append(f"data_root={self.data_root!r}: no such folder")
+            elif not any(root.iterdir()):
+                problems.append(f"data_root={self.data_root!r}: the folder is empty")
+        if self.fid_backbone == "inception":
+            from .metrics.backbone import ensure_weights
+            from .weights import WeightsUnavailable
+            try:
+                ensure_weights()
+            except WeightsUnavailable as exc:
+                problems.append(f"fid_backbone='inception': {exc}")
+        return problems
+
+
+@dataclass(frozen=True)
+class StyleConfig(Config):
+    """A style-swap run: decoder training (ablation decoder_train) or a swap variant
+    (ablation swap_<variant>, the variant taken from the registry in labkit.style.variants)."""
+
+    ablation: str = knob("swap_argmax", "decoder_train or swap_<variant>")
+    experiment: str = knob("style", "MLflow experiment")
+    seed: int = knob(0, at_least=0)
     # images: RGB [0, 1]; empty folders = scikit-image's photographs and textures
-    content_dir: str = field(default="", metadata={"help": "content images (empty: astronaut, coffee, chelsea)"})
-    style_dir: str = field(default="", metadata={"help": "style images (empty: brick, grass, gravel)"})
-    image_size: int = field(default=128, metadata={"help": "short side of the images; crop size in training"})
+    content_dir: str = knob("", "content images (empty: astronaut, coffee, chelsea)")
+    style_dir: str = knob("", "style images (empty: brick, grass, gravel)")
+    image_size: int = knob(64, "short side of the images; crop size in training", at_least=16)
     # encoder
-    vgg_weights: str = field(default="auto", metadata={"help": "imagenet | random-init | auto | a .pth file"})
-    vgg_convention: str = field(default="torchvision", metadata={"help": "torchvision | caffe"})
-    channel_order: str = field(default="bgr", metadata={"help": "caffe convention only: bgr | rgb"})
+    vgg_weights: str = knob("auto", "imagenet | random-init | auto | a .pth file")
+    vgg_convention: str = knob("torchvision", choices=("torchvision", "caffe"))
+    channel_order: str = knob("bgr", "caffe convention only", choices=("bgr", "rgb"))
     # decoder and its training
-    decoder_kind: str = field(default="relu4_1", metadata={"help": "relu3_1 | relu4_1 | relu4_1+relu3_1"})
-    decoder_run: str = field(default="", metadata={"help": "run (name or id) of a trained decoder; empty: train here"})
-    steps: int = 300
-    batch_size: int = 4
-    lr: float = 1e-4
-    lambda_pixel: float = 1.0
-    lambda_feature: float = 1.0
-    lambda_tv: float = 0.0
-    lambda_adain: float = 0.0
-    train_with_swap: bool = field(default=False, metadata={"help": "decode swapped features while training"})
-    log_every: int = 20
-    checkpoint_every: int = 100
-    # swap
-    variant: str = field(default="argmax", metadata={"help": " | ".join(SWAP_VARIANTS)})
-    swap_layer: str = field(default="relu4_1", metadata={"help": "relu3_1 | relu4_1"})
-    patch_size: int = 3
-    temperature: float = field(default=0.05, metadata={"help": "softmax: NCC / temperature"})
-    cutoff: float = field(default=2.0, metadata={"help": "frequency: Gaussian sigma of the low-pass, feature px"})
-    usage_limit: int = field(default=2, metadata={"help": "assignment: uses allowed per style patch"})
-    beta: float = field(default=1.0, metadata={"help": "gram: weight of the style mean in the query"})
-    scales: str = field(default="0.5,1,2", metadata={"help": "multiscale: style scales"})
-    chunk: int = field(default=2048, metadata={"help": "style patches scored at a time"})
-    device: str = "auto"
+    decoder_kind: str = knob("relu4_1", choices=("relu3_1", "relu4_1", "relu4_1+relu3_1"))
+    decoder_run: str = knob("", "run (name or id) of a trained decoder; empty: train one here")
+    steps: int = knob(400, at_least=1)
+    batch_size: int = knob(4, at_least=1)
+    lr: float = knob(5e-4, above=0)
+    lambda_pixel: float = knob(1.0, at_least=0)
+    lambda_feature: float = knob(1.0, at_least=0)
+    lambda_tv: float = knob(0.0, at_least=0)
+    lambda_adain: float = knob(0.0, at_least=0)
+    train_with_swap: bool = knob(False, "decode swapped features while training")
+    log_every: int = knob(20, at_least=1)
+    checkpoint_every: int = knob(100, "steps between checkpoints", at_least=1)
+    # the swap (the variant itself comes from `ablation`)
+    swap_layer: str = knob("relu4_1", choices=("relu3_1", "relu4_1"))
+    patch_size: int = knob(3, at_least=1)
+    temperature: float = knob(0.05, "softmax: NCC / temperature", above=0)
+    cutoff: float = knob(2.0, "frequency: Gaussian sigma of the low-pass, feature px", at_least=0)
+    usage_limit: int = knob(2, "assignment: uses allowed per style patch", at_least=1)
+    beta: float = knob(1.0, "gram: weight of the style mean in the query")
+    scales: str = knob("0.5,1,2", "multiscale: style scales, comma-separated")
+    chunk: int = knob(2048, "style patches scored at a time", at_least=1, computes=False)
+    device: str = knob("auto", "auto | cpu | cuda | cuda:N", computes=False)
 
-    CHOICES: typing.ClassVar[dict[str, tuple]] = {
-        "vgg_convention": ("torchvision", "caffe"),
-        "channel_order": ("bgr", "rgb"),
-        "decoder_kind": ("relu3_1", "relu4_1", "relu4_1+relu3_1"),
-        "variant": SWAP_VARIANTS,
-        "swap_layer": ("relu3_1", "relu4_1"),
-    }
+    @classmethod
+    def ablations(cls) -> tuple[str, ...]:
+        from .style.variants import VARIANTS
+        return ("decoder_train", *(v.ablation for v in VARIANTS.values()))
 
-    def __post_init__(self):
-        problems = [f"{name}={getattr(self, name)!r} is not one of {list(allowed)}"
-                    for name, allowed in self.CHOICES.items() if getattr(self, name) not in allowed]
-        for name in ("image_size", "steps", "batch_size", "patch_size", "usage_limit", "chunk", "log_every",
-                     "checkpoint_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}={getattr(self, name)} must be at least 1")
-        if self.temperature <= 0:
-            problems.append("temperature must be > 0")
-        if problems:
-            raise ParamError("invalid parameters: " + "; ".join(problems))
+    @property
+    def variant(self):
+        """The swap variant of a swap_<variant> ablation (None for decoder_train)."""
+        from .style.variants import BY_ABLATION
+        return BY_ABLATION.get(self.ablation)
 
-    names = classmethod(lambda cls: [f.name for f in dataclasses.fields(cls)])
-    from_namespace = classmethod(lambda cls, ns: from_dict({k: ns[k] for k in cls.names() if k in ns},
-                                                           source="notebook parameters", schema=cls))
-    to_dict = dataclasses.asdict
+    def rules(self) -> list[str]:
+        try:
+            scales = [float(x) for x in self.scales.split(",")]
+        except ValueError:
+            return [f"scales={self.scales!r}: write numbers separated by commas, e.g. '0.5,1,2'"]
+        if not scales or min(scales) <= 0:
+            return [f"scales={self.scales!r}: every scale must be greater than 0"]
+        return []
+
+    def check_inputs(self) -> list[str]:
+        problems = [f"{name}={getattr(self, name)!r}: no such folder" for name in ("content_dir", "style_dir")
+                    if getattr(self, name) and not Path(getattr(self, name)).expanduser().is_dir()]
+        if self.vgg_weights == "imagenet":
+            from .style.vgg import ensure_vgg_weights
+            from .weights import WeightsUnavailable
+            try:
+                ensure_vgg_weights()
+            except WeightsUnavailable as exc:
+                problems.append(f"vgg_weights='imagenet': {exc}")
+        elif self.vgg_weights not in ("auto", "random-init") and not Path(self.vgg_weights).expanduser().is_file():
+            problems.append(f"vgg_weights={self.vgg_weights!r}: not 'imagenet', 'random-init', 'auto' or a .pth file")
+        return problems
 
 
-def schema_for(ablation: str):
-    """The parameter schema of an ablation's notebook."""
-    return StyleConfig if ablation == "decoder_train" or ablation.startswith("swap_") else SketchConfig
+SCHEMAS = (SketchConfig, StyleConfig)
+
+
+def all_ablations() -> list[str]:
+    return [a for schema in SCHEMAS for a in schema.ablations()]
+
+
+def schema_for(ablation: str, source: str = "parameters"):
+    """The schema whose ablations include this one; an unknown name is refused with the closest."""
+    for schema in SCHEMAS:
+        if ablation in schema.ablations():
+            return schema
+    raise ParamError(f"{source}: unknown ablation '{ablation}'{closest(ablation, all_ablations())}")
 
 
 def _coerce(value, expected):
@@ -200,59 +345,57 @@ def _coerce(value, expected):
     return value
 
 
-def normalize_params(params: dict, source: str, schema=SketchConfig) -> tuple[dict, list[str]]:
-    """Params coerced to the schema's types, and every problem found: unknown names (with
-    the closest valid one) and wrong types."""
-    if not isinstance(params, dict):
-        return {}, [f"{source}: expected a mapping of parameter names to values, got {type(params).__name__}"]
-    hints = typing.get_type_hints(schema)
-    known = schema.names()
-    clean, problems = {}, []
-    for name, value in params.items():
-        if name not in known:
-            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (valid names: {', '.join(known)})"
-            problems.append(f"{source}: unknown parameter '{name}'{hint}")
-            continue
-        try:
-            clean[name] = _coerce(value, hints[name])
-        except TypeError:
-            problems.append(f"{source}: parameter '{name}' must be {hints[name].__name__}, "
-                            f"got {type(value).__name__} {value!r}")
-    return clean, problems
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
 
 
-def from_dict(params: dict, source: str = "parameters", schema=SketchConfig):
-    values, problems = normalize_params(params, source, schema)
-    if problems:
-        raise ParamError("\n".join(problems))
-    try:
-        return schema(**values)
-    except ParamError as exc:
-        raise ParamError(f"{source}: {exc}") from None
+def _mapping_without_repeats(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ParamError(f"'{key}' is given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); "
+                             "keep one")
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
 
 
-def from_logged_params(logged: dict[str, str], schema=SketchConfig):
-    """A config back from an MLflow run's params (all logged as strings)."""
-    hints = typing.get_type_hints(schema)
-    values = {k: v if hints[k] is str else yaml.safe_load(v) for k, v in logged.items() if k in hints}
-    return from_dict(values, source="logged params", schema=schema)
+_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats)
+# `lr: 2e-4` is a number, as in YAML 1.2 (YAML 1.1, PyYAML's default, reads it as a string)
+_UniqueKeys.add_implicit_resolver("tag:yaml.org,2002:float",
+                                  re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
-def read_params_file(path: str | Path, schema=None) -> dict:
-    """A params YAML as a dict, checked against its ablation's schema; errors name the file."""
+def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A params file's values, on top of its `base:` file's (a path relative to it); errors name
+    the file: missing, not UTF-8, empty, not YAML, a key given twice, a base that loops."""
     path = Path(path)
     if not path.is_file():
         raise ParamError(f"{path}: no such params file")
+    if path.resolve() in _chain:
+        raise ParamError(f"{path}: its `base:` chain comes back to itself ({' -> '.join(map(str, _chain))})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8, e.g. "
+                         f"`iconv -f GBK -t UTF-8 {path.name} > fixed.yaml`") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeys)
+    except ParamError as exc:
+        raise ParamError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ParamError(f"{path}: not valid YAML: {exc}") from None
-    schema = schema or schema_for(str(data.get("ablation", "")) if isinstance(data, dict) else "")
-    clean, problems = normalize_params(data, str(path), schema)
-    if problems:
-        raise ParamError("\n".join(problems))
-    return clean
+    if data is None:
+        raise ParamError(f"{path}: the params file is empty; it needs at least `ablation: NAME` "
+                         f"({', '.join(all_ablations())})")
+    if not isinstance(data, dict):
+        raise ParamError(f"{path}: expected `name: value` lines, got a YAML {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ParamError(f"{path}: `base:` must name a params file, got {base!r}")
+    return {**read_params_file(path.parent / base, (*_chain, path.resolve())), **data}
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -262,3 +405,27 @@ def parse_override(text: str) -> tuple[str, object]:
     name, raw = text.split("=", 1)
     value = yaml.safe_load(raw) if raw.strip() else ""
     return name.strip(), "" if value is None else value
+
+
+def _assigned_names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+
+
+def from_namespace(namespace: dict):
+    """The config of a notebook from its globals: the `parameters` cell, then what papermill
+    injected. Both cells start with '# Parameters' and are kept in IPython's input history,
+    so a name in them that the schema does not know (a typo given to plain papermill with
+    `-p lamda_l1 5`) is refused here, before any work."""
+    ablation = str(namespace.get("ablation", ""))
+    schema = schema_for(ablation, "the notebook's parameters")
+    cells = [cell for cell in namespace.get("In", []) if cell.lstrip().startswith("# Parameters")]
+    known = set(schema.names()) | {RUN_ID}
+    unknown = sorted({n for cell in cells for n in _assigned_names(cell)} - known)
+    if unknown:
+        raise ParamError("\n".join(f"notebook parameters: unknown parameter '{n}'{closest(n, schema.names())}"
+                                   for n in unknown))
+    return schema.from_values({k: namespace[k] for k in schema.names() if k in namespace}, "notebook parameters")

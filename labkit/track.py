@@ -3,24 +3,28 @@
 Store: MLFLOW_TRACKING_URI when set (a team `mlflow server`), else sqlite:///runs/mlflow.db
 with artifacts under runs/artifacts/. Runs are addressed by id through MlflowClient (not the
 global active run), so the runner and a notebook kernel can work on the same run.
+
+Who ends a run: exactly one owner, an `OwnedRun` (like MLflow's ActiveRun, a context manager
+that ends the run FINISHED, FAILED or KILLED by how its block ends). `labkit ablate` owns the
+runs it drives; a notebook run by hand (JupyterLab, plain papermill) owns its own. Everything
+else holds a plain `Run`: it logs, and leaves the status alone.
 """
 from __future__ import annotations
 
-import hashlib
+import atexit
 import json
 import platform
+import time
 
 import mlflow
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .config import HARDWARE_PARAMS, ParamError
+from . import keys, lease
+from .config import Config, ParamError, from_namespace
 from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
 from .provenance import git_state, package_versions
-
-KIND_TAG = "labkit.kind"              # "train" for ablation runs, "compare" for tables
-ABLATION_TAG = "labkit.ablation"
-RUN_KEY_TAG = "labkit.run_key"        # hash of the params: a rerun finds its run by it
 
 
 def client() -> MlflowClient:
@@ -42,18 +46,43 @@ def experiment_id(c: MlflowClient, name: str) -> str:
 
 
 class Run:
-    """One MLflow run, addressed by id."""
+    """One MLflow run, addressed by id: logging, never its status."""
 
     def __init__(self, c: MlflowClient, run_id: str):
         self.client, self.run_id = c, run_id
         self.info = c.get_run(run_id).info
+        self._last_beat = self._last_stored_beat = -float("inf")
+        self._highest: dict[str, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.info.run_name or self.run_id[:8]
+
+    def _highest_steps(self) -> dict[str, int]:
+        """The highest step the store holds per metric key (read once, then kept up to date)."""
+        if self._highest is None:
+            logged = self.client.get_run(self.run_id).data.metrics
+            self._highest = {k: max((m.step for m in self.client.get_metric_history(self.run_id, k)), default=0)
+                             for k in logged}
+        return self._highest
 
     def log_metrics(self, values: dict[str, float], step: int | None = None) -> None:
-        for key, value in values.items():
-            self.client.log_metric(self.run_id, key, float(value), step=step)
+        """Metrics at a step (None: summaries, at step 0). A resumed run replays the steps between
+        its checkpoint and where it stopped: what the store already holds at a step > 0 is not
+        logged again, so no (key, step) appears twice."""
+        highest = self._highest_steps()
+        if step:
+            values = {k: v for k, v in values.items() if step > highest.get(k, 0)}
+            highest.update({k: step for k in values})
+        if values:
+            now = int(time.time() * 1000)
+            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in values.items()])
 
     def log_image(self, image, key: str, step: int) -> None:
         self.client.log_image(self.run_id, image, key=key, step=step)
+
+    def log_image_file(self, image, artifact_file: str) -> None:
+        self.client.log_image(self.run_id, image, artifact_file=artifact_file)
 
     def set_tags(self, tags: dict) -> None:
         for key, value in tags.items():
@@ -65,8 +94,17 @@ class Run:
     def metric_history(self, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)]
 
-    def finish(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status)
+    def beat(self, step: int, phase: str = "train", force: bool = False) -> None:
+        """Tell the runner this run is alive: at once with force (every logged step), else at
+        most every lease.BEAT_SECONDS (cheap enough to call every step). The store gets it too,
+        at most every 2 * BEAT_SECONDS, for whoever watches from another machine."""
+        now = time.monotonic()
+        if force or now - self._last_beat >= lease.BEAT_SECONDS:
+            beat = lease.beat(self.run_id, step, phase)
+            self._last_beat = now
+            if now - self._last_stored_beat >= 2 * lease.BEAT_SECONDS:
+                self.client.set_tag(self.run_id, keys.HEARTBEAT, json.dumps(beat.__dict__))
+                self._last_stored_beat = now
 
     def url(self) -> str:
         base = tracking_uri()
@@ -74,63 +112,127 @@ class Run:
             return f"{base.rstrip('/')}/#/experiments/{self.info.experiment_id}/runs/{self.run_id}"
         return f"http://127.0.0.1:5000/#/experiments/{self.info.experiment_id}/runs/{self.run_id}"
 
+    def end(self, status: str = "FINISHED", error: str = "") -> None:
+        """A plain handle does not end its run: its owner (the runner) does."""
 
-def run_key(params: dict) -> str:
-    stable = {k: v for k, v in sorted(params.items()) if k not in HARDWARE_PARAMS}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """As MLflow's ActiveRun: FINISHED when the block ends normally, FAILED on any exception
+        (the error kept as a tag)."""
+        self.end("FINISHED" if exc_type is None else "FAILED", f"{exc_type.__name__}: {exc}" if exc_type else "")
 
 
-def create_run(params: dict, run_name: str, tags: dict | None = None) -> str:
-    """A new run for params (in params['experiment']), its id fixed before anything executes."""
+def run_lease(run_id: str) -> lease.Lease:
+    """Held by whoever owns the run: while it is held the run is alive, whatever its status says."""
+    return lease.Lease(f"run-{run_id}")
+
+
+class OwnedRun(Run):
+    """The run's owner: takes its lease (lease.LeaseHeld if a live process has it), marks it
+    RUNNING, and alone ends it (FINISHED, FAILED with the error, KILLED), once."""
+
+    def __init__(self, c: MlflowClient, run_id: str):
+        super().__init__(c, run_id)
+        self.lease = run_lease(run_id).acquire()
+        self.ended = False
+        c.update_run(run_id, status="RUNNING")
+
+    def end(self, status: str = "FINISHED", error: str = "") -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            if error.strip():
+                self.client.set_tag(self.run_id, keys.ERROR, error.strip().splitlines()[0][:500])
+            self.client.set_terminated(self.run_id, status)
+        finally:
+            self.lease.release()
+
+
+def run_name(c: MlflowClient, exp_id: str, label: str, seed: int, run_key: str) -> str:
+    """The one naming rule: `<label>-s<seed>`, label being the params file's stem (or the
+    ablation, for a notebook run by hand). Unique in its experiment: when runs of other
+    parameters hold the name already, `-2`, `-3`, ... is added."""
+    base = f"{label}-s{seed}"
+    taken = {r.info.run_name for r in c.search_runs([exp_id], f"attributes.run_name LIKE '{base}%'", max_results=5000)
+             if r.data.tags.get(keys.RUN_KEY) != run_key}
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def create_run(cfg: Config, label: str, tags: dict | None = None) -> str:
+    """A new run for cfg (in cfg.experiment), its id fixed before anything executes."""
     c = client()
-    exp = experiment_id(c, params.get("experiment", "faces"))
-    run = c.create_run(exp, run_name=run_name, tags={
-        KIND_TAG: "train", ABLATION_TAG: params.get("ablation", ""), RUN_KEY_TAG: run_key(params), **(tags or {})})
+    exp = experiment_id(c, cfg.experiment)
+    key = cfg.run_key()
+    run = c.create_run(exp, run_name=run_name(c, exp, label, cfg.seed, key), tags={
+        keys.KIND: keys.TRAIN, keys.ABLATION: cfg.ablation, keys.RUN_KEY: key, keys.LABEL: label, **(tags or {})})
     return run.info.run_id
 
 
-def find_run(params: dict):
-    """The newest run made from exactly these params, or None."""
+def find_run(cfg: Config):
+    """The newest run made from the same parameters (same identity), or None."""
     c = client()
-    exp = c.get_experiment_by_name(params.get("experiment", "faces"))
+    exp = c.get_experiment_by_name(cfg.experiment)
     if exp is None:
         return None
-    runs = c.search_runs([exp.experiment_id], f"tags.`{RUN_KEY_TAG}` = '{run_key(params)}'",
+    runs = c.search_runs([exp.experiment_id], f"tags.`{keys.RUN_KEY}` = '{cfg.run_key()}'",
                          order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
 
 
-def _check_params(c: MlflowClient, run_id: str, params: dict) -> dict:
-    """Params not yet logged; refuses a resume whose params differ from the run's."""
-    logged = c.get_run(run_id).data.params
-    clash = [f"{k}: run has {logged[k]!r}, now {str(v)!r}" for k, v in params.items()
-             if k in logged and logged[k] != str(v) and k not in HARDWARE_PARAMS]
-    if clash:
-        raise ParamError(f"run {run_id} was started with other parameters ({'; '.join(clash)}); "
-                         "leave run_id empty (or use `labkit ablate --fresh`) to start a new run")
-    return {k: v for k, v in params.items() if k not in logged}
+def all_runs(c: MlflowClient) -> list:
+    """Every run of the store, newest first."""
+    exps = [e.experiment_id for e in c.search_experiments()]
+    return c.search_runs(exps, order_by=["attributes.start_time DESC"], max_results=50000) if exps else []
 
 
-def open_run(cfg, notebook: str | None = None) -> Run:
-    """The run a notebook logs to: cfg.run_id when the runner fixed one (resumed if it existed
-    before), else a new run. Params are logged, and provenance set as tags."""
+def find_reference(ref: str, runs: list) -> object | None:
+    """The run a short reference means, newest first: a run name (`glad-s0`), a params file's
+    stem (`glad`: its newest run), or six or more leading characters of a run id."""
+    for match in (lambda r: r.info.run_name == ref, lambda r: r.data.tags.get(keys.LABEL) == ref,
+                  lambda r: len(ref) >= 6 and r.info.run_id.startswith(ref.lower())):
+        found = [r for r in runs if match(r)]
+        if found:
+            return found[0]
+    return None
+
+
+def run_id_of(ref: str) -> str:
+    """The id of the run a reference means (see find_reference); a clear error when none does."""
+    run = find_reference(ref, all_runs(client()))
+    if run is None:
+        raise FileNotFoundError(f"no run named or labelled '{ref}' (nor an id starting so) in {tracking_uri()}")
+    return run.info.run_id
+
+
+def open_run(cfg: Config, run_id: str = "", notebook: str | None = None) -> Run:
+    """The run a notebook logs to: `run_id` when the runner fixed one (a plain handle: the runner
+    owns it), else a new run this process owns. Params are logged (a resume of other
+    parameters is refused), provenance set as tags."""
     c = client()
-    params = {k: v for k, v in cfg.to_dict().items() if k != "run_id"}
-    if cfg.run_id:
+    if run_id:
         try:
-            c.get_run(cfg.run_id)
+            logged = c.get_run(run_id).data.params
         except MlflowException:
-            raise ParamError(f"run_id={cfg.run_id!r} is not a run in {tracking_uri()}") from None
-        run_id = cfg.run_id
-        c.update_run(run_id, status="RUNNING")
+            raise ParamError(f"run_id={run_id!r} is not a run in {tracking_uri()}") from None
+        clash = cfg.differences(logged)
+        if clash:
+            raise ParamError(f"run {run_id} was started with other parameters ({'; '.join(clash)}); leave run_id "
+                             "empty (or use `labkit ablate --fresh`) to start a new run")
+        run = Run(c, run_id)
     else:
-        run_id = create_run(params, run_name=f"{cfg.ablation}-s{cfg.seed}")
-    new_params = _check_params(c, run_id, params)
-    if new_params:
-        c.log_batch(run_id, params=[mlflow.entities.Param(k, str(v)) for k, v in new_params.items()])
-    run = Run(c, run_id)
-    root = project_root()
-    git = git_state(root)
+        run = OwnedRun(c, create_run(cfg, label=cfg.ablation))
+        logged = {}
+    new = {k: v for k, v in cfg.to_dict().items() if k not in logged}
+    if new:
+        c.log_batch(run.run_id, params=[Param(k, str(v)) for k, v in new.items()])
+    git = git_state(project_root())
     run.set_tags({
         "mlflow.source.name": f"notebooks/{notebook}.ipynb" if notebook else "labkit",
         "mlflow.source.type": "NOTEBOOK" if notebook else "LOCAL",
@@ -143,3 +245,28 @@ def open_run(cfg, notebook: str | None = None) -> Run:
     return run
 
 
+def _owned_by_this_kernel(run: OwnedRun) -> None:
+    """A notebook run by hand owns its run: an error in any cell ends it FAILED, a kernel that
+    stops before the last cell's `run.end()` ends it KILLED."""
+    from IPython import get_ipython
+    ip = get_ipython()
+    if ip is not None:
+        def failed(result):
+            if result.error_in_exec is not None:
+                error = result.error_in_exec
+                run.end("FAILED", f"{type(error).__name__}: {error}")
+        ip.events.register("post_run_cell", failed)
+    atexit.register(lambda: run.end("KILLED", "the kernel stopped before the notebook's last cell"))
+
+
+def start(namespace: dict) -> tuple[Config, Run]:
+    """What a notebook's first cell calls with its globals(): the config (every injected name
+    checked), and its run, opened or resumed."""
+    cfg = from_namespace(namespace)
+    run = open_run(cfg, str(namespace.get("run_id") or ""), notebook=cfg.ablation)
+    if isinstance(run, OwnedRun):
+        _owned_by_this_kernel(run)
+    lease.dump_stacks_on_signal(run.run_id)
+    run.beat(0, "start", force=True)
+    print(f"MLflow run {run.name} ({run.run_id})\n  {run.url()}")
+    return cfg, run

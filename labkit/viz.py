@@ -82,6 +82,17 @@ def show(image: np.ndarray, title: str = "", width: float = 8.0):
     plt.show()
 
 
+def show_training(result) -> None:
+    """A face run's views in a notebook: FID over training, the sample grid (photo | real sketch
+    | generated) and where the generated sketches differ from the real ones."""
+    fid_curves({result.cfg.ablation: [(e.epoch, e.fid) for e in result.history]},
+               title=f"FID over training ({result.backbone} backbone)")
+    plt.show()
+    show(result.last_grid, "photo | real sketch | generated")
+    show(result.last_heatmap, "|generated - real|")
+    print(f"FID best {result.best.fid:.2f} at epoch {result.best.epoch}, mean FID {result.fid_mean():.2f}")
+
+
 def _gray(t: torch.Tensor) -> np.ndarray:
     return ((t.float().mean(0) + 1) / 2).clamp(0, 1).cpu().numpy()
 

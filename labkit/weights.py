@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import urllib.request
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
+from torch import nn
+
+from .console import banner
 
 
 class WeightsUnavailable(RuntimeError):
@@ -48,3 +53,30 @@ def sha256(path: Path) -> str:
         while chunk := f.read(1 << 22):
             h.update(chunk)
     return h.hexdigest()
+
+
+def resolve_auto(choice: str, real: str, ensure: Callable[[], Path], what: str) -> str:
+    """`auto` becomes `real` when ensure() can provide the weights file, else `random-init`,
+    with a banner that says the numbers are smoke numbers; any other choice is kept."""
+    if choice != "auto":
+        return choice
+    try:
+        ensure()
+        return real
+    except WeightsUnavailable as exc:
+        warnings.warn("\n" + banner(f"{what} FALLBACK: random-init weights (smoke run: numbers NOT comparable "
+                                    "with real ones)", str(exc)), stacklevel=3)
+        return "random-init"
+
+
+def kaiming_normal_(net: nn.Module, seed: int) -> nn.Module:
+    """Kaiming-normal conv weights from a fixed seed, zero biases: a random network whose
+    activations keep their scale through many layers (PyTorch's default init lets them
+    vanish, and every distance between features comes out near 0)."""
+    generator = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            m.weight.data = torch.randn(m.weight.shape, generator=generator) * (2.0 / m.weight[0].numel()) ** 0.5
+            if m.bias is not None:
+                m.bias.data.zero_()
+    return net

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 import yaml
 
-from labkit import cli, lablog, track
+from labkit import cli, keys, lablog, track
 from labkit.compare import SMOKE_BANNER
 from conftest import ROOT, TINY
 
@@ -23,7 +23,7 @@ def _params(tmp_path, name, **extra):
 def _runs(experiment="t"):
     c = track.client()
     exp = c.get_experiment_by_name(experiment)
-    return c.search_runs([exp.experiment_id], f"tags.`{track.KIND_TAG}` = 'train'") if exp else []
+    return c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'") if exp else []
 
 
 def test_bad_params_are_refused_before_anything_runs(lab, tmp_path, capsys):
@@ -37,30 +37,34 @@ def test_bad_params_are_refused_before_anything_runs(lab, tmp_path, capsys):
 
 def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, capsys):
     good = _params(tmp_path, "tiny")
-    broken = _params(tmp_path, "broken", data_root=str(tmp_path / "no-such-folder"))
+    junk = tmp_path / "no-face-layout"  # exists, so it passes the checks before the run: fails inside the notebook
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not faces")
+    broken = _params(tmp_path, "broken", data_root=str(junk))
     assert cli.main(["ablate", str(good), str(broken), "--no-progress"]) == 1  # one failed
     out = capsys.readouterr().out
     assert "1 job(s)" not in out and "2 job(s): 1 ok, 1 failed" in out
 
     runs = {r.info.run_name: r for r in _runs()}
-    ok, failed = runs["tiny"], runs["broken"]
+    ok, failed = runs["tiny-s0"], runs["broken-s0"]
     actions = "\n".join(lablog.read_entry(lablog.log_dir() / f"{dt.date.today()}.md").sections["Actions"])
-    assert f"run:{ok.info.run_id[:8]} tiny finished" in actions and f"run:{failed.info.run_id[:8]} broken FAILED" in actions
+    assert f"run:{ok.info.run_id[:8]} tiny-s0 finished" in actions
+    assert f"run:{failed.info.run_id[:8]} broken-s0 FAILED" in actions
     assert ok.info.status == "FINISHED" and failed.info.status == "FAILED"
     for key in ("fid", "fid_best", "fid_mean", "kid", "loss_G"):
         assert key in ok.data.metrics
     c = track.client()
     assert [a.path for a in c.list_artifacts(ok.info.run_id, "notebook")] == [
-        f"notebook/tiny-{ok.info.run_id[:8]}.ipynb"]
+        f"notebook/tiny-s0-{ok.info.run_id[:8]}.ipynb"]
     images = [a.path for a in c.list_artifacts(ok.info.run_id, "images")]
     assert any("samples" in p for p in images) and any("error_heatmap" in p for p in images)
-    executed = lab / dt.date.today().isoformat() / f"tiny-{ok.info.run_id[:8]}.ipynb"
+    executed = lab / dt.date.today().isoformat() / f"tiny-s0-{ok.info.run_id[:8]}.ipynb"
     nb = nbformat.read(executed, as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     assert any(o.get("output_type") == "display_data" for c in nb.cells for o in c.get("outputs", []))
     # the failed notebook is kept, with its error, and attached to its run
     failed_nb = nbformat.read(failed.data.tags["labkit.notebook"], as_version=4)
-    assert any(o.get("output_type") == "error" and "no-such-folder" in o.get("evalue", "")
+    assert any(o.get("output_type") == "error" and "no-face-layout" in o.get("evalue", "")
                for c in failed_nb.cells for o in c.get("outputs", []))
 
     # the same params again: the finished run is found, not duplicated
@@ -82,7 +86,7 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     assert "| ar: FID · KID | cuhk: FID · KID | xm2vts: FID · KID |" in table and "(N 2)" in table
     assert (lab / "compare" / "t.md").is_file() and (lab / "compare" / "t.csv").is_file()
     compare_runs = c.search_runs([c.get_experiment_by_name("t").experiment_id],
-                                 f"tags.`{track.KIND_TAG}` = 'compare'")
+                                 f"tags.`{keys.KIND}` = 'compare'")
     artifacts = {a.path for a in c.list_artifacts(compare_runs[0].info.run_id)}
     assert {"fid_table.json", "t.md", "t.csv", "t-fid.png", "t-samples.png"} <= artifacts
 
@@ -105,7 +109,7 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     assert cli.main(["ablate", *map(str, files[1:]), "--seeds", "2", "--workers", "2", "--no-progress"]) == 0
     assert cli.main(["ablate", str(files[0]), "--no-progress"]) == 0
     runs = _runs("abl")
-    assert sorted(r.info.run_name for r in runs) == ["base", "glad-s0", "glad-s1", "local_glad-s0", "local_glad-s1"]
+    assert sorted(r.info.run_name for r in runs) == ["base-s0", "glad-s0", "glad-s1", "local_glad-s0", "local_glad-s1"]
     assert all(r.info.status == "FINISHED" for r in runs)
     c = track.client()
     by_name = {r.info.run_name: r.info.run_id for r in runs}

@@ -1,22 +1,21 @@
-import dataclasses
-
-import papermill
 import pytest
 
-from labkit.config import ParamError, SketchConfig, from_dict, parse_override, read_params_file, schema_for
+from labkit import ablate
+from labkit.ablate import notebook_defaults
+from labkit.config import ParamError, SketchConfig, from_namespace, parse_override, read_params_file, schema_for
 from conftest import ROOT
 
 
 def test_unknown_name_is_refused_with_closest_suggestion():
     with pytest.raises(ParamError, match=r"unknown parameter 'lamda_l1' \(did you mean 'lambda_l1'\?\)"):
-        from_dict({"lamda_l1": 10.0})
+        SketchConfig.from_values({"lamda_l1": 10.0})
 
 
 def test_wrong_type_is_refused():
     with pytest.raises(ParamError, match="parameter 'n_epochs' must be int, got str 'ten'"):
-        from_dict({"n_epochs": "ten"})
+        SketchConfig.from_values({"n_epochs": "ten"})
     with pytest.raises(ParamError, match="must be int, got bool"):
-        from_dict({"batch_size": True})
+        SketchConfig.from_values({"batch_size": True})
 
 
 def test_yaml_scientific_notation_is_a_float(tmp_path):
@@ -24,7 +23,7 @@ def test_yaml_scientific_notation_is_a_float(tmp_path):
     path.write_text("lr: 2e-4\nn_epochs: 3\n")
     params = read_params_file(path)
     assert params == {"lr": 2e-4, "n_epochs": 3}
-    assert isinstance(from_dict(params).lr, float)
+    assert isinstance(SketchConfig.from_values(params).lr, float)
 
 
 def test_bad_values_are_refused():
@@ -36,9 +35,9 @@ def test_bad_values_are_refused():
 
 def test_params_file_errors_name_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("n_epoch: 3\n")
+    path.write_text("ablation: baseline\nn_epoch: 3\n")
     with pytest.raises(ParamError, match=r"bad.yaml: unknown parameter 'n_epoch' \(did you mean 'n_epochs'\?\)"):
-        read_params_file(path)
+        ablate.plan([path])
     path.write_text("a: [unclosed\n")
     with pytest.raises(ParamError, match="bad.yaml: not valid YAML"):
         read_params_file(path)
@@ -51,23 +50,79 @@ def test_override_values_are_read_as_yaml():
         parse_override("n_epochs")
 
 
-@pytest.mark.parametrize("notebook", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb") if p.stem != "lablog"))
-def test_notebook_parameters_match_the_schema(notebook):
-    """Each notebook's parameters cell declares every field of its schema, with the schema's
-    default or the value its ablation's params file gives (so it runs as that ablation)."""
-    declared = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"))
-    assert eval(declared["ablation"]["default"]) == notebook
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb") if p.stem != "lablog")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_each_notebook_is_its_ablation_with_valid_knobs(notebook):
+    """A notebook's parameters cell names its own ablation and only names its schema knows, with
+    valid values; every other name of the schema can still be injected."""
     schema = schema_for(notebook)
-    defaults = {f.name: f.default for f in dataclasses.fields(schema)}
-    params_file = ROOT / "params" / f"{notebook}.yaml"
-    ablation = read_params_file(params_file) if params_file.is_file() else {}
-    assert set(declared) == set(defaults)
-    for name, info in declared.items():
-        assert eval(info["default"]) in (defaults[name], ablation.get(name, defaults[name])), name
+    values = notebook_defaults(ROOT / "notebooks" / f"{notebook}.ipynb", schema)
+    assert values["ablation"] == notebook
+    assert schema.from_values(values).ablation == notebook
+    assert set(values) < set(schema.names())  # the knobs, not the whole schema
 
 
-def test_every_params_file_is_valid():
-    for path in sorted((ROOT / "params").glob("*.yaml")):
-        params = read_params_file(path)
-        from_dict(params, source=str(path), schema=schema_for(params["ablation"]))
-        assert (ROOT / "notebooks" / f"{params['ablation']}.ipynb").is_file()
+def _weights_in_the_hub_cache():
+    """The paper settings name real weights: empty files where the hub cache keeps them (their
+    presence is what is checked before a run)."""
+    from labkit.metrics.backbone import WEIGHTS_URL
+    from labkit.style.vgg import VGG19_URL
+    from labkit.weights import hub_path
+    for url in (WEIGHTS_URL, VGG19_URL):
+        path = hub_path(url.rsplit("/", 1)[-1])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+def test_every_params_file_plans_with_its_base(lab):
+    _weights_in_the_hub_cache()
+    runnable = [p for p in sorted((ROOT / "params").glob("*.yaml")) if "ablation" in read_params_file(p)]
+    jobs = {j.label: j.cfg for j in ablate.plan(runnable)}
+    assert set(jobs) == {p.stem for p in runnable}
+    assert jobs["glad"].lambda_glad == 100.0 and jobs["glad"].image_size == 256  # notebook, then base file
+    assert jobs["baseline"].lambda_glad == 0.0 and jobs["local_glad"].local
+    assert jobs["swap_multilayer"].decoder_kind == "relu4_1+relu3_1" and jobs["decoder_train_inject"].steps == 20000
+    with pytest.raises(ParamError, match="style.yaml: names no ablation"):
+        ablate.plan([ROOT / "params" / "style.yaml"])
+
+
+def test_params_file_faults_are_refused_naming_the_file(lab, tmp_path):
+    def refused(text: bytes | str, match: str):
+        path = tmp_path / "p.yaml"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(ParamError, match=match):
+            ablate.plan([path])
+    refused("", r"p.yaml: the params file is empty")
+    refused("# only a comment\n", r"p.yaml: the params file is empty")
+    refused("ablation: glad\nlr: 1e-4\nlr: 2e-4\n", r"p.yaml: 'lr' is given twice \(lines 2 and 3\)")
+    refused("ablation: glad\n# 学习率\n".encode("gbk"), r"p.yaml: not UTF-8.*iconv -f GBK")
+    refused("ablation: glad\nlr: -0.1\n", r"p.yaml: .*lr=-0.1 must be greater than 0")
+    refused("ablation: glad\nlr: .nan\n", r"p.yaml: .*lr=nan must be a finite number")
+    refused("ablation: gald\n", r"unknown ablation 'gald' \(did you mean 'glad'\?\)")
+    refused(f"ablation: glad\ndata_root: {tmp_path / 'nowhere'}\n", r"data_root=.*nowhere.*no such folder")
+    (tmp_path / "empty").mkdir()
+    refused(f"ablation: glad\ndata_root: {tmp_path / 'empty'}\n", r"data_root=.*the folder is empty")
+    refused("ablation: glad\nbase: p.yaml\n", r"its `base:` chain comes back to itself")
+
+
+def test_inception_without_its_weights_is_refused_before_a_run_exists(lab, tmp_path, monkeypatch):
+    from labkit import weights as weights_module
+    monkeypatch.setattr(weights_module, "_download", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    path = tmp_path / "p.yaml"
+    path.write_text("ablation: baseline\nfid_backbone: inception\n")
+    with pytest.raises(ParamError, match=r"(?s)fid_backbone='inception'.*pt_inception-2015-12-05-6726825d.pth"):
+        ablate.plan([path])
+    assert not (lab / "mlflow.db").exists()
+
+
+def test_typos_in_a_notebook_are_refused_before_any_work():
+    """papermill passes unknown names on (and only warns); the notebook's first cell refuses them,
+    from its parameters cell or from papermill's injected one."""
+    injected = "# Parameters\nlamda_l1 = 5\n"
+    with pytest.raises(ParamError, match=r"unknown parameter 'lamda_l1' \(did you mean 'lambda_l1'\?\)"):
+        from_namespace({"ablation": "glad", "In": ["", injected], "lamda_l1": 5})
+    cfg = from_namespace({"ablation": "glad", "In": ["", "# Parameters\nlambda_l1 = 5\nrun_id = 'abc'\n"],
+                          "lambda_l1": 5})
+    assert cfg.lambda_l1 == 5.0

@@ -6,7 +6,7 @@ from PIL import Image
 from pytorch_fid.fid_score import calculate_fid_given_paths
 from skimage import data as skdata
 
-from labkit.metrics import BackboneUnavailable, FidEvaluator, features, fid_from_features, kid_from_features, to_uint8
+from labkit.metrics import FidEvaluator, features, fid_from_features, kid_from_features, to_uint8
 from labkit.metrics import backbone as backbone_module
 from labkit.metrics import load_backbone, weights_path
 from labkit import weights as weights_module
@@ -36,7 +36,7 @@ def test_missing_weights_stop_with_the_file_and_place(lab, monkeypatch):
     def offline(url, dest, timeout=30.0):
         raise OSError("network unreachable")
     monkeypatch.setattr(weights_module, "_download", offline)
-    with pytest.raises(BackboneUnavailable) as err:
+    with pytest.raises(weights_module.WeightsUnavailable) as err:
         load_backbone("inception")
     message = str(err.value)
     assert "pt_inception-2015-12-05-6726825d.pth" in message and str(weights_path()) in message

@@ -7,8 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from labkit import cli, lablog, track
+from labkit import cli, keys, lablog, track
 from labkit.ablate import Job, Outcome
+from labkit.config import SketchConfig
 from conftest import ROOT
 
 JOURNAL = ROOT / "tests" / "fixtures" / "journal.md"  # the user's own journal, verbatim
@@ -54,15 +55,17 @@ def test_concurrent_appends_and_an_edit_in_between_lose_nothing(lab):
 
 
 def _runs_for_references():
-    a = track.create_run({"experiment": "logtest", "ablation": "glad", "seed": 1}, run_name="glad-s1")
-    b = track.create_run({"experiment": "logtest", "ablation": "baseline", "seed": 0}, run_name="base-s0")
     c = track.client()
+    exp = track.experiment_id(c, "logtest")
+    a = c.create_run(exp, run_name="glad-s1", tags={keys.ABLATION: "glad"}).info.run_id
+    b = c.create_run(exp, run_name="base-s0", tags={keys.ABLATION: "baseline"}).info.run_id
     c.log_param(a, "seed", "1")
     c.log_metric(a, "fid_last", 28.0)
     c.set_tag(a, "fid.backbone", "inception")
     grid_1, grid_2 = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 200, np.uint8)
     c.log_image(a, grid_1, key="samples", step=1)
     c.log_image(a, grid_2, key="samples", step=2)
+    c.log_image(a, grid_2, artifact_file=keys.LAST_SAMPLES)
     c.set_terminated(a, "FINISHED")
     return a, b
 
@@ -91,8 +94,8 @@ def test_references_resolve_render_and_become_run_notes(lab):
 
 def test_a_batch_is_recorded_under_actions_with_its_runs(lab):
     a, b = _runs_for_references()
-    job = Job(name="glad-s1", params_file=ROOT / "params" / "glad.yaml", notebook=ROOT / "notebooks" / "glad.ipynb",
-              params={})
+    job = Job(label="glad-s1", source="params/glad.yaml", notebook=ROOT / "notebooks" / "glad.ipynb",
+              cfg=SketchConfig(ablation="glad"), params_file="params/glad.yaml")
     outcomes = [Outcome(job, a, "FINISHED", None, 12.0),
                 Outcome(job, b, "FAILED", lab / "x.ipynb", 3.0, "DataError: photo f-001-01.png has no sketch")]
     entry = lablog.record_batch(outcomes, "labkit ablate params/glad.yaml")

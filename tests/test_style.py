@@ -12,7 +12,8 @@ from PIL import Image
 from labkit import cli, track
 from labkit.config import StyleConfig
 from labkit.style import images as style_images
-from labkit.style import train as style_train
+from labkit.style import training as style_training
+from labkit.style.vgg import build_encoder
 from labkit.style.decoder import KINDS, Decoder
 from labkit.style.vgg import CAFFE_MEAN_BGR, VGG19_URL, InputRangeWarning, VGGEncoder
 from labkit import weights as weights_module
@@ -79,8 +80,8 @@ def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
     cfg = StyleConfig(ablation="decoder_train", train_with_swap=True, lambda_adain=1.0, lambda_tv=0.1, **SMALL)
     content = style_images.load_images("", style_images.DEFAULT_CONTENT, 32)
     style = style_images.load_images("", style_images.DEFAULT_STYLE, 32)
-    encoder = style_train.build_encoder(cfg)
-    reference = style_train.train_decoder(cfg, encoder, content, style, track.open_run(cfg), progress=False)
+    encoder = build_encoder(cfg, torch.device("cpu"))
+    reference = style_training.train_decoder(cfg, encoder, content, style, track.open_run(cfg), progress=False)
 
     original = track.Run.log_metrics
 
@@ -91,11 +92,10 @@ def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
     monkeypatch.setattr(track.Run, "log_metrics", dies_at_step_6)
     run = track.open_run(cfg)
     with pytest.raises(KeyboardInterrupt):
-        style_train.train_decoder(cfg, encoder, content, style, run, progress=False)
+        style_training.train_decoder(cfg, encoder, content, style, run, progress=False)
     monkeypatch.setattr(track.Run, "log_metrics", original)
-    resumed = style_train.train_decoder(cfg, encoder, content, style, track.open_run(
-        StyleConfig(ablation="decoder_train", train_with_swap=True, lambda_adain=1.0, lambda_tv=0.1, run_id=run.run_id,
-                    **SMALL)), progress=False)
+    resumed = style_training.train_decoder(cfg, encoder, content, style, track.open_run(cfg, run_id=run.run_id),
+                                           progress=False)
     assert resumed.resumed_from == 3 and "resuming decoder training" in capsys.readouterr().out
     for name, tensor in reference.decoder.state_dict().items():
         assert torch.allclose(tensor, resumed.decoder.state_dict()[name], atol=1e-6), name
@@ -111,15 +111,14 @@ def _params(tmp_path, name, **values):
 
 def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path, capsys):
     decoder = _params(tmp_path, "dec", ablation="decoder_train", decoder_kind="relu4_1+relu3_1")
-    multilayer = _params(tmp_path, "ml", ablation="swap_multilayer", variant="multilayer",
-                         decoder_kind="relu4_1+relu3_1", decoder_run="dec")
-    softmax = _params(tmp_path, "soft", ablation="swap_softmax", variant="softmax", temperature=0.1)
+    multilayer = _params(tmp_path, "ml", ablation="swap_multilayer", decoder_kind="relu4_1+relu3_1", decoder_run="dec")
+    softmax = _params(tmp_path, "soft", ablation="swap_softmax", temperature=0.1)
     assert cli.main(["ablate", str(decoder), "--no-progress"]) == 0
     assert cli.main(["ablate", str(multilayer), str(softmax), "--no-progress"]) == 0
     c = track.client()
     exp = c.get_experiment_by_name("style-test").experiment_id
     runs = {r.info.run_name: r for r in c.search_runs([exp])}
-    for name in ("ml", "soft"):
+    for name in ("ml-s0", "soft-s0"):
         metrics = runs[name].data.metrics
         for key in ("content_loss", "style_loss", "distinct_patches", "tv", "swap_seconds", "peak_rss_mb"):
             assert key in metrics, (name, key)
@@ -127,7 +126,7 @@ def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path
         assert runs[name].data.tags["style.comparable"].startswith("NO")
         images = [a.path for a in c.list_artifacts(runs[name].info.run_id, "images")]
         assert any("stylised" in p for p in images) and any("swap_heatmaps" in p for p in images)
-    assert "loss_feature" in runs["soft"].data.metrics  # no decoder_run: it trained its own
+    assert "loss_feature" in runs["soft-s0"].data.metrics  # no decoder_run: it trained its own
 
     content_dir, style_dir = tmp_path / "content", tmp_path / "style"
     content_dir.mkdir()

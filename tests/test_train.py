@@ -8,15 +8,15 @@ from labkit.train import NonFiniteLoss, fit
 from labkit.train import pix2pix as pix2pix_module
 
 
-def _train(cfg, progress=False):
-    run = track.open_run(cfg, notebook="baseline")
+def _train(cfg, progress=False, run_id=""):
+    run = track.open_run(cfg, run_id=run_id, notebook="baseline")
     return run, fit(cfg, load_faces(cfg, progress=False), run, progress=progress)
 
 
 def test_fit_tracks_losses_fid_samples_and_provenance(lab, tiny_cfg):
     cfg = tiny_cfg()
     run, result = _train(cfg)
-    run.finish()
+    run.end()
     data = run.client.get_run(run.run_id).data
     assert [e.epoch for e in result.history] == [1, 2]
     for key in ("fid", "kid", "fid_best", "fid_mean", "fid_best_epoch", "loss_G", "loss_G_L1", "loss_G_GAN", "loss_D",
@@ -52,14 +52,12 @@ def test_resume_after_interruption_continues_the_same_run(lab, tiny_cfg, monkeyp
             raise KeyboardInterrupt
         original(self, image, key, step)
     monkeypatch.setattr(track.Run, "log_image", dies_in_epoch_2)
-    run = track.open_run(cfg, notebook="baseline")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), track.open_run(cfg, notebook="baseline") as run:
         fit(cfg, load_faces(cfg, progress=False), run, progress=False)
     assert run.client.get_run(run.run_id).info.status == "FAILED"
     monkeypatch.setattr(track.Run, "log_image", original)
 
-    resumed_cfg = tiny_cfg(n_epochs=2, n_epochs_decay=1, ngf=4, ndf=4, run_id=run.run_id)
-    run2, result = _train(resumed_cfg)
+    run2, result = _train(cfg, run_id=run.run_id)
     assert run2.run_id == run.run_id and result.resumed_from == 1
     assert [e.epoch for e in result.history] == [1, 2, 3]
     assert [e.fid for e in result.history] == pytest.approx([e.fid for e in reference.history])
@@ -71,14 +69,13 @@ def test_resume_after_interruption_continues_the_same_run(lab, tiny_cfg, monkeyp
 def test_resume_refuses_changed_settings(lab, tiny_cfg):
     run, _ = _train(tiny_cfg())
     with pytest.raises(Exception, match="other parameters"):
-        track.open_run(tiny_cfg(lr=0.1, run_id=run.run_id))
+        track.open_run(tiny_cfg(lr=0.1), run_id=run.run_id)
 
 
 def test_non_finite_loss_stops_with_a_clear_error(lab, tiny_cfg, monkeypatch):
     monkeypatch.setattr(pix2pix_module, "l1", lambda fake, real: torch.tensor(float("nan")))
     cfg = tiny_cfg()
-    run = track.open_run(cfg)
-    with pytest.raises(NonFiniteLoss, match=r"loss_G=nan.*epoch 1, step 1"):
+    with pytest.raises(NonFiniteLoss, match=r"loss_G=nan.*epoch 1, step 1"), track.open_run(cfg) as run:
         fit(cfg, load_faces(cfg, progress=False), run, progress=False)
     assert run.client.get_run(run.run_id).info.status == "FAILED"
 

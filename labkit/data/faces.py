@@ -13,16 +13,10 @@ from tqdm import tqdm
 
 from ..paths import runs_dir
 from .geometry import Jitter, Placement
-from .images import DataError, read_image, read_labels
+from .images import DataError, read_image, read_labels, to_tensor
 from .labels import read_label_map
 from .layout import FacePair, find_pairs, fingerprint
 from .synthetic import write_synthetic_set
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W[, C]) -> float (C, H, W) in [-1, 1]."""
-    t = torch.from_numpy(img).float().div_(127.5).sub_(1.0)
-    return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
 
 
 def read_pair(pair: FacePair, sketch_channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,10 +58,11 @@ class FaceDataset(Dataset):
         place = Placement.for_image(photo.shape[1], photo.shape[0], self.size, source=str(pair.photo))
         if sketch.shape[:2] != photo.shape[:2]:
             # sketches drawn at another size are brought onto the photo's frame
-            sketch = torch.nn.functional.interpolate(to_tensor(sketch)[None], size=photo.shape[:2], mode="bilinear",
+            sketch = torch.nn.functional.interpolate(to_tensor(sketch, -1.0, 1.0)[None], size=photo.shape[:2],
+                                                     mode="bilinear",
                                                      align_corners=False, antialias=True)[0]
         else:
-            sketch = to_tensor(sketch)
+            sketch = to_tensor(sketch, -1.0, 1.0)
         mask = torch.full((self.size, self.size), -1, dtype=torch.long)
         if pair.mask is not None:
             labels = read_labels(pair.mask)
@@ -76,7 +71,7 @@ class FaceDataset(Dataset):
                                 f"photo is {photo.shape[1]} x {photo.shape[0]}")
             mask = place.labels(torch.from_numpy(self.label_map[labels]))
         points = place.points(pair.landmarks) if pair.landmarks is not None else np.full((5, 2), np.nan)
-        return dict(photo=place.image(to_tensor(photo)), sketch=place.image(sketch), mask=mask,
+        return dict(photo=place.image(to_tensor(photo, -1.0, 1.0)), sketch=place.image(sketch), mask=mask,
                     landmarks=points.astype(np.float32), name=pair.name, subset=pair.subset)
 
     def set_epoch(self, epoch: int) -> None:

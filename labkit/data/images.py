@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -33,6 +34,13 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
             return np.asarray(img).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: cannot read this image ({exc}). Replace or remove the file.") from None
+
+
+def to_tensor(img: np.ndarray, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    """uint8 (H, W[, C]) -> float (C, H, W) scaled to [low, high]: [0, 1] for the style lab,
+    [-1, 1] for the face networks (tanh outputs)."""
+    t = torch.from_numpy(np.ascontiguousarray(img)).float().div_(255.0 / (high - low)).add_(low)
+    return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
 
 
 def read_labels(path: str | Path) -> np.ndarray:

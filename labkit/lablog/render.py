@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import re
 import tempfile
 from pathlib import Path
 
 import mistune
 
+from .. import keys
 from .entries import Entry, all_entries
 from .runs import REFERENCE, Resolver
 
@@ -53,19 +53,14 @@ def to_text(entries: list[Entry], resolver: Resolver | None = None) -> str:
 
 
 def _last_grid(resolver: Resolver, run_id: str) -> str | None:
-    """The run's last logged sample grid as a data URI."""
+    """The run's newest sample grid as a data URI."""
     c = resolver.client
     try:
-        images = [a.path for a in c.list_artifacts(run_id, "images")]
-    except Exception:  # an artifact store that cannot be listed: no picture, the link remains
+        with tempfile.TemporaryDirectory() as tmp:
+            local = c.download_artifacts(run_id, keys.LAST_SAMPLES, tmp)
+            return "data:image/png;base64," + base64.b64encode(Path(local).read_bytes()).decode()
+    except Exception:  # no grid (a style run, an old run), or a store that cannot be read: the link remains
         return None
-    grids = [p for p in images if Path(p).name.startswith("samples+step+") and p.endswith(".png")]
-    if not grids:
-        return None
-    last = max(grids, key=lambda p: int(re.search(r"\+step\+(\d+)", p).group(1)))
-    with tempfile.TemporaryDirectory() as tmp:
-        local = c.download_artifacts(run_id, last, tmp)
-        return "data:image/png;base64," + base64.b64encode(Path(local).read_bytes()).decode()
 
 
 def to_html(entries: list[Entry], resolver: Resolver | None = None, images: bool = True, page: bool = True) -> str:

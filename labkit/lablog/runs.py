@@ -1,8 +1,9 @@
 """Run references in the lab log: `run:<name or id prefix>` resolved against MLflow.
 
-A reference is short to type: `run:glad-s0` (a run name; the newest run of that name) or
-`run:63b723d9` (six or more leading characters of the run id). A reference that matches no
-run stays in the text, shown as unresolved, never dropped.
+A reference is short to type: `run:glad-s0` (a run name; the newest run of that name),
+`run:glad` (a params file's stem: the newest run made from it) or `run:63b723d9` (six or more
+leading characters of the run id). A reference that matches no run stays in the text, shown
+as unresolved, never dropped.
 """
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from .. import track
+from .. import keys, track
 from .entries import Entry, all_entries, update
 
 REFERENCE = re.compile(r"\brun:([A-Za-z0-9][\w.\-]*[\w])")
-NOTE_TAG = "mlflow.note.content"
 
 
 @dataclass
@@ -48,24 +48,18 @@ class Resolver:
 
     def _all_runs(self):
         if self._runs is None:
-            exps = [e.experiment_id for e in self.client.search_experiments()]
-            self._runs = self.client.search_runs(exps, order_by=["attributes.start_time DESC"],
-                                                 max_results=50000) if exps else []
+            self._runs = track.all_runs(self.client)
         return self._runs
 
     def resolve(self, ref: str) -> RunSummary | None:
-        ref_lower = ref.lower()
-        matches = [r for r in self._all_runs() if r.info.run_name == ref]
-        if not matches and len(ref) >= 6 and re.fullmatch(r"[0-9a-f]+", ref_lower):
-            matches = [r for r in self._all_runs() if r.info.run_id.startswith(ref_lower)]
-        if not matches:
+        run = track.find_reference(ref, self._all_runs())
+        if run is None:
             return None
-        run = matches[0]  # newest
         data = run.data
-        fid = data.metrics.get("fid_last", data.metrics.get("fid"))
+        fid = data.metrics.get(keys.FID_LAST, data.metrics.get(keys.FID))
         return RunSummary(ref=ref, run_id=run.info.run_id, name=run.info.run_name or run.info.run_id[:8],
-                          ablation=data.tags.get(track.ABLATION_TAG, ""), seed=data.params.get("seed", "-"),
-                          status=run.info.status, fid=fid, backbone=data.tags.get("fid.backbone", ""),
+                          ablation=data.tags.get(keys.ABLATION, ""), seed=data.params.get("seed", "-"),
+                          status=run.info.status, fid=fid, backbone=data.tags.get(keys.FID_BACKBONE, ""),
                           url=track.Run(self.client, run.info.run_id).url())
 
 
@@ -83,7 +77,7 @@ def sync_notes(entry: Entry, resolver: Resolver | None = None) -> list[str]:
     ids_by_entry = [(e, _run_ids(e, resolver)) for e in all_entries()]
     for run_id in targets:
         note = "\n\n---\n\n".join(e.text() for e, ids in ids_by_entry if run_id in ids)
-        resolver.client.set_tag(run_id, NOTE_TAG, f"**Lab log**\n\n{note}")
+        resolver.client.set_tag(run_id, keys.NOTE, f"**Lab log**\n\n{note}")
     return sorted(targets)
 
 
@@ -92,17 +86,18 @@ def record_batch(outcomes, command: str) -> Entry:
     status and FID, or its error and where its executed notebook is; then attach the entry to
     those runs' notes."""
     resolver = Resolver()
-    failed = sum(o.status == "FAILED" for o in outcomes)
+    failed = sum(o.status in ("FAILED", "KILLED") for o in outcomes)
     lines = [f"- {dt.datetime.now():%H:%M} `{command}`: {len(outcomes) - failed} ok, {failed} failed"]
     for o in outcomes:
-        summary = resolver.resolve(o.run_id)
-        if o.status == "FAILED":
+        ref = f"run:{o.run_id[:8]} " if o.run_id else ""
+        name = o.name or o.job.label
+        if o.status in ("FAILED", "KILLED", "BUSY"):
             where = f", notebook {o.notebook}" if o.notebook else ""
-            lines.append(f"  - run:{o.run_id[:8]} {o.job.name} FAILED: {o.error.splitlines()[0][:200] if o.error else ''}"
-                         f"{where}")
+            lines.append(f"  - {ref}{name} {o.status}: {o.error.splitlines()[0][:200] if o.error else ''}{where}")
         else:
+            summary = resolver.resolve(o.run_id)
             fid = f"FID {summary.fid:.2f}" if summary and summary.fid is not None else "no FID"
-            lines.append(f"  - run:{o.run_id[:8]} {o.job.name} {o.status.lower()}, {fid}")
+            lines.append(f"  - {ref}{name} {o.status.lower()}, {fid}")
     entry = update(dt.date.today(), lambda e: e.sections["Actions"].extend(lines))
     sync_notes(entry, Resolver())
     return entry

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +19,12 @@ import torch
 from pytorch_fid import inception as fid_inception
 from torch import nn
 
-from ..weights import WeightsUnavailable, ensure, hub_path, sha256
+from ..weights import ensure, hub_path, kaiming_normal_, resolve_auto, sha256
 
 WEIGHTS_URL = fid_inception.FID_WEIGHTS_URL
 WEIGHTS_FILE = WEIGHTS_URL.rsplit("/", 1)[-1]
 RANDOM_INIT_SEED = 0
 
-
-BackboneUnavailable = WeightsUnavailable
 
 
 @dataclass
@@ -70,12 +67,7 @@ def _kaiming_fid_inception() -> nn.Module:
                         ("Mixed_7b", fid_inception.FIDInceptionE_1(1280)),
                         ("Mixed_7c", fid_inception.FIDInceptionE_2(2048))]:
         setattr(inception, name, block)
-    generator = torch.Generator().manual_seed(RANDOM_INIT_SEED)
-    for m in inception.modules():
-        if isinstance(m, nn.Conv2d):
-            # default init makes activations vanish with depth (every FID ~ 0); Kaiming keeps them alive
-            m.weight.data = torch.randn(m.weight.shape, generator=generator) * (2.0 / m.weight[0].numel()) ** 0.5
-    return inception
+    return kaiming_normal_(inception, RANDOM_INIT_SEED)
 
 
 @contextlib.contextmanager
@@ -102,14 +94,7 @@ def load_backbone(name: str = "inception", dims: int = 2048, device: str | torch
     block = fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM.get(dims)
     if block is None:
         raise ValueError(f"fid_dims={dims}: pytorch-fid offers {sorted(fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM)}")
-    if name == "auto":
-        try:
-            ensure_weights()
-            name = "inception"
-        except BackboneUnavailable as exc:
-            warnings.warn("\n" + "!" * 78 + "\nFID BACKBONE FALLBACK: random-init Inception (smoke numbers, NOT "
-                          "comparable with published or real FID)\n" + str(exc) + "\n" + "!" * 78, stacklevel=2)
-            name = "random-init"
+    name = resolve_auto(name, "inception", ensure_weights, "FID BACKBONE")
     if name == "inception":
         sha = sha256(ensure_weights())
         model = fid_inception.InceptionV3([block])  # loads the cached weights through pytorch-fid itself

@@ -1,2 +1,22 @@
-"""The style-swap lab: VGG19 encoder with an explicit input convention, decoders, swap
-variants (pure functions), decoder training, swap runs and folder stylisation."""
+"""The style-swap lab: VGG19 encoder with an explicit input convention (vgg), decoders
+(decoder) and their training (training), swap functions on feature maps (swap) and the
+registry of variants built on them (variants), the measured swap run (swaprun) with its
+pictures (views), and folder stylisation (stylize)."""
+import importlib
+
+
+def start(namespace: dict):
+    """A style notebook's first cell: its config and run (labkit.start), then the SwapLab it
+    works with: images, encoder and, for a swap variant, its decoder (decoder_run's, when set)."""
+    from .. import track
+    from .swaprun import setup
+    cfg, run = track.start(namespace)
+    return setup(cfg, run, track.run_id_of(cfg.decoder_run) if cfg.decoder_run else "")
+
+
+def __getattr__(name: str):
+    """The submodules load on first use (labkit.style.training in a notebook)."""
+    try:
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'labkit.style' has no attribute '{name}'") from None

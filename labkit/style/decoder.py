@@ -44,3 +44,4 @@ class Decoder(nn.Module):
         if self.kind == "relu4_1+relu3_1":
             x = torch.cat([x, features["relu3_1"]], 1)
         return self.body(x)
+

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.images import IMAGE_SUFFIXES, DataError, read_image
+from ..data.images import IMAGE_SUFFIXES, DataError, read_image, to_tensor
 
 DEFAULT_CONTENT = ("astronaut", "coffee", "chelsea")
 DEFAULT_STYLE = ("brick", "grass", "gravel")
@@ -17,10 +17,6 @@ def _skimage(name: str) -> np.ndarray:
     from skimage import data
     img = getattr(data, name)()
     return np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(img).float().div(255).permute(2, 0, 1)
 
 
 def resize_short(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -40,6 +36,12 @@ def load_images(folder: str, defaults: tuple[str, ...], size: int) -> list[tuple
     if not paths:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     return [(p.stem, resize_short(to_tensor(read_image(p, 3)), size)) for p in paths]
+
+
+def load_sets(cfg) -> tuple[list, list]:
+    """(content, style) of a style config: [(name, (3, H, W) RGB [0, 1])] each."""
+    return (load_images(cfg.content_dir, DEFAULT_CONTENT, cfg.image_size),
+            load_images(cfg.style_dir, DEFAULT_STYLE, cfg.image_size))
 
 
 def random_crops(images: list[torch.Tensor], count: int, size: int, generator: torch.Generator) -> torch.Tensor:

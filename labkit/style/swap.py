@@ -28,19 +28,39 @@ class SwapResult:
     index: torch.Tensor         # (N, H', W') best style patch per content patch (argmax of NCC)
     confidence: torch.Tensor    # (N, H', W') its NCC score in [-1, 1]
     n_style_patches: int
+    bank: tuple[tuple[int, int], ...] = ()  # patch positions (rows, cols) of each style map in the bank
 
     def usage(self) -> torch.Tensor:
         """(n_style_patches,) how many content locations chose each style patch."""
         return torch.bincount(self.index.flatten(), minlength=self.n_style_patches)
+
+    def usage_map(self, which: int = 0) -> torch.Tensor:
+        """(rows, cols) how often each patch position of style map `which` was chosen."""
+        start = sum(r * c for r, c in self.bank[:which])
+        rows, cols = self.bank[which]
+        return self.usage()[start:start + rows * cols].view(rows, cols)
+
+    def source_map(self) -> torch.Tensor:
+        """(N, H', W') which style map of the bank each content location took its patch from."""
+        ends = torch.tensor([r * c for r, c in self.bank], device=self.index.device).cumsum(0)
+        return torch.bucketize(self.index, ends, right=True)
 
     def distinct_share(self) -> float:
         """Share of the style patches used at least once."""
         return float((self.usage() > 0).float().mean())
 
 
+def _maps(style) -> list[torch.Tensor]:
+    return list(style) if isinstance(style, (list, tuple)) else [style]
+
+
+def _grids(style, k: int) -> tuple[tuple[int, int], ...]:
+    return tuple((m.shape[2] - k + 1, m.shape[3] - k + 1) for m in _maps(style))
+
+
 def style_patches(style: torch.Tensor, k: int) -> torch.Tensor:
     """(P, C*k*k) every k x k patch (stride 1) of one style map (1, C, H, W) or several maps."""
-    maps = style if isinstance(style, (list, tuple)) else [style]
+    maps = _maps(style)
     return torch.cat([F.unfold(s, k).squeeze(0).t() if s.shape[0] == 1 else
                       F.unfold(s, k).permute(0, 2, 1).reshape(-1, s.shape[1] * k * k) for s in maps])
 
@@ -118,7 +138,7 @@ def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", tempera
         columns = bank[index.flatten(1)].permute(0, 2, 1)             # (N, C*k*k, L)
     else:
         columns = acc / run_sum.flatten(2)
-    return SwapResult(_fold_average(columns, (h, w), k), index, best, len(bank))
+    return SwapResult(_fold_average(columns, (h, w), k), index, best, len(bank), _grids(style, k))
 
 
 def swap_plain(content: torch.Tensor, style: torch.Tensor, k: int = 3) -> torch.Tensor:
@@ -212,7 +232,7 @@ def assignment_swap(content: torch.Tensor, style: torch.Tensor, k: int = 3, limi
     best = scores.gather(1, index[:, None]).squeeze(1)
     out = _fold_average(bank[index].t()[None], (h, w), k)
     grid = (h - k + 1, w - k + 1)
-    return SwapResult(out, index.view(1, *grid), best.view(1, *grid), patches)
+    return SwapResult(out, index.view(1, *grid), best.view(1, *grid), patches, _grids(style, k))
 
 
 def _round_with_capacity(plan: np.ndarray, limit: int) -> torch.Tensor:
@@ -228,4 +248,4 @@ def _round_with_capacity(plan: np.ndarray, limit: int) -> torch.Tensor:
 
 def _stack(results: list[SwapResult]) -> SwapResult:
     return SwapResult(torch.cat([r.features for r in results]), torch.cat([r.index for r in results]),
-                      torch.cat([r.confidence for r in results]), results[0].n_style_patches)
+                      torch.cat([r.confidence for r in results]), results[0].n_style_patches, results[0].bank)

@@ -7,26 +7,73 @@ convention:
                or 'rgb' (the original Caffe VGG, as Chen & Schmidt and Avatar-Net use it)
 Feeding the wrong range (0-1 to a network that expects about ±127 cost the user weeks of
 dull colours) makes `forward` warn loudly with what it saw and what it expected.
+
+Weights: `imagenet` (torchvision's file in the torch hub cache), `random-init` (Kaiming, for
+smoke runs), `auto` (imagenet when the file can be had, else random-init, loudly), or a .pth
+file in torchvision's layout (`features.N.weight`, or `N.weight`) or with Caffe's layer
+names (`conv1_1.weight` ... `conv5_4.bias`). Anything else is refused with the keys it lacks
+and the keys it should not have: a file that loads "with no error" but leaves the encoder
+random is the silent failure this guards against.
 """
 from __future__ import annotations
 
+import re
 import warnings
+from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from ..weights import ensure
+from .. import keys
+from ..console import banner
+from ..weights import ensure, kaiming_normal_, resolve_auto
 
 VGG19_URL = torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
 LAYERS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "conv5_1": 28, "relu5_1": 29}
 CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "conv5_1": 512, "relu5_1": 512}
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where style (Gram) losses are measured
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+# torchvision's features index of each conv, under its Caffe name (block_conv)
+CONV_INDEX = dict(zip([f"conv{b}_{j}" for b, n in zip(range(1, 6), (2, 2, 4, 4, 4)) for j in range(1, n + 1)],
+                      (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)))
 
 
 class InputRangeWarning(UserWarning):
     pass
+
+
+class WeightsMismatch(ValueError):
+    """A weights file whose keys do not fit VGG19; the message lists what is missing and extra."""
+
+
+def ensure_vgg_weights() -> Path:
+    return ensure(VGG19_URL, "VGG19 (torchvision)", "Or set vgg_weights to 'random-init' for a smoke run.")
+
+
+def features_state(state: dict, source: str, needed: int) -> dict[str, torch.Tensor]:
+    """The `features.*` tensors of a VGG19 state dict in any known layout, checked: every conv
+    up to features index `needed` must be there, and no key may be foreign."""
+    mapped, foreign = {}, []
+    for key, value in state.items():
+        if key.startswith("classifier."):
+            continue  # a whole torchvision VGG19: its classifier is not used
+        m = re.fullmatch(r"(?:features\.)?(\d+)\.(weight|bias)", key) or \
+            re.fullmatch(r"(conv\d_\d)\.(weight|bias)", key)
+        index = (int(m.group(1)) if m.group(1).isdigit() else CONV_INDEX.get(m.group(1))) if m else None
+        if index is None or index not in CONV_INDEX.values():
+            foreign.append(key)
+        else:
+            mapped[f"features.{index}.{m.group(2)}"] = value
+    wanted = [f"features.{i}.{p}" for i in CONV_INDEX.values() if i <= needed for p in ("weight", "bias")]
+    missing = [k for k in wanted if k not in mapped]
+    if foreign or missing:
+        raise WeightsMismatch(
+            f"{source}: not VGG19 weights in a layout the lab knows (torchvision's `features.N.weight`, or Caffe's "
+            f"`conv1_1.weight`).\n  missing: {missing[:8] or 'none'}{' ...' if len(missing) > 8 else ''}"
+            f"\n  unexpected: {foreign[:8] or 'none'}{' ...' if len(foreign) > 8 else ''}")
+    return mapped
 
 
 class VGGEncoder(nn.Module):
@@ -39,19 +86,17 @@ class VGGEncoder(nn.Module):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
         self.convention, self.channel_order, self.weights = convention, channel_order, weights
         vgg = torchvision.models.vgg19(weights=None)
-        if weights == "imagenet":
-            vgg.load_state_dict(torch.load(ensure(VGG19_URL, "VGG19 (torchvision)", "Or set vgg_weights to "
-                                                  "'random-init' for a smoke run."), map_location="cpu"))
-        elif weights == "random-init":
-            generator = torch.Generator().manual_seed(seed)
-            for m in vgg.features:
-                if isinstance(m, nn.Conv2d):  # Kaiming: activations keep their scale through 16 layers
-                    m.weight.data = torch.randn(m.weight.shape, generator=generator) * (2.0 / m.weight[0].numel()) ** 0.5
-                    m.bias.data.zero_()
-        else:  # a state dict file of torchvision's VGG19 layout (e.g. Caffe weights converted)
-            state = torch.load(weights, map_location="cpu")
-            vgg.load_state_dict(state if "features.0.weight" in state else {f"features.{k}": v for k, v in state.items()},
-                                strict=False)
+        if weights == "random-init":
+            kaiming_normal_(vgg.features, seed)
+        else:
+            path = ensure_vgg_weights() if weights == "imagenet" else Path(weights).expanduser()
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # not a torch file, or one that carries code: refuse it, say which
+                raise WeightsMismatch(f"{path}: cannot read it as a weights file ({exc})") from None
+            if not isinstance(state, dict):
+                raise WeightsMismatch(f"{path}: holds a {type(state).__name__}, not a state dict of VGG19 weights")
+            vgg.load_state_dict(features_state(state, str(path), LAYERS[last]), strict=False)
         self.features = vgg.features[:LAYERS[last] + 1].eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
@@ -87,7 +132,7 @@ class VGGEncoder(nn.Module):
         caller converted it itself (encode)."""
         problem = self.check_range(x) if check else None
         if problem and not self._warned:
-            warnings.warn("\n" + "!" * 78 + f"\nVGG INPUT RANGE: {problem}\n" + "!" * 78, InputRangeWarning, stacklevel=2)
+            warnings.warn("\n" + banner("VGG INPUT RANGE", problem), InputRangeWarning, stacklevel=2)
             self._warned = True
         wanted = {LAYERS[name]: name for name in layers}
         out = {}
@@ -102,3 +147,20 @@ class VGGEncoder(nn.Module):
     def encode(self, rgb01: torch.Tensor, layers=("relu4_1",)) -> dict[str, torch.Tensor]:
         """Features of RGB [0, 1] images (a decoder's output may stray outside while it trains)."""
         return self(self.preprocess(rgb01), layers, check=False)
+
+
+def build_encoder(cfg, device: torch.device) -> VGGEncoder:
+    """The VGG19 encoder of a style config; `auto` falls back to random-init, loudly."""
+    weights = resolve_auto(cfg.vgg_weights, "imagenet", ensure_vgg_weights, "VGG19")
+    encoder = VGGEncoder(weights, cfg.vgg_convention, cfg.channel_order, seed=cfg.seed)
+    if weights == "imagenet" and cfg.vgg_convention == "caffe":
+        warnings.warn("torchvision's VGG19 weights were trained on the torchvision convention; with "
+                      "vgg_convention='caffe' load Caffe-converted weights (vgg_weights=FILE.pth)", stacklevel=2)
+    return encoder.to(device)
+
+
+def encoder_tags(encoder: VGGEncoder) -> dict:
+    """What a style run's features mean: random-init encoders are smoke runs."""
+    return {keys.VGG_WEIGHTS: encoder.weights, "style.vgg_convention": encoder.convention,
+            "style.comparable": "yes" if encoder.weights != "random-init" else "NO: random-init smoke encoder"}
+

@@ -1,25 +1,39 @@
-"""The training loop: progress bar, loss logs, FID evaluations, checkpoints, exact resume."""
+"""Training a face run: small steps (prepare, resume, one epoch, evaluate, save) joined by `fit`.
+
+Losses stay on the device and are read once per `log_every` steps; a device-side flag keeps
+the first step whose losses were not finite, so a bad step is found exactly without a host
+sync every step. At each read the weights and BatchNorm statistics are checked too, and a
+generator loss far beyond its first logged value counts as divergence: either fails the run
+with the step and a hint. Checkpoints are written at the end of every epoch and within
+epochs every `checkpoint_every` steps (or `checkpoint_minutes`), holding the position in the
+epoch's order, so a resume continues with the very next batch.
+"""
 from __future__ import annotations
 
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from .. import viz
-from ..config import HARDWARE_PARAMS
+from .. import keys, viz
+from ..console import banner
 from ..data import DataError
 from ..metrics import FidEvaluator, load_backbone
-from ..paths import checkpoint_dir
 from ..provenance import device_description, pick_device
 from .checkpoint import Checkpoints, set_rng_state
-from .pix2pix import NonFiniteLoss, Pix2Pix
+from .pix2pix import Pix2Pix
 
+
+class Diverged(FloatingPointError):
+    """Training went off the rails: non-finite losses, weights or statistics, or a runaway loss."""
+
+
+class NonFiniteLoss(Diverged):
+    pass
 
 
 @dataclass
@@ -32,35 +46,12 @@ class Evaluation:
     per_subset: dict = field(default_factory=dict)  # {subset: {fid, kid, n}}
 
 
-@dataclass
-class FitResult:
-    model: Pix2Pix
-    history: list[Evaluation]
-    checkpoint: Path
-    backbone: str
-    last_grid: np.ndarray | None = None
-    last_heatmap: np.ndarray | None = None
-    resumed_from: int = 0
-    samples: dict = field(default_factory=dict)
-
-    @property
-    def best(self) -> Evaluation:
-        return min(self.history, key=lambda e: e.fid)
-
-    def fid_mean(self) -> float:
-        return float(np.mean([e.fid for e in self.history]))
-
-    def sample_outputs(self, pieces: bool = False):
-        """The final model's output on the fixed test faces (every piece of it with pieces)."""
-        s = self.samples
-        return self.model.generate(s["photo"], s["landmarks"], s["mask"], pieces=pieces)
-
-
 def summary_metrics(history: list[Evaluation]) -> dict[str, float]:
     """What the runs table compares: the table shows only a metric's last value."""
     best = min(history, key=lambda e: e.fid)
-    return {"fid_best": best.fid, "fid_best_epoch": best.epoch, "fid_mean": float(np.mean([e.fid for e in history])),
-            "fid_last": history[-1].fid, "kid_last": history[-1].kid, "fid_n_fake": history[-1].n_fake}
+    return {keys.FID_BEST: best.fid, keys.FID_BEST_EPOCH: best.epoch,
+            keys.FID_MEAN: float(np.mean([e.fid for e in history])), keys.FID_LAST: history[-1].fid,
+            keys.KID_LAST: history[-1].kid, keys.FID_N_FAKE: history[-1].n_fake}
 
 
 def seed_everything(seed: int) -> None:
@@ -83,6 +74,62 @@ def fixed_samples(test, n: int) -> dict:
     return {**stack_items([test.items[i] for i in index]), "index": torch.as_tensor(index)}
 
 
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The order the training faces are visited in an epoch: fixed by (seed, epoch), so a resume
+    mid-epoch picks up at the same place of the same order."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+
+
+@dataclass
+class Training:
+    """A face run in progress, and its result: what a checkpoint holds and what the views need."""
+    cfg: object
+    data: object
+    run: object
+    device: torch.device
+    model: Pix2Pix
+    evaluator: FidEvaluator
+    checkpoints: Checkpoints
+    backbone: str
+    samples: dict                       # fixed test faces for the grids
+    epoch: int = 0                      # epochs completed
+    batch: int = 0                      # batches of the current epoch completed
+    step: int = 0
+    history: list[Evaluation] = field(default_factory=list)
+    resumed_from: int = 0
+    reference_loss: float = 0.0         # the first logged generator loss (divergence check)
+    sums: dict = field(default_factory=dict)  # losses summed on the device since the last log
+    window: int = 0                     # steps in those sums
+    last_grid: np.ndarray | None = None
+    last_heatmap: np.ndarray | None = None
+
+    @property
+    def checkpoint(self):
+        return self.checkpoints.path
+
+    @property
+    def best(self) -> Evaluation:
+        return min(self.history, key=lambda e: e.fid)
+
+    def fid_mean(self) -> float:
+        return float(np.mean([e.fid for e in self.history]))
+
+    def sample_outputs(self, pieces: bool = False):
+        """The model's output on the fixed test faces (every piece of it with pieces)."""
+        s = self.samples
+        return self.model.generate(s["photo"], s["landmarks"], s["mask"], pieces=pieces)
+
+    def show(self, image: np.ndarray, key: str, title: str = "", width: float = 12.0) -> None:
+        """Log a picture of the final model to the run (at the last epoch) and display it."""
+        self.run.log_image(image, key, step=self.epoch)
+        viz.show(image, title or key, width)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "epoch": self.epoch, "batch": self.batch, "step": self.step,
+                "history": [e.__dict__ for e in self.history], "reference_loss": self.reference_loss,
+                "sums": {k: v.cpu() for k, v in self.sums.items()}, "window": self.window, "config": self.cfg.to_dict()}
+
+
 def _require_landmarks(data) -> None:
     missing = [p.name for ds in (data.train, data.test) for p in ds.pairs if p.landmarks is None]
     if missing:
@@ -91,100 +138,168 @@ def _require_landmarks(data) -> None:
                         f"{data.root}` or add their points to landmarks_manual.csv.")
 
 
-def fit(cfg, data, run, progress: bool = True) -> FitResult:
-    """Train (or continue training) the run's model and evaluate it every cfg.eval_every epochs.
-
-    A checkpoint after every epoch holds networks, optimisers, schedules, the AMP scaler, RNG
-    states, epoch, step and the evaluation history; a rerun of the same run id continues from
-    it and logs to the same MLflow run."""
-    try:
-        return _fit(cfg, data, run, progress)
-    except BaseException:
-        run.finish("FAILED")
-        raise
-
-
-def _fit(cfg, data, run, progress: bool) -> FitResult:
+def prepare(cfg, data, run) -> Training:
+    """Device, FID backbone and evaluator, seeded model, the run's data tags."""
     device = pick_device(cfg.device)
     if cfg.local:
         _require_landmarks(data)
+    run.beat(0, "start", force=True)
     # the FID backbone first: a missing weights file stops the run before any training, and
     # building it (it draws random numbers) before seeding keeps training independent of it
     backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device)
     seed_everything(cfg.seed)
     model = Pix2Pix(cfg, device)
-    checkpoints = Checkpoints(checkpoint_dir(run.run_id))
-    start_epoch, step, history = 0, 0, []
-    state = checkpoints.load()
-    if state is not None:
-        changed = {k for k, v in state["config"].items() if k not in HARDWARE_PARAMS and cfg.to_dict().get(k) != v}
-        if changed:
-            raise RuntimeError(f"{checkpoints.path} was written with other settings ({', '.join(sorted(changed))}); "
-                               "start a fresh run instead of resuming this one")
-        model.load_state_dict(state["model"])
-        start_epoch, step = state["epoch"], state["step"]
-        history = [Evaluation(**e) for e in state["history"]]
-        set_rng_state(state["rng"])
-        print(f"resuming run {run.run_id} after epoch {start_epoch} (step {step})")
-
     test = stack_items(data.test.items)
     evaluator = FidEvaluator(test["sketch"], backbone, data.fingerprint, subsets=[p.subset for p in data.test.pairs],
                              batch_size=cfg.fid_batch_size)
-    run.set_tags({**evaluator.provenance(), "labkit.device": device_description(device),
-                  "labkit.data.fingerprint": data.fingerprint, "labkit.data.root": str(data.root),
-                  "labkit.data.synthetic": data.synthetic,
+    run.set_tags({**evaluator.provenance(), keys.DEVICE: device_description(device),
+                  keys.DATA_FINGERPRINT: data.fingerprint, keys.DATA_ROOT: str(data.root),
+                  keys.DATA_SYNTHETIC: data.synthetic,
                   "labkit.data.n_train": len(data.train), "labkit.data.n_test": len(data.test)})
+    print(f"training on {data.summary()}")
     if not backbone.is_real:
-        print("!" * 78 + "\n!! FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones.\n"
-              + "!" * 78)
-    fixed = fixed_samples(data.test, cfg.grid_samples)
-    result = FitResult(model=model, history=history, checkpoint=checkpoints.path, backbone=backbone.name,
-                       resumed_from=start_epoch, samples=fixed)
+        print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
+    return Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=evaluator,
+                    checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
+                    samples=fixed_samples(data.test, cfg.grid_samples))
 
-    for epoch in range(start_epoch, cfg.total_epochs):
-        data.train.set_epoch(epoch)
-        loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
-                            generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
-                            pin_memory=device.type == "cuda")
-        running: dict[str, list[float]] = {}
-        started = time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.total_epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            try:
-                losses = model.train_step(batch)
-            except NonFiniteLoss as exc:
-                raise NonFiniteLoss(f"{exc} at epoch {epoch + 1}, step {step + 1}. The checkpoint of epoch "
-                                    f"{epoch} is kept at {checkpoints.path}; lower lr or check the data") from None
-            step += 1
-            for k, v in losses.items():
-                running.setdefault(k, []).append(v)
-            if step % cfg.log_every == 0:
-                run.log_metrics({k: float(np.mean(v)) for k, v in running.items()}, step=step)
-                bar.set_postfix(G=f"{np.mean(running['loss_G']):.3f}", D=f"{np.mean(running['loss_D']):.3f}")
-                running = {}
-        run.log_metrics({"lr": model.lr, "epoch_seconds": time.time() - started}, step=epoch + 1)
-        model.end_epoch()
 
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.total_epochs:
-            fakes = model.generate(test["photo"], test["landmarks"], test["mask"], cfg.fid_batch_size)
-            scores = evaluator.evaluate(fakes)
-            history.append(Evaluation(epoch=epoch + 1, **scores))
-            run.log_metrics({"fid": scores["fid"], "kid": scores["kid"],
-                             **{f"{m}/{name}": v[m] for name, v in scores["per_subset"].items() for m in ("fid", "kid")}},
-                            step=epoch + 1)
-            run.log_metrics(summary_metrics(history))
-            shown = fakes[fixed["index"]]
-            result.last_grid = viz.sample_grid([fixed["photo"], fixed["sketch"], shown])
-            result.last_heatmap = viz.error_heatmap(shown, fixed["sketch"], fixed["names"])
-            run.log_image(result.last_grid, "samples", step=epoch + 1)
-            run.log_image(result.last_heatmap, "error_heatmap", step=epoch + 1)
-            per_subset = "".join(f"  {name} {v['fid']:.2f} (N {v['n']})" for name, v in scores["per_subset"].items())
-            print(f"epoch {epoch + 1}: FID {scores['fid']:.2f}  KID {scores['kid']:.4f}  "
-                  f"(N real {scores['n_real']}, N fake {scores['n_fake']}, {backbone.name}){per_subset}")
-        checkpoints.save({"model": model.state_dict(), "epoch": epoch + 1, "step": step,
-                          "history": [e.__dict__ for e in history], "config": cfg.to_dict()})
-    if result.last_grid is None:  # resumed a finished run: show its final model anyway
-        shown = model.generate(fixed["photo"], fixed["landmarks"], fixed["mask"], cfg.fid_batch_size)
-        result.last_grid = viz.sample_grid([fixed["photo"], fixed["sketch"], shown])
-        result.last_heatmap = viz.error_heatmap(shown, fixed["sketch"], fixed["names"])
-    return result
+def resume(t: Training) -> None:
+    """Continue from the run's newest readable checkpoint, when it has one of the same parameters."""
+    t.checkpoints.clean_stale()
+    state = t.checkpoints.load()
+    if state is None:
+        return
+    changed = t.cfg.differences(state["config"])
+    if changed:
+        raise RuntimeError(f"{t.checkpoints.path} was written with other settings ({'; '.join(changed)}); "
+                           "start a fresh run instead of resuming this one")
+    t.model.load_state_dict(state["model"])
+    t.epoch, t.batch, t.step = state["epoch"], state["batch"], state["step"]
+    t.history = [Evaluation(**e) for e in state["history"]]
+    t.reference_loss = state["reference_loss"]
+    t.sums, t.window = {k: v.to(t.device) for k, v in state["sums"].items()}, state["window"]
+    set_rng_state(state["rng"])
+    t.resumed_from = t.epoch
+    print(f"resuming run {t.run.run_id} at epoch {t.epoch + 1}, batch {t.batch} (step {t.step})")
+
+
+def _check(t: Training, bad_step: torch.Tensor) -> dict[str, float]:
+    """The mean losses since the last log, read from the device in one go, with the step of the
+    first non-finite one; raises Diverged naming the step."""
+    names = list(t.sums)
+    read = torch.cat([torch.stack([t.sums[k] for k in names]).float(), bad_step.view(1).float()]).cpu()
+    means = {k: float(v) / t.window for k, v in zip(names, read[:-1])}
+    where = f"at epoch {t.epoch + 1}, step {int(read[-1]) or t.step}"
+    hint = f"{t.checkpoints.describe()}; lower lr or check the data"
+    if read[-1] > 0:
+        raise NonFiniteLoss(f"non-finite loss ({', '.join(f'{k}={v:.4g}' for k, v in means.items())}) {where}. {hint}")
+    finite = torch.stack([torch.isfinite(x).all() for x in t.model.tensors()]).all()
+    if not bool(finite):
+        raise Diverged(f"non-finite weights or BatchNorm statistics {where}. {hint}")
+    if not t.reference_loss:
+        t.reference_loss = means["loss_G"]
+    elif t.cfg.diverge_factor and means["loss_G"] > t.cfg.diverge_factor * t.reference_loss:
+        raise Diverged(f"the generator loss diverged: {means['loss_G']:.4g}, {means['loss_G'] / t.reference_loss:.0f}"
+                       f" x its first logged value {t.reference_loss:.4g}, {where}. {hint}")
+    return means
+
+
+def train_epoch(t: Training, progress: bool = True) -> None:
+    """The rest of the current epoch (all of it unless resumed mid-way), then the schedule's step."""
+    cfg, data = t.cfg, t.data.train
+    data.set_epoch(t.epoch)
+    order = epoch_order(len(data), cfg.seed, t.epoch)
+    loader = DataLoader(data, batch_size=cfg.batch_size, sampler=order[t.batch * cfg.batch_size:],
+                        num_workers=cfg.num_workers, pin_memory=t.device.type == "cuda")
+    started, saved = time.time(), time.monotonic()
+    bad_step = torch.zeros((), dtype=torch.long, device=t.device)
+    counter = torch.full((), t.step, dtype=torch.long, device=t.device)
+    bar = tqdm(loader, desc=f"epoch {t.epoch + 1}/{cfg.total_epochs}", disable=not progress, leave=False,
+               initial=t.batch, total=-(-len(data) // cfg.batch_size))
+    for batch in bar:
+        losses = t.model.train_step(batch)
+        counter += 1
+        finite = torch.isfinite(torch.stack(list(losses.values()))).all()
+        bad_step = torch.where(finite | (bad_step > 0), bad_step, counter)
+        t.sums = {k: t.sums[k] + v if k in t.sums else v.clone() for k, v in losses.items()}
+        t.step, t.batch, t.window = t.step + 1, t.batch + 1, t.window + 1
+        if t.step % cfg.log_every == 0:
+            means = _check(t, bad_step)
+            t.run.log_metrics(means, step=t.step)
+            t.run.beat(t.step, force=True)
+            bar.set_postfix(G=f"{means['loss_G']:.3f}", D=f"{means['loss_D']:.3f}")
+            t.sums, t.window = {}, 0
+        else:
+            t.run.beat(t.step)
+        due = (t.step % cfg.checkpoint_every == 0 if cfg.checkpoint_every
+               else time.monotonic() - saved > 60 * cfg.checkpoint_minutes)
+        if due:
+            save(t)
+            saved = time.monotonic()
+    if t.window:  # the epoch's last steps are checked even when they are not logged yet
+        _check(t, bad_step)
+    t.run.log_metrics({"lr": t.model.lr, "epoch_seconds": time.time() - started}, step=t.epoch + 1)
+    t.model.end_epoch()
+    t.epoch, t.batch = t.epoch + 1, 0
+
+
+def evaluate(t: Training) -> Evaluation:
+    """FID and KID of the model on the whole test set (per subset too), logged with the grids."""
+    t.run.beat(t.step, "evaluate", force=True)
+    test, cfg = t.evaluator, t.cfg
+    faces = stack_items(t.data.test.items)
+    fakes = t.model.generate(faces["photo"], faces["landmarks"], faces["mask"], cfg.fid_batch_size)
+    scores = test.evaluate(fakes)
+    e = Evaluation(epoch=t.epoch, **scores)
+    t.history.append(e)
+    t.run.log_metrics({keys.FID: e.fid, keys.KID: e.kid,
+                       **{keys.per_subset(m, name): v[m] for name, v in e.per_subset.items() for m in ("fid", "kid")}},
+                      step=t.epoch)
+    t.run.log_metrics(summary_metrics(t.history))
+    _pictures(t, fakes[t.samples["index"]], step=t.epoch)
+    per_subset = "".join(f"  {name} {v['fid']:.2f} (N {v['n']})" for name, v in e.per_subset.items())
+    print(f"epoch {t.epoch}: FID {e.fid:.2f}  KID {e.kid:.4f}  (N real {e.n_real}, N fake {e.n_fake}, "
+          f"{t.backbone}){per_subset}")
+    t.run.beat(t.step, "train", force=True)
+    return e
+
+
+def _pictures(t: Training, shown: torch.Tensor, step: int | None) -> None:
+    """The sample grid and error heatmap of the fixed test faces; logged when step is given."""
+    s = t.samples
+    t.last_grid = viz.sample_grid([s["photo"], s["sketch"], shown])
+    t.last_heatmap = viz.error_heatmap(shown, s["sketch"], s["names"])
+    if step is not None:
+        t.run.log_image(t.last_grid, keys.SAMPLES, step=step)
+        t.run.log_image(t.last_heatmap, keys.ERROR_HEATMAP, step=step)
+        t.run.log_image_file(t.last_grid, keys.LAST_SAMPLES)
+
+
+def save(t: Training, best: bool = False) -> None:
+    t.checkpoints.save(t.state(), best=best)
+
+
+def fit(cfg, data, run, progress: bool = True) -> Training:
+    """Train (or continue training) the run's model, evaluating every cfg.eval_every epochs and
+    at the end; checkpointed at every epoch's end and within epochs (see the module's note)."""
+    t = prepare(cfg, data, run)
+    resume(t)
+    while t.epoch < cfg.total_epochs:
+        train_epoch(t, progress)
+        due = t.epoch % cfg.eval_every == 0 or t.epoch == cfg.total_epochs
+        improved = due and evaluate(t) is t.best
+        save(t, best=improved)
+    if t.last_grid is None:  # resumed a finished run: show its final model anyway
+        _pictures(t, t.sample_outputs(), step=None)
+    return t
+
+
+def trained_model(cfg, run_id: str, device: str = "cpu") -> Pix2Pix | None:
+    """The model a face run trained, from its newest readable checkpoint (None without one)."""
+    state = Checkpoints(run_id).load()
+    if state is None:
+        return None
+    model = Pix2Pix(cfg, torch.device(device))
+    model.load_state_dict(state["model"])
+    return model

@@ -15,10 +15,6 @@ from ..models import PatchDiscriminator, UnetGenerator, init_weights
 from ..models.local import FACE_PARTS, LocalGenerator, PartDiscriminators, crop
 
 
-class NonFiniteLoss(FloatingPointError):
-    pass
-
-
 def linear_decay(n_epochs: int, n_epochs_decay: int):
     """pix2pix's 'linear' policy: constant for n_epochs, then linearly towards 0."""
     return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
@@ -72,7 +68,9 @@ class Pix2Pix:
     def _part_pairs(self, photo, sketch, boxes):
         return {p: (crop(photo, boxes[p]), crop(sketch, boxes[p])) for p in FACE_PARTS}
 
-    def train_step(self, batch: dict) -> dict[str, float]:
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """One D step then one G step; the losses, detached, still on the device (reading them
+        would make the host wait for the device every step)."""
         photo = batch["photo"].to(self.device, non_blocking=True)
         sketch = batch["sketch"].to(self.device, non_blocking=True)
         self.G.train()
@@ -116,11 +114,7 @@ class Pix2Pix:
             d.requires_grad_(True)
 
         values = {"loss_G": loss_G, **{f"loss_{k}": v for k, v in terms.items()}, "loss_D": loss_D, **values}
-        values = {k: float(v.detach()) for k, v in values.items()}
-        bad = [k for k, v in values.items() if not torch.isfinite(torch.tensor(v))]
-        if bad:
-            raise NonFiniteLoss(f"non-finite loss ({', '.join(f'{k}={values[k]}' for k in bad)})")
-        return values
+        return {k: v.detach().float() for k, v in values.items()}
 
     def generator_terms(self, photo, sketch, out: dict) -> dict[str, torch.Tensor]:
         """The generator's loss terms, weighted; their sum is what it minimises."""
@@ -165,6 +159,11 @@ class Pix2Pix:
             merged["parts"] = {p: torch.cat([o["parts"][p].float().cpu() for o in outs]) for p in outs[0]["parts"]}
             merged["boxes"] = {p: sum((o["boxes"][p] for o in outs), []) for p in outs[0]["boxes"]}
         return merged
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every weight and floating-point buffer (BatchNorm statistics) of the networks."""
+        nets = [self.G, self.D] + ([self.D_parts] if self.D_parts is not None else [])
+        return [t for net in nets for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
 
     def state_dict(self) -> dict:
         names = ["G", "D", "opt_G", "opt_D", "sched_G", "sched_D", "scaler"] + (["D_parts"] if self.D_parts else [])

@@ -1,0 +1,45 @@
+"""The names under which a run is recorded in MLflow: metrics, tags and artifacts.
+
+Whatever one module writes and another reads (the loop writes `fid_last`, compare and the lab
+log read it) is named here once.
+"""
+
+# --- tags: what the run is
+KIND = "labkit.kind"                    # TRAIN for ablation runs, COMPARE for tables
+TRAIN, COMPARE = "train", "compare"
+ABLATION = "labkit.ablation"
+RUN_KEY = "labkit.run_key"              # hash of the parameters that decide what is computed
+LABEL = "labkit.label"                  # the params file's stem (or the ablation): the run name's stem
+PARAMS_FILE = "labkit.params_file"
+NOTEBOOK = "labkit.notebook"            # the executed notebook on disk
+ERROR = "labkit.error"                  # why a run ended FAILED or KILLED
+HEARTBEAT = "labkit.heartbeat"          # the last beat (host, pid, step, phase, time), for other machines
+NOTE = "mlflow.note.content"            # the run's note in the UI (Markdown)
+
+# --- tags: what it ran on
+DEVICE = "labkit.device"
+DATA_FINGERPRINT = "labkit.data.fingerprint"
+DATA_ROOT = "labkit.data.root"
+DATA_SYNTHETIC = "labkit.data.synthetic"
+FID_BACKBONE = "fid.backbone"           # inception, or random-init (smoke numbers)
+FID_N_REAL = "fid.n_real"
+FID_COMPARABLE = "fid.comparable"
+VGG_WEIGHTS = "style.vgg_weights"
+
+# --- metrics: per evaluation (step = epoch)
+FID, KID = "fid", "kid"
+# --- metrics: summaries (the runs table shows a metric's last value only)
+FID_LAST, KID_LAST = "fid_last", "kid_last"
+FID_BEST, FID_BEST_EPOCH, FID_MEAN = "fid_best", "fid_best_epoch", "fid_mean"
+FID_N_FAKE = "fid_n_fake"
+
+# --- images (MLflow image keys, a step slider each) and fixed artifact files
+SAMPLES = "samples"                     # photo | real sketch | generated, per evaluation
+LAST_SAMPLES = "samples/last.png"       # the newest sample grid, at a fixed path
+ERROR_HEATMAP = "error_heatmap"
+NOTEBOOK_DIR = "notebook"               # the executed notebook, attached to its run
+
+
+def per_subset(metric: str, subset: str) -> str:
+    """`fid/cuhk`, `kid/xm2vts`, `fid.n_real/ar`: a metric or tag for one subset of the test set."""
+    return f"{metric}/{subset}"

@@ -1,0 +1,155 @@
+"""Who drives a run, and whether it is alive.
+
+A lease is an OS file lock (flock) on runs/leases/<name>.lock, held by the process that drives
+the run: the kernel dies or is killed, the OS drops the lock, and the run is free again; no
+stale lock files to clean. The lock file names its holder (host, pid, command) so a refused
+command can say who holds it.
+
+A heartbeat is a small file, runs/leases/<run id>.beat, that the training loop rewrites at
+every logged step and at least every BEAT_SECONDS of work: the step it reached, the phase
+(start, train, evaluate) and the pid of the kernel. The runner reads it to see a run that
+hangs, and `labkit runs` to show how long ago each run last beat.
+"""
+from __future__ import annotations
+
+import faulthandler
+import fcntl
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import runs_dir
+
+BEAT_SECONDS = 30.0
+
+
+def lease_dir() -> Path:
+    path = runs_dir() / "leases"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class LeaseHeld(RuntimeError):
+    """The lease belongs to a live process; the message says which."""
+
+
+@dataclass
+class Holder:
+    host: str
+    pid: int
+    command: str
+    since: float
+
+    def describe(self) -> str:
+        return (f"pid {self.pid} on {self.host} (since {time.strftime('%H:%M:%S', time.localtime(self.since))}: "
+                f"{self.command})")
+
+
+def me(command: str = "") -> Holder:
+    return Holder(socket.gethostname(), os.getpid(), command or " ".join(sys.argv)[:300], time.time())
+
+
+class Lease:
+    """An exclusive, non-blocking lock on one name, released when the holder ends it or dies."""
+
+    def __init__(self, name: str):
+        self.path = lease_dir() / f"{name}.lock"
+        self._file = None
+
+    def holder(self) -> Holder | None:
+        """Who holds it now (None when free)."""
+        try:
+            with open(self.path, "a+") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    f.seek(0)
+                    try:
+                        return Holder(**json.loads(f.read()))
+                    except (ValueError, TypeError):
+                        return Holder("?", 0, "unknown", 0.0)
+                fcntl.flock(f, fcntl.LOCK_UN)
+        except OSError:
+            return None
+        return None
+
+    def acquire(self, command: str = "") -> "Lease":
+        """Take the lease, or raise LeaseHeld naming its holder."""
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            text = f.read()
+            f.close()
+            try:
+                who = Holder(**json.loads(text)).describe()
+            except (ValueError, TypeError):
+                who = "another process"
+            raise LeaseHeld(f"held by {who}") from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(me(command).__dict__))
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "Lease":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@dataclass
+class Beat:
+    pid: int
+    host: str
+    step: int
+    phase: str
+    time: float
+
+    @property
+    def age(self) -> float:
+        return time.time() - self.time
+
+
+def beat_path(run_id: str) -> Path:
+    return lease_dir() / f"{run_id}.beat"
+
+
+def beat(run_id: str, step: int, phase: str = "train") -> Beat:
+    """Say that the run is alive: this process, at this step, in this phase."""
+    path = beat_path(run_id)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    now = Beat(os.getpid(), socket.gethostname(), step, phase, time.time())
+    tmp.write_text(json.dumps(now.__dict__))
+    tmp.replace(path)
+    return now
+
+
+def last_beat(run_id: str) -> Beat | None:
+    try:
+        return Beat(**json.loads(beat_path(run_id).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def dump_stacks_on_signal(run_id: str) -> Path:
+    """Make SIGUSR1 write every thread's Python stack to runs/leases/<run id>.stacks: what the
+    runner asks a kernel that stopped beating (faulthandler works even when Python is stuck in C)."""
+    path = lease_dir() / f"{run_id}.stacks"
+    # append mode: the runner empties the file before it asks, and the dump lands at its start
+    faulthandler.register(signal.SIGUSR1, file=open(path, "a"), all_threads=True, chain=False)
+    return path

@@ -1,0 +1,119 @@
+"""`labkit runs`: every run with its status, step, last heartbeat and holder; dead runs swept.
+
+A run is alive while its lease is held (labkit.lease): by `labkit ablate` for the runs it
+drives, by the kernel for a notebook run by hand. A run still marked RUNNING whose lease
+nobody holds (its command or kernel was killed, the machine restarted) is dead: `sweep` marks
+it KILLED with its last step and heartbeat, and rerunning its parameters resumes it. A run
+driven from another machine (a team tracking server) is judged by the heartbeat it records
+in the store instead.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+
+from . import keys, lease, track
+
+@dataclass
+class RunState:
+    run_id: str
+    name: str
+    experiment: str
+    status: str
+    step: int | None
+    beat_age: float | None      # seconds since the last heartbeat
+    holder: str                 # who drives it, when someone does
+
+    @property
+    def dead(self) -> bool:
+        return self.status == "RUNNING" and not self.holder
+
+
+def _heartbeat(run) -> dict | None:
+    """The newest heartbeat of a run: the local beat file, or the one recorded in the store."""
+    local = lease.last_beat(run.info.run_id)
+    if local is not None:
+        return local.__dict__
+    try:
+        return json.loads(run.data.tags[keys.HEARTBEAT])
+    except (KeyError, ValueError):
+        return None
+
+
+def _holder(run, beat: dict | None) -> str:
+    held = track.run_lease(run.info.run_id).holder()
+    if held is not None:
+        return held.describe()
+    key = run.data.tags.get(keys.RUN_KEY)
+    held = lease.Lease(f"key-{key}").holder() if key else None
+    if held is not None:
+        return f"{held.describe()} (setting it up)"
+    if beat and beat["host"] != socket.gethostname():
+        allowance = 60 * float(run.data.params.get("stall_minutes_slow", 60))
+        if time.time() - beat["time"] < allowance:
+            return f"pid {beat['pid']} on {beat['host']} (beating)"
+    return ""
+
+
+def states(experiments: list[str] | None = None, running_only: bool = False) -> list[RunState]:
+    c = track.client()
+    exps = {e.experiment_id: e.name for e in c.search_experiments()
+            if experiments is None or e.name in experiments}
+    if not exps:
+        return []
+    found = c.search_runs(list(exps), "attributes.status = 'RUNNING'" if running_only else "",
+                          order_by=["attributes.start_time DESC"], max_results=5000)
+    out = []
+    for run in found:
+        beat = _heartbeat(run)
+        out.append(RunState(run.info.run_id, run.info.run_name or "", exps[run.info.experiment_id], run.info.status,
+                            beat["step"] if beat else None, time.time() - beat["time"] if beat else None,
+                            _holder(run, beat) if run.info.status == "RUNNING" else ""))
+    return out
+
+
+def sweep(experiments: list[str] | None = None) -> list[str]:
+    """Mark every dead run KILLED (holding its lease while doing so, so no owner starts midway);
+    returns a line per run swept."""
+    c = track.client()
+    swept = []
+    for state in states(experiments, running_only=True):
+        if not state.dead:
+            continue
+        try:
+            with track.run_lease(state.run_id):
+                if c.get_run(state.run_id).info.status != "RUNNING":
+                    continue
+                last = (f"last heartbeat at step {state.step}, {state.beat_age / 60:.0f} min ago"
+                        if state.beat_age is not None else "no heartbeat")
+                c.set_tag(state.run_id, keys.ERROR, f"swept: nothing drives this run any more ({last}); rerun its "
+                          "params to resume it")
+                c.set_terminated(state.run_id, "KILLED")
+        except lease.LeaseHeld:
+            continue  # an owner took it meanwhile: alive
+        swept.append(f"{state.experiment}/{state.name} ({state.run_id[:8]}): RUNNING with nothing driving it -> KILLED "
+                     f"({last})")
+    return swept
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
+def table(rows: list[RunState]) -> str:
+    lines = [f"{'experiment':12} {'run':22} {'id':9} {'status':9} {'step':>7} {'beat':>6}  holder"]
+    for r in rows:
+        lines.append(f"{r.experiment[:12]:12} {r.name[:22]:22} {r.run_id[:8]:9} "
+                     f"{('DEAD' if r.dead else r.status):9} {r.step if r.step is not None else '-':>7} "
+                     f"{_age(r.beat_age):>6}  {r.holder or '-'}")
+    dead = sum(r.dead for r in rows)
+    lines.append(f"{len(rows)} run(s)" + (f"; {dead} RUNNING with nothing driving them: `labkit runs --sweep` marks "
+                                          "them KILLED" if dead else ""))
+    return "\n".join(lines)
+

@@ -1,0 +1,134 @@
+"""Training a decoder to invert VGG features: pixel + perceptual feature loss, optional TV and
+AdaIN losses, optionally on swapped features; checkpointed and resumable like every run."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .. import viz
+from ..train.checkpoint import Checkpoints
+from .decoder import Decoder
+from .images import random_crops
+from .losses import adain_loss, tv
+from .swap import swap
+from .vgg import STYLE_LAYERS, VGGEncoder, encoder_tags
+
+
+@dataclass
+class DecoderResult:
+    decoder: Decoder
+    steps_done: int
+    resumed_from: int
+    reconstructions: np.ndarray  # input | reconstruction, a few crops
+
+
+def _swap_batch(feats: torch.Tensor, style_feats: torch.Tensor, cfg) -> torch.Tensor:
+    return torch.cat([swap(feats[i:i + 1], style_feats[i:i + 1], cfg.patch_size, chunk=cfg.chunk).features
+                      for i in range(len(feats))])
+
+
+def _losses(cfg, encoder, decoder, batch, style_batch, layers) -> dict[str, torch.Tensor]:
+    """The weighted loss terms of one step: the decoder's output against the batch it encodes
+    (or, with train_with_swap, against the swapped features it decodes)."""
+    with torch.no_grad():
+        feats = encoder.encode(batch, layers)
+        target = dict(feats)
+        if style_batch is not None:
+            style_feats = encoder.encode(style_batch, layers)
+            for name in decoder.inputs:
+                target[name] = _swap_batch(feats[name], style_feats[name], cfg)
+    out = decoder(target)
+    out_feats = encoder.encode(out, layers)
+    terms = {"pixel": cfg.lambda_pixel * F.l1_loss(out, batch),
+             "feature": cfg.lambda_feature * sum(F.mse_loss(out_feats[n], target[n]) for n in decoder.inputs)}
+    if cfg.lambda_tv > 0:
+        terms["tv"] = cfg.lambda_tv * tv(out)
+    if cfg.lambda_adain > 0:
+        reference = style_feats if style_batch is not None else feats
+        terms["adain"] = cfg.lambda_adain * adain_loss({n: out_feats[n] for n in STYLE_LAYERS},
+                                                       {n: reference[n] for n in STYLE_LAYERS})
+    return terms
+
+
+def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, progress: bool = True
+                  ) -> DecoderResult:
+    """Train (or continue training) the run's decoder for cfg.steps steps on random crops of the
+    content and style images; a checkpoint every cfg.checkpoint_every steps holds decoder,
+    optimiser, step and config."""
+    device = next(encoder.parameters()).device
+    run.set_tags(encoder_tags(encoder))
+    run.beat(0, "start", force=True)
+    torch.manual_seed(cfg.seed)
+    decoder = Decoder(cfg.decoder_kind).to(device)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
+    checkpoints = Checkpoints(run.run_id, "decoder")
+    checkpoints.clean_stale()
+    start = 0
+    state = checkpoints.load()
+    if state is not None:
+        decoder.load_state_dict(state["decoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+        print(f"resuming decoder training of run {run.run_id} at step {start}")
+    layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs), key=STYLE_LAYERS.index))
+    images = [img for _, img in content] + [img for _, img in style]
+    style_images = [img for _, img in style]
+    running: dict[str, list[float]] = {}
+    started = time.time()
+    bar = tqdm(range(start, cfg.steps), desc=f"decoder {cfg.decoder_kind}", disable=not progress,
+               initial=start, total=cfg.steps)
+    for step in bar:
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # same batches after a resume
+        batch = random_crops(images, cfg.batch_size, cfg.image_size, generator).to(device)
+        style_batch = (random_crops(style_images, cfg.batch_size, cfg.image_size, generator).to(device)
+                       if cfg.train_with_swap else None)
+        terms = _losses(cfg, encoder, decoder, batch, style_batch, layers)
+        loss = sum(terms.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite decoder loss at step {step + 1} "
+                                     f"({ {k: float(v) for k, v in terms.items()} }); {checkpoints.describe()}; "
+                                     "lower lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for k, v in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
+            running.setdefault(k, []).append(float(v.detach()))
+        if (step + 1) % cfg.log_every == 0:
+            run.log_metrics({k: float(np.mean(v)) for k, v in running.items()}, step=step + 1)
+            run.beat(step + 1, force=True)
+            bar.set_postfix(loss=f"{np.mean(running['loss']):.3f}")
+            running = {}
+        else:
+            run.beat(step + 1)
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            checkpoints.save({"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
+                              "config": cfg.to_dict()})
+    run.log_metrics({"decoder_seconds": time.time() - started})
+    decoder.eval()
+    with torch.no_grad():
+        shown = random_crops(images, 4, cfg.image_size, torch.Generator().manual_seed(cfg.seed)).to(device)
+        rebuilt = decoder(encoder.encode(shown, decoder.inputs)).clamp(0, 1)
+    grid = viz.sample_grid([shown.cpu() * 2 - 1, rebuilt.cpu() * 2 - 1])
+    run.log_image(grid, "reconstructions", step=cfg.steps)
+    return DecoderResult(decoder, cfg.steps, start, grid)
+
+
+def trained_decoder(cfg, run_id: str, device: torch.device) -> Decoder:
+    """The decoder trained by run `run_id`, from its checkpoint, checked against this config's
+    encoder (decoder kind, input convention, channel order)."""
+    state = Checkpoints(run_id, "decoder").load()
+    if state is None:
+        raise FileNotFoundError(f"run {run_id} has no decoder checkpoint: is it a decoder_train run, and did it get "
+                                "past its first checkpoint?")
+    for key in ("decoder_kind", "vgg_convention", "channel_order"):
+        if state["config"][key] != getattr(cfg, key):
+            raise ValueError(f"the decoder of run {run_id} was trained with {key}={state['config'][key]!r}, this run "
+                             f"has {getattr(cfg, key)!r}: they must match")
+    decoder = Decoder(cfg.decoder_kind)
+    decoder.load_state_dict(state["decoder"])
+    return decoder.to(device).eval()
