@@ -22,8 +22,10 @@ import ctypes
 import datetime as dt
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,7 +58,11 @@ logging.getLogger("papermill").addFilter(_NamesFromOutsideTheCell())
 
 class AtomicNotebookWriter:
     """papermill's local writer, but through a temporary file and a rename: the executed
-    notebook on disk is always whole (a full disk or a kill mid-write leaves the last good one)."""
+    notebook on disk is always whole (a full disk or a kill mid-write leaves the last good one).
+    A notebook it could not write is kept in memory, for the error it holds."""
+
+    def __init__(self):
+        self.unsaved: str | None = None
 
     def read(self, path):
         return Path(path).read_text(encoding="utf-8")
@@ -72,8 +78,28 @@ class AtomicNotebookWriter:
         try:
             tmp.write_text(buf, encoding="utf-8")
             tmp.replace(path)
+            self.unsaved = None
+        except OSError:
+            self.unsaved = buf
+            raise
         finally:
             tmp.unlink(missing_ok=True)
+
+    def last_error(self, path: Path) -> str:
+        """The last error output of the notebook at path, or of the one that could not be
+        written there ('' when neither has one)."""
+        for text in (self.unsaved, path.read_text(encoding="utf-8") if path.is_file() else None):
+            try:
+                cells = nbformat.reads(text, as_version=4).cells if text else []
+            except Exception:  # half a notebook: nothing to read
+                continue
+            errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+            if errors:
+                return f"{errors[-1]['ename']}: {errors[-1]['evalue']}"
+        return ""
+
+
+WRITER = AtomicNotebookWriter()
 
 
 @dataclass
@@ -214,8 +240,7 @@ def python_stacks(pid: int, stacks_file: Path, wait: float = 5.0) -> str:
             time.sleep(0.2)  # let it finish writing
             return stacks_file.read_text(errors="replace")
         time.sleep(0.2)
-    spy = Path(os.environ.get("VIRTUAL_ENV", ""), "bin", "py-spy")
-    for exe in (str(spy), "py-spy"):
+    for exe in (str(Path(sys.executable).parent / "py-spy"), shutil.which("py-spy") or "py-spy"):
         try:
             out = subprocess.run([exe, "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True,
                                  timeout=30)
@@ -318,8 +343,10 @@ def _execute(job: Job, run: track.OwnedRun, out: Path, progress: bool) -> tuple[
         status, error = "FINISHED", ""
         try:
             _papermill(job, run.run_id, target, progress)
-        except Exception as exc:  # the notebook's own error, a dead kernel, a full disk ...
+        except PapermillExecutionError as exc:  # the notebook's own error
             status, error = "FAILED", _error_of(exc)
+        except Exception as exc:  # a dead kernel, a full disk ...: the notebook's error (if any) came first
+            status, error = "FAILED", "; then ".join(filter(None, [WRITER.last_error(target), _error_of(exc)]))
         finally:
             watchdog.stop.set()
             watchdog.join()
@@ -357,13 +384,16 @@ def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None) -> Ou
         folder = runs_dir() / dt.date.today().isoformat()
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / f"{run.name}-{run_id[:8]}.ipynb"
-        papermill_io.register(str(runs_dir()), AtomicNotebookWriter())
+        papermill_io.register(str(runs_dir()), WRITER)
         with run:
             status, error, restarts, notebooks = _execute(job, run, out, progress)
-            for path in notebooks:
-                c.log_artifact(run_id, str(path), keys.NOTEBOOK_DIR)
-            if notebooks:
-                run.set_tags({keys.NOTEBOOK: notebooks[-1]})
+            try:
+                for path in notebooks:
+                    c.log_artifact(run_id, str(path), keys.NOTEBOOK_DIR)
+                if notebooks:
+                    run.set_tags({keys.NOTEBOOK: notebooks[-1]})
+            except Exception as exc:  # a full disk, an unreachable artifact store: the run's own error comes first
+                status, error = "FAILED", "; ".join(filter(None, [error, f"attaching the notebook: {_error_of(exc)}"]))
             run.end(status, error)
         return Outcome(job, run_id, status, notebooks[-1] if notebooks else None, time.time() - started, error,
                        run.name, restarts, notebooks)

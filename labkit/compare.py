@@ -185,7 +185,10 @@ def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baselin
 def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = True) -> tuple[str, pd.DataFrame]:
     """The table as Markdown, written with the FID curves and the side-by-side samples under
     runs/compare/ (experiment.md / .csv / -fid.png / -samples.png) and logged to MLflow."""
+    from .runs import sweep
     runs = collect(experiment)
+    if sweep([experiment]):  # runs whose process died count as not finished, and say so
+        runs = collect(experiment)
     t = table(runs)
     if t.empty:
         return (f"No finished runs with an FID in experiment '{experiment}' yet: run `labkit ablate params/....yaml` "

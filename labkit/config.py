@@ -162,7 +162,7 @@ class SketchConfig(Config):
     experiment: str = knob("faces", "MLflow experiment")
     seed: int = knob(0, at_least=0)
     # data
-    data_root: str = knob("", "face data folder; empty = the synthetic set")
+    data_root: str = knob("", "face data folder (empty: the synthetic set)")
     synthetic_count: int = knob(48, "faces in the synthetic set", at_least=2)
     synthetic_misalign: float = knob(0.0, "px of sketch-vs-photo misalignment in the synthetic set", at_least=0)
     image_size: int = knob(64, "network size; 256 is the paper setting", at_least=32)
@@ -179,7 +179,7 @@ class SketchConfig(Config):
     beta1: float = knob(0.5, at_least=0)
     lambda_l1: float = knob(100.0, at_least=0)
     # +glad: generalized gradient loss (labkit.losses.glad)
-    lambda_glad: float = knob(0.0, "0 = off; 100 in the user's +glad", at_least=0)
+    lambda_glad: float = knob(0.0, "weight of the gradient loss (0: off; 100 in the user's +glad)", at_least=0)
     glad_mode: str = knob("components", choices=("components", "magnitude"))
     glad_norm: str = knob("l1", choices=("l1", "l2"))
     # +local: APDrawingGAN-style part networks (labkit.models.local)

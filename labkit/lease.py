@@ -7,7 +7,7 @@ command can say who holds it.
 
 A heartbeat is a small file, runs/leases/<run id>.beat, that the training loop rewrites at
 every logged step and at least every BEAT_SECONDS of work: the step it reached, the phase
-(start, train, evaluate) and the pid of the kernel. The runner reads it to see a run that
+(start, train, evaluate, views: all but train get the slow allowance) and the kernel's pid. The runner reads it to see a run that
 hangs, and `labkit runs` to show how long ago each run last beat.
 """
 from __future__ import annotations

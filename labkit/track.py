@@ -12,6 +12,7 @@ else holds a plain `Run`: it logs, and leaves the status alone.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import platform
 import time
@@ -27,10 +28,22 @@ from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
 from .provenance import git_state, package_versions
 
 
+_READY: set[str] = set()
+
+
 def client() -> MlflowClient:
+    """A client of the store. A SQLite store is created (schema and migrations) under a file
+    lock the first time a process opens it: parallel first starts would otherwise race."""
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(uri)
+    if not uri.startswith("sqlite:///") or uri in _READY:
+        return MlflowClient(uri)
+    with open(f"{uri[len('sqlite:///'):]}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        c = MlflowClient(uri)  # creates and migrates the database when it is new
+        c.search_experiments(max_results=1)
+    _READY.add(uri)
+    return c
 
 
 def experiment_id(c: MlflowClient, name: str) -> str:

@@ -125,6 +125,7 @@ def run_swap(lab: SwapLab) -> SwapOutcome:
         c_feats = lab.features(c_img)
         row = []
         for j, ((s_name, s_img), s_feats) in enumerate(zip(lab.style, style_feats)):
+            lab.run.beat(len(measures), "evaluate", force=True)  # a big swap takes a while: alive, not hung
             started = time.time()
             out, inputs, result = lab.stylise(c_feats, s_feats)
             measures.append(_measures(lab, c_feats, s_feats, out, time.time() - started, result))

@@ -109,6 +109,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
             checkpoints.save({"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
                               "config": cfg.to_dict()})
     run.log_metrics({"decoder_seconds": time.time() - started})
+    run.beat(cfg.steps, "views", force=True)
     decoder.eval()
     with torch.no_grad():
         shown = random_crops(images, 4, cfg.image_size, torch.Generator().manual_seed(cfg.seed)).to(device)

@@ -87,9 +87,9 @@ class Checkpoints:
         """Write state (with the RNG states) as the newest checkpoint; the newest so far becomes
         the previous one. With best, also keep it as the best one. Nothing is replaced unless the
         new file was written whole: a full disk raises OSError and leaves the old files as they were."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         tmp, best_tmp = self._tmp(), self._tmp("best")
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             torch.save({**state, "rng": rng_state()}, tmp)
             if self.path.is_file():
                 self.path.replace(self.prev)
@@ -100,9 +100,17 @@ class Checkpoints:
                 except OSError:  # a file system without hard links
                     shutil.copyfile(self.path, best_tmp)
                 best_tmp.replace(self.best)
+        except (OSError, RuntimeError) as exc:  # torch reports a failed write as a RuntimeError
+            free = shutil.disk_usage(next(p for p in (self.folder, *self.folder.parents) if p.is_dir())).free / 2 ** 20
+            raise CheckpointError(f"cannot write a checkpoint in {self.folder} ({str(exc).splitlines()[0][:200]}; "
+                                  f"{free:.0f} MiB free there). The checkpoints already there are untouched: free "
+                                  "space (or move runs/ with LABKIT_RUNS), then rerun to resume.") from None
         finally:
-            tmp.unlink(missing_ok=True)
-            best_tmp.unlink(missing_ok=True)
+            for leftover in (tmp, best_tmp):
+                try:
+                    leftover.unlink(missing_ok=True)
+                except OSError:  # no folder to clean (it could not be made)
+                    pass
         return self.path
 
     @staticmethod

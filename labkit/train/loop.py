@@ -210,8 +210,11 @@ def train_epoch(t: Training, progress: bool = True) -> None:
     cfg, data = t.cfg, t.data.train
     data.set_epoch(t.epoch)
     order = epoch_order(len(data), cfg.seed, t.epoch)
+    # a generator of its own: a loader without one draws its workers' seed from the global RNG,
+    # which would shift the dropout stream of a run resumed mid-epoch
     loader = DataLoader(data, batch_size=cfg.batch_size, sampler=order[t.batch * cfg.batch_size:],
-                        num_workers=cfg.num_workers, pin_memory=t.device.type == "cuda")
+                        num_workers=cfg.num_workers, pin_memory=t.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed * 100_003 + t.epoch))
     started, saved = time.time(), time.monotonic()
     bad_step = torch.zeros((), dtype=torch.long, device=t.device)
     counter = torch.full((), t.step, dtype=torch.long, device=t.device)
@@ -292,6 +295,7 @@ def fit(cfg, data, run, progress: bool = True) -> Training:
         save(t, best=improved)
     if t.last_grid is None:  # resumed a finished run: show its final model anyway
         _pictures(t, t.sample_outputs(), step=None)
+    run.beat(t.step, "views", force=True)  # training is over: the notebook's views get the slow allowance
     return t
 
 

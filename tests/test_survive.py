@@ -1,0 +1,308 @@
+"""Long runs that survive: real `labkit ablate` processes killed, frozen and started twice on a
+real SQLite store with real kernels; a full disk; checkpoints and weights that must not load."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+import torch
+import yaml
+
+from labkit import ablate, cli, keys, lablog, lease, runs, track
+from labkit.config import SketchConfig
+from labkit.style.vgg import CONV_INDEX, VGGEncoder, WeightsMismatch
+from labkit.train import CheckpointError, Checkpoints, Diverged, fit
+from labkit.data import load_faces
+from conftest import ROOT
+
+# slow enough per step (64 px, batch 1) that a kill lands mid-epoch; 18 training faces an epoch
+SLOW = dict(ablation="baseline", synthetic_count=24, image_size=64, ngf=16, ndf=16, batch_size=1, n_epochs=2,
+            n_epochs_decay=1, eval_every=1, log_every=1, checkpoint_every=3, fid_backbone="random-init", fid_dims=64,
+            grid_samples=2, device="cpu")
+
+
+def _params(tmp_path, name, **values):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**SLOW, **values}))
+    return path
+
+
+def _labkit(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "labkit.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+
+
+def _wait_for_step(step: int, since: float, timeout: float = 240) -> lease.Beat:
+    """The first heartbeat at or past step of a run beating since `since`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in lease.lease_dir().glob("*.beat"):
+            beat = lease.last_beat(path.stem)
+            if beat and beat.time > since and beat.step >= step and beat.phase == "train":
+                return beat
+        time.sleep(0.02)
+    raise TimeoutError(f"no heartbeat reached step {step}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _runs(experiment):
+    c = track.client()
+    exp = c.get_experiment_by_name(experiment)
+    return c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'") if exp else []
+
+
+def _repeated_steps(run_id) -> list:
+    """(key, step) pairs with step > 0 that the store holds more than once."""
+    c = track.client()
+    seen, twice = set(), []
+    for key in c.get_run(run_id).data.metrics:
+        for m in c.get_metric_history(run_id, key):
+            if m.step > 0 and (key, m.step) in seen:
+                twice.append((key, m.step))
+            seen.add((key, m.step))
+    return twice
+
+
+def _weights(run_id) -> dict:
+    return Checkpoints(run_id).load()["model"]
+
+
+def _same_weights(a: dict, b: dict) -> None:
+    """Generator, discriminator and both optimisers' states, bit for bit."""
+    for net in ("G", "D"):
+        for name, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][name]), (net, name)
+    for opt in ("opt_G", "opt_D"):
+        for index, state in a[opt]["state"].items():
+            for name, value in state.items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(b[opt]["state"][index][name])), (opt, name)
+
+
+def test_kill_9_mid_epoch_then_the_same_command_resumes_one_run_exactly(lab, tmp_path):
+    reference = _params(tmp_path, "reference", experiment="reference")
+    assert cli.main(["ablate", str(reference), "--no-progress", "--no-log"]) == 0
+    params = _params(tmp_path, "killed", experiment="killed")
+    started = time.time()
+    runner = _labkit("ablate", params, "--no-progress", "--no-log")
+    beat = _wait_for_step(23, started)  # epoch 2 of 3, past the mid-epoch checkpoint at step 21
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    deadline = time.time() + 15
+    while _alive(beat.pid) and time.time() < deadline:  # the kernel notices its parent is gone
+        time.sleep(0.2)
+    assert not _alive(beat.pid), "the kernel outlived the command that drove it"
+    [killed] = _runs("killed")
+    assert killed.info.status == "RUNNING" and runs.states(["killed"])[0].dead
+
+    assert cli.main(["ablate", str(params), "--no-progress", "--no-log"]) == 0  # the same command again
+    [run] = _runs("killed")
+    assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
+    assert "swept" in run.data.tags[keys.ERROR]  # the dead run was seen as dead, then resumed
+    assert _repeated_steps(run.info.run_id) == []
+    _same_weights(_weights(run.info.run_id), _weights(_runs("reference")[0].info.run_id))
+    executed = nbformat.read(run.data.tags[keys.NOTEBOOK], as_version=4)
+    assert any("resuming run" in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_a_frozen_kernel_is_seen_stacked_killed_and_restarted(lab, tmp_path):
+    params = _params(tmp_path, "frozen", experiment="frozen", stall_minutes=0.05, stall_minutes_slow=2.0)
+    started = time.time()
+    runner = _labkit("ablate", params, "--no-progress")
+    beat = _wait_for_step(10, started)
+    os.kill(beat.pid, signal.SIGSTOP)  # frozen, as the user's training at iteration 1500
+    out, _ = runner.communicate(timeout=300)
+    assert runner.returncode == 0, out[-3000:]
+    assert "stalled in train" in out and "restarted from its last checkpoint (1/2)" in out
+    assert not _alive(beat.pid)
+    [run] = _runs("frozen")
+    assert run.info.status == "FINISHED" and run.data.tags["labkit.stalls"] == "1"
+    stacks = track.client().download_artifacts(run.info.run_id, "stalls/stall-1.txt", str(tmp_path))
+    text = open(stacks).read()
+    assert "Thread" in text and ("train" in text or "step" in text), text[:2000]  # the frozen kernel's own stacks
+    assert len([a for a in track.client().list_artifacts(run.info.run_id, keys.NOTEBOOK_DIR)]) == 2
+    assert _repeated_steps(run.info.run_id) == []
+    problems = "\n".join(lablog.read_entry(next(lablog.log_dir().glob("*.md"))).sections["Problems"])
+    assert f"run:{run.info.run_id[:8]}" in problems and "stalled in train" in problems
+
+
+def test_a_run_whose_process_died_is_swept(lab, tmp_path, capsys):
+    code = ("import time\nfrom labkit import track\nfrom labkit.config import SketchConfig\n"
+            "run = track.open_run(SketchConfig(experiment='orphan'))\nrun.beat(7, force=True)\n"
+            "print(run.run_id, flush=True)\ntime.sleep(600)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    run_id = owner.stdout.readline().strip()
+    assert cli.main(["runs", "--experiment", "orphan"]) == 0
+    assert f"pid {owner.pid}" in capsys.readouterr().out  # alive: its holder is shown, it is not swept
+    assert runs.sweep(["orphan"]) == []
+    owner.kill()
+    owner.wait()
+    assert cli.main(["runs", "--experiment", "orphan"]) == 0
+    assert "DEAD" in capsys.readouterr().out
+    assert cli.main(["runs", "--sweep"]) == 0
+    assert "-> KILLED (last heartbeat at step 7" in capsys.readouterr().out
+    run = track.client().get_run(run_id)
+    assert run.info.status == "KILLED" and "nothing drives this run" in run.data.tags[keys.ERROR]
+
+
+def test_identical_commands_at_once_make_one_run(lab, tmp_path):
+    params = _params(tmp_path, "twice", experiment="twice")
+    runners = [_labkit("ablate", params, "--no-progress", "--no-log") for _ in range(3)]  # on a store not yet made
+    outs = [r.communicate(timeout=300)[0] for r in runners]
+    ran = [o for o, r in zip(outs, runners) if r.returncode == 0 and "1 ok" in o]
+    refused = [o for o, r in zip(outs, runners) if r.returncode == 1]
+    assert len(ran) >= 1 and len(refused) >= 1 and len(ran) + len(refused) == 3, outs
+    assert sum("FINISHED" in o for o in ran) == 1  # one drove it; a late one finds it finished (SKIPPED)
+    assert all("these parameters are being run already: lease held by pid" in o for o in refused)
+    assert len(_runs("twice")) == 1
+    # the same file twice in one command is one job
+    assert len(ablate.plan([params, params])) == 1
+    assert len(ablate.plan([params, params], seeds=2)) == 2
+
+
+def test_a_full_disk_fails_the_run_and_keeps_its_notebook_valid(lab, tmp_path):
+    params = _params(tmp_path, "full", experiment="full")
+    checkpoints = lab / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(checkpoints)],
+                                            capture_output=True).returncode == 0:
+        expected = "No space left"  # a checkpoint (24 MB) does not fit
+    elif os.geteuid() == 0:  # root that may not mount: the checkpoint folder's place taken by a file
+        checkpoints.rmdir()
+        checkpoints.write_text("")
+        expected = "Not a directory"
+    else:
+        checkpoints.chmod(0o555)  # without root: a folder it may not write
+        expected = "Permission denied"
+    try:
+        assert cli.main(["ablate", str(params), "--no-progress", "--no-log"]) == 1
+        [run] = _runs("full")
+        assert run.info.status == "FAILED"
+        error = run.data.tags[keys.ERROR]
+        assert error.startswith("CheckpointError: cannot write a checkpoint") or expected in error, error
+        notebook = nbformat.read(run.data.tags[keys.NOTEBOOK], as_version=4)  # valid JSON, with the error in it
+        assert any(o.get("output_type") == "error" for c in notebook.cells for o in c.get("outputs", []))
+        assert not list(checkpoints.rglob("*.tmp"))
+    finally:
+        subprocess.run(["umount", str(checkpoints)], capture_output=True)
+        checkpoints.chmod(0o755)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_that_carries_code_is_refused(lab, tmp_path):
+    checkpoints = Checkpoints("crafted")
+    checkpoints.folder.mkdir(parents=True)
+    payload = _RunsCode()
+    payload.marker = tmp_path / "ran"
+    with open(checkpoints.path, "wb") as f:
+        pickle.dump({"model": payload}, f)
+    with pytest.raises(CheckpointError, match="cannot read this checkpoint"):
+        checkpoints.load()
+    assert not payload.marker.exists()
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(lab):
+    checkpoints = Checkpoints("corrupt")
+    checkpoints.save({"epoch": 1, "step": 10})
+    checkpoints.save({"epoch": 2, "step": 20})
+    checkpoints.path.write_bytes(checkpoints.path.read_bytes()[:100])  # cut off
+    with pytest.warns(UserWarning, match=r"falling back to the previous checkpoint .*model.prev.pt \(epoch 1, step 10"):
+        assert checkpoints.load()["step"] == 10
+
+
+def test_a_resume_mid_epoch_is_exact(lab, tiny_cfg, monkeypatch):
+    cfg = tiny_cfg(checkpoint_every=2, n_epochs=2, n_epochs_decay=0, batch_size=2)
+    reference = fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg), progress=False)
+    original = track.Run.log_metrics
+
+    def dies_at_step_7(self, values, step=None):  # mid-epoch 1 (9 steps an epoch), after the checkpoint at 6
+        if step == 7:
+            raise KeyboardInterrupt
+        original(self, values, step)
+    monkeypatch.setattr(track.Run, "log_metrics", dies_at_step_7)
+    with pytest.raises(KeyboardInterrupt), track.open_run(cfg) as run:
+        fit(cfg, load_faces(cfg, progress=False), run, progress=False)
+    monkeypatch.setattr(track.Run, "log_metrics", original)
+    result = fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg, run_id=run.run_id), progress=False)
+    assert Checkpoints(run.run_id).load()["step"] == result.step
+    _same_weights(result.model.state_dict(), reference.model.state_dict())
+    assert _repeated_steps(run.run_id) == []
+
+
+def test_divergence_fails_the_run_with_its_step_and_a_real_checkpoint(lab, tiny_cfg):
+    cfg = tiny_cfg(lr=1e6)
+    with pytest.raises(Diverged, match=r"at epoch 1, step \d+\. no checkpoint was written yet: a rerun starts from"):
+        fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg), progress=False)
+    cfg = tiny_cfg(lr=1e6, checkpoint_every=1)
+    with pytest.raises(Diverged, match=r"the last checkpoint is kept at .*model.pt"):
+        fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg), progress=False)
+
+
+def test_vgg_weights_load_strictly_in_known_layouts(tmp_path):
+    reference = VGGEncoder("random-init", seed=3)
+    state = {f"features.{k}": v for k, v in reference.features.state_dict().items()}
+    caffe = tmp_path / "caffe.pth"
+    by_index = {i: name for name, i in CONV_INDEX.items()}
+    torch.save({f"{by_index[int(k.split('.')[1])]}.{k.split('.')[2]}": v for k, v in state.items()}, caffe)
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(VGGEncoder(str(caffe))(x, ("relu4_1",), check=False)["relu4_1"],
+                       reference(x, ("relu4_1",), check=False)["relu4_1"])
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"encoder.layer1.weight": torch.zeros(3), **state}, foreign)
+    with pytest.raises(WeightsMismatch, match=r"unexpected: \['encoder.layer1.weight'\]"):
+        VGGEncoder(str(foreign))
+    empty = tmp_path / "empty.pth"
+    torch.save({}, empty)
+    with pytest.raises(WeightsMismatch, match=r"missing: \['features.0.weight'"):
+        VGGEncoder(str(empty))
+
+
+def test_a_hung_kernel_answers_with_its_stacks(lab):
+    code = ("import time\nfrom labkit import lease\nlease.dump_stacks_on_signal('hung')\n"
+            "def waiting_for_a_lock():\n    time.sleep(600)\nprint('ready', flush=True)\nwaiting_for_a_lock()\n")
+    hung = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert hung.stdout.readline().strip() == "ready"
+    try:
+        stacks = ablate.python_stacks(hung.pid, lease.lease_dir() / "hung.stacks")
+    finally:
+        hung.kill()
+    assert "waiting_for_a_lock" in stacks
+
+
+def test_compare_of_an_unknown_experiment_lists_the_experiments(lab, capsys):
+    track.experiment_id(track.client(), "faces-real")
+    assert cli.main(["compare", "--experiment", "nosuch"]) == 2
+    assert "no experiment 'nosuch'" in (err := capsys.readouterr().err) and "faces-real" in err
+
+
+def test_ui_runs_mlflow_of_this_python_with_an_argument_list(lab, monkeypatch, tmp_path, capsys):
+    spaced = tmp_path / "a folder"
+    monkeypatch.setenv("LABKIT_RUNS", str(spaced))
+    assert cli.main(["ui", "--print-only"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith(f"{sys.executable} -m mlflow ui --backend-store-uri ")
+    assert cli.ui_command()[5] == f"sqlite:///{spaced / 'mlflow.db'}"  # one argument, space and all
+
+
+def test_heartbeats_are_cheap_to_call_every_step(lab):
+    run = track.open_run(SketchConfig(experiment="beats"))
+    run.beat(1, force=True)
+    first = lease.last_beat(run.run_id)
+    run.beat(2)  # within BEAT_SECONDS: not written
+    assert lease.last_beat(run.run_id).step == 1 == first.step
+    assert json.loads(track.client().get_run(run.run_id).data.tags[keys.HEARTBEAT])["step"] == 1
