@@ -1,4 +1,5 @@
-# `make demo` and `make test` each create .venv when missing and install the pinned set.
+# `make demo` and `make test` each create .venv when missing, install the pinned set and the
+# notebook output filter (nbstripout) for git.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,6 +11,11 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	# git sees notebooks without outputs, whatever JupyterLab or nbconvert saved into them
+	if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  $(BIN)/nbstripout --install --attributes .gitattributes && \
+	  git config filter.nbstripout.extrakeys "metadata.language_info" && \
+	  git config filter.nbstripout.required false; fi
 	touch $(STAMP)
 
 demo: $(STAMP)
