@@ -16,6 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	  $(BIN)/nbstripout --install --attributes .gitattributes && \
 	  git config filter.nbstripout.extrakeys "metadata.language_info" && \
 	  git config filter.nbstripout.required false; fi
+	$(BIN)/python -m labkit.gitclean
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -361,9 +361,11 @@ def _execute(job: Job, run: track.OwnedRun, out: Path, progress: bool) -> tuple[
             return "FAILED", f"stalled {restarts} time(s): {run.info.run_name} kept hanging", restarts - 1, notebooks
 
 
-def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None) -> Outcome:
+def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None, queued_since: float | None = None
+          ) -> Outcome:
     """One job from start to end status (see the module's note); never raises for the job's own
-    failures: they are its Outcome."""
+    failures: they are its Outcome. The run is made (or taken up again) when the job starts, so
+    its duration is its own; the time it waited in the batch is recorded apart."""
     started, run_id = time.time(), ""
     try:
         key = _key_lease(job.cfg).acquire()
@@ -381,6 +383,7 @@ def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None) -> Ou
             run = track.OwnedRun(c, run_id)
         except lease.LeaseHeld as exc:
             return Outcome(job, run_id, "BUSY", None, 0.0, f"run {run_id} is driven already: lease {exc}")
+        run.set_tags({"labkit.queued_seconds": f"{started - (queued_since or started):.1f}"})
         folder = runs_dir() / dt.date.today().isoformat()
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / f"{run.name}-{run_id[:8]}.ipynb"
@@ -389,9 +392,7 @@ def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None) -> Ou
             status, error, restarts, notebooks = _execute(job, run, out, progress)
             try:
                 for path in notebooks:
-                    c.log_artifact(run_id, str(path), keys.NOTEBOOK_DIR)
-                if notebooks:
-                    run.set_tags({keys.NOTEBOOK: notebooks[-1]})
+                    track.attach_notebook(run, path)
             except Exception as exc:  # a full disk, an unreachable artifact store: the run's own error comes first
                 status, error = "FAILED", "; ".join(filter(None, [error, f"attaching the notebook: {_error_of(exc)}"]))
             run.end(status, error)
@@ -415,9 +416,9 @@ def _die_with_parent(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
-def _drive_in_worker(job: Job, fresh: bool, delay: float, gpus) -> Outcome:
+def _drive_in_worker(job: Job, fresh: bool, delay: float, gpus, queued_since: float) -> Outcome:
     time.sleep(delay)  # staggered kernel starts: parallel starts race for ports
-    return drive(job, fresh, progress=False, gpus=gpus)
+    return drive(job, fresh, progress=False, gpus=gpus, queued_since=queued_since)
 
 
 def describe(outcome: Outcome) -> str:
@@ -443,11 +444,12 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
         track.experiment_id(c, exp)
     for swept in sweep(experiments):
         echo(f"    swept {swept}")
+    batch_started = time.time()
     if workers <= 1:
         outcomes = []
         for i, job in enumerate(jobs, 1):
             echo(f"[{i}/{len(jobs)}] {job.label}: {job.notebook.name} (seed {job.cfg.seed})")
-            outcomes.append(drive(job, fresh, progress))
+            outcomes.append(drive(job, fresh, progress, queued_since=batch_started))
             echo(describe(outcomes[-1]))
         return outcomes
     import multiprocessing
@@ -464,7 +466,7 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
     threads = max(1, (os.cpu_count() or 1) // workers)
     outcomes = []
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(threads,)) as pool:
-        futures = [pool.submit(_drive_in_worker, job, fresh, 3.0 * i if i < workers else 0.0, gpus)
+        futures = [pool.submit(_drive_in_worker, job, fresh, 3.0 * i if i < workers else 0.0, gpus, batch_started)
                    for i, job in enumerate(jobs)]
         for future in as_completed(futures):
             outcomes.append(future.result())

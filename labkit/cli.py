@@ -17,9 +17,9 @@ DEMO_FACES, DEMO_STYLE = "demo", "demo-style"
 DEMO_FACE_ABLATIONS = ("baseline", "glad", "local", "local_glad")
 
 
-def ui_command() -> list[str]:
+def ui_command(port: int = 5000) -> list[str]:
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(), "--host", "127.0.0.1",
-            "--port", "5000"]
+            "--port", str(port)]
 
 
 def cmd_synth(args) -> int:
@@ -180,8 +180,11 @@ def cmd_runs(args) -> int:
 
 def cmd_ui(args) -> int:
     import subprocess
-    command = ui_command()
+    command = ui_command(args.port)
     print(shlex.join(command))
+    if args.port != 5000:
+        print(f"  run pages in the lab log link to LABKIT_UI (http://127.0.0.1:5000 unless set): "
+              f"export LABKIT_UI=http://127.0.0.1:{args.port}")
     if args.print_only:
         return 0
     return subprocess.call(command)
@@ -271,6 +274,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_runs)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
+    s.add_argument("--port", type=int, default=5000)
     s.add_argument("--print-only", action="store_true")
     s.set_defaults(func=cmd_ui)
     return p

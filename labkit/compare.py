@@ -15,7 +15,6 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from . import keys, track, viz
 from .config import ParamError, SketchConfig
@@ -115,30 +114,50 @@ def _pm(mean: float, std: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if not np.isnan(std) else "")
 
 
-def to_markdown(t: pd.DataFrame, experiment: str) -> str:
-    subsets = [c.split("/", 1)[1] for c in t.columns if c.startswith("fid/")]
-    header = ["ablation", "loss", "FID backbone", "runs", "seeds", "FID (last)", "mean FID", "best FID", "KID",
-              "N real / fake", *[f"{s}: FID · KID" for s in subsets], "Δ vs baseline", "beyond seed spread"]
+def _seeds(text: str) -> str:
+    seeds = text.split(",")
+    return f"{len(seeds)} ({', '.join(seeds)})"
+
+
+LEGEND = ("FID and KID: lower is better. ± is the std over seeds. FID (last): at the final evaluation; mean FID: "
+          "over a run's evaluations (the user's \"mean FID\"); best FID: the lowest evaluation, selected on the "
+          "test set itself, so optimistic. N is the number of test faces: below 2048 FID is biased upwards, so "
+          "compare at equal N and read KID beside it.")
+
+
+def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | None = None) -> str:
+    """The table as Markdown: one table per FID backbone (smoke numbers apart, under a banner),
+    one per subset, and the figures embedded by relative path."""
+    subsets = [c.split("/", 1)[1] for c in t.columns if c.startswith(f"{keys.FID}/")]
     lines = [f"# FID table: experiment `{experiment}` ({dt.datetime.now():%Y-%m-%d %H:%M})", ""]
     if (t["backbone"] != "inception").any():
         lines += ["```", SMOKE_BANNER, "```", ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, r in t.iterrows():
-        backbone = r["backbone"] if r["backbone"] == "inception" else f"**{r['backbone']} (smoke)**"
-        lines.append("| " + " | ".join([
-            r["ablation"], r["loss"], backbone, str(r["runs"]), r["seeds"], _pm(r["fid"], r["fid_std"]),
-            _pm(r["mean_fid"], r["mean_fid_std"]), f"{r['fid_best']:.2f}", _pm(r["kid"], r["kid_std"], 4),
-            f"{r['n_real']} / {r['n_fake']}",
-            *[f"{r[f'fid/{s}']:.2f} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})" for s in subsets],
-            "-" if np.isnan(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f}",
-            r["beyond_seed_spread"] or "-"]) + " |")
+    lines += [LEGEND, ""]
+    header = ["ablation", "objective", "seeds", "FID (last)", "mean FID", "best FID", "KID", "N",
+              "Δ FID vs baseline", "beyond seed spread"]
+    for backbone, block in t.groupby("backbone", sort=False):
+        lines += [f"## {'Inception' if backbone == 'inception' else f'{backbone} backbone: smoke numbers'}", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for _, r in block.iterrows():
+            lines.append("| " + " | ".join([
+                r["ablation"], r["loss"], _seeds(r["seeds"]), _pm(r["fid"], r["fid_std"]),
+                _pm(r["mean_fid"], r["mean_fid_std"]), f"{r['fid_best']:.2f}", _pm(r["kid"], r["kid_std"], 4),
+                str(r["n_real"]) if r["n_real"] == r["n_fake"] else f"{r['n_real']} real / {r['n_fake']} generated",
+                "-" if np.isnan(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f}",
+                r["beyond_seed_spread"] or "-"]) + " |")
+        lines.append("")
+        if subsets:
+            lines += ["Per subset, at the final evaluation: FID · KID (N test faces)", "",
+                      "| ablation | " + " | ".join(subsets) + " |", "|" + "---|" * (len(subsets) + 1)]
+            lines += ["| " + " | ".join([r["ablation"], *[f"{r[f'fid/{s}']:.2f} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"
+                                                          for s in subsets]]) + " |" for _, r in block.iterrows()]
+            lines.append("")
     unfinished = int(t["not_finished"].sum())
-    lines += ["", "FID (last): at the final evaluation; mean FID: over a run's evaluations; ± is the std over seeds; "
-              "per subset: the final evaluation, mean over seeds. N below 2048 biases FID upwards: compare at "
-              "equal N, and read KID beside it."]
     if unfinished:
-        lines.append(f"{unfinished} run(s) not finished (running, failed or killed) are left out.")
-    return "\n".join(lines) + "\n"
+        lines += [f"{unfinished} run(s) not finished (running, failed or killed) are left out.", ""]
+    for title, path in (figures or {}).items():
+        lines += [f"![{title}]({path.name})", ""]
+    return "\n".join(lines)
 
 
 def fid_curves_figure(runs: pd.DataFrame):
@@ -153,13 +172,14 @@ def fid_curves_figure(runs: pd.DataFrame):
                 per_epoch.setdefault(m.step, []).append(m.value)
         label = ablation if backbone == "inception" else f"{ablation} ({backbone})"
         curves[label] = [(step, float(np.mean(v))) for step, v in per_epoch.items()]
-    return viz.fid_curves(curves, title="FID over training, mean over seeds")
+    return viz.fid_curves(curves, title="FID over training (mean over seeds; lower is better)")
 
 
-def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baseline") -> np.ndarray | None:
+def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baseline"):
     """photo | real sketch | each ablation's final model, on the same test faces: one finished
     run per ablation (lowest seed) that has a checkpoint. Ablations trained on other data or at
-    another size than the first are left out; None when no checkpoints are here."""
+    another size than the first are left out. A figure at the model's own resolution (one image
+    pixel per figure pixel), or None when no checkpoints are here."""
     from .data import load_faces
     from .train.loop import fixed_samples, trained_model
     done = runs[runs["status"] == "FINISHED"].sort_values("params.seed")
@@ -179,12 +199,38 @@ def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baselin
     samples = fixed_samples(load_faces(_config_of(first), progress=False).test, n)
     columns = [samples["photo"], samples["sketch"]] + [
         models[a][1].generate(samples["photo"], samples["landmarks"], samples["mask"]) for a in order]
-    return viz.titled(viz.sample_grid(columns), ["photo", "real sketch", *order])
+    return viz.titled_figure(viz.sample_grid(columns), ["photo", "real sketch", *order])
+
+
+def _html(markdown: str, folder: Path) -> str:
+    """The Markdown as one HTML page with its figures inside (the MLflow UI shows HTML artifacts
+    in a frame that cannot follow relative links)."""
+    import base64
+    import re
+
+    import mistune
+    body = mistune.html(markdown)
+    embed = lambda m: f'src="data:image/png;base64,{base64.b64encode((folder / m.group(1)).read_bytes()).decode()}"'  # noqa
+    body = re.sub(r'src="([^"/]+\.png)"', embed, body)
+    return ("<!doctype html><html><head><meta charset='utf-8'><style>body{font-family:system-ui,sans-serif;"
+            "margin:1.5em;color:#222} table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{border:1px solid #ccc;"
+            "padding:.25em .6em;text-align:right} td:first-child,td:nth-child(2),th{text-align:left} "
+            "img{max-width:100%}</style></head><body>" + body + "</body></html>")
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    """A figure as PNG (at its own pixel size), PDF and SVG."""
+    paths = [stem.with_suffix(ext) for ext in (".png", ".pdf", ".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=fig.dpi)
+    plt.close(fig)
+    return paths
 
 
 def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = True) -> tuple[str, pd.DataFrame]:
-    """The table as Markdown, written with the FID curves and the side-by-side samples under
-    runs/compare/ (experiment.md / .csv / -fid.png / -samples.png) and logged to MLflow."""
+    """The table as Markdown with its figures (FID curves; photo | real sketch | each ablation),
+    written under runs/compare/ (experiment.md, .html, .csv, -fid and -samples as PNG, PDF and
+    SVG) and logged to a run of the experiment `<experiment>-compare`, apart from the training runs."""
     from .runs import sweep
     runs = collect(experiment)
     if sweep([experiment]):  # runs whose process died count as not finished, and say so
@@ -195,26 +241,24 @@ def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = 
                 "first.\n", t)
     out_dir = Path(out_dir) if out_dir else runs_dir() / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"md": out_dir / f"{experiment}.md", "csv": out_dir / f"{experiment}.csv",
-             "curves": out_dir / f"{experiment}-fid.png", "samples": out_dir / f"{experiment}-samples.png"}
-    fig = fid_curves_figure(runs)
-    fig.savefig(files["curves"], dpi=120)
-    plt.close(fig)
+    files = _save(fid_curves_figure(runs), out_dir / f"{experiment}-fid")
+    figures = {"FID over training": files[0]}
     grid = cross_ablation_grid(runs)
     if grid is not None:
-        Image.fromarray(grid).save(files["samples"])
-    text = to_markdown(t, experiment) + "\n" + "\n".join(
-        f"{what}: {path}" for what, path in (("FID curves", files["curves"]), ("samples side by side", files["samples"]))
-        if path.is_file()) + "\n"
-    files["md"].write_text(text, encoding="utf-8")
-    t.to_csv(files["csv"], index=False)
+        files += _save(grid, out_dir / f"{experiment}-samples")
+        figures["photo | real sketch | each ablation, on the same test faces"] = files[-3]
+    text = to_markdown(t, experiment, figures)
+    files += [out_dir / f"{experiment}.md", out_dir / f"{experiment}.html", out_dir / f"{experiment}.csv"]
+    files[-3].write_text(text, encoding="utf-8")
+    files[-2].write_text(_html(text, out_dir), encoding="utf-8")
+    t.to_csv(files[-1], index=False)
     if log:
         c = track.client()
-        run_id = c.create_run(track.experiment_id(c, experiment), run_name=f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}",
-                              tags={keys.KIND: keys.COMPARE}).info.run_id
-        with track.OwnedRun(c, run_id):
+        run_id = c.create_run(track.experiment_id(c, f"{experiment}-compare"),
+                              run_name=f"{experiment} {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
+                              tags={keys.KIND: keys.COMPARE, "labkit.compared": experiment}).info.run_id
+        with track.OwnedRun(c, run_id, system_metrics=False):
             c.log_table(run_id, t, "fid_table.json")
-            for path in files.values():
-                if path.is_file():
-                    c.log_artifact(run_id, str(path))
+            for path in files:
+                c.log_artifact(run_id, str(path))
     return text, t

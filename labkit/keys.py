@@ -4,6 +4,9 @@ Whatever one module writes and another reads (the loop writes `fid_last`, compar
 log read it) is named here once.
 """
 
+# --- experiments: the MLflow UI opens one of this kind in its runs view (not its GenAI overview)
+EXPERIMENT_KIND, TRAINING_EXPERIMENT = "mlflow.experimentKind", "custom_model_development"
+
 # --- tags: what the run is
 KIND = "labkit.kind"                    # TRAIN for ablation runs, COMPARE for tables
 TRAIN, COMPARE = "train", "compare"

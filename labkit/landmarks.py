@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from .data.faces import read_pair
 from .data.geometry import BASE_SIZE

@@ -14,8 +14,13 @@ from __future__ import annotations
 import atexit
 import fcntl
 import json
+import logging
+import os
 import platform
+import sqlite3
+import tempfile
 import time
+from pathlib import Path
 
 import mlflow
 from mlflow.entities import Metric, Param
@@ -27,33 +32,66 @@ from .config import Config, ParamError, from_namespace
 from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
 from .provenance import git_state, package_versions
 
+# MLflow's own INFO lines ("Creating initial MLflow database tables", "Started monitoring system
+# metrics") would fill every notebook with red boxes; its warnings still show
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+
 
 _READY: set[str] = set()
+
+
+def ui_url() -> str:
+    base = tracking_uri()
+    return (base if base.startswith("http") else os.environ.get("LABKIT_UI", "http://127.0.0.1:5000")).rstrip("/")
 
 
 def client() -> MlflowClient:
     """A client of the store. A SQLite store is created (schema and migrations) under a file
     lock the first time a process opens it: parallel first starts would otherwise race."""
     uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    chosen = "MLFLOW_TRACKING_URI" in os.environ
+    mlflow.set_tracking_uri(uri)  # for MLflow's own functions (search_runs as a table)
+    if not chosen:  # MLflow exports it; ours is derived from LABKIT_RUNS each time, not a user's choice
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     if not uri.startswith("sqlite:///") or uri in _READY:
         return MlflowClient(uri)
     with open(f"{uri[len('sqlite:///'):]}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         c = MlflowClient(uri)  # creates and migrates the database when it is new
         c.search_experiments(max_results=1)
+        if uri == default_tracking_uri():
+            follow_moved_runs(Path(uri[len("sqlite:///"):]))
     _READY.add(uri)
     return c
+
+
+def follow_moved_runs(db: Path) -> list[str]:
+    """runs/ moved or copied keeps its artifacts: the default store records artifact places as
+    absolute paths, so those that point into another folder's runs/artifacts are rewritten to
+    this one's (beside the store). Returns the old roots rewritten."""
+    here = (db.parent / "artifacts").as_uri()
+    with sqlite3.connect(db) as con:
+        places = [row[0] for row in con.execute("SELECT artifact_location FROM experiments")]
+        roots = {p[:p.index("/artifacts/") + len("/artifacts")] for p in places
+                 if p and p.startswith("file://") and "/artifacts/" in p} - {here}
+        for old in roots:
+            for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+                con.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                            (here, len(old) + 1, len(old) + 1, old + "/"))
+    return sorted(roots)
 
 
 def experiment_id(c: MlflowClient, name: str) -> str:
     """The experiment's id, created on first use (artifacts under runs/ for the default store)."""
     exp = c.get_experiment_by_name(name)
     if exp is not None:
+        if keys.EXPERIMENT_KIND not in exp.tags:
+            c.set_experiment_tag(exp.experiment_id, keys.EXPERIMENT_KIND, keys.TRAINING_EXPERIMENT)
         return exp.experiment_id
     location = (runs_dir() / "artifacts" / name).as_uri() if tracking_uri() == default_tracking_uri() else None
     try:
-        return c.create_experiment(name, artifact_location=location)
+        return c.create_experiment(name, artifact_location=location,
+                                   tags={keys.EXPERIMENT_KIND: keys.TRAINING_EXPERIMENT})
     except MlflowException:  # created meanwhile by a parallel process
         return c.get_experiment_by_name(name).experiment_id
 
@@ -101,6 +139,14 @@ class Run:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, "" if value is None else str(value))
 
+    def log_dataset(self, name: str, digest: str, source: str, contexts=("train", "test")) -> None:
+        """The data as MLflow dataset inputs (the runs table's Dataset column), one per context."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        inputs = [DatasetInput(Dataset(name=f"{name} ({context})", digest=digest, source_type="local",
+                                       source=json.dumps({"uri": source})), [InputTag("mlflow.data.context", context)])
+                  for context in contexts]
+        self.client.log_inputs(self.run_id, inputs)
+
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
@@ -120,10 +166,9 @@ class Run:
                 self._last_stored_beat = now
 
     def url(self) -> str:
-        base = tracking_uri()
-        if base.startswith("http"):
-            return f"{base.rstrip('/')}/#/experiments/{self.info.experiment_id}/runs/{self.run_id}"
-        return f"http://127.0.0.1:5000/#/experiments/{self.info.experiment_id}/runs/{self.run_id}"
+        """The run's page in the MLflow UI: the tracking server's when there is one, else
+        LABKIT_UI (where `labkit ui` serves; http://127.0.0.1:5000 by default)."""
+        return f"{ui_url()}/#/experiments/{self.info.experiment_id}/runs/{self.run_id}"
 
     def end(self, status: str = "FINISHED", error: str = "") -> None:
         """A plain handle does not end its run: its owner (the runner) does."""
@@ -137,6 +182,24 @@ class Run:
         self.end("FINISHED" if exc_type is None else "FAILED", f"{exc_type.__name__}: {exc}" if exc_type else "")
 
 
+def attach_notebook(run: "Run", path: Path) -> None:
+    """An executed notebook, and the same as HTML (the MLflow UI shows .ipynb files as raw JSON)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    html, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
+    page = path.with_name(f".{path.stem}.html")  # beside it, hidden, under the notebook's own name
+    page.write_text(html, encoding="utf-8")
+    try:
+        run.client.log_artifact(run.run_id, str(path), keys.NOTEBOOK_DIR)
+        with tempfile.TemporaryDirectory() as tmp:
+            named = Path(tmp) / f"{path.stem}.html"
+            page.replace(named)
+            run.client.log_artifact(run.run_id, str(named), keys.NOTEBOOK_DIR)
+    finally:
+        page.unlink(missing_ok=True)
+    run.set_tags({keys.NOTEBOOK: path})
+
+
 def run_lease(run_id: str) -> lease.Lease:
     """Held by whoever owns the run: while it is held the run is alive, whatever its status says."""
     return lease.Lease(f"run-{run_id}")
@@ -146,17 +209,31 @@ class OwnedRun(Run):
     """The run's owner: takes its lease (lease.LeaseHeld if a live process has it), marks it
     RUNNING, and alone ends it (FINISHED, FAILED with the error, KILLED), once."""
 
-    def __init__(self, c: MlflowClient, run_id: str):
+    def __init__(self, c: MlflowClient, run_id: str, system_metrics: bool = True):
         super().__init__(c, run_id)
         self.lease = run_lease(run_id).acquire()
         self.ended = False
+        self.notebook: Path | None = None  # attached at the end (a notebook run by hand in JupyterLab)
         c.update_run(run_id, status="RUNNING")
+        self.monitor = None
+        if system_metrics:  # CPU, memory, disk, network, and GPUs when there are: system/* metrics
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+            self.monitor = SystemMetricsMonitor(run_id, resume_logging=True, tracking_uri=tracking_uri())
+            self.monitor.start()
 
     def end(self, status: str = "FINISHED", error: str = "") -> None:
         if self.ended:
             return
         self.ended = True
+        if self.monitor is not None:
+            self.monitor.finish()
+            # one last sample: a run shorter than the sampling interval still gets its system metrics
+            self.monitor.collect_metrics()
+            self.monitor.publish_metrics(self.monitor.aggregate_metrics())
+            self.monitor.mlflow_logger.flush()
         try:
+            if self.notebook is not None and self.notebook.is_file():
+                attach_notebook(self, self.notebook)  # as last saved: JupyterLab saves every two minutes
             if error.strip():
                 self.client.set_tag(self.run_id, keys.ERROR, error.strip().splitlines()[0][:500])
             self.client.set_terminated(self.run_id, status)
@@ -279,6 +356,10 @@ def start(namespace: dict) -> tuple[Config, Run]:
     run = open_run(cfg, str(namespace.get("run_id") or ""), notebook=cfg.ablation)
     if isinstance(run, OwnedRun):
         _owned_by_this_kernel(run)
+        session = namespace.get("__session__")  # JupyterLab's path of the notebook
+        run.notebook = Path(session) if session and Path(session).suffix == ".ipynb" else None
+        run.set_tags({keys.NOTE: f"Run by hand from notebooks/{cfg.ablation}.ipynb (not through `labkit ablate`): "
+                                  "its values are the notebook's own, and what was injected into it."})
     lease.dump_stacks_on_signal(run.run_id)
     run.beat(0, "start", force=True)
     print(f"MLflow run {run.name} ({run.run_id})\n  {run.url()}")

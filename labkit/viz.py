@@ -24,16 +24,27 @@ def sample_grid(columns: list[torch.Tensor], gap: int = 2) -> np.ndarray:
     return grid
 
 
-def titled(grid: np.ndarray, titles: list[str], header: int = 16) -> np.ndarray:
-    """A grid from sample_grid with a title over each column."""
-    from PIL import Image, ImageDraw
-    width = (grid.shape[1] + 2) // len(titles)  # tiles are evenly spaced, gap included
-    img = Image.new("RGB", (grid.shape[1], grid.shape[0] + header), (255, 255, 255))
-    img.paste(Image.fromarray(grid), (0, header))
-    draw = ImageDraw.Draw(img)
+HEADER_PX = 28  # the title band over a titled grid
+
+
+def titled_figure(grid: np.ndarray, titles: list[str], gap: int = 2, dpi: int = 100):
+    """A grid from sample_grid with a title over each column, as a figure one image pixel per
+    figure pixel (the model's own resolution) with the titles in a real font."""
+    h, w = grid.shape[:2]
+    fig = plt.figure(figsize=(w / dpi, (h + HEADER_PX) / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, h / (h + HEADER_PX)))
+    ax.imshow(grid, interpolation="nearest")
+    ax.axis("off")
+    tile = (w + gap) / len(titles)  # tiles are evenly spaced, gap included
     for i, title in enumerate(titles):
-        draw.text((i * width + 2, 2), title, fill=(0, 0, 0))
-    return np.asarray(img)
+        fig.text((i + 0.5) * tile / w, 1 - HEADER_PX / 2 / (h + HEADER_PX), title, ha="center", va="center",
+                 fontsize=8)
+    return fig
+
+
+def titled(grid: np.ndarray, titles: list[str]) -> np.ndarray:
+    """titled_figure as an RGB array, for logging."""
+    return figure_to_array(titled_figure(grid, titles))
 
 
 def figure_to_array(fig) -> np.ndarray:
@@ -57,13 +68,16 @@ def error_heatmap(fake: torch.Tensor, real: torch.Tensor, titles: list[str] | No
     return figure_to_array(fig)
 
 
-def fid_curves(curves: dict[str, list[tuple[int, float]]], title: str = "FID over training", ylabel: str = "FID"):
-    """One line per run or ablation: {label: [(epoch, fid), ...]}."""
-    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+def fid_curves(curves: dict[str, list[tuple[int, float]]], title: str = "FID over training",
+               ylabel: str = "FID (log scale; lower is better)"):
+    """One line per run or ablation: {label: [(epoch, fid), ...]}, on a log axis so that close
+    curves near their end stay apart."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=150, constrained_layout=True)
     for label, points in curves.items():
         if points:
             xs, ys = zip(*sorted(points))
             ax.plot(xs, ys, marker="o", label=label)
+    ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -11,6 +11,7 @@ import yaml
 
 from labkit import cli, keys, lablog, track
 from labkit.compare import SMOKE_BANNER
+from labkit.viz import HEADER_PX
 from conftest import ROOT, TINY
 
 
@@ -48,14 +49,14 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     runs = {r.info.run_name: r for r in _runs()}
     ok, failed = runs["tiny-s0"], runs["broken-s0"]
     actions = "\n".join(lablog.read_entry(lablog.log_dir() / f"{dt.date.today()}.md").sections["Actions"])
-    assert f"run:{ok.info.run_id[:8]} tiny-s0 finished" in actions
-    assert f"run:{failed.info.run_id[:8]} broken-s0 FAILED" in actions
+    assert f"  - run:{ok.info.run_id[:8]}\n" in actions + "\n"  # its name, status and FID render from it
+    assert f"  - run:{failed.info.run_id[:8]}: DataError" in actions  # a failure carries its error
     assert ok.info.status == "FINISHED" and failed.info.status == "FAILED"
     for key in ("fid", "fid_best", "fid_mean", "kid", "loss_G"):
         assert key in ok.data.metrics
     c = track.client()
-    assert [a.path for a in c.list_artifacts(ok.info.run_id, "notebook")] == [
-        f"notebook/tiny-s0-{ok.info.run_id[:8]}.ipynb"]
+    assert [a.path for a in c.list_artifacts(ok.info.run_id, "notebook")] == [  # the notebook, and as HTML
+        f"notebook/tiny-s0-{ok.info.run_id[:8]}.{ext}" for ext in ("html", "ipynb")]
     images = [a.path for a in c.list_artifacts(ok.info.run_id, "images")]
     assert any("samples" in p for p in images) and any("error_heatmap" in p for p in images)
     executed = lab / dt.date.today().isoformat() / f"tiny-s0-{ok.info.run_id[:8]}.ipynb"
@@ -81,14 +82,19 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     assert cli.main(["compare", "--experiment", "t"]) == 0
     table = capsys.readouterr().out
     assert SMOKE_BANNER.splitlines()[0] in table
-    assert "| baseline | GAN + 100·L1 | **random-init (smoke)** | 1 | 0 |" in table
+    assert "## random-init backbone: smoke numbers" in table and "lower is better" in table
+    assert "| baseline | GAN + 100·L1 | 1 (0) |" in table
     assert "1 run(s) not finished" in table
-    assert "| ar: FID · KID | cuhk: FID · KID | xm2vts: FID · KID |" in table and "(N 2)" in table
+    assert "| ablation | ar | cuhk | xm2vts |" in table and "(N 2)" in table
+    assert "![FID over training](t-fid.png)" in table  # figures by relative path
     assert (lab / "compare" / "t.md").is_file() and (lab / "compare" / "t.csv").is_file()
-    compare_runs = c.search_runs([c.get_experiment_by_name("t").experiment_id],
+    assert "data:image/png;base64," in (lab / "compare" / "t.html").read_text()
+    assert not c.search_runs([c.get_experiment_by_name("t").experiment_id], f"tags.`{keys.KIND}` = 'compare'")
+    compare_runs = c.search_runs([c.get_experiment_by_name("t-compare").experiment_id],
                                  f"tags.`{keys.KIND}` = 'compare'")
     artifacts = {a.path for a in c.list_artifacts(compare_runs[0].info.run_id)}
-    assert {"fid_table.json", "t.md", "t.csv", "t-fid.png", "t-samples.png"} <= artifacts
+    assert {"fid_table.json", "t.md", "t.html", "t.csv", *[f"t-{f}.{e}" for f in ("fid", "samples")
+                                                          for e in ("png", "pdf", "svg")]} <= artifacts
 
 
 def test_plain_papermill_runs_the_notebook(lab, tmp_path):
@@ -119,10 +125,10 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
 
     assert cli.main(["compare", "--experiment", "abl"]) == 0
     table = capsys.readouterr().out
-    assert "| glad | GAN + 100·L1 + 100·glad | **random-init (smoke)** | 2 | 0,1 |" in table
+    assert "| glad | GAN + 100·L1 + 100·glad | 2 (0, 1) |" in table
     assert "| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_part + 0.25·Σ GAN_part |" in table
     glad_row = next(line for line in table.splitlines() if line.startswith("| glad |"))
     assert " ± " in glad_row and glad_row.rstrip(" |").split("| ")[-1] in ("yes", "no")
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
-    # 4 faces x (photo | real | baseline | glad | local_glad), 32 px tiles, 2 px gaps, 16 px of titles
-    assert grid.shape == (16 + 4 * 32 + 3 * 2, 5 * 32 + 4 * 2, 3)
+    # 4 faces x (photo | real | baseline | glad | local_glad) at their own 32 px, 2 px gaps, the titles above
+    assert grid.shape[:2] == (HEADER_PX + 4 * 32 + 3 * 2, 5 * 32 + 4 * 2)

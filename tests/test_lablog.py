@@ -101,10 +101,13 @@ def test_a_batch_is_recorded_under_actions_with_its_runs(lab):
     entry = lablog.record_batch(outcomes, "labkit ablate params/glad.yaml")
     actions = "\n".join(entry.sections["Actions"])
     assert "`labkit ablate params/glad.yaml`: 1 ok, 1 failed" in actions
-    assert f"run:{a[:8]} glad-s1 finished, FID 28.00" in actions
-    assert f"run:{b[:8]} glad-s1 FAILED: DataError: photo f-001-01.png has no sketch, notebook {lab / 'x.ipynb'}" \
-        in actions
-    assert "labkit ablate params/glad.yaml" in track.client().get_run(b).data.tags["mlflow.note.content"]
+    assert f"  - run:{a[:8]}\n" in actions + "\n"
+    assert f"run:{b[:8]}: DataError: photo f-001-01.png has no sketch, notebook {lab / 'x.ipynb'}" in actions
+    note = track.client().get_run(b).data.tags["mlflow.note.content"]
+    assert f"**{TODAY}** · Actions · " in note and "labkit ablate params/glad.yaml" in note
+    assert f"run:{a[:8]}" not in note  # only the lines about this run
+    rendered = lablog.to_text(lablog.select())
+    assert rendered.count("glad-s1 [") == 1  # the reference renders once, its text not repeated
 
 
 def test_the_users_journal_imports_onto_the_right_dates(lab):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from .labels import LABELS
 from .layout import LANDMARK_COLUMNS

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
+import os
 import tempfile
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def to_text(entries: list[Entry], resolver: Resolver | None = None) -> str:
 def _last_grid(resolver: Resolver, run_id: str) -> str | None:
     """The run's newest sample grid as a data URI."""
     c = resolver.client
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per picture is noise
     try:
         with tempfile.TemporaryDirectory() as tmp:
             local = c.download_artifacts(run_id, keys.LAST_SAMPLES, tmp)

@@ -28,11 +28,24 @@ class RunSummary:
     fid: float | None
     backbone: str
     url: str
+    measure: str = ""     # what a run without FID is judged by (a style run's losses)
 
     def line(self) -> str:
-        fid = f"FID {self.fid:.2f}" if self.fid is not None else "no FID yet"
-        smoke = " (smoke backbone)" if self.backbone and self.backbone != "inception" else ""
-        return f"{self.name} [{self.run_id[:8]}] · {self.ablation or '-'} · seed {self.seed} · {fid}{smoke} · {self.status}"
+        if self.fid is not None:
+            smoke = " (smoke backbone)" if self.backbone and self.backbone != "inception" else ""
+            score = f"FID {self.fid:.2f}{smoke}"
+        else:
+            score = self.measure or "no FID yet"
+        return f"{self.name} [{self.run_id[:8]}] · {self.ablation or '-'} · seed {self.seed} · {score} · {self.status}"
+
+
+def _measure(metrics: dict) -> str:
+    """A style run's summary: the swap's style and content losses, or the decoder's loss."""
+    if "style_loss" in metrics:
+        return f"style loss {metrics['style_loss']:.3g}, content loss {metrics.get('content_loss', float('nan')):.3g}"
+    if "loss" in metrics:
+        return f"decoder loss {metrics['loss']:.3g}"
+    return ""
 
 
 def references(text: str) -> list[str]:
@@ -60,44 +73,58 @@ class Resolver:
         return RunSummary(ref=ref, run_id=run.info.run_id, name=run.info.run_name or run.info.run_id[:8],
                           ablation=data.tags.get(keys.ABLATION, ""), seed=data.params.get("seed", "-"),
                           status=run.info.status, fid=fid, backbone=data.tags.get(keys.FID_BACKBONE, ""),
-                          url=track.Run(self.client, run.info.run_id).url())
+                          url=track.Run(self.client, run.info.run_id).url(), measure=_measure(data.metrics))
 
 
-def _run_ids(entry: Entry, resolver: Resolver) -> set[str]:
-    return {s.run_id for r in references(entry.body() + entry.preamble) if (s := resolver.resolve(r))}
+def _run_ids(text: str, resolver: Resolver) -> set[str]:
+    return {s.run_id for r in references(text) if (s := resolver.resolve(r))}
+
+
+def mentions(run_id: str, entries: list[Entry], resolver: Resolver) -> list[str]:
+    """Every lab-log line that refers to the run, oldest first, with its date and section (and,
+    for a nested line, the line it sits under: a batch's command)."""
+    found = []
+    for entry in sorted(entries, key=lambda e: e.date):
+        for section, lines in entry.sections.items():
+            for i, line in enumerate(lines):
+                if run_id not in _run_ids(line, resolver):
+                    continue
+                depth = len(line) - len(line.lstrip())
+                parent = next((p.strip().lstrip("-*+ ") for p in reversed(lines[:i])
+                               if p.strip() and len(p) - len(p.lstrip()) < depth), "") if depth else ""
+                text = line.strip().lstrip("-*+ ")
+                found.append(f"- **{entry.date}** · {section} · " + (f"{parent} → {text}" if parent else text))
+    return found
 
 
 def sync_notes(entry: Entry, resolver: Resolver | None = None) -> list[str]:
-    """Attach every entry that references a run to that run's MLflow note (newest first), so
-    the UI shows why the run exists. Returns the run ids updated."""
+    """Each run this entry refers to gets, as its MLflow note, the lab-log lines that mention it
+    (with their dates), so the UI shows why the run exists. Returns the run ids updated."""
     resolver = resolver or Resolver()
-    targets = _run_ids(entry, resolver)
+    targets = _run_ids("\n".join([entry.preamble, entry.body()]), resolver)
     if not targets:
         return []
-    ids_by_entry = [(e, _run_ids(e, resolver)) for e in all_entries()]
+    entries = all_entries()
     for run_id in targets:
-        note = "\n\n---\n\n".join(e.text() for e, ids in ids_by_entry if run_id in ids)
-        resolver.client.set_tag(run_id, keys.NOTE, f"**Lab log**\n\n{note}")
+        resolver.client.set_tag(run_id, keys.NOTE, "**Lab log**\n\n" + "\n".join(mentions(run_id, entries, resolver)))
     return sorted(targets)
 
 
 def record_batch(outcomes, command: str) -> Entry:
-    """Append what a `labkit ablate` batch ran to today's Actions: each run by reference with its
-    status and FID, or its error and where its executed notebook is; then attach the entry to
-    those runs' notes."""
-    resolver = Resolver()
+    """Append what a `labkit ablate` batch ran to today's Actions: each run by reference (its
+    name, status and FID render from the reference), with its error and its executed notebook
+    when it failed; then update those runs' notes."""
     failed = sum(o.status in ("FAILED", "KILLED") for o in outcomes)
     lines = [f"- {dt.datetime.now():%H:%M} `{command}`: {len(outcomes) - failed} ok, {failed} failed"]
     for o in outcomes:
-        ref = f"run:{o.run_id[:8]} " if o.run_id else ""
-        name = o.name or o.job.label
-        if o.status in ("FAILED", "KILLED", "BUSY"):
-            where = f", notebook {o.notebook}" if o.notebook else ""
-            lines.append(f"  - {ref}{name} {o.status}: {o.error.splitlines()[0][:200] if o.error else ''}{where}")
+        error = o.error.splitlines()[0][:200] if o.error else ""
+        where = f", notebook {o.notebook}" if o.notebook else ""
+        if not o.run_id:
+            lines.append(f"  - {o.job.label} {o.status.lower()}: {error}")
+        elif o.status in ("FAILED", "KILLED"):
+            lines.append(f"  - run:{o.run_id[:8]}: {error}{where}")
         else:
-            summary = resolver.resolve(o.run_id)
-            fid = f"FID {summary.fid:.2f}" if summary and summary.fid is not None else "no FID"
-            lines.append(f"  - {ref}{name} {o.status.lower()}, {fid}")
+            lines.append(f"  - run:{o.run_id[:8]}" + (" (finished before)" if o.status == "SKIPPED" else ""))
     entry = update(dt.date.today(), lambda e: e.sections["Actions"].extend(lines))
     sync_notes(entry, Resolver())
     return entry

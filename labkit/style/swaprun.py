@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import viz
+from .. import keys, viz
 from ..provenance import pick_device
 from .decoder import Decoder
 from .images import load_sets
@@ -151,5 +151,6 @@ def run_swap(lab: SwapLab) -> SwapOutcome:
     grid = viz.titled(viz.sample_grid(columns), ["content"] + [name for name, _ in lab.style])
     heatmaps = swap_heatmaps(pairs)
     lab.run.log_image(grid, "stylised", step=0)
+    lab.run.log_image_file(grid, keys.LAST_SAMPLES)
     lab.run.log_image(heatmaps, "swap_heatmaps", step=0)
     return SwapOutcome(grid, heatmaps, metrics)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import viz
+from .. import keys, viz
 from ..train.checkpoint import Checkpoints
 from .decoder import Decoder
 from .images import random_crops
@@ -77,6 +77,8 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
         print(f"resuming decoder training of run {run.run_id} at step {start}")
     layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs), key=STYLE_LAYERS.index))
     images = [img for _, img in content] + [img for _, img in style]
+    if start == 0:  # the untrained decoder's pictures: the UI's image slider starts on a picture
+        _reconstructions(cfg, encoder, decoder, images, run, 0)
     style_images = [img for _, img in style]
     running: dict[str, list[float]] = {}
     started = time.time()
@@ -110,13 +112,22 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
                               "config": cfg.to_dict()})
     run.log_metrics({"decoder_seconds": time.time() - started})
     run.beat(cfg.steps, "views", force=True)
+    return DecoderResult(decoder, cfg.steps, start, _reconstructions(cfg, encoder, decoder, images, run, cfg.steps))
+
+
+def _reconstructions(cfg, encoder, decoder, images: list, run, step: int) -> np.ndarray:
+    """input | reconstruction for a few fixed crops, logged at this step (and as the run's newest grid)."""
+    device = next(encoder.parameters()).device
+    was_training = decoder.training
     decoder.eval()
     with torch.no_grad():
         shown = random_crops(images, 4, cfg.image_size, torch.Generator().manual_seed(cfg.seed)).to(device)
         rebuilt = decoder(encoder.encode(shown, decoder.inputs)).clamp(0, 1)
+    decoder.train(was_training)
     grid = viz.sample_grid([shown.cpu() * 2 - 1, rebuilt.cpu() * 2 - 1])
-    run.log_image(grid, "reconstructions", step=cfg.steps)
-    return DecoderResult(decoder, cfg.steps, start, grid)
+    run.log_image(grid, "reconstructions", step=step)
+    run.log_image_file(grid, keys.LAST_SAMPLES)
+    return grid
 
 
 def trained_decoder(cfg, run_id: str, device: torch.device) -> Decoder:

@@ -156,6 +156,7 @@ def prepare(cfg, data, run) -> Training:
                   keys.DATA_FINGERPRINT: data.fingerprint, keys.DATA_ROOT: str(data.root),
                   keys.DATA_SYNTHETIC: data.synthetic,
                   "labkit.data.n_train": len(data.train), "labkit.data.n_test": len(data.test)})
+    run.log_dataset(data.root.name, data.fingerprint, str(data.root))
     print(f"training on {data.summary()}")
     if not backbone.is_real:
         print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
@@ -288,6 +289,8 @@ def fit(cfg, data, run, progress: bool = True) -> Training:
     at the end; checkpointed at every epoch's end and within epochs (see the module's note)."""
     t = prepare(cfg, data, run)
     resume(t)
+    if t.step == 0:  # the untrained model's pictures: the UI's image slider starts on a picture
+        _pictures(t, t.sample_outputs(), step=0)
     while t.epoch < cfg.total_epochs:
         train_epoch(t, progress)
         due = t.epoch % cfg.eval_every == 0 or t.epoch == cfg.total_epochs

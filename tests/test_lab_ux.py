@@ -1,0 +1,108 @@
+"""The lab as MLflow, papermill and JupyterLab users expect it: run timing, typos under plain
+papermill, clean notebooks in git, datasets, pictures from step 0, system metrics, HTML
+notebooks, runs/ that can move."""
+import os
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import yaml
+
+from labkit import cli, gitclean, keys, track
+from conftest import ROOT, TINY
+
+
+def _params(tmp_path, name, **extra):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"ablation": "baseline", "experiment": "ux", **TINY, **extra}))
+    return path
+
+
+def _runs(experiment="ux"):
+    c = track.client()
+    exp = c.get_experiment_by_name(experiment)
+    return {r.info.run_name: r for r in c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'")}
+
+
+def test_a_batch_run_records_its_own_time_its_data_its_pictures_and_the_machine(lab, tmp_path):
+    first, second = _params(tmp_path, "first"), _params(tmp_path, "second", seed=1)
+    assert cli.main(["ablate", str(first), str(second), "--no-progress", "--no-log"]) == 0
+    runs = _runs()
+    a, b = runs["first-s0"], runs["second-s1"]
+    # made when its notebook started: the second run's duration does not hold the first one's
+    assert b.info.start_time >= a.info.end_time
+    assert float(b.data.tags["labkit.queued_seconds"]) >= (a.info.end_time - a.info.start_time) / 1000 - 1
+    inputs = {d.dataset.name: d for d in b.inputs.dataset_inputs}
+    assert set(inputs) == {f"synthetic-n24-m0 ({c})" for c in ("train", "test")}
+    assert {d.dataset.digest for d in inputs.values()} == {b.data.tags[keys.DATA_FINGERPRINT]}
+    images = [x.path for x in track.client().list_artifacts(b.info.run_id, "images")]
+    assert any("samples+step+0+" in p for p in images)  # the untrained model: the slider starts on a picture
+    assert any(k.startswith("system/cpu_utilization") for k in b.data.metrics)
+    notebooks = [x.path for x in track.client().list_artifacts(b.info.run_id, keys.NOTEBOOK_DIR)]
+    assert sorted(p.rsplit(".", 1)[1] for p in notebooks) == ["html", "ipynb"]
+
+
+def test_plain_papermill_refuses_a_typo_before_any_work(lab, tmp_path):
+    out = tmp_path / "out.ipynb"
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "papermill"),
+                             str(ROOT / "notebooks" / "baseline.ipynb"), str(out), "-p", "lamda_l1", "5",
+                             "-p", "experiment", "typo", "--cwd", str(ROOT / "notebooks")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "unknown parameter 'lamda_l1' (did you mean 'lambda_l1'?)" in result.stderr + result.stdout
+    assert track.client().get_experiment_by_name("typo") is None  # no run was made
+
+
+def _git_status(path) -> str:
+    return subprocess.run(["git", "status", "--porcelain", str(path)], cwd=ROOT, capture_output=True, text=True).stdout
+
+
+def test_notebooks_stay_clean_in_git_after_they_ran(lab):
+    """A tracked notebook run and saved in place (here by nbconvert, as JupyterLab's save does in
+    the browser test) holds its outputs on disk, and git status shows nothing; a real edit
+    still shows."""
+    assert subprocess.run(["git", "config", "--get", "filter.nbstripout.clean"], cwd=ROOT,
+                          capture_output=True).returncode == 0, "run `make test` (it installs the git filter)"
+    path = ROOT / "notebooks" / "lablog.ipynb"
+    original = path.read_bytes()
+    jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
+    try:
+        subprocess.run([jupyter, "nbconvert", "--to", "notebook", "--execute", "--inplace", str(path)], check=True,
+                       capture_output=True, cwd=ROOT / "notebooks")
+        executed = nbformat.read(path, as_version=4)
+        assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
+        assert _git_status(path) == ""
+        executed.cells[0].source += "\nA real edit."
+        path.write_text(nbformat.writes(executed), encoding="utf-8")
+        assert gitclean.refresh(path) is False and _git_status(path).startswith(" M")
+    finally:
+        path.write_bytes(original)
+        gitclean.refresh(path)
+    assert _git_status(path) == ""
+
+
+def test_a_moved_runs_folder_keeps_its_artifacts(lab, tmp_path, monkeypatch):
+    c = track.client()
+    run = c.create_run(track.experiment_id(c, "moving")).info.run_id
+    c.log_text(run, "kept", "note.txt")
+    moved = tmp_path / "elsewhere" / "runs"
+    shutil.move(str(lab), str(moved))
+    monkeypatch.setenv("LABKIT_RUNS", str(moved))
+    c = track.client()
+    assert c.get_run(run).info.artifact_uri.startswith((moved / "artifacts").as_uri())
+    assert open(c.download_artifacts(run, "note.txt", str(tmp_path))).read() == "kept"
+    code = f"from labkit import track\ntrack.client().log_text({run!r}, 'new', 'after.txt')\n"  # a later session
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    assert [p.parent.parent.name for p in (moved / "artifacts").rglob("after.txt")] == [run]
+    assert not lab.exists()
+
+
+def test_the_ui_port_and_the_links_that_point_at_it(lab, monkeypatch, capsys):
+    assert cli.main(["ui", "--port", "5123", "--print-only"]) == 0
+    out = capsys.readouterr().out
+    assert "--port 5123" in out and "LABKIT_UI=http://127.0.0.1:5123" in out
+    monkeypatch.setenv("LABKIT_UI", "http://127.0.0.1:5123")
+    c = track.client()
+    run = track.Run(c, c.create_run(track.experiment_id(c, "links")).info.run_id)
+    assert run.url().startswith("http://127.0.0.1:5123/#/experiments/")
