@@ -5,7 +5,9 @@ conv_transpose2d formulation, at relu3_1 of two SIZE x SIZE images (256 channels
 
 Each method runs in a fresh process so its peak is its own: on CUDA the allocator's peak,
 on the CPU the growth of the process's maximum resident set over the inputs. Prints one
-line per method and the ratio.
+line per method with its achieved TFLOP/s against the swap's GEMM count (the patch
+correlation, 2 * H' * W' * N * C * k^2 for N style patches of C x k x k; the argmax rebuild is
+a gather), and the ratios.
 """
 from __future__ import annotations
 
@@ -15,6 +17,12 @@ import resource
 import subprocess
 import sys
 import time
+
+
+def gemm_flops(side: int, channels: int = 256, k: int = 3) -> int:
+    """Multiply-adds x 2 of correlating every content patch with every style patch."""
+    grid = side - k + 1
+    return 2 * grid * grid * grid * grid * channels * k * k
 
 
 def measure(method: str, size: int, chunk: int, device: str) -> dict:
@@ -56,14 +64,17 @@ def main() -> None:
         return
     side = args.size // 4
     print(f"relu3_1 of {args.size}x{args.size} images: 256 x {side} x {side} features, "
-          f"{(side - 2) ** 2} style patches, device {args.device}, chunk {args.chunk}")
+          f"{(side - 2) ** 2} style patches, device {args.device}, chunk {args.chunk}, "
+          f"{gemm_flops(side) / 1e9:.1f} GFLOP of correlation")
     results = {}
     for method in ("plain", "chunked"):
         line = subprocess.run([sys.executable, __file__, "--one", method, "--size", str(args.size), "--chunk",
                                str(args.chunk), "--device", args.device], capture_output=True, text=True, check=True)
         results[method] = json.loads(line.stdout.strip().splitlines()[-1])
         r = results[method]
-        print(f"  {method:8} {r['seconds']:8.2f} s   peak extra memory {r['peak_extra_mb']:9.1f} MiB")
+        tflops = gemm_flops(side) / r["seconds"] / 1e12
+        print(f"  {method:8} {r['seconds']:8.2f} s   peak extra memory {r['peak_extra_mb']:9.1f} MiB   "
+              f"{tflops:7.3f} TFLOP/s")
     p, c = results["plain"], results["chunked"]
     print(f"  chunked / plain: memory {c['peak_extra_mb'] / max(p['peak_extra_mb'], 1e-9):.3f}, "
           f"time {c['seconds'] / p['seconds']:.2f}; outputs agree: "

@@ -18,6 +18,7 @@ every cell, so it is valid JSON whatever happens, and attached to its run.
 from __future__ import annotations
 
 import ast
+import atexit
 import ctypes
 import datetime as dt
 import logging
@@ -26,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import psutil
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import papermill_io
 
@@ -290,13 +293,31 @@ class Watchdog(threading.Thread):
             return
 
 
+class LocalKernelManager(AsyncKernelManager):
+    """A kernel on this machine, spoken to over Unix sockets: no TCP port is opened (nothing to
+    eavesdrop on, and ipykernel has no unencrypted-TCP warning to print). The sockets are named
+    by absolute path (kernel and client run in different folders), in one folder per runner
+    process that goes when the process does, killed kernels' sockets with it."""
+    socket_dirs: dict[int, Path] = {}  # by process id: a forked worker numbers its sockets apart
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        folder = self.socket_dirs.get(os.getpid())
+        if folder is None:
+            folder = self.socket_dirs[os.getpid()] = Path(tempfile.mkdtemp(prefix="labkit-kernels-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        self.transport = "ipc"
+        self.ip = str(folder / "kernel")  # jupyter_client numbers the sockets after it
+
+
 def _papermill(job: Job, run_id: str, out: Path, progress: bool) -> None:
     for attempt in range(KERNEL_START_RETRIES + 1):
         try:
             papermill.execute_notebook(str(job.notebook), str(out),
                                        parameters={**_injected(job), RUN_ID: run_id},
                                        kernel_name="python3", cwd=str(job.notebook.parent),
-                                       progress_bar=progress, start_timeout=120)
+                                       progress_bar=progress, start_timeout=120,
+                                       kernel_manager_class=LocalKernelManager)
             return
         except RuntimeError as exc:
             # a kernel that did not come up is worth another try; an error inside the notebook is not

@@ -83,18 +83,19 @@ def cmd_demo(args) -> int:
     from .console import banner
     from .metrics.backbone import weights_path
     started = time.time()
-    print(f"labkit demo: every notebook at its own defaults (the face ablations on the synthetic face set, then "
-          f"the style-swap lab), one at a time\n  runs in {runs_dir()}\n")
+    print(f"labkit demo: every notebook at its own defaults (the face ablations on the synthetic face set, and "
+          f"the style-swap lab), two at a time\n  runs in {runs_dir()}\n")
     if not weights_path().is_file():
         print(banner(f"The FID Inception weights are not at {weights_path()}.", "The demo tries to download them; "
                      "without a network it falls back to a random-init Inception:\nits FIDs are smoke numbers, NOT "
                      "comparable with real FID.") + "\n")
-    # one notebook at a time: on a small CPU parallel kernels only fight over the cores
-    outcomes = ablate.run_all(demo_jobs_faces() + demo_jobs_decoders(), progress=not args.no_progress)
-    decoders = {o.job.cfg.decoder_kind: o.run_id for o in outcomes
-                if o.job.cfg.ablation == "decoder_train" and o.status in ("FINISHED", "SKIPPED")}
-    swaps = demo_jobs_swaps(decoders) if len(decoders) == len(demo_jobs_decoders()) else []
-    outcomes += ablate.run_all(swaps, progress=not args.no_progress)
+    # two notebooks at a time, each on its share of the cores: much of a notebook is one-threaded
+    # start-up (kernel, imports, weights) that two processes overlap. The decoders come first,
+    # since the swaps need them; the faces then run beside the swaps.
+    outcomes = ablate.run_all(demo_jobs_decoders(), progress=not args.no_progress, workers=2)
+    decoders = {o.job.cfg.decoder_kind: o.run_id for o in outcomes if o.status in ("FINISHED", "SKIPPED")}
+    swaps = demo_jobs_swaps(decoders) if len(decoders) == len(outcomes) else []
+    outcomes += ablate.run_all(demo_jobs_faces() + swaps, progress=not args.no_progress, workers=2)
     print("\n" + ablate.summary(outcomes) + "\n")
     _record(outcomes, "labkit demo")
     text, _ = compare(DEMO_FACES)

@@ -63,6 +63,13 @@ class Config:
     stall_minutes_slow: float = knob(60.0, "the same allowance while starting (data, weights) or evaluating FID",
                                      above=0, computes=False)
     max_restarts: int = knob(2, "restarts of a hung kernel before the run is failed", at_least=0, computes=False)
+    # speed (labkit.speed): how the run computes, not what
+    fast: bool = knob(True, "mixed precision where native, fused Adam, and on CUDA channels_last, cuDNN autotuning "
+                      "and torch.compile; false: the reference formulation (fp32, eager, plain Adam)", computes=False)
+    precision: str = knob("auto", "auto (bf16 where the device computes it natively, with fast) | fp32 | bf16 | fp16",
+                          choices=("auto", "fp32", "bf16", "fp16"), computes=False)
+    compile: str = knob("auto", "torch.compile of the networks: auto (on CUDA, with fast) | on | off",
+                        choices=("auto", "on", "off"), computes=False)
 
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
@@ -194,7 +201,8 @@ class SketchConfig(Config):
     fid_backbone: str = knob("auto", "inception when its weights are there, else random-init",
                              choices=("inception", "random-init", "auto"))
     fid_dims: int = knob(2048, choices=(64, 192, 768, 2048))
-    fid_batch_size: int = knob(32, at_least=1, computes=False)
+    fid_batch_size: int = knob(64, "faces generated and measured at a time in an evaluation", at_least=1,
+                               computes=False)
     grid_samples: int = knob(4, "test faces in the sample grids", at_least=1)
     # long runs: checkpoints within an epoch, and when to call a run diverged
     checkpoint_every: int = knob(0, "steps between checkpoints; 0: every checkpoint_minutes", at_least=0,
@@ -204,8 +212,6 @@ class SketchConfig(Config):
                                  "value; 0: off", at_least=0)
     # hardware: where and how fast, not what
     device: str = knob("auto", "auto | cpu | cuda | cuda:N", computes=False)
-    amp: bool = knob(False, "mixed precision (CUDA only)", computes=False)
-    num_workers: int = knob(0, at_least=0, computes=False)
 
     def rules(self) -> list[str]:
         problems = []
@@ -256,7 +262,7 @@ class StyleConfig(Config):
     # decoder and its training
     decoder_kind: str = knob("relu4_1", choices=("relu3_1", "relu4_1", "relu4_1+relu3_1"))
     decoder_run: str = knob("", "run (name or id) of a trained decoder; empty: train one here")
-    steps: int = knob(400, at_least=1)
+    steps: int = knob(250, "training steps (params/decoder_train.yaml: 20000)", at_least=1)
     batch_size: int = knob(4, at_least=1)
     lr: float = knob(5e-4, above=0)
     lambda_pixel: float = knob(1.0, at_least=0)

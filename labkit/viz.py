@@ -10,7 +10,7 @@ from .metrics.fid import to_uint8
 
 def to_rgb_uint8(images: torch.Tensor) -> np.ndarray:
     """[-1, 1] (N, C, H, W) -> (N, H, W, 3) uint8, quantised as FID sees them."""
-    return to_uint8(images).permute(0, 2, 3, 1).numpy()
+    return to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def sample_grid(columns: list[torch.Tensor], gap: int = 2) -> np.ndarray:

@@ -132,3 +132,19 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
     # 4 faces x (photo | real | baseline | glad | local_glad) at their own 32 px, 2 px gaps, the titles above
     assert grid.shape[:2] == (HEADER_PX + 4 * 32 + 3 * 2, 5 * 32 + 4 * 2)
+
+
+def test_kernels_talk_over_unix_sockets(tmp_path, capfd):
+    """The runner's kernels open no TCP port: their sockets are files in the runner's own folder
+    (and ipykernel has no unencrypted-TCP warning to print)."""
+    import papermill
+    from labkit.ablate import LocalKernelManager
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import json, ipykernel.connect\ninfo = json.load(open(ipykernel.connect.get_connection_file()))\n"
+        "print(info['transport'], info['ip'])")])
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    out = papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                     progress_bar=False, kernel_manager_class=LocalKernelManager)
+    transport, ip = out.cells[0].outputs[0]["text"].split()
+    assert transport == "ipc" and ip == str(LocalKernelManager.socket_dirs[os.getpid()] / "kernel")
+    assert "TCP" not in capfd.readouterr().err

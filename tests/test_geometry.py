@@ -81,3 +81,17 @@ def test_training_samples_share_one_jitter(lab, tiny_cfg):
         assert torch.equal(item["sketch"], jitter.image(base["sketch"]))
         assert torch.equal(item["mask"], jitter.labels(base["mask"]))
         assert np.allclose(item["landmarks"].numpy(), jitter.points(base["landmarks"], 64), atol=1e-4)
+
+
+def test_a_batch_jittered_on_the_device_equals_each_face_jittered_alone(lab, tiny_cfg):
+    from labkit.data import load_faces
+    data = load_faces(tiny_cfg(image_size=64), progress=False)
+    data.train.set_epoch(2)
+    indices = [3, 0, 5, 1, 4]
+    batch = data.train.batch(indices, torch.device("cpu"))
+    assert batch["photo"].dtype == torch.float32 and data.train.bank["photo"].dtype == torch.uint8
+    for row, index in enumerate(indices):
+        one = data.train[index]
+        for key in ("photo", "sketch", "mask"):
+            assert torch.equal(batch[key][row], one[key]), (index, key)
+        assert torch.allclose(batch["landmarks"][row], one["landmarks"])

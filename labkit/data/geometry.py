@@ -99,3 +99,23 @@ class Jitter:
         if self.flip:
             out = out[FLIP_ORDER] * [-1, 1] + [size, 0]
         return out
+
+
+def jitter_batch(images: torch.Tensor, jitters: list[Jitter], fill: float) -> torch.Tensor:
+    """Each image (B, C, S, S) padded, cropped and flipped by its own Jitter, all at once on
+    the images' device: the same result as jitter.image per image."""
+    b, c, size, _ = images.shape
+    pad = jitters[0].pad
+    padded = _pad(images, pad // 2, pad - pad // 2, pad // 2, pad - pad // 2, fill)
+    device = images.device
+    steps = torch.arange(size, device=device)
+    ys = torch.tensor([j.y for j in jitters], device=device)[:, None] + steps
+    xs = torch.tensor([j.x for j in jitters], device=device)[:, None] + steps
+    xs = torch.where(torch.tensor([j.flip for j in jitters], device=device)[:, None], xs.flip(1), xs)
+    return padded[torch.arange(b, device=device)[:, None, None, None], torch.arange(c, device=device)[None, :, None, None],
+                  ys[:, None, :, None], xs[:, None, None, :]]
+
+
+def jitter_points_batch(points: torch.Tensor, jitters: list[Jitter], size: int) -> torch.Tensor:
+    """(B, 5, 2) landmarks moved as jitter_batch moves their images (jitter.points per face)."""
+    return torch.stack([torch.from_numpy(j.points(p.numpy(), size).astype(np.float32)) for j, p in zip(jitters, points)])

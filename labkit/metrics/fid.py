@@ -25,8 +25,9 @@ from .backbone import Backbone
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float (N, C, H, W) -> uint8 (N, 3, H, W), rounded as an image file stores it."""
-    img = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    """[-1, 1] float (N, C, H, W) -> uint8 (N, 3, H, W), rounded as an image file stores it, on
+    the images' device."""
+    img = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return img.expand(-1, 3, -1, -1) if img.shape[1] == 1 else img
 
 
@@ -104,7 +105,7 @@ class FidEvaluator:
         self.backbone, self.batch_size = backbone, batch_size
         self.subsets = np.array(subsets if subsets is not None else [""] * len(real_sketches))
         size, channels = real_sketches.shape[-1], real_sketches.shape[1]
-        key = f"{data_fingerprint}-{split}-s{size}-c{channels}-{backbone.key}"
+        key = f"{data_fingerprint}-{split}-s{size}-c{channels}-u8-{backbone.key}"
         path = (cache or cache_dir("fid")) / f"{key}.npz"
         if path.is_file():
             self.real = np.load(path)["features"]

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import keys, viz
+from ..speed import Speed
 from ..train.checkpoint import Checkpoints
 from .decoder import Decoder
 from .images import random_crops
@@ -65,7 +66,9 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     run.beat(0, "start", force=True)
     torch.manual_seed(cfg.seed)
     decoder = Decoder(cfg.decoder_kind).to(device)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
+    speed = Speed.of(cfg, device)
+    optimizer = speed.adam(decoder.parameters(), cfg.lr, (0.9, 0.999))
+    print(f"decoder training on {device}: {speed.describe()}")
     checkpoints = Checkpoints(run.run_id, "decoder")
     checkpoints.clean_stale()
     start = 0
@@ -80,7 +83,8 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     if start == 0:  # the untrained decoder's pictures: the UI's image slider starts on a picture
         _reconstructions(cfg, encoder, decoder, images, run, 0)
     style_images = [img for _, img in style]
-    running: dict[str, list[float]] = {}
+    sums, window = {}, 0
+    bad_step = torch.zeros((), dtype=torch.long, device=device)
     started = time.time()
     bar = tqdm(range(start, cfg.steps), desc=f"decoder {cfg.decoder_kind}", disable=not progress,
                initial=start, total=cfg.steps)
@@ -89,22 +93,28 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
         batch = random_crops(images, cfg.batch_size, cfg.image_size, generator).to(device)
         style_batch = (random_crops(style_images, cfg.batch_size, cfg.image_size, generator).to(device)
                        if cfg.train_with_swap else None)
-        terms = _losses(cfg, encoder, decoder, batch, style_batch, layers)
-        loss = sum(terms.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite decoder loss at step {step + 1} "
-                                     f"({ {k: float(v) for k, v in terms.items()} }); {checkpoints.describe()}; "
-                                     "lower lr")
+        with speed.autocast():
+            terms = _losses(cfg, encoder, decoder, batch, style_batch, layers)
+            loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        for k, v in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
-            running.setdefault(k, []).append(float(v.detach()))
-        if (step + 1) % cfg.log_every == 0:
-            run.log_metrics({k: float(np.mean(v)) for k, v in running.items()}, step=step + 1)
+        # losses stay on the device, read once per log_every steps; the first bad step is kept there
+        values = {"loss": loss.detach().float(), **{f"loss_{k}": v.detach().float() for k, v in terms.items()}}
+        sums = {k: sums[k] + v if k in sums else v for k, v in values.items()}
+        bad_step = torch.where(torch.isfinite(values["loss"]) | (bad_step > 0), bad_step, step + 1)
+        window += 1
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            read = torch.stack([*sums.values(), bad_step.float()]).cpu()
+            if read[-1] > 0:
+                raise FloatingPointError(f"non-finite decoder loss at step {int(read[-1])} "
+                                         f"({ {k: float(v) / window for k, v in zip(sums, read)} }); "
+                                         f"{checkpoints.describe()}; lower lr")
+            means = {k: float(v) / window for k, v in zip(sums, read)}
+            run.log_metrics(means, step=step + 1)
             run.beat(step + 1, force=True)
-            bar.set_postfix(loss=f"{np.mean(running['loss']):.3f}")
-            running = {}
+            bar.set_postfix(loss=f"{means['loss']:.3f}")
+            sums, window = {}, 0
         else:
             run.beat(step + 1)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:

@@ -85,9 +85,11 @@ class VGGEncoder(nn.Module):
         if channel_order not in ("rgb", "bgr"):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
         self.convention, self.channel_order, self.weights = convention, channel_order, weights
-        vgg = torchvision.models.vgg19(weights=None)
+        # only the convolutions up to `last`: torchvision's whole VGG19 would also build (and
+        # initialise, for seconds) a 120 M-parameter classifier that nothing here uses
+        self.features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"])[:LAYERS[last] + 1]
         if weights == "random-init":
-            kaiming_normal_(vgg.features, seed)
+            kaiming_normal_(self.features, seed)
         else:
             path = ensure_vgg_weights() if weights == "imagenet" else Path(weights).expanduser()
             try:
@@ -96,8 +98,10 @@ class VGGEncoder(nn.Module):
                 raise WeightsMismatch(f"{path}: cannot read it as a weights file ({exc})") from None
             if not isinstance(state, dict):
                 raise WeightsMismatch(f"{path}: holds a {type(state).__name__}, not a state dict of VGG19 weights")
-            vgg.load_state_dict(features_state(state, str(path), LAYERS[last]), strict=False)
-        self.features = vgg.features[:LAYERS[last] + 1].eval()
+            mapped = features_state(state, str(path), LAYERS[last])
+            self.features.load_state_dict({key.removeprefix("features."): value for key, value in mapped.items()
+                                           if int(key.split(".")[1]) <= LAYERS[last]})
+        self.features.eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
         self.last = last

@@ -1,12 +1,14 @@
 """Training a face run: small steps (prepare, resume, one epoch, evaluate, save) joined by `fit`.
 
-Losses stay on the device and are read once per `log_every` steps; a device-side flag keeps
+The training faces live on the device as uint8 and each batch is jittered there (labkit.data);
+losses stay on the device and are read once per `log_every` steps; a device-side flag keeps
 the first step whose losses were not finite, so a bad step is found exactly without a host
 sync every step. At each read the weights and BatchNorm statistics are checked too, and a
 generator loss far beyond its first logged value counts as divergence: either fails the run
-with the step and a hint. Checkpoints are written at the end of every epoch and within
-epochs every `checkpoint_every` steps (or `checkpoint_minutes`), holding the position in the
-epoch's order, so a resume continues with the very next batch.
+with the step and a hint. Checkpoints are written every `checkpoint_every` steps (or every
+`checkpoint_minutes`), after each evaluation and at the end; each holds the position in the
+epoch's order, so a resume continues with the very next batch. (Not at every epoch's end:
+a CUFS epoch is seconds on a GPU, and the model with its optimiser states is 700 MB.)
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .. import keys, viz
@@ -102,6 +103,7 @@ class Training:
     window: int = 0                     # steps in those sums
     last_grid: np.ndarray | None = None
     last_heatmap: np.ndarray | None = None
+    saved_at: float = field(default_factory=time.monotonic)  # of the last checkpoint
 
     @property
     def checkpoint(self):
@@ -149,15 +151,14 @@ def prepare(cfg, data, run) -> Training:
     backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device)
     seed_everything(cfg.seed)
     model = Pix2Pix(cfg, device)
-    test = stack_items(data.test.items)
-    evaluator = FidEvaluator(test["sketch"], backbone, data.fingerprint, subsets=[p.subset for p in data.test.pairs],
-                             batch_size=cfg.fid_batch_size)
+    evaluator = FidEvaluator(data.test.faces(device)["sketch"], backbone, data.fingerprint,
+                             subsets=[p.subset for p in data.test.pairs], batch_size=cfg.fid_batch_size)
     run.set_tags({**evaluator.provenance(), keys.DEVICE: device_description(device),
                   keys.DATA_FINGERPRINT: data.fingerprint, keys.DATA_ROOT: str(data.root),
                   keys.DATA_SYNTHETIC: data.synthetic,
                   "labkit.data.n_train": len(data.train), "labkit.data.n_test": len(data.test)})
     run.log_dataset(data.root.name, data.fingerprint, str(data.root))
-    print(f"training on {data.summary()}")
+    print(f"training on {data.summary()}\non {device_description(device)}: {model.speed.describe()}")
     if not backbone.is_real:
         print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
     return Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=evaluator,
@@ -211,18 +212,14 @@ def train_epoch(t: Training, progress: bool = True) -> None:
     cfg, data = t.cfg, t.data.train
     data.set_epoch(t.epoch)
     order = epoch_order(len(data), cfg.seed, t.epoch)
-    # a generator of its own: a loader without one draws its workers' seed from the global RNG,
-    # which would shift the dropout stream of a run resumed mid-epoch
-    loader = DataLoader(data, batch_size=cfg.batch_size, sampler=order[t.batch * cfg.batch_size:],
-                        num_workers=cfg.num_workers, pin_memory=t.device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg.seed * 100_003 + t.epoch))
-    started, saved = time.time(), time.monotonic()
+    batches = [order[i:i + cfg.batch_size] for i in range(t.batch * cfg.batch_size, len(order), cfg.batch_size)]
+    started = time.time()
     bad_step = torch.zeros((), dtype=torch.long, device=t.device)
     counter = torch.full((), t.step, dtype=torch.long, device=t.device)
-    bar = tqdm(loader, desc=f"epoch {t.epoch + 1}/{cfg.total_epochs}", disable=not progress, leave=False,
-               initial=t.batch, total=-(-len(data) // cfg.batch_size))
-    for batch in bar:
-        losses = t.model.train_step(batch)
+    bar = tqdm(batches, desc=f"epoch {t.epoch + 1}/{cfg.total_epochs}", disable=not progress, leave=False,
+               initial=t.batch, total=t.batch + len(batches))
+    for indices in bar:
+        losses = t.model.train_step(data.batch(indices, t.device))  # faces jittered on the device
         counter += 1
         finite = torch.isfinite(torch.stack(list(losses.values()))).all()
         bad_step = torch.where(finite | (bad_step > 0), bad_step, counter)
@@ -236,11 +233,8 @@ def train_epoch(t: Training, progress: bool = True) -> None:
             t.sums, t.window = {}, 0
         else:
             t.run.beat(t.step)
-        due = (t.step % cfg.checkpoint_every == 0 if cfg.checkpoint_every
-               else time.monotonic() - saved > 60 * cfg.checkpoint_minutes)
-        if due:
+        if checkpoint_due(t):
             save(t)
-            saved = time.monotonic()
     if t.window:  # the epoch's last steps are checked even when they are not logged yet
         _check(t, bad_step)
     t.run.log_metrics({"lr": t.model.lr, "epoch_seconds": time.time() - started}, step=t.epoch + 1)
@@ -252,8 +246,8 @@ def evaluate(t: Training) -> Evaluation:
     """FID and KID of the model on the whole test set (per subset too), logged with the grids."""
     t.run.beat(t.step, "evaluate", force=True)
     test, cfg = t.evaluator, t.cfg
-    faces = stack_items(t.data.test.items)
-    fakes = t.model.generate(faces["photo"], faces["landmarks"], faces["mask"], cfg.fid_batch_size)
+    faces = t.data.test.faces(t.device)  # generated and measured on the device, in batches of fid_batch_size
+    fakes = t.model.generate(faces["photo"], faces["landmarks"], faces["mask"], cfg.fid_batch_size, on_device=True)
     scores = test.evaluate(fakes)
     e = Evaluation(epoch=t.epoch, **scores)
     t.history.append(e)
@@ -261,7 +255,7 @@ def evaluate(t: Training) -> Evaluation:
                        **{keys.per_subset(m, name): v[m] for name, v in e.per_subset.items() for m in ("fid", "kid")}},
                       step=t.epoch)
     t.run.log_metrics(summary_metrics(t.history))
-    _pictures(t, fakes[t.samples["index"]], step=t.epoch)
+    _pictures(t, fakes[t.samples["index"].to(fakes.device)].cpu(), step=t.epoch)
     per_subset = "".join(f"  {name} {v['fid']:.2f} (N {v['n']})" for name, v in e.per_subset.items())
     print(f"epoch {t.epoch}: FID {e.fid:.2f}  KID {e.kid:.4f}  (N real {e.n_real}, N fake {e.n_fake}, "
           f"{t.backbone}){per_subset}")
@@ -280,22 +274,30 @@ def _pictures(t: Training, shown: torch.Tensor, step: int | None) -> None:
         t.run.log_image_file(t.last_grid, keys.LAST_SAMPLES)
 
 
+def checkpoint_due(t: Training) -> bool:
+    if t.cfg.checkpoint_every:
+        return t.step % t.cfg.checkpoint_every == 0
+    return time.monotonic() - t.saved_at > 60 * t.cfg.checkpoint_minutes
+
+
 def save(t: Training, best: bool = False) -> None:
     t.checkpoints.save(t.state(), best=best)
+    t.saved_at = time.monotonic()
 
 
 def fit(cfg, data, run, progress: bool = True) -> Training:
     """Train (or continue training) the run's model, evaluating every cfg.eval_every epochs and
-    at the end; checkpointed at every epoch's end and within epochs (see the module's note)."""
+    at the end; checkpointed as the module's note says."""
     t = prepare(cfg, data, run)
     resume(t)
     if t.step == 0:  # the untrained model's pictures: the UI's image slider starts on a picture
         _pictures(t, t.sample_outputs(), step=0)
     while t.epoch < cfg.total_epochs:
         train_epoch(t, progress)
-        due = t.epoch % cfg.eval_every == 0 or t.epoch == cfg.total_epochs
-        improved = due and evaluate(t) is t.best
-        save(t, best=improved)
+        evaluated = t.epoch % cfg.eval_every == 0 or t.epoch == cfg.total_epochs
+        improved = evaluated and evaluate(t) is t.best
+        if evaluated or (checkpoint_due(t) and not cfg.checkpoint_every):  # a step count saved within the epoch
+            save(t, best=improved)
     if t.last_grid is None:  # resumed a finished run: show its final model anyway
         _pictures(t, t.sample_outputs(), step=None)
     run.beat(t.step, "views", force=True)  # training is over: the notebook's views get the slow allowance

@@ -7,10 +7,13 @@ baseline      G = GAN + lambda_L1 * L1
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from ..losses import gan_loss, glad, l1
+from ..speed import Speed, compile_failure, eager_after_failure
 from ..models import PatchDiscriminator, UnetGenerator, init_weights
 from ..models.local import FACE_PARTS, LocalGenerator, PartDiscriminators, crop
 
@@ -34,6 +37,7 @@ def loss_formula(cfg) -> str:
 class Pix2Pix:
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device
+        self.speed = Speed.of(cfg, device)
         c = cfg.sketch_channels
         if cfg.local:
             self.G = LocalGenerator(3, c, cfg.image_size, cfg.ngf, cfg.ngf_local, cfg.local_hair_background)
@@ -45,16 +49,20 @@ class Pix2Pix:
         self.D = init_weights(PatchDiscriminator(3 + c, cfg.ndf)).to(device)
         betas = (cfg.beta1, 0.999)
         d_params = list(self.D.parameters()) + (list(self.D_parts.parameters()) if self.D_parts else [])
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_D = torch.optim.Adam(d_params, lr=cfg.lr, betas=betas)
+        self.opt_G = self.speed.adam(self.G.parameters(), cfg.lr, betas)
+        self.opt_D = self.speed.adam(d_params, cfg.lr, betas)
         rule = linear_decay(cfg.n_epochs, cfg.n_epochs_decay)
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, rule)
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, rule)
-        self.amp = bool(cfg.amp and device.type == "cuda")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = self.speed.scaler()
+        # what is compiled: the networks of fixed shapes (the part crops vary in place, not in size)
+        self.compiled = ([self.G.global_net, *self.G.parts.values(), *self.G.mask_parts.values(), self.G.fusion]
+                         if cfg.local else [self.G]) + \
+            [self.D] + (list(self.D_parts.nets.values()) if self.D_parts else [])
+        self.speed.prepare(*self.compiled)
 
     def _autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp)
+        return self.speed.autocast()
 
     def _discriminators(self) -> list[nn.Module]:
         return [self.D] + ([self.D_parts] if self.D_parts is not None else [])
@@ -70,9 +78,22 @@ class Pix2Pix:
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """One D step then one G step; the losses, detached, still on the device (reading them
-        would make the host wait for the device every step)."""
-        photo = batch["photo"].to(self.device, non_blocking=True)
-        sketch = batch["sketch"].to(self.device, non_blocking=True)
+        would make the host wait for the device every step). A compile that fails in the first
+        step falls back to eager networks, with one warning."""
+        if not self.speed.compile:
+            return self._train_step(batch)
+        try:
+            return self._train_step(batch)
+        except Exception as exc:  # a compiler that cannot build here (no C++ compiler, no Triton, ...)
+            if not compile_failure(exc):
+                raise
+            eager_after_failure(self.compiled, exc)
+            self.speed = dataclasses.replace(self.speed, compile=False)
+            return self._train_step(batch)
+
+    def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        photo = self.speed.images(batch["photo"].to(self.device, non_blocking=True))
+        sketch = self.speed.images(batch["sketch"].to(self.device, non_blocking=True))
         self.G.train()
         for d in self._discriminators():
             d.train()
@@ -141,19 +162,22 @@ class Pix2Pix:
 
     @torch.no_grad()
     def generate(self, photos: torch.Tensor, landmarks: torch.Tensor | None = None, masks: torch.Tensor | None = None,
-                 batch_size: int = 16, pieces: bool = False):
-        """Sketches for photos (CPU tensors), in eval mode: deterministic, unlike pix2pix's test.py
-        default of train-mode dropout. With pieces, the dict of every output (for the views)."""
+                 batch_size: int = 16, pieces: bool = False, on_device: bool = False):
+        """Sketches for photos, in eval mode: deterministic, unlike pix2pix's test.py default of
+        train-mode dropout. On the CPU unless on_device; with pieces, the dict of every output
+        (for the views)."""
         self.G.eval()
         outs = []
         for start in range(0, len(photos), batch_size):
             part = slice(start, start + batch_size)
             mask = masks[part].to(self.device) if masks is not None and self.cfg.local_hair_background else None
             with self._autocast():
-                out = self.forward(photos[part].to(self.device), None if landmarks is None else landmarks[part], mask)
+                out = self.forward(self.speed.images(photos[part].to(self.device)),
+                                   None if landmarks is None else landmarks[part], mask)
             outs.append(out)
         if not pieces:
-            return torch.cat([o["fake"].float().cpu() for o in outs])
+            fakes = torch.cat([o["fake"].float() for o in outs])
+            return fakes if on_device else fakes.cpu()
         merged = {k: torch.cat([o[k].float().cpu() for o in outs]) for k in outs[0] if k not in ("parts", "boxes")}
         if "parts" in outs[0]:
             merged["parts"] = {p: torch.cat([o["parts"][p].float().cpu() for o in outs]) for p in outs[0]["parts"]}
