@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +7,22 @@ ROOT = Path(__file__).resolve().parents[1]
 # tiny settings: a full train + FID pass in seconds on a CPU
 TINY = dict(synthetic_count=24, image_size=32, ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1,
             eval_every=1, log_every=1, fid_backbone="random-init", fid_dims=64, grid_samples=2, device="cpu")
+
+
+def tiny_params(folder: Path, name: str, **fields) -> Path:
+    """A params file `<name>.yaml` of a tiny baseline run, with `fields` on top."""
+    import yaml
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"ablation": "baseline", **TINY, **fields}))
+    return path
+
+
+def training_runs(experiment: str) -> list:
+    """The training runs of an experiment (none when it does not exist)."""
+    from labkit import keys, track
+    c = track.client()
+    exp = c.get_experiment_by_name(experiment)
+    return c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'") if exp else []
 
 
 @pytest.fixture

@@ -7,24 +7,19 @@ import sys
 import nbformat
 import numpy as np
 from PIL import Image
-import yaml
 
 from labkit import cli, keys, lablog, track
 from labkit.compare import SMOKE_BANNER
 from labkit.viz import HEADER_PX
-from conftest import ROOT, TINY
+from conftest import ROOT, tiny_params, training_runs
 
 
 def _params(tmp_path, name, **extra):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"ablation": "baseline", "experiment": "t", **TINY, **extra}))
-    return path
+    return tiny_params(tmp_path, name, **{"experiment": "t", **extra})
 
 
 def _runs(experiment="t"):
-    c = track.client()
-    exp = c.get_experiment_by_name(experiment)
-    return c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'") if exp else []
+    return training_runs(experiment)
 
 
 def test_bad_params_are_refused_before_anything_runs(lab, tmp_path, capsys):

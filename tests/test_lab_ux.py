@@ -7,22 +7,17 @@ import subprocess
 import sys
 
 import nbformat
-import yaml
 
 from labkit import cli, gitclean, keys, track
-from conftest import ROOT, TINY
+from conftest import ROOT, tiny_params, training_runs
 
 
 def _params(tmp_path, name, **extra):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"ablation": "baseline", "experiment": "ux", **TINY, **extra}))
-    return path
+    return tiny_params(tmp_path, name, **{"experiment": "ux", **extra})
 
 
 def _runs(experiment="ux"):
-    c = track.client()
-    exp = c.get_experiment_by_name(experiment)
-    return {r.info.run_name: r for r in c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'")}
+    return {r.info.run_name: r for r in training_runs(experiment)}
 
 
 def test_a_batch_run_records_its_own_time_its_data_its_pictures_and_the_machine(lab, tmp_path):
