@@ -63,7 +63,8 @@ class Config:
     stall_minutes_slow: float = knob(60.0, "the same allowance while starting (data, weights) or evaluating FID",
                                      above=0, computes=False)
     max_restarts: int = knob(2, "restarts of a hung kernel before the run is failed", at_least=0, computes=False)
-    # speed (labkit.speed): how the run computes, not what
+    # device and speed (labkit.speed): where and how the run computes, not what
+    device: str = knob("auto", "auto | cpu | cuda | cuda:N", computes=False)
     fast: bool = knob(True, "mixed precision where native, fused Adam, and on CUDA channels_last, cuDNN autotuning "
                       "and torch.compile; false: the reference formulation (fp32, eager, plain Adam)", computes=False)
     precision: str = knob("auto", "auto (bf16 where the device computes it natively, with fast) | fp32 | bf16 | fp16",
@@ -94,7 +95,9 @@ class Config:
             raise ParamError("invalid parameters: " + "; ".join(problems))
 
     def rules(self) -> list[str]:
-        """Problems that involve more than one field (the schema's own)."""
+        """Problems that involve more than one field (each schema adds its own)."""
+        if self.precision == "fp16" and self.device == "cpu":
+            return ["precision='fp16' needs CUDA (device='cpu'): use 'bf16' or 'fp32'"]
         return []
 
     @classmethod
@@ -211,10 +214,9 @@ class SketchConfig(Config):
     diverge_factor: float = knob(10.0, "fail when the generator loss exceeds this multiple of its first logged "
                                  "value; 0: off", at_least=0)
     # hardware: where and how fast, not what
-    device: str = knob("auto", "auto | cpu | cuda | cuda:N", computes=False)
 
     def rules(self) -> list[str]:
-        problems = []
+        problems = super().rules()
         if self.image_size & (self.image_size - 1):
             problems.append(f"image_size={self.image_size} must be a power of two (the U-Net halves it down to 1)")
         if not self.beta1 < 1:
@@ -281,7 +283,6 @@ class StyleConfig(Config):
     beta: float = knob(1.0, "gram: weight of the style mean in the query")
     scales: str = knob("0.5,1,2", "multiscale: style scales, comma-separated")
     chunk: int = knob(2048, "style patches scored at a time", at_least=1, computes=False)
-    device: str = knob("auto", "auto | cpu | cuda | cuda:N", computes=False)
 
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
@@ -295,13 +296,14 @@ class StyleConfig(Config):
         return BY_ABLATION.get(self.ablation)
 
     def rules(self) -> list[str]:
+        problems = super().rules()
         try:
             scales = [float(x) for x in self.scales.split(",")]
         except ValueError:
-            return [f"scales={self.scales!r}: write numbers separated by commas, e.g. '0.5,1,2'"]
+            return problems + [f"scales={self.scales!r}: write numbers separated by commas, e.g. '0.5,1,2'"]
         if not scales or min(scales) <= 0:
-            return [f"scales={self.scales!r}: every scale must be greater than 0"]
-        return []
+            problems.append(f"scales={self.scales!r}: every scale must be greater than 0")
+        return problems
 
     def check_inputs(self) -> list[str]:
         problems = [f"{name}={getattr(self, name)!r}: no such folder" for name in ("content_dir", "style_dir")

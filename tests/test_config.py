@@ -2,7 +2,7 @@ import pytest
 
 from labkit import ablate
 from labkit.ablate import notebook_defaults
-from labkit.config import ParamError, SketchConfig, from_namespace, parse_override, read_params_file, schema_for
+from labkit.config import ParamError, SketchConfig, StyleConfig, from_namespace, parse_override, read_params_file, schema_for
 from conftest import ROOT
 
 
@@ -31,6 +31,11 @@ def test_bad_values_are_refused():
         SketchConfig(image_size=48)
     with pytest.raises(ParamError, match="fid_backbone='imagenet' is not one of"):
         SketchConfig(fid_backbone="imagenet")
+    for schema in (SketchConfig, StyleConfig):
+        with pytest.raises(ParamError, match="precision='fp16' needs CUDA"):
+            schema(precision="fp16", device="cpu")
+    with pytest.raises(ParamError, match="scales='0,1': every scale must be greater than 0"):
+        StyleConfig(scales="0,1")
 
 
 def test_params_file_errors_name_the_file(tmp_path):
