@@ -21,6 +21,7 @@ NOTE = "mlflow.note.content"            # the run's note in the UI (Markdown)
 
 # --- tags: what it ran on
 DEVICE = "labkit.device"
+SPEED = "labkit.speed"  # how the run computed: precision, optimiser, compiled or eager
 DATA_FINGERPRINT = "labkit.data.fingerprint"
 DATA_ROOT = "labkit.data.root"
 DATA_SYNTHETIC = "labkit.data.synthetic"

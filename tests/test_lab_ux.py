@@ -34,6 +34,7 @@ def test_a_batch_run_records_its_own_time_its_data_its_pictures_and_the_machine(
     images = [x.path for x in track.client().list_artifacts(b.info.run_id, "images")]
     assert any("samples+step+0+" in p for p in images)  # the untrained model: the slider starts on a picture
     assert any(k.startswith("system/cpu_utilization") for k in b.data.metrics)
+    assert b.data.tags[keys.SPEED].endswith("fused Adam, eager")  # the path it took: precision resolved
     notebooks = [x.path for x in track.client().list_artifacts(b.info.run_id, keys.NOTEBOOK_DIR)]
     assert sorted(p.rsplit(".", 1)[1] for p in notebooks) == ["html", "ipynb"]
 

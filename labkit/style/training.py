@@ -69,6 +69,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     speed = Speed.of(cfg, device)
     optimizer = speed.adam(decoder.parameters(), cfg.lr, (0.9, 0.999))
     print(f"decoder training on {device}: {speed.describe()}")
+    run.set_tags({keys.SPEED: speed.describe()})
     checkpoints = Checkpoints(run.run_id, "decoder")
     checkpoints.clean_stale()
     start = 0

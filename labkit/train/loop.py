@@ -154,6 +154,7 @@ def prepare(cfg, data, run) -> Training:
     evaluator = FidEvaluator(data.test.faces(device)["sketch"], backbone, data.fingerprint,
                              subsets=[p.subset for p in data.test.pairs], batch_size=cfg.fid_batch_size)
     run.set_tags({**evaluator.provenance(), keys.DEVICE: device_description(device),
+                  keys.SPEED: model.speed.describe(),
                   keys.DATA_FINGERPRINT: data.fingerprint, keys.DATA_ROOT: str(data.root),
                   keys.DATA_SYNTHETIC: data.synthetic,
                   "labkit.data.n_train": len(data.train), "labkit.data.n_test": len(data.test)})
