@@ -75,7 +75,7 @@ def test_training_samples_share_one_jitter(lab, tiny_cfg):
     for epoch in range(3):
         data.train.set_epoch(epoch)
         item = data.train[0]
-        base = data.train.items[0]
+        base = data.train.item(0)
         jitter = Jitter.draw(64, np.random.default_rng([data.train.seed, epoch, 0]))
         assert torch.equal(item["photo"], jitter.image(base["photo"]))
         assert torch.equal(item["sketch"], jitter.image(base["sketch"]))

@@ -138,7 +138,7 @@ def test_odd_sizes_are_padded_or_refused_by_name(lab, tiny_cfg, tmp_path):
     _face((1, 2, 3), size=(180, 240)).save(root / "photos" / "f-002-01.png")
     _face(250, "L", size=(180, 240)).save(root / "sketches" / "f-002-01-sz1.png")
     data = load_faces(tiny_cfg(data_root=str(root), image_size=256), progress=False)
-    assert data.train.items[1]["photo"].shape == (3, 256, 256)
+    assert data.train.item(1)["photo"].shape == (3, 256, 256)
     _face((1, 2, 3), size=(300, 250)).save(root / "photos" / "f-003-01.png")
     with pytest.raises(DataError, match=r"f-003-01.png: 300 x 250 does not fit"):
         load_faces(tiny_cfg(data_root=str(root), image_size=256), progress=False)
@@ -159,7 +159,7 @@ def test_bad_files_are_listed_and_skipped_when_asked(lab, tiny_cfg, tmp_path):
 
 def test_three_channel_sketches(lab, tiny_cfg, tmp_path):
     data = load_faces(tiny_cfg(data_root=str(_small_pairs(tmp_path / "d")), sketch_channels=3), progress=False)
-    assert data.test.items[0]["sketch"].shape == (3, 32, 32)
+    assert data.test.item(0)["sketch"].shape == (3, 32, 32)
 
 
 def test_parsing_masks_with_a_label_map(lab, tiny_cfg, tmp_path):
@@ -173,10 +173,10 @@ def test_parsing_masks_with_a_label_map(lab, tiny_cfg, tmp_path):
         Image.fromarray(mask).save(root / "masks" / f"{n}.png")
     (root / "labels.json").write_text(json.dumps({"skin": [1, 14], "hair": 17}))
     data = load_faces(tiny_cfg(data_root=str(root), image_size=256), progress=False)
-    placed = data.test.items[0]["mask"]
+    placed = data.test.item(0)["mask"]
     assert placed[3 + 100, 28 + 60] == 1 and placed[3 + 20, 28 + 100] == 2 and placed[3 + 105, 28 + 100] == 0
     assert placed[0, 0] == 0  # padding is background
-    assert (data.train.items[1]["mask"] == -1).all()  # no mask file: unknown everywhere
+    assert (data.train.item(1)["mask"] == -1).all()  # no mask file: unknown everywhere
     (root / "labels.json").write_text(json.dumps({"lips": [12]}))
     with pytest.raises(DataError, match="unknown label 'lips'"):
         load_faces(tiny_cfg(data_root=str(root)), progress=False)

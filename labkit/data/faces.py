@@ -89,16 +89,12 @@ class FaceDataset(Dataset):
         return dict(photo=quantize(place.image(to_tensor(photo, -1.0, 1.0))), sketch=quantize(place.image(sketch)),
                     mask=mask, landmarks=torch.from_numpy(points.astype(np.float32)))
 
-    def _item(self, index: int) -> dict:
+    def item(self, index: int) -> dict:
         """One face as float tensors in [-1, 1] (mask as labels, -1 where unknown), untouched."""
         b = self.bank
         return dict(photo=dequantize(b["photo"][index]), sketch=dequantize(b["sketch"][index]),
                     mask=b["mask"][index].long(), landmarks=b["landmarks"][index].numpy(),
                     name=self.pairs[index].name, subset=self.pairs[index].subset)
-
-    @property
-    def items(self) -> list[dict]:
-        return [self._item(i) for i in range(len(self))]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -110,7 +106,7 @@ class FaceDataset(Dataset):
         return Jitter.draw(self.size, np.random.default_rng([self.seed, self.epoch, index]))
 
     def __getitem__(self, index: int) -> dict:
-        item = self._item(index)
+        item = self.item(index)
         if not self.train:
             return dict(item, landmarks=torch.from_numpy(item["landmarks"]))
         jitter = self._jitter(index)

@@ -72,7 +72,7 @@ def fixed_samples(test, n: int) -> dict:
     """n test faces spread over the test set (so over its subsets), the same at every evaluation;
     'index' says where they sit in the test set."""
     index = np.unique(np.linspace(0, len(test) - 1, min(n, len(test))).round()).astype(int)
-    return {**stack_items([test.items[i] for i in index]), "index": torch.as_tensor(index)}
+    return {**stack_items([test.item(i) for i in index]), "index": torch.as_tensor(index)}
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
