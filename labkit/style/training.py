@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .. import keys, viz
 from ..speed import Speed
 from ..train.checkpoint import Checkpoints
+from ..train.window import LossWindow
 from .decoder import Decoder
 from .images import random_crops
 from .losses import adain_loss, tv
@@ -84,8 +85,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     if start == 0:  # the untrained decoder's pictures: the UI's image slider starts on a picture
         _reconstructions(cfg, encoder, decoder, images, run, 0)
     style_images = [img for _, img in style]
-    sums, window = {}, 0
-    bad_step = torch.zeros((), dtype=torch.long, device=device)
+    window = LossWindow(device)
     started = time.time()
     bar = tqdm(range(start, cfg.steps), desc=f"decoder {cfg.decoder_kind}", disable=not progress,
                initial=start, total=cfg.steps)
@@ -100,22 +100,16 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        # losses stay on the device, read once per log_every steps; the first bad step is kept there
-        values = {"loss": loss.detach().float(), **{f"loss_{k}": v.detach().float() for k, v in terms.items()}}
-        sums = {k: sums[k] + v if k in sums else v for k, v in values.items()}
-        bad_step = torch.where(torch.isfinite(values["loss"]) | (bad_step > 0), bad_step, step + 1)
-        window += 1
+        window.add({"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}, step + 1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            read = torch.stack([*sums.values(), bad_step.float()]).cpu()
-            if read[-1] > 0:
-                raise FloatingPointError(f"non-finite decoder loss at step {int(read[-1])} "
-                                         f"({ {k: float(v) / window for k, v in zip(sums, read)} }); "
+            means, bad_step = window.read()
+            if bad_step:
+                raise FloatingPointError(f"non-finite decoder loss at step {bad_step} ({means}); "
                                          f"{checkpoints.describe()}; lower lr")
-            means = {k: float(v) / window for k, v in zip(sums, read)}
             run.log_metrics(means, step=step + 1)
             run.beat(step + 1, force=True)
             bar.set_postfix(loss=f"{means['loss']:.3f}")
-            sums, window = {}, 0
+            window.clear()
         else:
             run.beat(step + 1)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:

@@ -27,6 +27,7 @@ from ..metrics import FidEvaluator, load_backbone
 from ..provenance import device_description, pick_device
 from .checkpoint import Checkpoints, set_rng_state
 from .pix2pix import Pix2Pix
+from .window import LossWindow
 
 
 class Diverged(FloatingPointError):
@@ -99,8 +100,7 @@ class Training:
     history: list[Evaluation] = field(default_factory=list)
     resumed_from: int = 0
     reference_loss: float = 0.0         # the first logged generator loss (divergence check)
-    sums: dict = field(default_factory=dict)  # losses summed on the device since the last log
-    window: int = 0                     # steps in those sums
+    window: LossWindow | None = None    # losses summed on the device since the last log
     last_grid: np.ndarray | None = None
     last_heatmap: np.ndarray | None = None
     saved_at: float = field(default_factory=time.monotonic)  # of the last checkpoint
@@ -129,7 +129,7 @@ class Training:
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "history": [e.__dict__ for e in self.history], "reference_loss": self.reference_loss,
-                "sums": {k: v.cpu() for k, v in self.sums.items()}, "window": self.window, "config": self.cfg.to_dict()}
+                **self.window.state(), "config": self.cfg.to_dict()}
 
 
 def _require_landmarks(data) -> None:
@@ -164,7 +164,7 @@ def prepare(cfg, data, run) -> Training:
         print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
     return Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=evaluator,
                     checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
-                    samples=fixed_samples(data.test, cfg.grid_samples))
+                    samples=fixed_samples(data.test, cfg.grid_samples), window=LossWindow(device))
 
 
 def resume(t: Training) -> None:
@@ -181,21 +181,19 @@ def resume(t: Training) -> None:
     t.epoch, t.batch, t.step = state["epoch"], state["batch"], state["step"]
     t.history = [Evaluation(**e) for e in state["history"]]
     t.reference_loss = state["reference_loss"]
-    t.sums, t.window = {k: v.to(t.device) for k, v in state["sums"].items()}, state["window"]
+    t.window = LossWindow(t.device, state["sums"], state["window"])
     set_rng_state(state["rng"])
     t.resumed_from = t.epoch
     print(f"resuming run {t.run.run_id} at epoch {t.epoch + 1}, batch {t.batch} (step {t.step})")
 
 
-def _check(t: Training, bad_step: torch.Tensor) -> dict[str, float]:
+def _check(t: Training) -> dict[str, float]:
     """The mean losses since the last log, read from the device in one go, with the step of the
     first non-finite one; raises Diverged naming the step."""
-    names = list(t.sums)
-    read = torch.cat([torch.stack([t.sums[k] for k in names]).float(), bad_step.view(1).float()]).cpu()
-    means = {k: float(v) / t.window for k, v in zip(names, read[:-1])}
-    where = f"at epoch {t.epoch + 1}, step {int(read[-1]) or t.step}"
+    means, bad_step = t.window.read()
+    where = f"at epoch {t.epoch + 1}, step {bad_step or t.step}"
     hint = f"{t.checkpoints.describe()}; lower lr or check the data"
-    if read[-1] > 0:
+    if bad_step:
         raise NonFiniteLoss(f"non-finite loss ({', '.join(f'{k}={v:.4g}' for k, v in means.items())}) {where}. {hint}")
     finite = torch.stack([torch.isfinite(x).all() for x in t.model.tensors()]).all()
     if not bool(finite):
@@ -215,29 +213,24 @@ def train_epoch(t: Training, progress: bool = True) -> None:
     order = epoch_order(len(data), cfg.seed, t.epoch)
     batches = [order[i:i + cfg.batch_size] for i in range(t.batch * cfg.batch_size, len(order), cfg.batch_size)]
     started = time.time()
-    bad_step = torch.zeros((), dtype=torch.long, device=t.device)
-    counter = torch.full((), t.step, dtype=torch.long, device=t.device)
     bar = tqdm(batches, desc=f"epoch {t.epoch + 1}/{cfg.total_epochs}", disable=not progress, leave=False,
                initial=t.batch, total=t.batch + len(batches))
     for indices in bar:
         losses = t.model.train_step(data.batch(indices, t.device))  # faces jittered on the device
-        counter += 1
-        finite = torch.isfinite(torch.stack(list(losses.values()))).all()
-        bad_step = torch.where(finite | (bad_step > 0), bad_step, counter)
-        t.sums = {k: t.sums[k] + v if k in t.sums else v.clone() for k, v in losses.items()}
-        t.step, t.batch, t.window = t.step + 1, t.batch + 1, t.window + 1
+        t.window.add(losses, t.step + 1)
+        t.step, t.batch = t.step + 1, t.batch + 1
         if t.step % cfg.log_every == 0:
-            means = _check(t, bad_step)
+            means = _check(t)
             t.run.log_metrics(means, step=t.step)
             t.run.beat(t.step, force=True)
             bar.set_postfix(G=f"{means['loss_G']:.3f}", D=f"{means['loss_D']:.3f}")
-            t.sums, t.window = {}, 0
+            t.window.clear()
         else:
             t.run.beat(t.step)
         if checkpoint_due(t):
             save(t)
-    if t.window:  # the epoch's last steps are checked even when they are not logged yet
-        _check(t, bad_step)
+    if t.window.count:  # the epoch's last steps are checked even when they are not logged yet
+        _check(t)
     t.run.log_metrics({"lr": t.model.lr, "epoch_seconds": time.time() - started}, step=t.epoch + 1)
     t.model.end_epoch()
     t.epoch, t.batch = t.epoch + 1, 0
