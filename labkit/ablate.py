@@ -112,6 +112,8 @@ class Job:
     notebook: Path
     cfg: Config
     params_file: str = ""
+    factors: dict = field(default_factory=dict)  # the swept parameters' values, for a run of a sweep
+    tags: dict = field(default_factory=dict)     # set on its run (a sweep's: its parent and factors)
 
     @property
     def params(self) -> dict:
@@ -154,7 +156,7 @@ def notebook_defaults(notebook: Path, schema) -> dict:
     return clean
 
 
-def _resolve(spec: str, extra: dict) -> tuple[str, str, Path, Config, str]:
+def _resolve(spec: str, extra: dict, given: str = "--set") -> tuple[str, str, Path, Config, str]:
     """(label, source, notebook, config, params file) of one spec: a params file, or an ablation name."""
     is_file = spec.endswith((".yaml", ".yml")) or Path(spec).is_file()
     raw = read_params_file(spec) if is_file else {"ablation": spec}
@@ -167,17 +169,21 @@ def _resolve(spec: str, extra: dict) -> tuple[str, str, Path, Config, str]:
     if not notebook.is_file():
         raise ParamError(f"{source}: ablation '{raw['ablation']}' has no notebook at {notebook}")
     values, problems = schema.coerce(raw, source)
-    overrides, more = schema.coerce(extra, "--set")
+    overrides, more = schema.coerce(extra, given)
     if problems or more:
         raise ParamError("\n".join(problems + more))
     cfg = schema.from_values({**notebook_defaults(notebook, schema), **values, **overrides}, source)
     return label, source, notebook, cfg, spec if is_file else ""
 
 
-def plan(specs: list[str | Path], seeds: int | None = None, overrides: list[str] = ()) -> list[Job]:
-    """The jobs for these params files (or ablation names), or one ParamError listing every
-    problem found. A job identical to an earlier one (same parameters) is left out."""
+def plan(specs: list[str | Path], seeds: int | None = None, overrides: list[str] = (),
+         grid: dict[str, list] | None = None) -> list[Job]:
+    """The jobs for these params files (or ablation names), each at every point of the grid
+    ({name: values}) and for each seed, or one ParamError listing every problem found. A job
+    identical to an earlier one (same parameters) is left out."""
     import dataclasses
+
+    from .sweep import label as point_label, points
     problems, jobs, extra = [], [], {}
     for text in overrides:
         try:
@@ -185,15 +191,19 @@ def plan(specs: list[str | Path], seeds: int | None = None, overrides: list[str]
             extra[name] = value
         except ParamError as exc:
             problems.append(str(exc))
+    problems += [f"{name} is given by --set and by --grid: keep one" for name in grid or {} if name in extra]
     for spec in map(str, specs):
-        try:
-            label, source, notebook, cfg, params_file = _resolve(spec, extra)
-        except ParamError as exc:
-            problems.append(str(exc))
-            continue
-        problems += [f"{source}: {p}" for p in cfg.check_inputs()]
-        for seed in [cfg.seed + i for i in range(seeds)] if seeds else [cfg.seed]:
-            jobs.append(Job(label, source, notebook, dataclasses.replace(cfg, seed=seed), params_file))
+        for point in points(grid or {}):
+            try:
+                label, source, notebook, cfg, params_file = _resolve(spec, {**extra, **point},
+                                                                     "--grid" if grid else "--set")
+            except ParamError as exc:
+                problems.append(str(exc))
+                break  # the other points of this file would repeat its problem
+            problems += [f"{source}: {p}" for p in cfg.check_inputs()]
+            for seed in [cfg.seed + i for i in range(seeds)] if seeds else [cfg.seed]:
+                jobs.append(Job(point_label(label, point), source, notebook, dataclasses.replace(cfg, seed=seed),
+                                params_file, factors=point))
     if problems:
         raise ParamError("\n".join(dict.fromkeys(problems)))
     if not jobs:
@@ -212,9 +222,12 @@ def _find_or_create(job: Job, fresh: bool) -> tuple[str, bool]:
     """(run id, finished before) for a job: the run of its parameters, or a new one."""
     existing = None if fresh else track.find_run(job.cfg)
     if existing is not None:
+        if job.tags and keys.PARENT not in existing.data.tags:  # made outside any sweep: now one of this sweep's
+            for key, value in job.tags.items():
+                track.client().set_tag(existing.info.run_id, key, value)
         return existing.info.run_id, existing.info.status == "FINISHED"
     tags = {keys.PARAMS_FILE: job.params_file} if job.params_file else {}
-    return track.create_run(job.cfg, label=job.label, tags=tags), False
+    return track.create_run(job.cfg, label=job.label, tags={**tags, **job.tags}), False
 
 
 def _kernel_pid() -> int | None:

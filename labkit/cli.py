@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .config import ParamError
+from .lease import LeaseHeld
 from .paths import runs_dir, tracking_uri
 
 # The main job runs every notebook at its own defaults (small sizes: minutes on a CPU, on the
@@ -36,10 +37,38 @@ def _record(outcomes, command: str) -> None:
 
 
 def cmd_ablate(args) -> int:
-    from . import ablate
-    jobs = ablate.plan(args.params, seeds=args.seeds, overrides=args.set or [])
-    outcomes = ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress, workers=args.workers)
+    from . import ablate, sweep
+    grid = sweep.parse_grid(args.grid or [])
+    if args.range and not args.sample:
+        raise ParamError("--range needs --sample N (how many points to try)")
+    if grid and args.sample:
+        raise ParamError("--grid and --sample are two kinds of sweep: use one")
+    if args.sample is not None and args.sample < 1:
+        raise ParamError(f"--sample {args.sample}: try at least one point")
+    run = lambda jobs: ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress,  # noqa: E731
+                                      workers=args.workers)
+    stem = "+".join(dict.fromkeys(Path(spec).stem for spec in args.params))
+    try:
+        if args.sample:
+            search = sweep.Search(args.params, args.range or [], args.sample, args.sampler, stem, args.seeds,
+                                  args.set or [])
+            parent = search.sweep
+        else:
+            jobs = ablate.plan(args.params, seeds=args.seeds, overrides=args.set or [], grid=grid)
+            parent = sweep.grid_sweep(jobs, grid, stem) if grid else None
+    except LeaseHeld as exc:
+        print(f"labkit: this sweep is being run already: lease {exc}", file=sys.stderr)
+        return 1
+    if parent is None:
+        outcomes = run(jobs)
+    else:
+        print(f"sweep {parent.run.name} ({parent.run.run_id}): its runs nest under it\n  {parent.run.url()}")
+        with parent:
+            outcomes = search.run(run, args.workers) if args.sample else run(jobs)
+            table = parent.finish(outcomes)
     print("\n" + ablate.summary(outcomes))
+    if parent is not None:
+        print("\n" + table)
     if not args.no_log:
         _record(outcomes, "labkit ablate " + shlex.join(args.argv))
     return 1 if any(o.status in ("FAILED", "KILLED", "BUSY") for o in outcomes) else 0
@@ -47,7 +76,8 @@ def cmd_ablate(args) -> int:
 
 def cmd_compare(args) -> int:
     from .compare import compare
-    text, _ = compare(args.experiment, out_dir=args.out, log=not args.no_log)
+    text, _, _ = compare(args.experiment, out_dir=args.out, log=not args.no_log, by=args.by or [],
+                         sweep=args.sweep or "", mixed=args.mixed)
     print(text)
     return 0
 
@@ -98,7 +128,7 @@ def cmd_demo(args) -> int:
     outcomes += ablate.run_all(demo_jobs_faces() + swaps, progress=not args.no_progress, workers=2)
     print("\n" + ablate.summary(outcomes) + "\n")
     _record(outcomes, "labkit demo")
-    text, _ = compare(DEMO_FACES)
+    text, _, _ = compare(DEMO_FACES)
     print(text)
     print(f"demo finished in {time.time() - started:.0f}s. Open the runs in MLflow:\n  .venv/bin/labkit ui\n"
           f"  then http://127.0.0.1:5000")
@@ -204,6 +234,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("params", nargs="+", help="params/*.yaml files, or ablation names (a notebook at its defaults)")
     s.add_argument("--seeds", type=int, help="run each file with seeds seed, seed+1, ... (N of them)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter in every file")
+    s.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
+                   help="sweep a parameter over these values (repeat for a grid: every combination), the runs "
+                        "nested under one parent run")
+    s.add_argument("--sample", type=int, metavar="N", help="sweep N points drawn by Optuna from the --range's")
+    s.add_argument("--range", action="append", metavar="NAME=LOW:HIGH[:log]",
+                   help="where --sample draws a parameter from (log: evenly on a log scale)")
+    s.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                   help="Optuna's TPE (each point chosen from the FIDs so far) or plain random search")
     s.add_argument("--fresh", action="store_true", help="start new runs even where these params ran before")
     s.add_argument("--no-log", action="store_true", help="do not add the batch to today's lab log entry")
     s.add_argument("--workers", type=int, default=1,
@@ -215,6 +253,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--experiment", default="faces")
     s.add_argument("--out", type=Path, help="folder for the .md and .csv (default runs/compare/)")
     s.add_argument("--no-log", action="store_true", help="do not log the table to MLflow")
+    s.add_argument("--by", action="append", metavar="FACTOR",
+                   help="FID against this parameter: a table and a figure (repeat for several)")
+    s.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its parent run's name or id)")
+    s.add_argument("--mixed", action="store_true",
+                   help="show runs measured differently (backbone, N, test faces) too, each measurement apart")
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("demo", help="the main job: synthetic faces, every ablation at small size, FID table")

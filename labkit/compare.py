@@ -1,23 +1,31 @@
-"""`labkit compare`: the FID table across the ablations of an experiment.
+"""`labkit compare`: the FID table across the ablations of an experiment (or of one sweep).
 
-One row per (FID backbone, ablation): runs and seeds, FID at the last evaluation as mean ± std
-over seeds, the user's "mean FID" (mean over a run's evaluations, then over seeds), best FID,
-KID, N, FID and KID per subset (cuhk / ar / xm2vts), and the difference from the baseline
-with a word on whether it exceeds the seed spread.
-Runs measured with a random-init backbone are never put in the same block as real ones.
+One row per setting (runs that differ only in their seed): runs and seeds, FID at the last
+evaluation as mean ± std over seeds with its 95% bootstrap interval (labkit.metrics.bootstrap),
+the user's "mean FID" (over a run's evaluations, then over seeds), best FID (marked when picked
+on the test set), KID, N, FID and KID per subset (cuhk / ar / xm2vts), and the difference from
+the baseline row set up most like it, with its paired interval and verdict. With `by`, FID
+against each factor, as a table and a figure.
+Runs whose FIDs were measured differently (another backbone, N or test set) are refused
+together unless asked (`mixed`), and then never share a block.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from . import keys, track, viz
-from .config import ParamError, SketchConfig
+from .config import ParamError, SketchConfig, closest
+from .metrics import bootstrap
 from .paths import runs_dir
 from .train.pix2pix import loss_formula
 
@@ -25,17 +33,34 @@ SMOKE_BANNER = ("!! SMOKE NUMBERS: FID below comes from a random-init Inception 
                 "!! They show the pipeline works; they are NOT comparable with real or published FID.")
 
 
-def collect(experiment: str) -> pd.DataFrame:
-    """Every ablation run of the experiment, one row each (MLflow's pandas columns); an unknown
-    experiment is refused with the list of those that exist."""
+def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
+    """Every ablation run of the experiment (of one sweep, by its parent's name or id), one row
+    each (MLflow's pandas columns); an unknown experiment or sweep is refused with the list of
+    those that exist."""
     c = track.client()
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         names = sorted(e.name for e in c.search_experiments() if e.name != "Default")
         raise ParamError(f"no experiment '{experiment}' in {track.tracking_uri()}; the experiments are: "
                          f"{', '.join(names) or 'none yet (run `labkit ablate` first)'}")
-    return mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'",
+    runs = mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'",
                               output_format="pandas")
+    if not sweep:
+        return runs
+    parents = c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = '{keys.SWEEP}'", max_results=5000)
+    parent = track.find_reference(sweep, parents)
+    if parent is None:
+        raise ParamError(f"no sweep '{sweep}' in experiment '{experiment}'; its sweeps are: "
+                         f"{', '.join(p.info.run_name for p in parents) or 'none yet (labkit ablate --grid ...)'}")
+    members = set(runs[runs.get(_tag(keys.PARENT), pd.Series(index=runs.index, dtype=object))
+                       == parent.info.run_id]["run_id"])
+    try:  # with the runs of earlier sweeps that this one took part in
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        listed = c.download_artifacts(parent.info.run_id, "sweep/runs.json", tempfile.mkdtemp())
+        members |= set(json.loads(Path(listed).read_text()))
+    except (MlflowException, OSError, ValueError):
+        pass
+    return runs[runs["run_id"].isin(members)]
 
 
 def _config_of(row: pd.Series) -> SketchConfig:
@@ -59,53 +84,146 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
 
 
-def table(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
+# what decides a run's result, less the seed: runs that share these are one row, averaged over seeds
+SETTINGS = [name for name in SketchConfig().identity() if name not in ("seed", "experiment")]
+
+
+def _settings(row: pd.Series) -> dict[str, str]:
+    """A run's settings as logged (a field it predates: its default)."""
+    defaults = SketchConfig().to_dict()
+    return {name: row.get(f"params.{name}") if isinstance(row.get(f"params.{name}"), str) else str(defaults[name])
+            for name in SETTINGS}
+
+
+def _measurement(row: pd.Series) -> tuple[str, int, str]:
+    """What an FID was measured with: the backbone, N and which test faces (their names' digest,
+    or for runs that predate it, the data's fingerprint)."""
+    faces = row.get(_tag(keys.FID_FACES))
+    return (row[_tag(keys.FID_BACKBONE)], int(row[_tag(keys.FID_N_REAL)]),
+            faces if isinstance(faces, str) and faces else row.get(_tag(keys.DATA_FINGERPRINT), ""))
+
+
+def _describe(measurement: tuple) -> str:
+    backbone, n, faces = measurement
+    return f"{backbone} backbone, N = {n} test faces ({faces})"
+
+
+def check_measurements(done: pd.DataFrame, mixed: bool) -> None:
+    """Refuse (unless mixed) runs whose FIDs were measured differently: another backbone, another
+    N or other test faces give numbers that do not compare."""
+    found = done.apply(_measurement, axis=1).value_counts() if len(done) else pd.Series(dtype=int)
+    if len(found) > 1 and not mixed:
+        listing = "\n  ".join(f"{count} run(s): {_describe(m)}" for m, count in found.items())
+        raise ParamError(f"these runs' FIDs were measured differently:\n  {listing}\nFIDs from different backbones, "
+                         "test sets or N do not compare (FID is biased by N). Compare one experiment (or sweep) of "
+                         "one measurement, or pass --mixed to show each measurement in its own block.")
+
+
+def _replicates(run_id: str) -> dict | None:
+    """The bootstrap replicates a run logged at its last evaluation (None when it has none)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per run would fill the table
+    try:
+        with np.load(track.client().download_artifacts(run_id, keys.BOOTSTRAP, tempfile.mkdtemp())) as f:
+            return dict(f)
+    except (MlflowException, OSError, ValueError):
+        return None
+
+
+def _intervals(group: pd.DataFrame, replicates: dict) -> dict:
+    """The row's 95% intervals (overall and per subset, FID and KID) from its runs' replicates,
+    two-stage over seeds; with the estimates and replicate tables kept for paired differences."""
+    reps = [replicates.get(r) for r in group["run_id"]]
+    if any(r is None for r in reps) or len({len(r["fid"]) for r in reps}) != 1:
+        return {}
+    out = {"_tables": {}}
+    for name in reps[0]:
+        if name == "epoch" or _metric(name) not in group:
+            continue
+        estimates = group[_metric(name)].astype(float).to_numpy()
+        table = np.stack([r[name] for r in reps], 1)
+        out["_tables"][name] = (estimates, table)
+        out[f"{name}_ci"] = bootstrap.mean_interval(estimates, table)
+    return out
+
+
+def _setting(ablation: str, varied: dict) -> str:
+    """A row's name: its ablation and the settings that tell it from the ablation's other rows."""
+    return f"{ablation} ({', '.join(f'{k}={v}' for k, v in varied.items())})" if varied else ablation
+
+
+def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -> pd.DataFrame:
+    """One row per measurement and setting (runs that differ only in their seed): FID and KID
+    as mean ± std over seeds with their 95% intervals, and the difference from the closest
+    baseline row with its paired interval and verdict."""
     if runs.empty or _tag(keys.FID_BACKBONE) not in runs.columns:  # no run measured FID (e.g. style runs)
         return pd.DataFrame()
-    done = runs[runs["status"] == "FINISHED"]
+    done = runs[(runs["status"] == "FINISHED") & runs[_tag(keys.FID_BACKBONE)].notna()]
+    check_measurements(done, mixed)
     subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith(_metric(keys.per_subset(keys.FID, ""))))
-    rows = []
-    for (backbone, ablation), group in done.groupby([_tag(keys.FID_BACKBONE), _tag(keys.ABLATION)]):
+    settings = done.apply(_settings, axis=1)
+    keyed = done.assign(_m=done.apply(_measurement, axis=1), _s=settings.map(lambda s: tuple(s.values())))
+    # a row is named by its ablation and the settings that tell it from the ablation's other rows
+    varying = {key: [k for k in SETTINGS if len({s[k] for s in settings[group.index]}) > 1]
+               for key, group in keyed.groupby(["_m", _tag(keys.ABLATION)], sort=False)}
+    replicates = {run_id: _replicates(run_id) for run_id in done["run_id"]}
+    rows, tables = [], []
+    for (measurement, _), group in keyed.groupby(["_m", "_s"], sort=False):
+        first, ablation = group.iloc[0], group.iloc[0][_tag(keys.ABLATION)]
+        values = settings[group.index[0]]
+        varied = {k: values[k] for k in varying[(measurement, ablation)]}
         fid, fid_std = _mean_std(group.get(_metric(keys.FID_LAST), pd.Series(dtype=float)))
         mean_fid, mean_fid_std = _mean_std(group.get(_metric(keys.FID_MEAN), pd.Series(dtype=float)))
         kid, kid_std = _mean_std(group.get(_metric(keys.KID_LAST), pd.Series(dtype=float)))
-        cfg = _config_of(group.iloc[0])
-        rows.append(dict(backbone=backbone, ablation=ablation, loss=loss_formula(cfg), runs=len(group),
-                         seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
-                         fid=fid, fid_std=fid_std, mean_fid=mean_fid, mean_fid_std=mean_fid_std,
-                         fid_best=float(group[_metric(keys.FID_BEST)].min()), kid=kid, kid_std=kid_std,
-                         n_real=int(group[_tag(keys.FID_N_REAL)].astype(int).iloc[0]),
-                         n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
-                         not_finished=int(((runs[_tag(keys.ABLATION)] == ablation)
-                                           & (runs["status"] != "FINISHED")).sum())))
+        intervals = _intervals(group.assign(**{_metric(keys.FID): group[_metric(keys.FID_LAST)],
+                                               _metric(keys.KID): group[_metric(keys.KID_LAST)]}), replicates)
+        best = group[_metric(keys.FID_BEST)].astype(float)
+        selected = group.get(_tag(keys.FID_BEST_SELECTED_ON), pd.Series(dtype=object)).fillna("test")
+        row = dict(backbone=measurement[0], n_real=measurement[1], faces=measurement[2], ablation=ablation,
+                   setting=_setting(ablation, varied), varied=varied, values=values,
+                   loss=loss_formula(_config_of(first)), runs=len(group), run_ids=list(group["run_id"]),
+                   seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
+                   fid=fid, fid_std=fid_std, mean_fid=mean_fid, mean_fid_std=mean_fid_std,
+                   fid_best=float(best.min()), best_on="validation" if selected.str.startswith("validation").all()
+                   else "test", kid=kid, kid_std=kid_std, n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
+                   interval=("faces + seeds" if len(group) > 1 else "faces") if intervals else "",
+                   not_finished=int(((runs[_tag(keys.ABLATION)] == ablation) & (runs["status"] != "FINISHED")).sum()))
+        for metric in (keys.FID, keys.KID):
+            row[keys.ci(metric, "low")], row[keys.ci(metric, "high")] = intervals.get(f"{metric}_ci", (np.nan, np.nan))
         for subset in subsets:
             for metric in (keys.FID, keys.KID):
                 name = keys.per_subset(metric, subset)
-                rows[-1][name] = _mean_std(group[_metric(name)])[0]
+                row[name] = _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan
+                row[f"{name}_ci"] = intervals.get(f"{name}_ci", (np.nan, np.nan))
             n = group.get(_tag(keys.per_subset(keys.FID_N_REAL, subset)), pd.Series(dtype=object)).dropna()
-            rows[-1][f"n/{subset}"] = int(n.iloc[0]) if len(n) else 0
+            row[f"n/{subset}"] = int(n.iloc[0]) if len(n) else 0
+        rows.append(row)
+        tables.append(intervals.get("_tables", {}).get(keys.FID))
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    out["delta_vs_baseline"] = np.nan
-    out["beyond_seed_spread"] = ""
-    for backbone, block in out.groupby("backbone"):
-        base = block[block["ablation"] == baseline]
-        if base.empty:
+    for column in ("delta_vs_baseline", "delta_ci_low", "delta_ci_high"):
+        out[column] = np.nan
+    out["baseline_setting"], out["verdict"] = "", ""
+    for i, row in out.iterrows():
+        candidates = [j for j, other in out.iterrows() if other["ablation"] == baseline
+                      and (other["backbone"], other["n_real"], other["faces"]) == (row["backbone"], row["n_real"],
+                                                                                   row["faces"])]
+        if not candidates or row["ablation"] == baseline:
             continue
-        b = base.iloc[0]
-        for i, row in block.iterrows():
-            out.loc[i, "delta_vs_baseline"] = row["fid"] - b["fid"]
-            if row["ablation"] == baseline:
-                continue
-            # the larger seed-to-seed std of the two (of the side that has seeds, when one has one run)
-            stds = [v for v in (row["fid_std"], b["fid_std"]) if not np.isnan(v)]
-            spread = max(stds) if stds else np.nan
-            out.loc[i, "beyond_seed_spread"] = ("n/a (1 seed)" if np.isnan(spread)
-                                                else "yes" if abs(row["fid"] - b["fid"]) > spread else "no")
-    order = {baseline: 0}
-    out["_order"] = out["ablation"].map(lambda a: order.get(a, 1))
-    return out.sort_values(["backbone", "_order", "ablation"]).drop(columns="_order").reset_index(drop=True)
+        # the baseline row set up most like this one (fewest settings apart), then the one with most seeds
+        j = min(candidates, key=lambda j: (sum(out.at[j, "values"][k] != row["values"][k] for k in SETTINGS),
+                                           -out.at[j, "runs"]))
+        out.at[i, "baseline_setting"] = out.at[j, "setting"]
+        out.at[i, "delta_vs_baseline"] = row["fid"] - out.at[j, "fid"]
+        if tables[i] is not None and tables[j] is not None and len(tables[i][1]) == len(tables[j][1]):
+            _, low, high = bootstrap.difference(*tables[i], *tables[j])
+            out.at[i, "delta_ci_low"], out.at[i, "delta_ci_high"] = low, high
+            out.at[i, "verdict"] = bootstrap.verdict(low, high)
+        else:
+            out.at[i, "verdict"] = "n/a (no bootstrap replicates)"
+    order = out["ablation"].map(lambda a: a != baseline)
+    return out.assign(_order=order).sort_values(["backbone", "n_real", "_order", "setting"], kind="stable") \
+        .drop(columns="_order").reset_index(drop=True)
 
 
 def _pm(mean: float, std: float, digits: int = 2) -> str:
@@ -114,45 +232,68 @@ def _pm(mean: float, std: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if not np.isnan(std) else "")
 
 
+def _ci(low: float, high: float, digits: int = 2, sign: bool = False) -> str:
+    if np.isnan(low):
+        return "-"
+    f = f"{{:{'+' if sign else ''}.{digits}f}}"
+    return f"[{f.format(low)}, {f.format(high)}]"
+
+
 def _seeds(text: str) -> str:
     seeds = text.split(",")
     return f"{len(seeds)} ({', '.join(seeds)})"
 
 
-LEGEND = ("FID and KID: lower is better. ± is the std over seeds. FID (last): at the final evaluation; mean FID: "
-          "over a run's evaluations (the user's \"mean FID\"); best FID: the lowest evaluation, selected on the "
-          "test set itself, so optimistic. N is the number of test faces: below 2048 FID is biased upwards, so "
-          "compare at equal N and read KID beside it.")
+LEGEND = ("FID and KID: lower is better. ± is the std over seeds. FID (last): at the final evaluation, with its "
+          "95% bootstrap interval over the test faces (and over the seeds, with several: see the README's "
+          "\"How sure a number is\"); mean FID: over a run's evaluations (the user's \"mean FID\"); best FID: the "
+          "lowest evaluation, † where the best epoch was picked on the test set itself (optimistic; set "
+          "val_fraction to pick it on held-out training faces). Δ: against the baseline row set up most like this "
+          "one, with its paired interval; the verdict says whether that interval excludes 0. N is the number of "
+          "test faces: FID is biased upwards at small N, so compare at equal N and read KID beside it.")
 
 
-def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | None = None) -> str:
-    """The table as Markdown: one table per FID backbone (smoke numbers apart, under a banner),
-    one per subset, and the figures embedded by relative path."""
-    subsets = [c.split("/", 1)[1] for c in t.columns if c.startswith(f"{keys.FID}/")]
+def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | None = None,
+                by: list[str] = ()) -> str:
+    """The table as Markdown: one table per measurement (smoke numbers apart, under a banner),
+    one per subset, one per factor of `by`, and the figures embedded by relative path."""
+    subsets = [c.split("/", 1)[1] for c in t.columns if c.startswith(f"{keys.FID}/") and not c.endswith("_ci")]
     lines = [f"# FID table: experiment `{experiment}` ({dt.datetime.now():%Y-%m-%d %H:%M})", ""]
     if (t["backbone"] != "inception").any():
         lines += ["```", SMOKE_BANNER, "```", ""]
     lines += [LEGEND, ""]
-    header = ["ablation", "objective", "seeds", "FID (last)", "mean FID", "best FID", "KID", "N",
-              "Δ FID vs baseline", "beyond seed spread"]
-    for backbone, block in t.groupby("backbone", sort=False):
-        lines += [f"## {'Inception' if backbone == 'inception' else f'{backbone} backbone: smoke numbers'}", "",
+    header = ["ablation", "objective", "seeds", "FID (last)", "95% interval", "mean FID", "best FID", "KID", "N",
+              "Δ FID vs baseline [95%]", "verdict"]
+    blocks = list(t.groupby(["backbone", "n_real", "faces"], sort=False))
+    for (backbone, n, _), block in blocks:
+        title = "Inception" if backbone == "inception" else f"{backbone} backbone: smoke numbers"
+        lines += [f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""), "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for _, r in block.iterrows():
+            delta = "-" if np.isnan(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f} " + (
+                _ci(r["delta_ci_low"], r["delta_ci_high"], sign=True) if not np.isnan(r["delta_ci_low"]) else "")
             lines.append("| " + " | ".join([
-                r["ablation"], r["loss"], _seeds(r["seeds"]), _pm(r["fid"], r["fid_std"]),
-                _pm(r["mean_fid"], r["mean_fid_std"]), f"{r['fid_best']:.2f}", _pm(r["kid"], r["kid_std"], 4),
+                r["setting"], r["loss"], _seeds(r["seeds"]), _pm(r["fid"], r["fid_std"]),
+                _ci(r["fid_ci_low"], r["fid_ci_high"]), _pm(r["mean_fid"], r["mean_fid_std"]),
+                f"{r['fid_best']:.2f}" + ("†" if r["best_on"] == "test" else ""), _pm(r["kid"], r["kid_std"], 4),
                 str(r["n_real"]) if r["n_real"] == r["n_fake"] else f"{r['n_real']} real / {r['n_fake']} generated",
-                "-" if np.isnan(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f}",
-                r["beyond_seed_spread"] or "-"]) + " |")
+                delta.strip(), r["verdict"] or "-"]) + " |")
         lines.append("")
         if subsets:
-            lines += ["Per subset, at the final evaluation: FID · KID (N test faces)", "",
+            lines += ["Per subset, at the final evaluation: FID [95% interval] · KID (N test faces)", "",
                       "| ablation | " + " | ".join(subsets) + " |", "|" + "---|" * (len(subsets) + 1)]
-            lines += ["| " + " | ".join([r["ablation"], *[f"{r[f'fid/{s}']:.2f} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"
-                                                          for s in subsets]]) + " |" for _, r in block.iterrows()]
+            lines += ["| " + " | ".join([r["setting"], *[
+                f"{r[f'fid/{s}']:.2f} {_ci(*r[f'fid/{s}_ci'])} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"
+                for s in subsets]]) + " |" for _, r in block.iterrows()]
             lines.append("")
-    unfinished = int(t["not_finished"].sum())
+    for factor in by:
+        lines += [f"## FID against {factor}", "", f"| {factor} | setting | seeds | FID (last) | 95% interval |",
+                  "|---|---|---|---|---|"]
+        for _, r in t.sort_values("setting").iterrows():
+            lines.append(f"| {r['values'][factor]} | {r['setting']} | {_seeds(r['seeds'])} | "
+                         f"{_pm(r['fid'], r['fid_std'])} | {_ci(r['fid_ci_low'], r['fid_ci_high'])} |")
+        lines.append("")
+    unfinished = int(t.drop_duplicates("ablation")["not_finished"].sum())
     if unfinished:
         lines += [f"{unfinished} run(s) not finished (running, failed or killed) are left out.", ""]
     for title, path in (figures or {}).items():
@@ -160,19 +301,60 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
     return "\n".join(lines)
 
 
-def fid_curves_figure(runs: pd.DataFrame):
-    """FID over epochs, one line per ablation (mean over its finished runs)."""
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def factor_figure(t: pd.DataFrame, factor: str):
+    """FID (last) against one factor: a line per setting of the other parameters, each point the
+    mean over seeds with its 95% interval as an error bar (± std where there is none)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=150, constrained_layout=True)
+    others = t.apply(lambda r: _setting(r["ablation"], {k: v for k, v in r["varied"].items() if k != factor}), axis=1)
+    numeric = all(_number(r["values"][factor]) is not None for _, r in t.iterrows())
+    categories = sorted({r["values"][factor] for _, r in t.iterrows()})
+    for label, group in t.groupby(others, sort=True):
+        xs = [(_number(v) if numeric else categories.index(v)) for v in (r["values"][factor] for _, r in group.iterrows())]
+        order = np.argsort(xs)
+        ys = group["fid"].to_numpy()[order]
+        low = np.where(np.isnan(group["fid_ci_low"]), group["fid"] - group["fid_std"].fillna(0), group["fid_ci_low"])
+        high = np.where(np.isnan(group["fid_ci_high"]), group["fid"] + group["fid_std"].fillna(0), group["fid_ci_high"])
+        ax.errorbar(np.asarray(xs)[order], ys, yerr=[ys - low[order], high[order] - ys], marker="o", capsize=3,
+                    label=label)
+    if numeric:
+        values = [_number(v) for v in categories]
+        if min(values) > 0 and max(values) / min(values) >= 10:
+            ax.set_xscale("log")
+    else:
+        ax.set_xticks(range(len(categories)), categories)
+    ax.set_xlabel(factor)
+    ax.set_ylabel("FID at the last evaluation (lower is better)")
+    ax.set_title(f"FID against {factor} (mean over seeds, 95% interval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fid_curves_figure(t: pd.DataFrame):
+    """FID over epochs, one line per row of the table (mean over its runs); a row of one run
+    shows its 95% interval over the test faces as a band."""
     c = track.client()
-    curves = {}
-    for (backbone, ablation), group in runs[runs["status"] == "FINISHED"].groupby(
-            [_tag(keys.FID_BACKBONE), _tag(keys.ABLATION)]):
+    curves, bands = {}, {}
+    for _, row in t.iterrows():
         per_epoch: dict[int, list[float]] = {}
-        for run_id in group["run_id"]:
+        for run_id in row["run_ids"]:
             for m in c.get_metric_history(run_id, keys.FID):
                 per_epoch.setdefault(m.step, []).append(m.value)
-        label = ablation if backbone == "inception" else f"{ablation} ({backbone})"
+        label = row["setting"] if row["backbone"] == "inception" else f"{row['setting']} ({row['backbone']})"
         curves[label] = [(step, float(np.mean(v))) for step, v in per_epoch.items()]
-    return viz.fid_curves(curves, title="FID over training (mean over seeds; lower is better)")
+        if len(row["run_ids"]) == 1:
+            low, high = ({m.step: m.value for m in c.get_metric_history(row["run_ids"][0], keys.ci(keys.FID, side))}
+                         for side in ("low", "high"))
+            bands[label] = [(step, low[step], high[step]) for step in low if step in high]
+    return viz.fid_curves(curves, title="FID over training (mean over seeds; band: 95% interval of a single run)",
+                          bands=bands)
 
 
 def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baseline"):
@@ -227,38 +409,53 @@ def _save(fig, stem: Path) -> list[Path]:
     return paths
 
 
-def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = True) -> tuple[str, pd.DataFrame]:
-    """The table as Markdown with its figures (FID curves; photo | real sketch | each ablation),
-    written under runs/compare/ (experiment.md, .html, .csv, -fid and -samples as PNG, PDF and
-    SVG) and logged to a run of the experiment `<experiment>-compare`, apart from the training runs."""
-    from .runs import sweep
-    runs = collect(experiment)
-    if sweep([experiment]):  # runs whose process died count as not finished, and say so
-        runs = collect(experiment)
-    t = table(runs)
+def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = True, by: list[str] = (),
+            sweep: str = "", mixed: bool = False) -> tuple[str, pd.DataFrame, list[Path]]:
+    """The table as Markdown with its figures (FID curves; FID against each factor of `by`;
+    photo | real sketch | each ablation), written under runs/compare/ (experiment.md, .html,
+    .csv, and the figures as PNG, PDF and SVG) and logged to a run of the experiment
+    `<experiment>-compare`, apart from the training runs. Returns the text, the table and the
+    files written."""
+    from .runs import sweep as sweep_dead
+    for factor in by:
+        if factor not in SETTINGS:
+            raise ParamError(f"--by {factor}: not a setting of a face run{closest(factor, SETTINGS)}")
+    runs = collect(experiment, sweep)
+    if sweep_dead([experiment]):  # runs whose process died count as not finished, and say so
+        runs = collect(experiment, sweep)
+    t = table(runs, mixed=mixed)
     if t.empty:
         return (f"No finished runs with an FID in experiment '{experiment}' yet: run `labkit ablate params/....yaml` "
-                "first.\n", t)
+                "first.\n", t, [])
+    for factor in by:
+        if len({r["values"][factor] for _, r in t.iterrows()}) < 2:
+            raise ParamError(f"--by {factor}: every finished run has {factor}={t.iloc[0]['values'][factor]}; "
+                             "nothing to set against it")
+    stem = f"{experiment}-{sweep}" if sweep else experiment
     out_dir = Path(out_dir) if out_dir else runs_dir() / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = _save(fid_curves_figure(runs), out_dir / f"{experiment}-fid")
+    files = _save(fid_curves_figure(t), out_dir / f"{stem}-fid")
     figures = {"FID over training": files[0]}
+    for factor in by:
+        files += _save(factor_figure(t, factor), out_dir / f"{stem}-by-{factor}")
+        figures[f"FID against {factor}"] = files[-3]
     grid = cross_ablation_grid(runs)
     if grid is not None:
-        files += _save(grid, out_dir / f"{experiment}-samples")
+        files += _save(grid, out_dir / f"{stem}-samples")
         figures["photo | real sketch | each ablation, on the same test faces"] = files[-3]
-    text = to_markdown(t, experiment, figures)
-    files += [out_dir / f"{experiment}.md", out_dir / f"{experiment}.html", out_dir / f"{experiment}.csv"]
+    text = to_markdown(t, experiment + (f", sweep {sweep}" if sweep else ""), figures, by)
+    files += [out_dir / f"{stem}.md", out_dir / f"{stem}.html", out_dir / f"{stem}.csv"]
     files[-3].write_text(text, encoding="utf-8")
     files[-2].write_text(_html(text, out_dir), encoding="utf-8")
-    t.to_csv(files[-1], index=False)
+    flat = t.drop(columns=["values", "varied", "run_ids"])
+    flat.to_csv(files[-1], index=False)
     if log:
         c = track.client()
         run_id = c.create_run(track.experiment_id(c, f"{experiment}-compare"),
                               run_name=f"{experiment} {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
                               tags={keys.KIND: keys.COMPARE, "labkit.compared": experiment}).info.run_id
         with track.OwnedRun(c, run_id, system_metrics=False):
-            c.log_table(run_id, t, "fid_table.json")
+            c.log_table(run_id, flat, "fid_table.json")
             for path in files:
                 c.log_artifact(run_id, str(path))
-    return text, t
+    return text, t, files

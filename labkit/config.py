@@ -200,6 +200,11 @@ class SketchConfig(Config):
     ngf_local: int = knob(32, at_least=1)
     # evaluation and logging
     eval_every: int = knob(5, "epochs between FID evaluations", at_least=1)
+    val_fraction: float = knob(0.0, "share of each subset's training faces held out to pick the best epoch on; "
+                               "0: the papers' split, and the best epoch is picked on the test set (optimistic)",
+                               at_least=0)
+    bootstrap_resamples: int = knob(1000, "resamples of the test faces for the 95% intervals of FID and KID; 0: none",
+                                    at_least=0, computes=False)
     log_every: int = knob(10, "iterations between loss logs", at_least=1)
     fid_backbone: str = knob("auto", "inception when its weights are there, else random-init",
                              choices=("inception", "random-init", "auto"))
@@ -221,6 +226,8 @@ class SketchConfig(Config):
             problems.append(f"image_size={self.image_size} must be a power of two (the U-Net halves it down to 1)")
         if not self.beta1 < 1:
             problems.append(f"beta1={self.beta1} must be below 1 (Adam)")
+        if not self.val_fraction < 0.5:
+            problems.append(f"val_fraction={self.val_fraction} must be below 0.5 (most faces train)")
         return problems
 
     @property

@@ -19,6 +19,13 @@ ERROR = "labkit.error"                  # why a run ended FAILED or KILLED
 HEARTBEAT = "labkit.heartbeat"          # the last beat (host, pid, step, phase, time), for other machines
 NOTE = "mlflow.note.content"            # the run's note in the UI (Markdown)
 
+# --- tags: sweeps (a parent run per sweep, its runs nested under it in the UI)
+SWEEP = "sweep"                          # KIND of a sweep's parent run
+SWEEP_KEY = "labkit.sweep_key"           # hash of its runs' keys: how a rerun finds its parent
+SWEEP_FACTORS = "labkit.sweep.factors"   # the swept parameters, comma-separated
+PARENT = "mlflow.parentRunId"            # MLflow's own tag: the UI nests a run under its parent
+FACTOR = "labkit.factor."                # + name: a swept parameter's value, on each run of a sweep
+
 # --- tags: what it ran on
 DEVICE = "labkit.device"
 SPEED = "labkit.speed"  # how the run computed: precision, optimiser, compiled or eager
@@ -28,6 +35,9 @@ DATA_SYNTHETIC = "labkit.data.synthetic"
 FID_BACKBONE = "fid.backbone"           # inception, or random-init (smoke numbers)
 FID_N_REAL = "fid.n_real"
 FID_COMPARABLE = "fid.comparable"
+FID_FACES = "fid.faces"                 # digest of the test faces' names in order: same digest, same resamples
+FID_RESAMPLES = "fid.bootstrap_resamples"
+FID_BEST_SELECTED_ON = "fid.best_selected_on"  # "test" (optimistic) or "validation"
 VGG_WEIGHTS = "style.vgg_weights"
 
 # --- metrics: per evaluation (step = epoch)
@@ -36,12 +46,19 @@ FID, KID = "fid", "kid"
 FID_LAST, KID_LAST = "fid_last", "kid_last"
 FID_BEST, FID_BEST_EPOCH, FID_MEAN = "fid_best", "fid_best_epoch", "fid_mean"
 FID_N_FAKE = "fid_n_fake"
+FID_VAL, FID_VAL_BEST = "fid_val", "fid_val_best"  # on the validation faces (val_fraction > 0)
 
 # --- images (MLflow image keys, a step slider each) and fixed artifact files
 SAMPLES = "samples"                     # photo | real sketch | generated, per evaluation
 LAST_SAMPLES = "samples/last.png"       # the newest sample grid, at a fixed path
 ERROR_HEATMAP = "error_heatmap"
 NOTEBOOK_DIR = "notebook"               # the executed notebook, attached to its run
+BOOTSTRAP = "fid/bootstrap.npz"         # the last evaluation's bootstrap replicates, for paired comparisons
+
+
+def ci(metric: str, side: str) -> str:
+    """`fid_ci_low`, `kid_ci_high`: a bound of a metric's 95% bootstrap interval."""
+    return f"{metric}_ci_{side}"
 
 
 def per_subset(metric: str, subset: str) -> str:

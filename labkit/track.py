@@ -150,6 +150,14 @@ class Run:
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
+    def log_arrays(self, arrays: dict, artifact_file: str) -> None:
+        """Named arrays as one .npz artifact (replacing the one at that path)."""
+        import numpy as np
+        path = Path(artifact_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            np.savez(Path(tmp) / path.name, **arrays)
+            self.client.log_artifact(self.run_id, str(Path(tmp) / path.name), str(path.parent))
+
     def metric_history(self, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)]
 
@@ -243,9 +251,13 @@ class OwnedRun(Run):
 
 def run_name(c: MlflowClient, exp_id: str, label: str, seed: int, run_key: str) -> str:
     """The one naming rule: `<label>-s<seed>`, label being the params file's stem (or the
-    ablation, for a notebook run by hand). Unique in its experiment: when runs of other
-    parameters hold the name already, `-2`, `-3`, ... is added."""
-    base = f"{label}-s{seed}"
+    ablation, for a notebook run by hand; with a sweep's values for a run of a sweep)."""
+    return unique_name(c, exp_id, f"{label}-s{seed}", run_key)
+
+
+def unique_name(c: MlflowClient, exp_id: str, base: str, run_key: str) -> str:
+    """`base`, unique in its experiment: when runs of other parameters hold it already, `-2`,
+    `-3`, ... is added."""
     taken = {r.info.run_name for r in c.search_runs([exp_id], f"attributes.run_name LIKE '{base}%'", max_results=5000)
              if r.data.tags.get(keys.RUN_KEY) != run_key}
     name, n = base, 1

@@ -69,14 +69,19 @@ def error_heatmap(fake: torch.Tensor, real: torch.Tensor, titles: list[str] | No
 
 
 def fid_curves(curves: dict[str, list[tuple[int, float]]], title: str = "FID over training",
-               ylabel: str = "FID (log scale; lower is better)"):
+               ylabel: str = "FID (log scale; lower is better)",
+               bands: dict[str, list[tuple[int, float, float]]] | None = None):
     """One line per run or ablation: {label: [(epoch, fid), ...]}, on a log axis so that close
-    curves near their end stay apart."""
+    curves near their end stay apart; `bands` shades a label's 95% interval per epoch."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=150, constrained_layout=True)
     for label, points in curves.items():
         if points:
             xs, ys = zip(*sorted(points))
-            ax.plot(xs, ys, marker="o", label=label)
+            line, = ax.plot(xs, ys, marker="o", label=label)
+            band = sorted((bands or {}).get(label, []))
+            if band:
+                ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
+                                color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
@@ -99,12 +104,18 @@ def show(image: np.ndarray, title: str = "", width: float = 8.0):
 def show_training(result) -> None:
     """A face run's views in a notebook: FID over training, the sample grid (photo | real sketch
     | generated) and where the generated sketches differ from the real ones."""
-    fid_curves({result.cfg.ablation: [(e.epoch, e.fid) for e in result.history]},
-               title=f"FID over training ({result.backbone} backbone)")
+    label = result.cfg.ablation
+    fid_curves({label: [(e.epoch, e.fid) for e in result.history]},
+               title=f"FID over training ({result.backbone} backbone; band: 95% interval over the test faces)",
+               bands={label: [(e.epoch, *e.fid_ci) for e in result.history if not np.isnan(e.fid_ci[0])]})
     plt.show()
     show(result.last_grid, "photo | real sketch | generated")
     show(result.last_heatmap, "|generated - real|")
-    print(f"FID best {result.best.fid:.2f} at epoch {result.best.epoch}, mean FID {result.fid_mean():.2f}")
+    last, best = result.history[-1], result.best
+    interval = "" if np.isnan(last.fid_ci[0]) else f" [{last.fid_ci[0]:.2f}, {last.fid_ci[1]:.2f}]"
+    picked = "on the validation faces" if not np.isnan(best.fid_val) else "on the test set itself: optimistic"
+    print(f"FID at the end {last.fid:.2f}{interval} (95% interval over the test faces); best FID {best.fid:.2f} "
+          f"at epoch {best.epoch} (picked {picked}); mean FID {result.fid_mean():.2f}")
 
 
 def _gray(t: torch.Tensor) -> np.ndarray:

@@ -8,7 +8,7 @@ import nbformat
 import numpy as np
 from PIL import Image
 
-from labkit import cli, keys, lablog, track
+from labkit import ablate, cli, keys, lablog, track
 from labkit.compare import SMOKE_BANNER
 from labkit.viz import HEADER_PX
 from conftest import ROOT, tiny_params, training_runs
@@ -123,7 +123,7 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     assert "| glad | GAN + 100·L1 + 100·glad | 2 (0, 1) |" in table
     assert "| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_part + 0.25·Σ GAN_part |" in table
     glad_row = next(line for line in table.splitlines() if line.startswith("| glad |"))
-    assert " ± " in glad_row and glad_row.rstrip(" |").split("| ")[-1] in ("yes", "no")
+    assert " ± " in glad_row and glad_row.rstrip(" |").split("| ")[-1] in ("lower", "higher", "no clear difference")
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
     # 4 faces x (photo | real | baseline | glad | local_glad) at their own 32 px, 2 px gaps, the titles above
     assert grid.shape[:2] == (HEADER_PX + 4 * 32 + 3 * 2, 5 * 32 + 4 * 2)
@@ -143,3 +143,85 @@ def test_kernels_talk_over_unix_sockets(tmp_path, capfd):
     transport, ip = out.cells[0].outputs[0]["text"].split()
     assert transport == "ipc" and ip == str(LocalKernelManager.socket_dirs[os.getpid()] / "kernel")
     assert "TCP" not in capfd.readouterr().err
+
+
+def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab, tmp_path, capsys):
+    params = _params(tmp_path, "base", experiment="sw", bootstrap_resamples=100)
+    command = ["ablate", str(params), "--grid", "lambda_l1=50,100", "--grid", "ngf=4,8", "--no-progress",
+               "--workers", "2"]
+    jobs = ablate.plan([params], grid={"lambda_l1": [50, 100], "ngf": [4, 8]}, seeds=2)
+    assert [(j.cfg.lambda_l1, j.cfg.ngf, j.cfg.seed) for j in jobs] == [
+        (l1, ngf, seed) for l1 in (50.0, 100.0) for ngf in (4, 8) for seed in (0, 1)]
+    assert jobs[0].label == "base-lambda_l1=50-ngf=4" and jobs[0].factors == {"lambda_l1": 50, "ngf": 4}
+
+    assert cli.main(command) == 0
+    out = capsys.readouterr().out
+    c = track.client()
+    exp = c.get_experiment_by_name("sw").experiment_id
+    parents = c.search_runs([exp], f"tags.`{keys.KIND}` = 'sweep'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.info.run_name == "base-sweep-lambda_l1-ngf" and parent.data.params["sweep.grid"]
+    children = _runs("sw")
+    assert sorted(r.info.run_name for r in children) == sorted(
+        f"base-lambda_l1={l1}-ngf={ngf}-s0" for l1 in (50, 100) for ngf in (4, 8))
+    for run in children:
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["labkit.factor.lambda_l1"] == str(int(run.data.params["lambda_l1"].split(".")[0]))
+    assert "## FID against lambda_l1" in out and "## FID against ngf" in out  # the parent's table, printed
+    artifacts = {a.path for a in c.list_artifacts(parent.info.run_id, "sweep")}
+    assert {"sweep/runs.json", "sweep/sw-base-sweep-lambda_l1-ngf-by-ngf.png", "sweep/sw-base-sweep-lambda_l1-ngf.md"
+            } <= artifacts
+
+    # the same command again: the same parent, every run skipped
+    assert cli.main(command) == 0
+    assert capsys.readouterr().out.count("SKIPPED run") == 4
+    assert len(c.search_runs([exp], f"tags.`{keys.KIND}` = 'sweep'")) == 1 and len(_runs("sw")) == 4
+
+    assert cli.main(["compare", "--experiment", "sw", "--by", "lambda_l1", "--sweep", parent.info.run_name]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.split("## FID against lambda_l1")[1].splitlines() if line.startswith("| 50")]
+    assert [r.split(" | ")[1] for r in rows] == ["baseline (ngf=4, lambda_l1=50.0)", "baseline (ngf=8, lambda_l1=50.0)"]
+    assert (lab / "compare" / f"sw-{parent.info.run_name}-by-lambda_l1.png").is_file()
+    assert cli.main(["compare", "--experiment", "sw", "--by", "lambda_ll"]) == 2
+    assert "did you mean 'lambda_l1'" in capsys.readouterr().err
+
+    # a run measured on other test faces is refused in the same table, unless asked
+    other = _params(tmp_path, "more", experiment="sw", synthetic_count=30)
+    assert cli.main(["ablate", str(other), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", "--experiment", "sw"]) == 2
+    err = capsys.readouterr().err
+    assert "measured differently" in err and "N = 6 test faces" in err and "N = 9 test faces" in err
+    assert cli.main(["compare", "--experiment", "sw", "--mixed"]) == 0
+    assert "smoke numbers, N = 9" in capsys.readouterr().out
+
+
+def test_a_search_samples_points_with_optuna_and_continues_its_study(lab, tmp_path, capsys):
+    import optuna
+    params = _params(tmp_path, "base", experiment="se")
+    assert cli.main(["ablate", str(params), "--sample", "2", "--range", "lambda_l1=200:10"]) == 2
+    assert cli.main(["ablate", str(params), "--sample", "2", "--range", "glad_mode=1:2"]) == 2
+    assert cli.main(["ablate", str(params), "--range", "lr=1e-5:1e-3:log"]) == 2
+    err = capsys.readouterr().err
+    assert "LOW < HIGH" in err and "needs a number parameter" in err and "--range needs --sample" in err
+    assert not _runs("se")
+
+    command = ["ablate", str(params), "--sample", "3", "--range", "lambda_l1=10:200:log", "--sampler", "random",
+               "--workers", "2", "--no-progress"]
+    assert cli.main(command) == 0
+    runs = _runs("se")
+    values = sorted(float(r.data.params["lambda_l1"]) for r in runs)
+    assert len(runs) == 3 and len(set(values)) == 3 and 10 <= values[0] and values[-1] <= 200
+    c = track.client()
+    (parent,) = c.search_runs([c.get_experiment_by_name("se").experiment_id], f"tags.`{keys.KIND}` = 'sweep'")
+    assert parent.info.run_name == "base-search-lambda_l1" and parent.info.status == "FINISHED"
+    assert "test set" in parent.data.tags["labkit.sweep.objective"]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in runs)
+    (study,) = optuna.get_all_study_summaries(f"sqlite:///{lab / 'optuna.db'}")
+    trials = optuna.load_study(study_name=study.study_name, storage=f"sqlite:///{lab / 'optuna.db'}").trials
+    assert sorted(t.value for t in trials) == sorted(r.data.metrics["fid_last"] for r in runs)
+    assert sorted(t.params["lambda_l1"] for t in trials) == values
+
+    assert cli.main(command) == 0  # the same search again: its three trials are done
+    assert len(_runs("se")) == 3

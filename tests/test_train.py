@@ -1,4 +1,5 @@
 """Training tracked in a real MLflow store: metrics, images, checkpoints, resume, bad losses."""
+import numpy as np
 import pytest
 import torch
 
@@ -107,3 +108,25 @@ def test_local_without_landmarks_is_refused_before_training(lab, tiny_cfg, tmp_p
     run = track.open_run(cfg)
     with pytest.raises(DataError, match=r"need landmarks for every face; 8 have none.*labkit landmarks"):
         fit(cfg, load_faces(cfg, progress=False), run, progress=False)
+
+
+def test_intervals_are_logged_and_a_validation_split_picks_the_best_epoch(lab, tiny_cfg):
+    cfg = tiny_cfg(val_fraction=0.25, bootstrap_resamples=50)
+    data = load_faces(cfg, progress=False)
+    names = {split: {p.name for p in getattr(data, split).pairs} for split in ("train", "val", "test")}
+    assert not (names["val"] & names["train"]) and not (names["val"] & names["test"])
+    assert sorted(p.subset for p in data.val.pairs) == ["ar"] * 2 + ["cuhk"] * 2 + ["xm2vts"] * 2  # 25% of 6 each
+    assert {p.name for p in load_faces(tiny_cfg(val_fraction=0.25, seed=1), progress=False).val.pairs} == names["val"]
+
+    run, result = _train(cfg)
+    run.end()
+    logged = run.client.get_run(run.run_id).data
+    m = logged.metrics
+    for key in ("fid_ci_low", "fid_ci_high", "kid_ci_low", "kid_ci_high", "fid_ci_low/cuhk", "fid_val", "fid_val_best"):
+        assert key in m, key
+    assert m["fid_ci_low"] < m["fid_ci_high"]
+    assert logged.tags["fid.best_selected_on"] == "validation (6 faces)"
+    best = min(result.history, key=lambda e: e.fid_val)
+    assert m["fid_best"] == best.fid and m["fid_best_epoch"] == best.epoch and m["fid_val_best"] == best.fid_val
+    replicates = np.load(run.client.download_artifacts(run.run_id, "fid/bootstrap.npz"))
+    assert int(replicates["epoch"]) == 2 and len(replicates["fid"]) == 50 and len(replicates["kid/ar"]) == 50

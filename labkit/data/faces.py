@@ -15,7 +15,7 @@ from ..paths import runs_dir
 from .geometry import Jitter, Placement, jitter_batch, jitter_points_batch
 from .images import DataError, read_image, read_labels, to_tensor
 from .labels import read_label_map
-from .layout import FacePair, find_pairs, fingerprint
+from .layout import FacePair, find_pairs, fingerprint, hold_out
 from .synthetic import write_synthetic_set
 
 
@@ -146,12 +146,15 @@ class FaceData:
     test: FaceDataset
     fingerprint: str
     synthetic: bool
+    val: FaceDataset | None = None  # held out of train to pick the best epoch on (val_fraction)
 
     def summary(self) -> str:
         subsets = {}
-        for p in self.train.pairs + self.test.pairs:
-            subsets.setdefault(p.subset, [0, 0])[p.split == "test"] += 1
-        parts = ", ".join(f"{s}: {a} train / {b} test" for s, (a, b) in sorted(subsets.items()))
+        for where, ds in enumerate((self.train, self.val, self.test)):
+            for p in ds.pairs if ds is not None else []:
+                subsets.setdefault(p.subset, [0, 0, 0])[where] += 1
+        parts = ", ".join(f"{s}: {a} train / " + (f"{v} validation / " if self.val is not None else "") + f"{b} test"
+                          for s, (a, v, b) in sorted(subsets.items()))
         kind = "synthetic face set" if self.synthetic else "face data"
         return f"{kind} at {self.root} ({parts}); fingerprint {self.fingerprint}"
 
@@ -171,9 +174,15 @@ def load_faces(cfg, progress: bool = True) -> FaceData:
     label_map = read_label_map(root)
     common = dict(size=cfg.image_size, sketch_channels=cfg.sketch_channels, label_map=label_map,
                   skip_bad=cfg.skip_bad_files, progress=progress)
-    train = FaceDataset([p for p in pairs if p.split == "train"], train=True, seed=cfg.seed, **common)
+    train_pairs, val_pairs = hold_out([p for p in pairs if p.split == "train"], cfg.val_fraction)
+    if cfg.val_fraction and len(val_pairs) < 2:
+        raise DataError(f"{root}: val_fraction={cfg.val_fraction} holds out {len(val_pairs)} of the "
+                        f"{len(train_pairs) + len(val_pairs)} training faces; FID needs at least 2: raise it")
+    train = FaceDataset(train_pairs, train=True, seed=cfg.seed, **common)
     test = FaceDataset([p for p in pairs if p.split == "test"], **common)
+    val = FaceDataset(val_pairs, **common) if val_pairs else None
     if not len(train) or not len(test):
         raise DataError(f"{root}: need both train and test faces, found {len(train)} train / {len(test)} test")
-    return FaceData(root=root, fingerprint=fingerprint(train.pairs + test.pairs), synthetic=synthetic,
-                    train=train, test=test)
+    # the fingerprint of every pair: holding some out is a parameter of the run, not other data
+    return FaceData(root=root, fingerprint=fingerprint(train.pairs + (val.pairs if val else []) + test.pairs),
+                    synthetic=synthetic, train=train, test=test, val=val)

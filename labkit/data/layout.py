@@ -216,3 +216,17 @@ def fingerprint(pairs: list[FacePair]) -> str:
             h.update(hashlib.sha256(path.read_bytes()).digest() if path else b"-")
         h.update(p.landmarks.round(3).tobytes() if p.landmarks is not None else b"-")
     return h.hexdigest()[:16]
+
+
+def hold_out(pairs: list[FacePair], fraction: float) -> tuple[list[FacePair], list[FacePair]]:
+    """(train, validation): `fraction` of each subset's training pairs held out, the same ones
+    whatever the seed or ablation (chosen by a hash of their names), so every run of a study
+    picks its best epoch on the same faces."""
+    if not fraction:
+        return pairs, []
+    held = set()
+    for subset in sorted({p.subset for p in pairs}):
+        members = sorted((p for p in pairs if p.subset == subset),
+                         key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
+        held.update(p.name for p in members[:round(fraction * len(members))])
+    return [p for p in pairs if p.name not in held], [p for p in pairs if p.name in held]

@@ -29,11 +29,13 @@ class RunSummary:
     backbone: str
     url: str
     measure: str = ""     # what a run without FID is judged by (a style run's losses)
+    fid_ci: tuple | None = None  # its 95% bootstrap interval
 
     def line(self) -> str:
         if self.fid is not None:
             smoke = " (smoke backbone)" if self.backbone and self.backbone != "inception" else ""
-            score = f"FID {self.fid:.2f}{smoke}"
+            interval = f" [{self.fid_ci[0]:.2f}, {self.fid_ci[1]:.2f}]" if self.fid_ci else ""
+            score = f"FID {self.fid:.2f}{interval}{smoke}"
         else:
             score = self.measure or "no FID yet"
         return f"{self.name} [{self.run_id[:8]}] · {self.ablation or '-'} · seed {self.seed} · {score} · {self.status}"
@@ -70,7 +72,8 @@ class Resolver:
             return None
         data = run.data
         fid = data.metrics.get(keys.FID_LAST, data.metrics.get(keys.FID))
-        return RunSummary(ref=ref, run_id=run.info.run_id, name=run.info.run_name or run.info.run_id[:8],
+        bounds = [data.metrics.get(keys.ci(keys.FID, side)) for side in ("low", "high")]
+        return RunSummary(fid_ci=tuple(bounds) if None not in bounds else None, ref=ref, run_id=run.info.run_id, name=run.info.run_name or run.info.run_id[:8],
                           ablation=data.tags.get(keys.ABLATION, ""), seed=data.params.get("seed", "-"),
                           status=run.info.status, fid=fid, backbone=data.tags.get(keys.FID_BACKBONE, ""),
                           url=track.Run(self.client, run.info.run_id).url(), measure=_measure(data.metrics))

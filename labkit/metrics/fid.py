@@ -11,6 +11,7 @@ form of it: see fid_from_features). KID is the unbiased MMD with the cubic polyn
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 
 from .. import keys
 from ..paths import cache_dir
+from . import bootstrap
 from .backbone import Backbone
 
 
@@ -101,9 +103,11 @@ class FidEvaluator:
 
     def __init__(self, real_sketches: torch.Tensor, backbone: Backbone, data_fingerprint: str,
                  subsets: list[str] | None = None, split: str = "test", batch_size: int = 50,
-                 cache: Path | None = None):
-        self.backbone, self.batch_size = backbone, batch_size
+                 cache: Path | None = None, resamples: int = 0, names: list[str] | None = None):
+        self.backbone, self.batch_size, self.resamples = backbone, batch_size, resamples
         self.subsets = np.array(subsets if subsets is not None else [""] * len(real_sketches))
+        # which faces, in which order: runs with the same digest drew the same bootstrap resamples
+        self.faces_digest = hashlib.sha256("\n".join(names or []).encode()).hexdigest()[:16]
         size, channels = real_sketches.shape[-1], real_sketches.shape[1]
         key = f"{data_fingerprint}-{split}-s{size}-c{channels}-u8-{backbone.key}"
         path = (cache or cache_dir("fid")) / f"{key}.npz"
@@ -123,15 +127,27 @@ class FidEvaluator:
 
     def evaluate(self, fake_sketches: torch.Tensor) -> dict:
         """fid, kid, n_real, n_fake overall, and per_subset {name: {fid, kid, n}}; fakes are in
-        the order of the real sketches (the generator's output for each test photo)."""
+        the order of the real sketches (the generator's output for each test photo). With
+        `resamples`, each FID and KID also has its bootstrap interval (fid_ci, kid_ci), and
+        'replicates' holds the resamples' values ({'fid': ..., 'kid/cuhk': ...})."""
         fake = features(to_uint8(fake_sketches), self.backbone, self.batch_size)
-        per_subset = {}
+        scores = self._scores(self.real, fake, "")
+        scores["per_subset"] = {}
         for name in self.subset_names:
             pick = self.subsets == name
-            per_subset[name] = dict(fid=fid_from_features(self.real[pick], fake[pick]),
-                                    kid=kid_from_features(self.real[pick], fake[pick]), n=int(pick.sum()))
-        return dict(fid=fid_from_features(self.real, fake), kid=kid_from_features(self.real, fake),
-                    n_real=len(self.real), n_fake=len(fake), per_subset=per_subset)
+            scores["per_subset"][name] = dict(self._scores(self.real[pick], fake[pick], name), n=int(pick.sum()))
+        replicates = scores.pop("replicates")
+        for name, sub in scores["per_subset"].items():
+            replicates.update({keys.per_subset(k, name): v for k, v in sub.pop("replicates").items()})
+        return dict(scores, n_real=len(self.real), n_fake=len(fake), replicates=replicates)
+
+    def _scores(self, real: np.ndarray, fake: np.ndarray, subset: str) -> dict:
+        out = dict(fid=fid_from_features(real, fake), kid=kid_from_features(real, fake), replicates={})
+        if self.resamples and len(real) > 1:
+            out["replicates"] = bootstrap.replicates(real, fake, self.resamples, subset)
+            for metric in (keys.FID, keys.KID):
+                out[f"{metric}_ci"] = list(bootstrap.interval(out[metric], out["replicates"][metric]))
+        return out
 
     def provenance(self) -> dict:
         """Run tags that say what an FID value means."""
@@ -145,4 +161,6 @@ class FidEvaluator:
                for name in self.subset_names},
             "fid.resize": "bilinear to 299 inside InceptionV3 (pytorch-fid), uint8 input",
             keys.FID_COMPARABLE: "yes" if self.backbone.is_real else "NO: random-init smoke backbone",
+            keys.FID_FACES: self.faces_digest,
+            keys.FID_RESAMPLES: str(self.resamples),
         }

@@ -38,6 +38,9 @@ class NonFiniteLoss(Diverged):
     pass
 
 
+NO_INTERVAL = [float("nan"), float("nan")]
+
+
 @dataclass
 class Evaluation:
     epoch: int
@@ -45,15 +48,28 @@ class Evaluation:
     kid: float
     n_real: int
     n_fake: int
-    per_subset: dict = field(default_factory=dict)  # {subset: {fid, kid, n}}
+    per_subset: dict = field(default_factory=dict)  # {subset: {fid, kid, n, fid_ci, kid_ci}}
+    fid_ci: list = field(default_factory=lambda: list(NO_INTERVAL))  # 95% bootstrap interval over the test faces
+    kid_ci: list = field(default_factory=lambda: list(NO_INTERVAL))
+    fid_val: float = float("nan")        # on the validation faces (val_fraction > 0): what picks the best epoch
+
+
+def best_of(history: list[Evaluation]) -> Evaluation:
+    """The best evaluation: the lowest validation FID when there are validation faces, else the
+    lowest test FID (a choice made on the test set, so its test FID is optimistic)."""
+    on_val = not np.isnan(history[0].fid_val)
+    return min(history, key=lambda e: e.fid_val if on_val else e.fid)
 
 
 def summary_metrics(history: list[Evaluation]) -> dict[str, float]:
     """What the runs table compares: the table shows only a metric's last value."""
-    best = min(history, key=lambda e: e.fid)
-    return {keys.FID_BEST: best.fid, keys.FID_BEST_EPOCH: best.epoch,
-            keys.FID_MEAN: float(np.mean([e.fid for e in history])), keys.FID_LAST: history[-1].fid,
-            keys.KID_LAST: history[-1].kid, keys.FID_N_FAKE: history[-1].n_fake}
+    best = best_of(history)
+    out = {keys.FID_BEST: best.fid, keys.FID_BEST_EPOCH: best.epoch,
+           keys.FID_MEAN: float(np.mean([e.fid for e in history])), keys.FID_LAST: history[-1].fid,
+           keys.KID_LAST: history[-1].kid, keys.FID_N_FAKE: history[-1].n_fake}
+    if not np.isnan(best.fid_val):
+        out[keys.FID_VAL_BEST] = best.fid_val
+    return out
 
 
 def seed_everything(seed: int) -> None:
@@ -91,6 +107,7 @@ class Training:
     device: torch.device
     model: Pix2Pix
     evaluator: FidEvaluator
+    val_evaluator: FidEvaluator | None
     checkpoints: Checkpoints
     backbone: str
     samples: dict                       # fixed test faces for the grids
@@ -111,7 +128,7 @@ class Training:
 
     @property
     def best(self) -> Evaluation:
-        return min(self.history, key=lambda e: e.fid)
+        return best_of(self.history)
 
     def fid_mean(self) -> float:
         return float(np.mean([e.fid for e in self.history]))
@@ -152,8 +169,14 @@ def prepare(cfg, data, run) -> Training:
     seed_everything(cfg.seed)
     model = Pix2Pix(cfg, device)
     evaluator = FidEvaluator(data.test.faces(device)["sketch"], backbone, data.fingerprint,
-                             subsets=[p.subset for p in data.test.pairs], batch_size=cfg.fid_batch_size)
-    run.set_tags({**evaluator.provenance(), keys.DEVICE: device_description(device),
+                             subsets=[p.subset for p in data.test.pairs], batch_size=cfg.fid_batch_size,
+                             resamples=cfg.bootstrap_resamples, names=[p.name for p in data.test.pairs])
+    val_evaluator = None if data.val is None else FidEvaluator(
+        data.val.faces(device)["sketch"], backbone, data.fingerprint, split=f"val{cfg.val_fraction:g}",
+        batch_size=cfg.fid_batch_size)
+    selected_on = f"validation ({len(data.val)} faces)" if data.val is not None else "test (optimistic)"
+    run.set_tags({**evaluator.provenance(), keys.FID_BEST_SELECTED_ON: selected_on,
+                  keys.DEVICE: device_description(device),
                   keys.SPEED: model.speed.describe(),
                   keys.DATA_FINGERPRINT: data.fingerprint, keys.DATA_ROOT: str(data.root),
                   keys.DATA_SYNTHETIC: data.synthetic,
@@ -163,7 +186,7 @@ def prepare(cfg, data, run) -> Training:
     if not backbone.is_real:
         print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
     return Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=evaluator,
-                    checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
+                    val_evaluator=val_evaluator, checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
                     samples=fixed_samples(data.test, cfg.grid_samples), window=LossWindow(device))
 
 
@@ -236,23 +259,48 @@ def train_epoch(t: Training, progress: bool = True) -> None:
     t.epoch, t.batch = t.epoch + 1, 0
 
 
+def _generate(t: Training, faces) -> torch.Tensor:
+    """The model's sketches of a face set's photos, on the device, in batches of fid_batch_size."""
+    f = faces.faces(t.device)
+    return t.model.generate(f["photo"], f["landmarks"], f["mask"], t.cfg.fid_batch_size, on_device=True)
+
+
+def _scores(metric: str, value: float, interval: list, subset: str = "") -> dict[str, float]:
+    """A metric and its interval's bounds under their logged names (per subset with one)."""
+    name = (lambda m: keys.per_subset(m, subset)) if subset else (lambda m: m)
+    out = {name(metric): value}
+    if not np.isnan(interval[0]):
+        out.update({name(keys.ci(metric, side)): bound for side, bound in zip(("low", "high"), interval)})
+    return out
+
+
 def evaluate(t: Training) -> Evaluation:
-    """FID and KID of the model on the whole test set (per subset too), logged with the grids."""
+    """FID and KID of the model on the whole test set (per subset too), with their bootstrap
+    intervals, and on the validation faces when there are; logged with the grids."""
     t.run.beat(t.step, "evaluate", force=True)
-    test, cfg = t.evaluator, t.cfg
-    faces = t.data.test.faces(t.device)  # generated and measured on the device, in batches of fid_batch_size
-    fakes = t.model.generate(faces["photo"], faces["landmarks"], faces["mask"], cfg.fid_batch_size, on_device=True)
-    scores = test.evaluate(fakes)
+    fakes = _generate(t, t.data.test)
+    scores = t.evaluator.evaluate(fakes)
+    replicates = scores.pop("replicates")
     e = Evaluation(epoch=t.epoch, **scores)
+    if t.val_evaluator is not None:
+        e.fid_val = t.val_evaluator.evaluate(_generate(t, t.data.val))["fid"]
     t.history.append(e)
-    t.run.log_metrics({keys.FID: e.fid, keys.KID: e.kid,
-                       **{keys.per_subset(m, name): v[m] for name, v in e.per_subset.items() for m in ("fid", "kid")}},
-                      step=t.epoch)
+    metrics = {**_scores(keys.FID, e.fid, e.fid_ci), **_scores(keys.KID, e.kid, e.kid_ci)}
+    for name, v in e.per_subset.items():
+        metrics.update({**_scores(keys.FID, v["fid"], v.get("fid_ci", NO_INTERVAL), name),
+                        **_scores(keys.KID, v["kid"], v.get("kid_ci", NO_INTERVAL), name)})
+    if not np.isnan(e.fid_val):
+        metrics[keys.FID_VAL] = e.fid_val
+    t.run.log_metrics(metrics, step=t.epoch)
     t.run.log_metrics(summary_metrics(t.history))
+    if replicates:  # the newest evaluation's: what compare pairs runs with
+        t.run.log_arrays({"epoch": np.array(t.epoch), **replicates}, keys.BOOTSTRAP)
     _pictures(t, fakes[t.samples["index"].to(fakes.device)].cpu(), step=t.epoch)
     per_subset = "".join(f"  {name} {v['fid']:.2f} (N {v['n']})" for name, v in e.per_subset.items())
-    print(f"epoch {t.epoch}: FID {e.fid:.2f}  KID {e.kid:.4f}  (N real {e.n_real}, N fake {e.n_fake}, "
-          f"{t.backbone}){per_subset}")
+    interval = "" if np.isnan(e.fid_ci[0]) else f" [{e.fid_ci[0]:.2f}, {e.fid_ci[1]:.2f}]"
+    val = "" if np.isnan(e.fid_val) else f"  validation FID {e.fid_val:.2f}"
+    print(f"epoch {t.epoch}: FID {e.fid:.2f}{interval}  KID {e.kid:.4f}  (N real {e.n_real}, N fake {e.n_fake}, "
+          f"{t.backbone}){per_subset}{val}")
     t.run.beat(t.step, "train", force=True)
     return e
 

@@ -1,0 +1,229 @@
+"""Sweeps: a grid of parameter values (`--grid NAME=V1,V2`) or points sampled by Optuna
+(`--sample N --range NAME=LOW:HIGH[:log]`), each point run over the seeds, the runs nested in
+the MLflow UI under one parent run per sweep.
+
+The parent is found again by what the sweep is (a grid: its runs' keys; a search: its files,
+ranges, trials and sampler), so the same command run again continues the same sweep: finished
+runs are skipped, interrupted ones resume, and a search's Optuna study (kept in
+runs/optuna.db) goes on from its last trial. The command that drives the sweep owns its parent
+(track.OwnedRun) and ends it when the last run ends, with the sweep's table and its
+FID-against-factor figures as artifacts. A run of the same parameters made before, outside any
+sweep, is taken into the sweep rather than computed again.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import typing
+
+import numpy as np
+import yaml
+from mlflow.entities import Param
+
+from . import keys, lease, track
+from .config import ParamError, closest
+from .paths import runs_dir
+
+
+def parse_grid(texts: list[str]) -> dict[str, list]:
+    """`NAME=V1,V2,...` each (values read as YAML: 1e-4 is a number) -> {name: values}."""
+    grid, problems = {}, []
+    for text in texts:
+        name, _, values = text.partition("=")
+        name = name.strip()
+        parsed = [yaml.safe_load(v) for v in values.split(",") if v.strip()]
+        if not name or not parsed:
+            problems.append(f"--grid {text!r}: write NAME=V1,V2,... (e.g. --grid lambda_local=10,25,50)")
+        elif name in grid:
+            problems.append(f"--grid {name} is given twice; put all its values in one --grid")
+        elif len(set(map(str, parsed))) < len(parsed):
+            problems.append(f"--grid {text!r}: a value is given twice")
+        else:
+            grid[name] = parsed
+    if problems:
+        raise ParamError("\n".join(problems))
+    return grid
+
+
+def parse_ranges(texts: list[str], schema) -> dict[str, tuple]:
+    """`NAME=LOW:HIGH[:log]` each -> {name: (low, high, log)}, for numeric fields of the schema."""
+    ranges, problems = {}, []
+    hints = typing.get_type_hints(schema)
+    for text in texts:
+        name, _, spec = text.partition("=")
+        name, parts = name.strip(), spec.split(":")
+        if name not in hints:
+            problems.append(f"--range {name}: unknown parameter{closest(name, schema.names())}")
+            continue
+        if hints[name] not in (int, float):
+            problems.append(f"--range {name}: a range needs a number parameter ({name} is {hints[name].__name__}); "
+                            "use --grid for its values")
+            continue
+        try:
+            low, high = (hints[name](yaml.safe_load(p)) for p in parts[:2])
+            log = parts[2:] == ["log"]
+            if len(parts) not in (2, 3) or (len(parts) == 3 and not log) or not low < high or (log and low <= 0):
+                raise ValueError
+        except (ValueError, TypeError):
+            problems.append(f"--range {text!r}: write NAME=LOW:HIGH or NAME=LOW:HIGH:log with LOW < HIGH (and "
+                            "LOW > 0 for log), e.g. --range lr=1e-5:1e-3:log")
+            continue
+        ranges[name] = (low, high, log)
+    if problems:
+        raise ParamError("\n".join(problems))
+    return ranges
+
+
+def points(grid: dict[str, list]) -> list[dict]:
+    """Every combination of the grid's values, in the order given ([{}] without a grid)."""
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+def label(stem: str, factors: dict) -> str:
+    """The run name's stem of a sweep point: `local-lambda_local=10-lr=0.0001`."""
+    return stem + "".join(f"-{name}={value:.4g}" if isinstance(value, float) else f"-{name}={value}"
+                          for name, value in factors.items())
+
+
+def _key(what) -> str:
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Sweep:
+    """A sweep's parent run, owned by the command that drives the sweep."""
+
+    def __init__(self, jobs: list, factors: list[str], name: str, key: str, how: dict):
+        experiments = {job.cfg.experiment for job in jobs}
+        if len(experiments) > 1:
+            raise ParamError(f"a sweep lives in one experiment; these params files name {sorted(experiments)}: "
+                             "sweep each apart")
+        self.experiment, self.factors = experiments.pop(), factors
+        # one command drives a sweep: a second is refused before it could make a second parent
+        self.lease = lease.Lease(f"sweep-{key}").acquire()
+        c = track.client()
+        exp = track.experiment_id(c, self.experiment)
+        found = c.search_runs([exp], f"tags.`{keys.SWEEP_KEY}` = '{key}'", max_results=1)
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            run_id = c.create_run(exp, run_name=track.unique_name(c, exp, name, key), tags={
+                keys.KIND: keys.SWEEP, keys.SWEEP_KEY: key, keys.SWEEP_FACTORS: ",".join(factors)}).info.run_id
+            common = {k: v for k, v in jobs[0].cfg.to_dict().items() if k not in factors and k != "seed"}
+            c.log_batch(run_id, params=[Param(k, str(v)) for k, v in {
+                **common, **{f"sweep.{k}": json.dumps(v) for k, v in how.items()},
+                "sweep.seeds": ",".join(sorted({str(j.cfg.seed) for j in jobs}, key=int))}.items()])
+        self.run = track.OwnedRun(c, run_id)
+
+    def __enter__(self) -> "Sweep":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """As the parent run's owner: FAILED when the command fails, then the sweep is free."""
+        try:
+            self.run.__exit__(*exc)
+        finally:
+            self.lease.release()
+
+    def adopt(self, jobs: list) -> list:
+        """The jobs as runs of this sweep: nested under its parent, tagged with their factors."""
+        for job in jobs:
+            job.tags = {keys.PARENT: self.run.run_id, **{keys.FACTOR + k: str(v) for k, v in job.factors.items()}}
+        return jobs
+
+    def finish(self, outcomes: list) -> str:
+        """Record the sweep's table and figures on the parent and end it: FINISHED when every
+        run finished, else FAILED naming the others. Returns the table as Markdown."""
+        from .compare import compare
+        members = sorted({o.run_id for o in outcomes if o.run_id})
+        self.run.log_text(json.dumps(members, indent=1), "sweep/runs.json")
+        try:
+            text, _, files = compare(self.experiment, by=self.factors, sweep=self.run.name, mixed=True, log=False,
+                                     out_dir=runs_dir() / "compare" / f"sweep-{self.run.run_id[:8]}")
+            for path in files:
+                self.run.client.log_artifact(self.run.run_id, str(path), "sweep")
+        except ParamError as exc:
+            text = f"no table: {exc}"
+        bad = [o for o in outcomes if o.status not in ("FINISHED", "SKIPPED")]
+        error = "; ".join(f"{o.name or o.job.label} {o.status}" for o in bad)
+        self.run.end("FAILED" if bad else "FINISHED", f"{len(bad)} of {len(outcomes)} runs did not finish: {error}"
+                     if bad else "")
+        return text
+
+
+def grid_sweep(jobs: list, grid: dict[str, list], stem: str) -> Sweep:
+    """The sweep of a grid's jobs (found again by their run keys)."""
+    key = _key(sorted(job.cfg.run_key() for job in jobs))
+    sweep = Sweep(jobs, list(grid), f"{stem}-sweep-{'-'.join(grid)}", key, {"grid": grid})
+    sweep.adopt(jobs)
+    return sweep
+
+
+class Search:
+    """Points sampled by an Optuna sampler (TPE, or plain random search), `workers` at a time,
+    each run over the seeds; a point's value is its runs' mean FID on the validation faces
+    when val_fraction > 0, else on the test set (which then also picks the winner: optimistic,
+    and the parent says so). The study lives in runs/optuna.db, named by the sweep's key."""
+
+    def __init__(self, specs: list[str], ranges_text: list[str], trials: int, sampler: str, stem: str,
+                 seeds: int | None, overrides: list[str]):
+        import optuna
+
+        from .ablate import plan
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.specs, self.seeds, self.overrides, self.trials = specs, seeds, overrides, trials
+        base = plan(specs, seeds=seeds, overrides=overrides)  # every file checked before anything runs
+        self.ranges = parse_ranges(ranges_text, type(base[0].cfg))
+        for name, (low, high, _) in self.ranges.items():  # the range's ends pass the schema's bounds
+            plan(specs, seeds=1, overrides=overrides, grid={name: [low, high]})
+        self.on_val = base[0].cfg.val_fraction > 0 if hasattr(base[0].cfg, "val_fraction") else False
+        key = _key([sorted(j.cfg.run_key() for j in base), self.ranges, trials, sampler])
+        self.sweep = Sweep(base, list(self.ranges), f"{stem}-search-{'-'.join(self.ranges)}", key,
+                           {"ranges": {k: list(v) for k, v in self.ranges.items()}, "trials": trials,
+                            "sampler": sampler})
+        self.sweep.run.set_tags({"labkit.sweep.objective": "fid_val (validation faces)" if self.on_val else
+                                 "fid_last on the test set: the winner is picked on test data (optimistic); "
+                                 "set val_fraction to pick it on held-out training faces"})
+        pick = optuna.samplers.RandomSampler(seed=0) if sampler == "random" else optuna.samplers.TPESampler(seed=0)
+        self.study = optuna.create_study(study_name=f"labkit-{key}", direction="minimize", sampler=pick,
+                                         storage=f"sqlite:///{runs_dir() / 'optuna.db'}", load_if_exists=True)
+
+    def _point(self, trial) -> dict:
+        return {name: (trial.suggest_int(name, low, high, log=log) if isinstance(low, int)
+                       else trial.suggest_float(name, low, high, log=log))
+                for name, (low, high, log) in self.ranges.items()}
+
+    def _value(self, outcomes: list) -> float | None:
+        c, metric = track.client(), keys.FID_VAL if self.on_val else keys.FID_LAST
+        values = [c.get_run(o.run_id).data.metrics.get(metric) for o in outcomes
+                  if o.status in ("FINISHED", "SKIPPED")]
+        return float(np.mean(values)) if values and None not in values and len(values) == len(outcomes) else None
+
+    def run(self, run_jobs, workers: int = 1) -> list:
+        """Trials until `trials` have ended: first those an interrupted command left running,
+        then new ones, `workers` at a time; every outcome."""
+        from optuna.trial import TrialState
+
+        from .ablate import plan
+        outcomes = []
+        while True:
+            trials = self.study.get_trials(deepcopy=False)
+            left = self.trials - sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
+            if left <= 0:
+                return outcomes
+            batch = [(t.number, t.params) for t in trials if t.state == TrialState.RUNNING][:left]
+            while len(batch) < min(workers, left):
+                trial = self.study.ask()
+                batch.append((trial.number, self._point(trial)))
+            jobs = {number: self.sweep.adopt(plan(self.specs, seeds=self.seeds, overrides=self.overrides,
+                                                  grid={k: [v] for k, v in point.items()}))
+                    for number, point in batch}
+            ended = run_jobs([job for js in jobs.values() for job in js])
+            outcomes += ended
+            for number, js in jobs.items():
+                mine = [o for o in ended if o.job.cfg.run_key() in {j.cfg.run_key() for j in js}]
+                value = self._value(mine)
+                if value is None:
+                    self.study.tell(number, state=TrialState.FAIL)
+                else:
+                    self.study.tell(number, value)
