@@ -289,7 +289,9 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
     for factor in by:
         lines += [f"## FID against {factor}", "", f"| {factor} | setting | seeds | FID (last) | 95% interval |",
                   "|---|---|---|---|---|"]
-        for _, r in t.sort_values("setting").iterrows():
+        by_value = t.assign(_x=t["values"].map(lambda v: (_number(v[factor]) is None, _number(v[factor]) or 0,
+                                                          v[factor])))
+        for _, r in by_value.sort_values(["_x", "setting"]).iterrows():
             lines.append(f"| {r['values'][factor]} | {r['setting']} | {_seeds(r['seeds'])} | "
                          f"{_pm(r['fid'], r['fid_std'])} | {_ci(r['fid_ci_low'], r['fid_ci_high'])} |")
         lines.append("")
@@ -353,7 +355,7 @@ def fid_curves_figure(t: pd.DataFrame):
             low, high = ({m.step: m.value for m in c.get_metric_history(row["run_ids"][0], keys.ci(keys.FID, side))}
                          for side in ("low", "high"))
             bands[label] = [(step, low[step], high[step]) for step in low if step in high]
-    return viz.fid_curves(curves, title="FID over training (mean over seeds; band: 95% interval of a single run)",
+    return viz.fid_curves(curves, title="FID over training (mean over seeds; band: one run's 95% interval)",
                           bands=bands)
 
 
