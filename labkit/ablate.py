@@ -223,8 +223,7 @@ def _find_or_create(job: Job, fresh: bool) -> tuple[str, bool]:
     existing = None if fresh else track.find_run(job.cfg)
     if existing is not None:
         if job.tags and keys.PARENT not in existing.data.tags:  # made outside any sweep: now one of this sweep's
-            for key, value in job.tags.items():
-                track.client().set_tag(existing.info.run_id, key, value)
+            track.Run(track.client(), existing.info.run_id).set_tags(job.tags)
         return existing.info.run_id, existing.info.status == "FINISHED"
     tags = {keys.PARAMS_FILE: job.params_file} if job.params_file else {}
     return track.create_run(job.cfg, label=job.label, tags={**tags, **job.tags}), False

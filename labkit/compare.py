@@ -84,15 +84,15 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
 
 
-# what decides a run's result, less the seed: runs that share these are one row, averaged over seeds
-SETTINGS = [name for name in SketchConfig().identity() if name not in ("seed", "experiment")]
+# what decides a run's result, less the seed, as logged: runs that share these are one row, averaged over seeds
+DEFAULT_SETTINGS = {k: str(v) for k, v in SketchConfig().identity().items() if k not in ("seed", "experiment")}
+SETTINGS = list(DEFAULT_SETTINGS)
 
 
 def _settings(row: pd.Series) -> dict[str, str]:
     """A run's settings as logged (a field it predates: its default)."""
-    defaults = SketchConfig().to_dict()
-    return {name: row.get(f"params.{name}") if isinstance(row.get(f"params.{name}"), str) else str(defaults[name])
-            for name in SETTINGS}
+    return {name: row[f"params.{name}"] if isinstance(row.get(f"params.{name}"), str) else default
+            for name, default in DEFAULT_SETTINGS.items()}
 
 
 def _measurement(row: pd.Series) -> tuple[str, int, str]:
@@ -131,7 +131,9 @@ def _replicates(run_id: str) -> dict | None:
 
 def _intervals(group: pd.DataFrame, replicates: dict) -> dict:
     """The row's 95% intervals (overall and per subset, FID and KID) from its runs' replicates,
-    two-stage over seeds; with the estimates and replicate tables kept for paired differences."""
+    two-stage over seeds; with the estimates and replicate tables kept for paired differences.
+    The estimates are the metrics' latest values: a finished run's final evaluation, the one
+    its replicates were drawn at."""
     reps = [replicates.get(r) for r in group["run_id"]]
     if any(r is None for r in reps) or len({len(r["fid"]) for r in reps}) != 1:
         return {}
@@ -174,8 +176,7 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
         fid, fid_std = _mean_std(group.get(_metric(keys.FID_LAST), pd.Series(dtype=float)))
         mean_fid, mean_fid_std = _mean_std(group.get(_metric(keys.FID_MEAN), pd.Series(dtype=float)))
         kid, kid_std = _mean_std(group.get(_metric(keys.KID_LAST), pd.Series(dtype=float)))
-        intervals = _intervals(group.assign(**{_metric(keys.FID): group[_metric(keys.FID_LAST)],
-                                               _metric(keys.KID): group[_metric(keys.KID_LAST)]}), replicates)
+        intervals = _intervals(group, replicates)
         best = group[_metric(keys.FID_BEST)].astype(float)
         selected = group.get(_tag(keys.FID_BEST_SELECTED_ON), pd.Series(dtype=object)).fillna("test")
         row = dict(backbone=measurement[0], n_real=measurement[1], faces=measurement[2], ablation=ablation,

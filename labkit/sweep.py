@@ -176,7 +176,7 @@ class Search:
         self.ranges = parse_ranges(ranges_text, type(base[0].cfg))
         for name, (low, high, _) in self.ranges.items():  # the range's ends pass the schema's bounds
             plan(specs, seeds=1, overrides=overrides, grid={name: [low, high]})
-        self.on_val = base[0].cfg.val_fraction > 0 if hasattr(base[0].cfg, "val_fraction") else False
+        self.on_val = getattr(base[0].cfg, "val_fraction", 0) > 0
         key = _key([sorted(j.cfg.run_key() for j in base), self.ranges, trials, sampler])
         self.sweep = Sweep(base, list(self.ranges), f"{stem}-search-{'-'.join(self.ranges)}", key,
                            {"ranges": {k: list(v) for k, v in self.ranges.items()}, "trials": trials,

@@ -265,7 +265,7 @@ def _generate(t: Training, faces) -> torch.Tensor:
     return t.model.generate(f["photo"], f["landmarks"], f["mask"], t.cfg.fid_batch_size, on_device=True)
 
 
-def _scores(metric: str, value: float, interval: list, subset: str = "") -> dict[str, float]:
+def _with_interval(metric: str, value: float, interval: list, subset: str = "") -> dict[str, float]:
     """A metric and its interval's bounds under their logged names (per subset with one)."""
     name = (lambda m: keys.per_subset(m, subset)) if subset else (lambda m: m)
     out = {name(metric): value}
@@ -285,10 +285,10 @@ def evaluate(t: Training) -> Evaluation:
     if t.val_evaluator is not None:
         e.fid_val = t.val_evaluator.evaluate(_generate(t, t.data.val))["fid"]
     t.history.append(e)
-    metrics = {**_scores(keys.FID, e.fid, e.fid_ci), **_scores(keys.KID, e.kid, e.kid_ci)}
+    metrics = {**_with_interval(keys.FID, e.fid, e.fid_ci), **_with_interval(keys.KID, e.kid, e.kid_ci)}
     for name, v in e.per_subset.items():
-        metrics.update({**_scores(keys.FID, v["fid"], v.get("fid_ci", NO_INTERVAL), name),
-                        **_scores(keys.KID, v["kid"], v.get("kid_ci", NO_INTERVAL), name)})
+        metrics.update({**_with_interval(keys.FID, v["fid"], v.get("fid_ci", NO_INTERVAL), name),
+                        **_with_interval(keys.KID, v["kid"], v.get("kid_ci", NO_INTERVAL), name)})
     if not np.isnan(e.fid_val):
         metrics[keys.FID_VAL] = e.fid_val
     t.run.log_metrics(metrics, step=t.epoch)
