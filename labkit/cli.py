@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from .align.estimate import MODES, TRANSFORMS
 from .config import ParamError
 from .lease import LeaseHeld
 from .paths import runs_dir, tracking_uri
@@ -149,6 +150,22 @@ def cmd_landmarks(args) -> int:
     return 0
 
 
+def cmd_align(args) -> int:
+    from .align import align_sketches
+    from .data.labels import read_label_map
+    from .data.layout import find_pairs
+    root = args.data_root.expanduser()
+    aligned = align_sketches(root, find_pairs(root, skip_missing=True), read_label_map(root), args.mode,
+                             args.transform, args.smoothness, progress=not args.no_progress)
+    print(f"{len(aligned.scores)} sketches aligned ({args.mode}, {args.transform}, smoothness {args.smoothness:g} px); "
+          f"region overlap of the parsing maps, before -> after:\n{aligned.report()}\n"
+          f"  warped sketches and fields: {aligned.folder}\n  check by eye: {aligned.folder / 'check.png'}")
+    notes = [f"{r['name']}: {r['notes']}" for r in aligned.scores if r["notes"]]
+    if notes:
+        print("  notes:\n    " + "\n    ".join(notes))
+    return 0
+
+
 def cmd_log(args) -> int:
     from . import lablog
     if args.log_command == "new":
@@ -277,6 +294,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_landmarks)
+
+    s = sub.add_parser("align", help="warp every sketch onto its photo's geometry from the parsing maps (+align)")
+    s.add_argument("data_root", type=Path)
+    s.add_argument("--mode", default="dense", choices=MODES, help="how the warp is estimated (see labkit.align)")
+    s.add_argument("--transform", default="affine", choices=TRANSFORMS, help="the global and per-region transforms")
+    s.add_argument("--smoothness", type=float, default=6.0,
+                   help="px: the regions' blend width and the dense field's control-point spacing")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_align)
 
     s = sub.add_parser("log", help="the dated lab log: new, add, show, import")
     s.set_defaults(func=cmd_log)

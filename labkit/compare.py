@@ -197,6 +197,13 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
                 row[f"{name}_ci"] = intervals.get(f"{name}_ci", (np.nan, np.nan))
             n = group.get(_tag(keys.per_subset(keys.FID_N_REAL, subset)), pd.Series(dtype=object)).dropna()
             row[f"n/{subset}"] = int(n.iloc[0]) if len(n) else 0
+        for score in ("iou", "dice", "epe"):
+            for when in ("before", "after"):
+                name = keys.align_metric(score, when)
+                row[name] = _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan
+        row[keys.FID_ALIGNED] = _mean_std(group[_metric(keys.FID_ALIGNED)])[0] \
+            if _metric(keys.FID_ALIGNED) in group else np.nan
+        row["data"] = first.get(_tag(keys.DATA_FINGERPRINT))
         rows.append(row)
         tables.append(intervals.get("_tables", {}).get(keys.FID))
     out = pd.DataFrame(rows)
@@ -206,9 +213,11 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
         out[column] = np.nan
     out["baseline_setting"], out["verdict"] = "", ""
     for i, row in out.iterrows():
+        # the same measurement of the same data (the synthetic set at another misalignment has the
+        # same face names but other test sketches)
         candidates = [j for j, other in out.iterrows() if other["ablation"] == baseline
-                      and (other["backbone"], other["n_real"], other["faces"]) == (row["backbone"], row["n_real"],
-                                                                                   row["faces"])]
+                      and (other["backbone"], other["n_real"], other["faces"], other["data"])
+                      == (row["backbone"], row["n_real"], row["faces"], row["data"])]
         if not candidates or row["ablation"] == baseline:
             continue
         # the baseline row set up most like this one (fewest settings apart), then the one with most seeds
@@ -287,6 +296,21 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
                 f"{r[f'fid/{s}']:.2f} {_ci(*r[f'fid/{s}_ci'])} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"
                 for s in subsets]]) + " |" for _, r in block.iterrows()]
             lines.append("")
+    aligned = t[t[keys.align_metric("iou", "after")].notna()] if keys.align_metric("iou", "after") in t else t[:0]
+    if len(aligned):
+        lines += ["## +align: how well the training sketches sit on the photos", "",
+                  "Mean over the faces of the parsing maps' region overlap (photo vs sketch) before → after the "
+                  "warp; on the synthetic set also the end-point error against the true field. FID (last) above is "
+                  "against the real test sketches; here also against the aligned ones.", "",
+                  "| ablation | align | IoU | Dice | end-point error (px) | FID vs aligned test sketches |",
+                  "|---|---|---|---|---|---|"]
+        for _, r in aligned.iterrows():
+            cells = [f"{r[keys.align_metric(score, 'before')]:.{d}f} → {r[keys.align_metric(score, 'after')]:.{d}f}"
+                     if not np.isnan(r[keys.align_metric(score, "after")]) else "-"
+                     for score, d in (("iou", 3), ("dice", 3), ("epe", 2))]
+            lines.append(f"| {r['setting']} | {r['values']['align_mode']} | " + " | ".join(cells)
+                         + f" | {_pm(r[keys.FID_ALIGNED], np.nan)} |")
+        lines.append("")
     for factor in by:
         lines += [f"## FID against {factor}", "", f"| {factor} | setting | seeds | FID (last) | 95% interval |",
                   "|---|---|---|---|---|"]

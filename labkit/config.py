@@ -166,7 +166,7 @@ class Config:
 @dataclass(frozen=True)
 class SketchConfig(Config):
     """A face photo -> sketch run: pix2pix and its ablations."""
-    ABLATIONS: typing.ClassVar[tuple[str, ...]] = ("baseline", "glad", "local", "local_glad")
+    ABLATIONS: typing.ClassVar[tuple[str, ...]] = ("baseline", "glad", "local", "local_glad", "align", "local_align")
 
     ablation: str = knob("baseline", "the notebook: notebooks/<ablation>.ipynb")
     experiment: str = knob("faces", "MLflow experiment")
@@ -174,7 +174,8 @@ class SketchConfig(Config):
     # data
     data_root: str = knob("", "face data folder (empty: the synthetic set)")
     synthetic_count: int = knob(48, "faces in the synthetic set", at_least=2)
-    synthetic_misalign: float = knob(0.0, "px of sketch-vs-photo misalignment in the synthetic set", at_least=0)
+    synthetic_misalign: float = knob(0.0, "px of sketch-vs-photo misalignment in the synthetic set (a smooth "
+                                     "deformation per region)", at_least=0)
     image_size: int = knob(64, "network size; 256 is the paper setting", at_least=32)
     sketch_channels: int = knob(1, "1 or 3 (FID always sees three)", choices=(1, 3))
     skip_bad_files: bool = knob(False, "list and leave out unreadable or unpaired files")
@@ -198,6 +199,12 @@ class SketchConfig(Config):
     local_gan_weight: float = knob(0.25, "weight of each part's adversarial loss", at_least=0)
     local_hair_background: bool = knob(False, "hair and background nets (needs masks)")
     ngf_local: int = knob(32, at_least=1)
+    # +align: the training sketches warped onto the photos' geometry (labkit.align)
+    align_mode: str = knob("none", "none | global | regions | dense: how the warp is estimated from the parsing maps",
+                           choices=("none", "global", "regions", "dense"))
+    align_transform: str = knob("affine", "the global and per-region transforms", choices=("affine", "similarity"))
+    align_smoothness: float = knob(6.0, "px: the width the regions' transforms blend over, and the dense field's "
+                                   "control-point spacing", above=0)
     # evaluation and logging
     eval_every: int = knob(5, "epochs between FID evaluations", at_least=1)
     val_fraction: float = knob(0.0, "share of each subset's training faces held out to pick the best epoch on; "
@@ -228,6 +235,9 @@ class SketchConfig(Config):
             problems.append(f"beta1={self.beta1} must be below 1 (Adam)")
         if not self.val_fraction < 0.5:
             problems.append(f"val_fraction={self.val_fraction} must be below 0.5 (most faces train)")
+        if self.ablation.endswith("align") and self.align_mode == "none":
+            problems.append(f"ablation '{self.ablation}' trains on aligned sketches: set align_mode to global, "
+                            "regions or dense")
         return problems
 
     @property
@@ -242,6 +252,11 @@ class SketchConfig(Config):
                 problems.append(f"data_root={self.data_root!r}: no such folder")
             elif not any(root.iterdir()):
                 problems.append(f"data_root={self.data_root!r}: the folder is empty")
+            elif self.align_mode != "none" and not (root / "masks_sketch").is_dir():
+                problems.append(f"data_root={self.data_root!r}: align_mode={self.align_mode!r} needs the sketches' "
+                                "parsing maps in masks_sketch/NAME.png beside masks/ (found "
+                                + ("photo masks only" if (root / "masks").is_dir() else "no masks at all")
+                                + "); run the face parser on the sketches, or set align_mode='none'")
         if self.fid_backbone == "inception":
             from .metrics.backbone import ensure_weights
             from .weights import WeightsUnavailable

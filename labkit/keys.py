@@ -47,6 +47,10 @@ FID_LAST, KID_LAST = "fid_last", "kid_last"
 FID_BEST, FID_BEST_EPOCH, FID_MEAN = "fid_best", "fid_best_epoch", "fid_mean"
 FID_N_FAKE = "fid_n_fake"
 FID_VAL, FID_VAL_BEST = "fid_val", "fid_val_best"  # on the validation faces (val_fraction > 0)
+FID_ALIGNED = "fid_aligned"             # +align: against the warped test sketches (the headline FID is not)
+# --- metrics: +align, once per run: region overlap of the photo's and the sketch's parsing maps
+ALIGN = "align"                         # align_iou_before, align_dice_after, align_epe_after, align_iou_after/cuhk
+
 
 # --- images (MLflow image keys, a step slider each) and fixed artifact files
 SAMPLES = "samples"                     # photo | real sketch | generated, per evaluation
@@ -54,6 +58,9 @@ LAST_SAMPLES = "samples/last.png"       # the newest sample grid, at a fixed pat
 ERROR_HEATMAP = "error_heatmap"
 NOTEBOOK_DIR = "notebook"               # the executed notebook, attached to its run
 BOOTSTRAP = "fid/bootstrap.npz"         # the last evaluation's bootstrap replicates, for paired comparisons
+ALIGN_VIEWS = "align_views"             # +align: outlines before / after and the field, per face
+ALIGN_OVERLAP = "align_overlap"         # +align: each region's IoU before and after
+ALIGN_MODE = "labkit.align.mode"        # tag: the alignment the training sketches had
 
 
 def ci(metric: str, side: str) -> str:
@@ -64,3 +71,8 @@ def ci(metric: str, side: str) -> str:
 def per_subset(metric: str, subset: str) -> str:
     """`fid/cuhk`, `kid/xm2vts`, `fid.n_real/ar`: a metric or tag for one subset of the test set."""
     return f"{metric}/{subset}"
+
+
+def align_metric(score: str, when: str) -> str:
+    """`align_iou_before`, `align_epe_after`: how well the sketches' regions sit on the photos'."""
+    return f"{ALIGN}_{score}_{when}"

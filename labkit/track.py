@@ -147,6 +147,9 @@ class Run:
                   for context in contexts]
         self.client.log_inputs(self.run_id, inputs)
 
+    def log_file(self, path: Path, artifact_dir: str) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_dir)
+
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 

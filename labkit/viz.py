@@ -173,3 +173,23 @@ def local_views(pieces: dict, photos: torch.Tensor, names: list[str]) -> np.ndar
         for ax in row:
             ax.axis("off")
     return figure_to_array(fig)
+
+
+def show_alignment(result) -> None:
+    """An +align run's views, logged to its run: the photo's region outlines over the sketch
+    before | after | the field (colour: direction, strength: length), and each region's IoU
+    before and after."""
+    from PIL import Image
+
+    from . import keys
+    from .align.views import overlap_figure
+    alignment = result.data.alignment
+    sheet = np.asarray(Image.open(alignment.folder / "check.png").convert("RGB"))
+    result.run.log_image(sheet, keys.ALIGN_VIEWS, step=0)
+    show(sheet, f"photo's regions over the sketch: before | after ({alignment.mode}) | the field", width=9)
+    bars = figure_to_array(overlap_figure(alignment.per_region()))
+    result.run.log_image(bars, keys.ALIGN_OVERLAP, step=0)
+    show(bars, "", width=8)
+    last = result.history[-1]
+    print(f"FID against the real test sketches {last.fid:.2f} (the headline number); against the aligned test "
+          f"sketches {last.fid_aligned:.2f}")

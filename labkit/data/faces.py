@@ -20,15 +20,19 @@ from .synthetic import write_synthetic_set
 
 
 def read_pair(pair: FacePair, sketch_channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """The photo (H, W, 3) and sketch (H, W[, 3]) of a pair, from two files or one aligned file."""
+    """The photo (H, W, 3) and sketch (H, W[, 3]) of a pair, from two files or one aligned file
+    (the sketch from its warped copy when +align made one)."""
     if not pair.aligned:
-        return read_image(pair.photo, 3), read_image(pair.sketch, sketch_channels)
-    both = read_image(pair.photo, 3)
-    half = both.shape[1] // 2
-    sketch = both[:, half:2 * half]
-    if sketch_channels == 1:
-        sketch = np.asarray(Image.fromarray(sketch).convert("L"))
-    return both[:, :half], sketch
+        photo, sketch = read_image(pair.photo, 3), read_image(pair.sketch, sketch_channels)
+    else:
+        both = read_image(pair.photo, 3)
+        half = both.shape[1] // 2
+        photo, sketch = both[:, :half], both[:, half:2 * half]
+        if sketch_channels == 1:
+            sketch = np.asarray(Image.fromarray(sketch).convert("L"))
+    if pair.warped is not None:
+        sketch = read_image(pair.warped, sketch_channels)
+    return photo, sketch
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:
@@ -147,6 +151,8 @@ class FaceData:
     fingerprint: str
     synthetic: bool
     val: FaceDataset | None = None  # held out of train to pick the best epoch on (val_fraction)
+    alignment: object | None = None          # labkit.align.AlignedSketches (+align): train on warped sketches
+    test_aligned: FaceDataset | None = None  # the test faces with warped sketches: a second, labelled FID
 
     def summary(self) -> str:
         subsets = {}
@@ -156,7 +162,8 @@ class FaceData:
         parts = ", ".join(f"{s}: {a} train / " + (f"{v} validation / " if self.val is not None else "") + f"{b} test"
                           for s, (a, v, b) in sorted(subsets.items()))
         kind = "synthetic face set" if self.synthetic else "face data"
-        return f"{kind} at {self.root} ({parts}); fingerprint {self.fingerprint}"
+        aligned = f"; training sketches aligned ({self.alignment.mode})" if self.alignment is not None else ""
+        return f"{kind} at {self.root} ({parts}); fingerprint {self.fingerprint}{aligned}"
 
 
 def synthetic_root(count: int, misalign: float) -> Path:
@@ -178,11 +185,21 @@ def load_faces(cfg, progress: bool = True) -> FaceData:
     if cfg.val_fraction and len(val_pairs) < 2:
         raise DataError(f"{root}: val_fraction={cfg.val_fraction} holds out {len(val_pairs)} of the "
                         f"{len(train_pairs) + len(val_pairs)} training faces; FID needs at least 2: raise it")
+    test_pairs, alignment = [p for p in pairs if p.split == "test"], None
+    if cfg.align_mode != "none":
+        from ..align import align_sketches
+        alignment = align_sketches(root, pairs, label_map, cfg.align_mode, cfg.align_transform, cfg.align_smoothness,
+                                   progress)
+        train_pairs = alignment.warped(train_pairs)
     train = FaceDataset(train_pairs, train=True, seed=cfg.seed, **common)
-    test = FaceDataset([p for p in pairs if p.split == "test"], **common)
+    # the headline FID is against the real test sketches, as drawn, whatever the training saw
+    test = FaceDataset(test_pairs, **common)
     val = FaceDataset(val_pairs, **common) if val_pairs else None
     if not len(train) or not len(test):
         raise DataError(f"{root}: need both train and test faces, found {len(train)} train / {len(test)} test")
-    # the fingerprint of every pair: holding some out is a parameter of the run, not other data
+    # the fingerprint of every pair as in the data folder: holding some out, or training on
+    # warped sketches, is a parameter of the run, not other data
     return FaceData(root=root, fingerprint=fingerprint(train.pairs + (val.pairs if val else []) + test.pairs),
-                    synthetic=synthetic, train=train, test=test, val=val)
+                    synthetic=synthetic, train=train, test=test, val=val,
+                    alignment=alignment,
+                    test_aligned=FaceDataset(alignment.warped(test.pairs), **common) if alignment else None)

@@ -11,6 +11,7 @@ Three layouts are recognised, detected automatically:
 
 Beside the images, in ROOT, all layouts may have:
     masks/NAME.png          parsing labels (labels.json maps label names to the file's ids)
+    masks_sketch/NAME.png   the sketch's parsing labels, same ids (what +align needs)
     landmarks.csv           name, 5 points in MTCNN order, prob, source (`labkit landmarks`)
     landmarks_manual.csv    hand-placed points: always override landmarks.csv
     split.csv               name, subset, split (train / test): overrides the default split
@@ -46,6 +47,8 @@ class FacePair:
     landmarks: np.ndarray | None       # (5, 2) in the photo's pixels
     aligned: bool = False              # photo | sketch side by side in one file
     landmark_source: str = ""
+    sketch_mask: Path | None = None    # the sketch's parsing labels (+align)
+    warped: Path | None = None         # the sketch warped onto the photo's geometry (+align), read instead
 
 
 def _images(folder: Path, recursive: bool = False) -> list[Path]:
@@ -173,8 +176,8 @@ def find_pairs(root: str | Path, skip_missing: bool = False) -> list[FacePair]:
     found, problems = {"pairs": _pairs_layout, "cufs": _cufs_layout, "aligned": _aligned_layout}[layout](root)
     split_file = read_split(root / "split.csv") if (root / "split.csv").is_file() else None
     landmarks = read_landmarks(root)
-    masks_dir = _subfolder(root, "masks")
-    masks = {pair_key(p.stem): p for p in _images(masks_dir)} if masks_dir else {}
+    masks, sketch_masks = ({pair_key(p.stem): p for p in _images(folder)} if folder else {}
+                           for folder in (_subfolder(root, "masks"), _subfolder(root, "masks_sketch")))
 
     subsets = {f.key: subset_of(f.key, f.folders) for f in found}
     folder_split = {f.key: split_from_folders(f.folders) for f in found}
@@ -195,7 +198,8 @@ def find_pairs(root: str | Path, skip_missing: bool = False) -> list[FacePair]:
             subset = file_subset or subset
         points, source = landmarks.get(f.key, (None, ""))
         pairs.append(FacePair(name=f.photo.stem, subset=subset, split=split, photo=f.photo, sketch=f.sketch,
-                              mask=masks.get(f.key), landmarks=points, aligned=f.aligned, landmark_source=source))
+                              mask=masks.get(f.key), landmarks=points, aligned=f.aligned, landmark_source=source,
+                              sketch_mask=sketch_masks.get(f.key)))
     if problems:
         listing = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         if not skip_missing:
@@ -215,6 +219,8 @@ def fingerprint(pairs: list[FacePair]) -> str:
         for path in (p.photo, p.sketch, p.mask):
             h.update(hashlib.sha256(path.read_bytes()).digest() if path else b"-")
         h.update(p.landmarks.round(3).tobytes() if p.landmarks is not None else b"-")
+        if p.sketch_mask is not None:
+            h.update(hashlib.sha256(p.sketch_mask.read_bytes()).digest())
     return h.hexdigest()[:16]
 
 

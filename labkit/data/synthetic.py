@@ -4,16 +4,20 @@ Each face is drawn from a seeded random face description (shape, pose offset, ex
 hair style, skin and hair colour, one of three subset styles named like CUFS's parts). The
 photo is rendered with colour, shading, hair and a textured background; the sketch is drawn
 as a pencil drawing of the same description (contours, hair strokes, hatching on the shaded
-side), optionally with its geometry moved by a few pixels (the misalignment +align corrects).
+side). With `misalign` the sketch, and its parsing map with it, is deformed by a smooth field
+that moves each region its own way (and the whole face a little), up to `misalign` px: the
+misalignment +align corrects, with the true correcting field saved to score alignment by.
 
-Layout (see labkit.data.layout): photos/NAME.png, sketches/NAME.png, masks/NAME.png
-(parsing labels, labels.LABELS), landmarks.csv (5 points, MTCNN order) and split.csv.
+Layout (see labkit.data.layout): photos/NAME.png, sketches/NAME.png, masks/NAME.png and
+masks_sketch/NAME.png (parsing labels of photo and sketch, labels.LABELS), landmarks.csv
+(5 points, MTCNN order), split.csv, and with misalign alignment_true.npz (per name, the field
+that brings the sketch back onto the photo, labkit.align.fields' convention, float16).
 """
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,8 @@ from .layout import LANDMARK_COLUMNS
 from .names import SUBSETS
 
 WIDTH, HEIGHT = 200, 250  # CUFS image size
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+TRUTH_FILE = "alignment_true.npz"
 
 # Per subset: background colour, background texture strength, light direction (x), sketch
 # line weight and hatching period, like the visibly different styles of CUFS's three parts.
@@ -86,14 +91,26 @@ def random_face(rng: np.random.Generator) -> Face:
     )
 
 
-def misaligned(face: Face, rng: np.random.Generator, pixels: float) -> Face:
-    """The same face moved and scaled by up to `pixels`: a sketch drawn slightly off the photo."""
-    if pixels <= 0:
-        return face
-    s = 1 + rng.uniform(-1, 1) * pixels / face.half_h
-    return replace(face, cx=face.cx + rng.uniform(-1, 1) * pixels, cy=face.cy + rng.uniform(-1, 1) * pixels,
-                   half_w=face.half_w * s, half_h=face.half_h * s, eye_dx=face.eye_dx * s,
-                   mouth_w=face.mouth_w * s)
+def deformation(mask: np.ndarray, rng: np.random.Generator, pixels: float) -> np.ndarray:
+    """A smooth field (H, W, 2) that moves each region of the mask its own way (a shift and a
+    stretch fading out around it) and the whole face by a small rotation, scaling and shift,
+    scaled so that it moves no face pixel more than `pixels`."""
+    from ..align.fields import affine_field
+    from ..align.regions import regions
+    h, w = mask.shape
+    angle, scale = rng.uniform(-0.03, 0.03), 1 + rng.uniform(-0.03, 0.03)
+    matrix = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([w / 2, h / 2])
+    field = affine_field(matrix, centre - matrix @ centre + rng.uniform(-0.4, 0.4, 2) * pixels, (h, w))
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    for region in regions(mask):
+        reach = region.radius + 6
+        bump = np.exp(-((xs - region.centroid[0]) ** 2 + (ys - region.centroid[1]) ** 2) / (2 * reach ** 2))
+        stretch = rng.uniform(-0.08, 0.08, (2, 2))
+        local = (np.stack([xs, ys], -1) - region.centroid) @ stretch.T + rng.uniform(-1, 1, 2) * pixels
+        field += bump[..., None] * local.astype(np.float32)
+    face = mask != LABELS["background"]
+    return field * (pixels / np.linalg.norm(field, axis=-1)[face].max())
 
 
 def _ellipse(cx, cy, rx, ry):
@@ -235,15 +252,21 @@ def draw_sketch(face: Face, style: dict, rng: np.random.Generator) -> np.ndarray
 
 
 def make_face(seed: int, index: int, misalign: float = 0.0) -> dict:
-    """One sample: photo (H, W, 3), sketch (H, W), mask (H, W), landmarks (5, 2), subset."""
+    """One sample: photo (H, W, 3), sketch (H, W), mask and sketch_mask (H, W), landmarks
+    (5, 2), subset, and `truth`: the field that undoes the misalignment (None without)."""
+    from ..align.fields import invert, warp, warp_labels
     rng = np.random.default_rng([seed, index])
     subset = SUBSETS[index % len(SUBSETS)]
     style = STYLES[subset]
     face = random_face(rng)
     mask = draw_mask(face)
     photo = render_photo(face, style, mask, rng)
-    sketch = draw_sketch(misaligned(face, rng, misalign), style, rng)
-    return dict(photo=photo, sketch=sketch, mask=mask, landmarks=face.landmarks(), subset=subset)
+    sketch, sketch_mask, truth = draw_sketch(face, style, rng), mask, None
+    if misalign > 0:
+        moved = deformation(mask, np.random.default_rng([seed, index, 1]), misalign)
+        sketch, sketch_mask, truth = warp(sketch, moved), warp_labels(mask, moved), invert(moved)
+    return dict(photo=photo, sketch=sketch, mask=mask, sketch_mask=sketch_mask, landmarks=face.landmarks(),
+                subset=subset, truth=truth)
 
 
 def write_synthetic_set(root: str | Path, count: int = 48, seed: int = 0, misalign: float = 0.0,
@@ -255,15 +278,18 @@ def write_synthetic_set(root: str | Path, count: int = 48, seed: int = 0, misali
     manifest_path = root / "manifest.json"
     if manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest:
         return root
-    for sub in ("photos", "sketches", "masks"):
+    for sub in ("photos", "sketches", "masks", "masks_sketch"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    landmark_rows, split_rows = [], []
+    landmark_rows, split_rows, truths = [], [], {}
     for i in tqdm(range(count), desc="synthetic faces", disable=not progress):
         sample = make_face(seed, i, misalign)
         name = f"{sample['subset']}-{i:04d}"
         Image.fromarray(sample["photo"]).save(root / "photos" / f"{name}.png")
         Image.fromarray(sample["sketch"]).save(root / "sketches" / f"{name}.png")
         Image.fromarray(sample["mask"]).save(root / "masks" / f"{name}.png")
+        Image.fromarray(sample["sketch_mask"]).save(root / "masks_sketch" / f"{name}.png")
+        if sample["truth"] is not None:
+            truths[name] = sample["truth"].astype(np.float16)
         landmark_rows.append([name, *np.round(sample["landmarks"].ravel(), 2), 1.0, "synthetic"])
         # every subset gets the same share of test faces
         split_rows.append([name, sample["subset"], "test" if (i // len(SUBSETS)) % round(1 / test_fraction) == 0
@@ -277,6 +303,8 @@ def write_synthetic_set(root: str | Path, count: int = 48, seed: int = 0, misali
         w.writerow(["name", "subset", "split"])
         w.writerows(split_rows)
     (root / "labels.json").write_text(json.dumps(LABELS, indent=1))
+    if truths:
+        np.savez_compressed(root / TRUTH_FILE, **truths)
     manifest_path.write_text(json.dumps(manifest, indent=1))  # last: marks the set complete
     return root
 

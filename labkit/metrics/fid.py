@@ -125,12 +125,16 @@ class FidEvaluator:
         names = sorted(set(self.subsets.tolist()))
         return names if len(names) > 1 else []
 
-    def evaluate(self, fake_sketches: torch.Tensor) -> dict:
+    def features_of(self, fake_sketches: torch.Tensor) -> np.ndarray:
+        return features(to_uint8(fake_sketches), self.backbone, self.batch_size)
+
+    def evaluate(self, fake_sketches: torch.Tensor | None = None, fake: np.ndarray | None = None) -> dict:
         """fid, kid, n_real, n_fake overall, and per_subset {name: {fid, kid, n}}; fakes are in
-        the order of the real sketches (the generator's output for each test photo). With
-        `resamples`, each FID and KID also has its bootstrap interval (fid_ci, kid_ci), and
-        'replicates' holds the resamples' values ({'fid': ..., 'kid/cuhk': ...})."""
-        fake = features(to_uint8(fake_sketches), self.backbone, self.batch_size)
+        the order of the real sketches (the generator's output for each test photo), given as
+        images or as their features (`fake`, from features_of). With `resamples`, each FID and
+        KID also has its bootstrap interval (fid_ci, kid_ci), and 'replicates' holds the
+        resamples' values ({'fid': ..., 'kid/cuhk': ...})."""
+        fake = self.features_of(fake_sketches) if fake is None else fake
         scores = self._scores(self.real, fake, "")
         scores["per_subset"] = {}
         for name in self.subset_names:

@@ -52,6 +52,7 @@ class Evaluation:
     fid_ci: list = field(default_factory=lambda: list(NO_INTERVAL))  # 95% bootstrap interval over the test faces
     kid_ci: list = field(default_factory=lambda: list(NO_INTERVAL))
     fid_val: float = float("nan")        # on the validation faces (val_fraction > 0): what picks the best epoch
+    fid_aligned: float = float("nan")    # +align: against the warped test sketches (a second, labelled number)
 
 
 def best_of(history: list[Evaluation]) -> Evaluation:
@@ -108,6 +109,7 @@ class Training:
     model: Pix2Pix
     evaluator: FidEvaluator
     val_evaluator: FidEvaluator | None
+    aligned_evaluator: FidEvaluator | None  # +align: the same fakes against the warped test sketches
     checkpoints: Checkpoints
     backbone: str
     samples: dict                       # fixed test faces for the grids
@@ -174,6 +176,11 @@ def prepare(cfg, data, run) -> Training:
     val_evaluator = None if data.val is None else FidEvaluator(
         data.val.faces(device)["sketch"], backbone, data.fingerprint, split=f"val{cfg.val_fraction:g}",
         batch_size=cfg.fid_batch_size)
+    aligned_evaluator = None if data.test_aligned is None else FidEvaluator(
+        data.test_aligned.faces(device)["sketch"], backbone, data.fingerprint,
+        split=f"test-aligned-{data.alignment.folder.name}", batch_size=cfg.fid_batch_size)
+    if data.alignment is not None:
+        log_alignment(run, data.alignment)
     selected_on = f"validation ({len(data.val)} faces)" if data.val is not None else "test (optimistic)"
     run.set_tags({**evaluator.provenance(), keys.FID_BEST_SELECTED_ON: selected_on,
                   keys.DEVICE: device_description(device),
@@ -186,8 +193,24 @@ def prepare(cfg, data, run) -> Training:
     if not backbone.is_real:
         print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
     return Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=evaluator,
-                    val_evaluator=val_evaluator, checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
+                    val_evaluator=val_evaluator, aligned_evaluator=aligned_evaluator, checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
                     samples=fixed_samples(data.test, cfg.grid_samples), window=LossWindow(device))
+
+
+def log_alignment(run, alignment) -> None:
+    """How well the sketches sat on the photos before and after +align: overall, per subset,
+    and the per-face scores and check picture as artifacts."""
+    metrics = {}
+    for subset in ["", *alignment.subsets()]:
+        for name, value in alignment.summary(subset).items():
+            metric = keys.align_metric(*name.split("_"))
+            metrics[keys.per_subset(metric, subset) if subset else metric] = value
+    run.log_metrics(metrics)
+    run.set_tags({keys.ALIGN_MODE: alignment.mode})
+    run.log_file(alignment.folder / "scores.csv", keys.ALIGN)
+    run.log_file(alignment.folder / "check.png", keys.ALIGN)
+    print("sketches aligned to the photos (region overlap of the parsing maps, before -> after):\n"
+          + alignment.report())
 
 
 def resume(t: Training) -> None:
@@ -279,9 +302,12 @@ def evaluate(t: Training) -> Evaluation:
     intervals, and on the validation faces when there are; logged with the grids."""
     t.run.beat(t.step, "evaluate", force=True)
     fakes = _generate(t, t.data.test)
-    scores = t.evaluator.evaluate(fakes)
+    fake_features = t.evaluator.features_of(fakes)
+    scores = t.evaluator.evaluate(fake=fake_features)
     replicates = scores.pop("replicates")
     e = Evaluation(epoch=t.epoch, **scores)
+    if t.aligned_evaluator is not None:
+        e.fid_aligned = t.aligned_evaluator.evaluate(fake=fake_features)["fid"]
     if t.val_evaluator is not None:
         e.fid_val = t.val_evaluator.evaluate(_generate(t, t.data.val))["fid"]
     t.history.append(e)
@@ -291,6 +317,8 @@ def evaluate(t: Training) -> Evaluation:
                         **_with_interval(keys.KID, v["kid"], v.get("kid_ci", NO_INTERVAL), name)})
     if not np.isnan(e.fid_val):
         metrics[keys.FID_VAL] = e.fid_val
+    if not np.isnan(e.fid_aligned):
+        metrics[keys.FID_ALIGNED] = e.fid_aligned
     t.run.log_metrics(metrics, step=t.epoch)
     t.run.log_metrics(summary_metrics(t.history))
     if replicates:  # the newest evaluation's: what compare pairs runs with
@@ -299,6 +327,7 @@ def evaluate(t: Training) -> Evaluation:
     per_subset = "".join(f"  {name} {v['fid']:.2f} (N {v['n']})" for name, v in e.per_subset.items())
     interval = "" if np.isnan(e.fid_ci[0]) else f" [{e.fid_ci[0]:.2f}, {e.fid_ci[1]:.2f}]"
     val = "" if np.isnan(e.fid_val) else f"  validation FID {e.fid_val:.2f}"
+    val += "" if np.isnan(e.fid_aligned) else f"  FID vs aligned test sketches {e.fid_aligned:.2f}"
     print(f"epoch {t.epoch}: FID {e.fid:.2f}{interval}  KID {e.kid:.4f}  (N real {e.n_real}, N fake {e.n_fake}, "
           f"{t.backbone}){per_subset}{val}")
     t.run.beat(t.step, "train", force=True)
