@@ -203,7 +203,8 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
                 row[name] = _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan
         row[keys.FID_ALIGNED] = _mean_std(group[_metric(keys.FID_ALIGNED)])[0] \
             if _metric(keys.FID_ALIGNED) in group else np.nan
-        row["data"] = first.get(_tag(keys.DATA_FINGERPRINT))
+        data = first.get(_tag(keys.DATA_FINGERPRINT))
+        row["data"] = data if isinstance(data, str) else ""  # a run without the tag reads NaN, never equal
         rows.append(row)
         tables.append(intervals.get("_tables", {}).get(keys.FID))
     out = pd.DataFrame(rows)
