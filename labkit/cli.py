@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from .align.estimate import MODES, TRANSFORMS
-from .config import ParamError
+from .config import ParamError, SketchConfig
 from .lease import LeaseHeld
 from .paths import runs_dir, tracking_uri
 
@@ -297,10 +297,13 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("align", help="warp every sketch onto its photo's geometry from the parsing maps (+align)")
     s.add_argument("data_root", type=Path)
-    s.add_argument("--mode", default="dense", choices=MODES, help="how the warp is estimated (see labkit.align)")
-    s.add_argument("--transform", default="affine", choices=TRANSFORMS, help="the global and per-region transforms")
-    s.add_argument("--smoothness", type=float, default=6.0,
-                   help="px: the regions' blend width and the dense field's control-point spacing")
+    knobs = {f.name: f for f in dataclasses.fields(SketchConfig)}
+    s.add_argument("--mode", default="dense", choices=knobs["align_mode"].metadata["choices"][1:],
+                   help="how the warp is estimated from the parsing maps (default: dense, the align notebooks')")
+    for option in ("transform", "smoothness"):
+        knob = knobs[f"align_{option}"]
+        s.add_argument(f"--{option}", default=knob.default, type=type(knob.default),
+                       choices=knob.metadata["choices"] or None, help=knob.metadata["help"])
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_align)
 

@@ -97,7 +97,7 @@ def test_a_synthetic_set_misaligned_by_4px_is_aligned_and_cached(lab, tmp_path):
     root = write_synthetic_set(tmp_path / "faces", count=6, misalign=4.0, progress=False)
     assert (root / TRUTH_FILE).is_file() and len(list((root / "masks_sketch").iterdir())) == 6
     pairs = find_pairs(root)
-    aligned = align_sketches(root, pairs, read_label_map(root), "dense", progress=False)
+    aligned = align_sketches(root, pairs, read_label_map(root), "dense", "affine", 6.0, progress=False)
     s = aligned.summary()
     assert s["epe_after"] <= 0.25 * s["epe_before"]  # misalignment reduced by at least 75%
     assert s["iou_after"] > 0.95 > s["iou_before"] and s["dice_after"] > s["dice_before"]
@@ -106,7 +106,7 @@ def test_a_synthetic_set_misaligned_by_4px_is_aligned_and_cached(lab, tmp_path):
     assert warped.shape == np.asarray(Image.open(pairs[0].sketch)).shape
     assert (aligned.folder / "check.png").is_file() and aligned.field(pairs[0].name).shape == (250, 200, 2)
     stamp = (aligned.folder / "manifest.json").stat().st_mtime_ns
-    again = align_sketches(root, pairs, read_label_map(root), "dense", progress=False)
+    again = align_sketches(root, pairs, read_label_map(root), "dense", "affine", 6.0, progress=False)
     assert again.folder == aligned.folder and (again.folder / "manifest.json").stat().st_mtime_ns == stamp
     assert again.summary() == pytest.approx(s)
 
@@ -117,7 +117,7 @@ def test_align_is_refused_without_the_sketches_parsing_maps(lab, tmp_path):
         path.unlink()
     (root / "masks_sketch").rmdir()
     with pytest.raises(DataError, match="Only photo masks were found.*masks_sketch/NAME.png"):
-        align_sketches(root, find_pairs(root), read_label_map(root), "global", progress=False)
+        align_sketches(root, find_pairs(root), read_label_map(root), "global", "affine", 6.0, progress=False)
     cfg = SketchConfig(**TINY, ablation="align", align_mode="dense", data_root=str(root))
     assert any("masks_sketch" in p and "photo masks only" in p for p in cfg.check_inputs())
     with pytest.raises(ParamError, match="set align_mode to global, regions or dense"):

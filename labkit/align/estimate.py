@@ -23,11 +23,12 @@ import torch.nn.functional as F
 from scipy import ndimage
 from scipy.optimize import least_squares
 
-from .fields import affine_field, jacobian_determinant
+from .fields import affine_field, as_array, as_tensor, jacobian_determinant, sample
 from .regions import PARTS, Region, match, regions
 
 MODES = ("global", "regions", "dense")
 TRANSFORMS = ("affine", "similarity")
+SMOOTHNESS = 6.0        # px; the lab's default is SketchConfig.align_smoothness
 PRIOR_WEIGHT = 0.1      # how strongly a region's transform is pulled towards the global one
 MIN_JACOBIAN = 0.2      # the smallest local area ratio a warp may have (0 would be a fold)
 # dense: the weight of the control points' roughness against the label mismatch; on the
@@ -138,7 +139,7 @@ def _blend(shape, pieces: list[tuple[np.ndarray, np.ndarray]], rest: np.ndarray,
 
 
 def regions_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, transform: str = "affine",
-                  smoothness: float = 6.0) -> Alignment:
+                  smoothness: float = SMOOTHNESS) -> Alignment:
     shape = photo_labels.shape
     matrix, offset, pairs = global_transform(photo_labels, sketch_labels, transform)
     rest = affine_field(matrix, offset, shape)
@@ -177,17 +178,7 @@ def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def _sample(image: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """image (1, C, H, W) at p + u(p), u (1, 2, H, W)."""
-    h, w = image.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=u.dtype), torch.arange(w, dtype=u.dtype), indexing="ij")
-    x = (xs + u[0, 0]) * (2 / max(w - 1, 1)) - 1
-    y = (ys + u[0, 1]) * (2 / max(h - 1, 1)) - 1
-    return F.grid_sample(image, torch.stack([x, y], -1)[None], mode="bilinear", padding_mode="border",
-                         align_corners=True)
-
-
-def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.ndarray, spacing: float = 6.0,
+def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.ndarray, spacing: float = SMOOTHNESS,
                 bending: float = DENSE_BENDING, steps: int = 300) -> np.ndarray:
     """A smooth correction on top of `start`, on control points every `spacing` px
     (interpolated bicubically), minimising the mismatch of the one-hot label maps (blurred
@@ -197,7 +188,7 @@ def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.n
     fixed = _gaussian(_one_hot(photo_labels), 1.5)
     moving = _gaussian(_one_hot(sketch_labels), 1.5)
     h, w = photo_labels.shape
-    base = torch.from_numpy(np.ascontiguousarray(start.transpose(2, 0, 1)))[None]
+    base = as_tensor(start)
     control = torch.zeros(1, 2, int(np.ceil(h / spacing)) + 1, int(np.ceil(w / spacing)) + 1, requires_grad=True)
     optimiser = torch.optim.LBFGS([control], lr=1, max_iter=steps, history_size=20, line_search_fn="strong_wolfe")
 
@@ -206,7 +197,7 @@ def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.n
 
     def loss():
         optimiser.zero_grad()
-        mismatch = ((fixed - _sample(moving, base + correction())) ** 2).sum(1).mean()
+        mismatch = ((fixed - sample(moving, base + correction())) ** 2).sum(1).mean()
         roughness = ((control[..., 1:] - control[..., :-1]) ** 2).mean() + \
             ((control[..., 1:, :] - control[..., :-1, :]) ** 2).mean()
         total = mismatch + bending * roughness
@@ -215,11 +206,11 @@ def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.n
 
     optimiser.step(loss)
     with torch.no_grad():
-        return (base + correction())[0].numpy().transpose(1, 2, 0).astype(np.float32)
+        return as_array(base + correction())
 
 
 def estimate(photo_labels: np.ndarray, sketch_labels: np.ndarray, mode: str = "regions",
-             transform: str = "affine", smoothness: float = 6.0) -> Alignment:
+             transform: str = "affine", smoothness: float = SMOOTHNESS) -> Alignment:
     """The warp that brings the sketch (its parsing map `sketch_labels`) onto the photo's
     geometry (`photo_labels`), both (H, W) maps of labkit's labels on the same grid."""
     if mode not in MODES:

@@ -25,20 +25,31 @@ def affine_field(matrix: np.ndarray, offset: np.ndarray, shape: tuple[int, int])
     return (p @ np.asarray(matrix, np.float32).T + np.asarray(offset, np.float32) - p).astype(np.float32)
 
 
-def _sample(image: torch.Tensor, field: np.ndarray, mode: str) -> torch.Tensor:
-    """image (N, C, H, W) sampled at p + field(p) (borders repeat)."""
-    h, w = field.shape[:2]
-    at = torch.from_numpy(identity_grid(h, w) + field)
-    scale = torch.tensor([2.0 / max(image.shape[-1] - 1, 1), 2.0 / max(image.shape[-2] - 1, 1)])
-    grid = (at * scale - 1.0)[None].expand(image.shape[0], -1, -1, -1).to(image.dtype)
+def sample(image: torch.Tensor, field: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """image (N, C, H, W) read at p + field(p), field (1, 2, H, W) in px; borders repeat.
+    Differentiable in the field (the dense fit optimises through it)."""
+    h, w = field.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype), torch.arange(w, dtype=field.dtype), indexing="ij")
+    x = (xs + field[0, 0]) * (2 / max(image.shape[-1] - 1, 1)) - 1
+    y = (ys + field[0, 1]) * (2 / max(image.shape[-2] - 1, 1)) - 1
+    grid = torch.stack([x, y], -1)[None].expand(image.shape[0], -1, -1, -1).to(image.dtype)
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+def as_tensor(field: np.ndarray) -> torch.Tensor:
+    """(H, W, 2) array -> (1, 2, H, W) tensor, as `sample` takes it."""
+    return torch.from_numpy(np.ascontiguousarray(field.transpose(2, 0, 1), dtype=np.float32))[None]
+
+
+def as_array(field: torch.Tensor) -> np.ndarray:
+    return field[0].detach().numpy().transpose(1, 2, 0).astype(np.float32)
 
 
 def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
     """An image (H, W) or (H, W, C) warped by the field, bilinear; the same dtype back."""
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
-    out = _sample(x, field, "bilinear")[0]
+    out = sample(x, as_tensor(field))[0]
     out = out[0] if image.ndim == 2 else out.permute(1, 2, 0)
     out = out.numpy()
     if np.issubdtype(image.dtype, np.integer):
@@ -50,18 +61,18 @@ def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
 def warp_labels(labels: np.ndarray, field: np.ndarray) -> np.ndarray:
     """A label map warped by the field, nearest neighbour (labels are never blended)."""
     x = torch.from_numpy(labels.astype(np.float32))[None, None]
-    return _sample(x, field, "nearest")[0, 0].numpy().round().astype(labels.dtype)
+    return sample(x, as_tensor(field), "nearest")[0, 0].numpy().round().astype(labels.dtype)
 
 
 def invert(field: np.ndarray, iterations: int = 60) -> np.ndarray:
     """The field v that undoes `field`: warping by `field`, then by v, gives the image back.
     Fixed-point iteration v(p) = -field(p + v(p)), which converges for smooth fields whose
     map is one-to-one (|grad field| < 1)."""
-    inverse = -field.copy()
-    source = torch.from_numpy(np.ascontiguousarray(field.transpose(2, 0, 1)))[None]
+    source = as_tensor(field)
+    inverse = -source
     for _ in range(iterations):
-        inverse = -_sample(source, inverse, "bilinear")[0].numpy().transpose(1, 2, 0)
-    return inverse.astype(np.float32)
+        inverse = -sample(source, inverse)
+    return as_array(inverse)
 
 
 def jacobian_determinant(field: np.ndarray) -> np.ndarray:

@@ -93,7 +93,10 @@ def overlap(photo_labels: np.ndarray, sketch_labels: np.ndarray) -> dict[str, di
 
 def mean_overlap(photo_labels: np.ndarray, sketch_labels: np.ndarray) -> dict[str, float]:
     """The mean over labels of IoU and Dice: {iou, dice} (nan when neither map has a region)."""
-    per = overlap(photo_labels, sketch_labels)
-    if not per:
-        return {"iou": float("nan"), "dice": float("nan")}
-    return {k: float(np.mean([v[k] for v in per.values()])) for k in ("iou", "dice")}
+    return means(overlap(photo_labels, sketch_labels))
+
+
+def means(per_label: dict[str, dict[str, float]]) -> dict[str, float]:
+    """{iou, dice} averaged over the labels of an `overlap` result."""
+    return {k: float(np.mean([v[k] for v in per_label.values()])) if per_label else float("nan")
+            for k in ("iou", "dice")}

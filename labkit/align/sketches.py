@@ -26,7 +26,7 @@ from ..data.synthetic import TRUTH_FILE
 from ..paths import runs_dir
 from .estimate import estimate
 from .fields import end_point_error, warp, warp_labels
-from .regions import overlap
+from .regions import means, overlap
 from .views import check_sheet
 
 VERSION = 1           # of the computation: a new one recomputes the cached folders
@@ -130,16 +130,20 @@ def _truth(root: Path) -> dict[str, np.ndarray]:
         return {k: f[k].astype(np.float32) for k in f.files}
 
 
-def align_sketches(root: str | Path, pairs: list[FacePair], label_map: np.ndarray, mode: str = "dense",
-                   transform: str = "affine", smoothness: float = 6.0, progress: bool = True) -> AlignedSketches:
+def _read(folder: Path, mode: str) -> AlignedSketches:
+    with open(folder / "scores.csv", newline="", encoding="utf-8") as f:
+        return AlignedSketches(folder, mode, list(csv.DictReader(f)))
+
+
+def align_sketches(root: str | Path, pairs: list[FacePair], label_map: np.ndarray, mode: str, transform: str,
+                   smoothness: float, progress: bool = True) -> AlignedSketches:
     """Every pair's sketch warped onto its photo (computed once, then read from the cache)."""
     root = Path(root)
     require_sketch_masks(root, pairs, mode)
     key = f"{fingerprint(pairs)}-{mode}-{transform}-s{smoothness:g}-v{VERSION}"
     folder = runs_dir() / "align" / key
     if (folder / "manifest.json").is_file():
-        with open(folder / "scores.csv", newline="", encoding="utf-8") as f:
-            return AlignedSketches(folder, mode, list(csv.DictReader(f)))
+        return _read(folder, mode)
     shutil.rmtree(folder, ignore_errors=True)  # an interrupted computation
     (folder / "sketches").mkdir(parents=True)
     truth = _truth(root)
@@ -155,9 +159,8 @@ def align_sketches(root: str | Path, pairs: list[FacePair], label_map: np.ndarra
         row = {"name": pair.name, "subset": pair.subset, "split": pair.split, "regions": found.regions,
                "notes": "; ".join(found.notes)}
         before, after = overlap(px, py), overlap(px, py_after)
-        for score in ("iou", "dice"):
-            row[f"{score}_before"] = np.mean([v[score] for v in before.values()]) if before else float("nan")
-            row[f"{score}_after"] = np.mean([v[score] for v in after.values()]) if after else float("nan")
+        for when, per_label in (("before", before), ("after", after)):
+            row.update({f"{score}_{when}": value for score, value in means(per_label).items()})
         row["epe_before"] = row["epe_after"] = ""
         if pair.name in truth and truth[pair.name].shape[:2] == px.shape:
             face = px != 0
@@ -179,5 +182,4 @@ def align_sketches(root: str | Path, pairs: list[FacePair], label_map: np.ndarra
     (folder / "manifest.json").write_text(json.dumps(dict(root=str(root), mode=mode, transform=transform,
                                                           smoothness=smoothness, faces=len(pairs), version=VERSION),
                                                      indent=1))
-    with open(folder / "scores.csv", newline="", encoding="utf-8") as f:  # as a cached read gives them
-        return AlignedSketches(folder, mode, list(csv.DictReader(f)))
+    return _read(folder, mode)  # the scores as text, as every later (cached) call reads them
