@@ -16,7 +16,7 @@ from .paths import runs_dir, tracking_uri
 # The main job runs every notebook at its own defaults (small sizes: minutes on a CPU, on the
 # synthetic face set and scikit-image's pictures), in experiments of its own.
 DEMO_FACES, DEMO_STYLE = "demo", "demo-style"
-DEMO_FACE_ABLATIONS = ("baseline", "glad", "local", "local_glad")
+DEMO_FACE_ABLATIONS = ("baseline", "glad", "local", "local_glad", "align", "local_align")
 
 
 def ui_command(port: int = 5000) -> list[str]:
