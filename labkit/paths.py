@@ -1,6 +1,8 @@
 """Where the lab keeps things: the project root, runs/ and the tracking store."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -44,3 +46,16 @@ def cache_dir(kind: str) -> Path:
     path = runs_dir() / "cache" / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path):
+    """Hold an OS lock on lock_file: one process at a time builds what it guards (a cache
+    folder two notebooks started together would both build)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

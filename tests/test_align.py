@@ -1,5 +1,7 @@
 """+align: the warp between the photo's and the sketch's parsing maps, estimated without
 training, recovered against known warps, applied to a data folder, and trained on."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -155,3 +157,31 @@ def test_align_runs_log_the_alignment_and_both_fids_and_compare_shows_them(lab, 
     assert "+align: how well the training sketches sit on the photos" in text
     row = table.set_index("ablation").loc["align"]
     assert row["baseline_setting"] == "baseline" and row["verdict"]  # paired with the baseline of the same data
+
+
+def _align_in_another_process(root, runs):
+    """align_sketches in a fresh process, noting in runs/computed.txt each time it computes."""
+    import os
+    from labkit.align import sketches
+    os.environ["LABKIT_RUNS"] = runs
+    compute = sketches._compute
+
+    def noted(*args):
+        with open(Path(runs) / "computed.txt", "a") as f:
+            f.write(f"{os.getpid()}\n")
+        compute(*args)
+
+    sketches._compute = noted
+    aligned = align_sketches(root, find_pairs(root), read_label_map(root), "dense", "affine", 6.0, progress=False)
+    return str(aligned.folder), len(aligned.scores)
+
+
+def test_two_runs_started_together_align_the_data_once(lab, tmp_path):
+    import concurrent.futures
+    import multiprocessing
+    root = write_synthetic_set(tmp_path / "faces", count=4, misalign=4.0, progress=False)
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_align_in_another_process, [root, root], [str(lab), str(lab)]))
+    assert results[0] == results[1] and results[0][1] == 4
+    assert len((lab / "computed.txt").read_text().split()) == 1  # the second waited and read the first's
+    assert [p.name for p in (lab / "align").iterdir() if p.is_dir()] == [Path(results[0][0]).name]

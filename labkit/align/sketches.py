@@ -23,7 +23,7 @@ from ..data.faces import read_pair
 from ..data.images import DataError, read_labels
 from ..data.layout import FacePair, fingerprint
 from ..data.synthetic import TRUTH_FILE
-from ..paths import runs_dir
+from ..paths import exclusive, runs_dir
 from .estimate import estimate
 from .fields import end_point_error, warp, warp_labels
 from .regions import means, overlap
@@ -142,8 +142,14 @@ def align_sketches(root: str | Path, pairs: list[FacePair], label_map: np.ndarra
     require_sketch_masks(root, pairs, mode)
     key = f"{fingerprint(pairs)}-{mode}-{transform}-s{smoothness:g}-v{VERSION}"
     folder = runs_dir() / "align" / key
-    if (folder / "manifest.json").is_file():
-        return _read(folder, mode)
+    with exclusive(folder.parent / f"{folder.name}.lock"):  # a second run on the same data waits, then reads
+        if not (folder / "manifest.json").is_file():
+            _compute(folder, root, pairs, label_map, mode, transform, smoothness, progress)
+    return _read(folder, mode)
+
+
+def _compute(folder: Path, root: Path, pairs: list[FacePair], label_map: np.ndarray, mode: str, transform: str,
+             smoothness: float, progress: bool) -> None:
     shutil.rmtree(folder, ignore_errors=True)  # an interrupted computation
     (folder / "sketches").mkdir(parents=True)
     truth = _truth(root)
@@ -182,4 +188,3 @@ def align_sketches(root: str | Path, pairs: list[FacePair], label_map: np.ndarra
     (folder / "manifest.json").write_text(json.dumps(dict(root=str(root), mode=mode, transform=transform,
                                                           smoothness=smoothness, faces=len(pairs), version=VERSION),
                                                      indent=1))
-    return _read(folder, mode)  # the scores as text, as every later (cached) call reads them

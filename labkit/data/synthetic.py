@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
+from ..paths import exclusive
 from .labels import LABELS
 from .layout import LANDMARK_COLUMNS
 from .names import SUBSETS
@@ -276,8 +277,16 @@ def write_synthetic_set(root: str | Path, count: int = 48, seed: int = 0, misali
     manifest = dict(generator="labkit.synthetic", version=GENERATOR_VERSION, count=count, seed=seed,
                     misalign=misalign, test_fraction=test_fraction, size=[WIDTH, HEIGHT], labels=LABELS)
     manifest_path = root / "manifest.json"
-    if manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest:
-        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(root.parent / f"{root.name}.lock"):  # notebooks started together write it once
+        if not (manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest):
+            _write(root, manifest, count, seed, misalign, test_fraction, progress)
+    return root
+
+
+def _write(root: Path, manifest: dict, count: int, seed: int, misalign: float, test_fraction: float,
+           progress: bool) -> None:
+    manifest_path = root / "manifest.json"
     for sub in ("photos", "sketches", "masks", "masks_sketch"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     landmark_rows, split_rows, truths = [], [], {}
@@ -306,5 +315,4 @@ def write_synthetic_set(root: str | Path, count: int = 48, seed: int = 0, misali
     if truths:
         np.savez_compressed(root / TRUTH_FILE, **truths)
     manifest_path.write_text(json.dumps(manifest, indent=1))  # last: marks the set complete
-    return root
 

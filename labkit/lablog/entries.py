@@ -12,15 +12,13 @@ between are all kept.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..paths import project_root
+from ..paths import exclusive, project_root
 
 SECTIONS = ("Problems", "Causes", "Actions", "Ideas")
 ENTRY_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.md$")
@@ -130,14 +128,8 @@ def all_entries(since: dt.date | None = None, until: dt.date | None = None) -> l
     return entries
 
 
-@contextlib.contextmanager
 def _locked():
-    with open(log_dir() / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return exclusive(log_dir() / ".lock")
 
 
 def _write(entry: Entry) -> Path:
