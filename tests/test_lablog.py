@@ -16,6 +16,13 @@ JOURNAL = ROOT / "tests" / "fixtures" / "journal.md"  # the user's own journal, 
 TODAY = dt.date.today()
 
 
+@pytest.fixture(autouse=True)
+def _today():
+    """Today as each test starts, not as the suite was collected: a suite may run past midnight."""
+    global TODAY
+    TODAY = dt.date.today()
+
+
 def test_new_and_add(lab):
     entry, created = lablog.new("colour bug")
     assert created and entry.path.name == f"{TODAY}.md"
