@@ -193,12 +193,15 @@ class SketchConfig(Config):
     lambda_glad: float = knob(0.0, "weight of the gradient loss (0: off; 100 in the user's +glad)", at_least=0)
     glad_mode: str = knob("components", choices=("components", "magnitude"))
     glad_norm: str = knob("l1", choices=("l1", "l2"))
-    # +local: APDrawingGAN-style part networks (labkit.models.local)
-    local: bool = knob(False, "part networks on the landmarks")
-    lambda_local: float = knob(25.0, "weight of the parts' L1", at_least=0)
-    local_gan_weight: float = knob(0.25, "weight of each part's adversarial loss", at_least=0)
-    local_hair_background: bool = knob(False, "hair and background nets (needs masks)")
-    ngf_local: int = knob(32, at_least=1)
+    # +local: APDrawingGAN's local networks (labkit.models.local), at ngf / ndf as upstream
+    local: bool = knob(False, "APDrawingGAN's six local networks (eyes, nose, mouth on the landmarks; hair, background)")
+    lambda_local: float = knob(25.0, "weight of the local networks' L1 (upstream lambda_local)", at_least=0)
+    local_gan_weight: float = knob(0.25, "weight of each local discriminator's adversarial loss (upstream 0.25)",
+                                   at_least=0)
+    fusion: str = knob("combiner", "how the local outputs meet the global one: combiner (APDrawingGAN's) | blend "
+                       "(learned soft mask) | attention (per-pixel softmax over the 7 outputs) | none (global output "
+                       "only, widened to the same parameter count)",
+                       choices=("combiner", "blend", "attention", "none"))
     # +align: the training sketches warped onto the photos' geometry (labkit.align)
     align_mode: str = knob("none", "none | global | regions | dense: how the warp is estimated from the parsing maps",
                            choices=("none", "global", "regions", "dense"))

@@ -61,6 +61,7 @@ BOOTSTRAP = "fid/bootstrap.npz"         # the last evaluation's bootstrap replic
 ALIGN_VIEWS = "align_views"             # +align: outlines before / after and the field, per face
 ALIGN_OVERLAP = "align_overlap"         # +align: each region's IoU before and after
 ALIGN_MODE = "labkit.align.mode"        # tag: the alignment the training sketches had
+LOCAL_FOREGROUND = "labkit.local.foreground"  # tag: +local's hair / background regions: parsing maps or the rule
 
 
 def ci(metric: str, side: str) -> str:

@@ -149,29 +149,51 @@ def glad_views(fake: torch.Tensor, real: torch.Tensor, names: list[str]) -> np.n
 
 
 def local_views(pieces: dict, photos: torch.Tensor, names: list[str]) -> np.ndarray:
-    """Per face: the photo with its part boxes, each part network's output, the composite of
-    the parts, the global output and the fused result."""
-    from matplotlib.patches import Rectangle
-    parts = list(pieces["parts"])
+    """Per face: the photo with its part boxes, each local network's output (hair and background
+    black outside their region), the composite of all six, the global output, the fused result
+    and, for the blend and attention fusions, the local outputs' share of each pixel (attention:
+    also which output weighs most there)."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch, Rectangle
+    locals_ = [(pieces["parts"], p) for p in pieces["parts"]] + [(pieces["regions"], r) for r in pieces["regions"]]
+    shown = [(key, title) for key, title in [("composite", "local composite"), ("global_out", "global U-Net"),
+                                             ("fake", "fused")] if key in pieces]
+    weights = pieces.get("weights", {})
     n = len(photos)
-    ncols = 4 + len(parts)
+    ncols = 1 + len(locals_) + len(shown) + (1 if weights else 0) + (1 if len(weights) > 1 else 0)
     fig, axes = plt.subplots(n, ncols, figsize=(1.9 * ncols, 2.1 * n), squeeze=False, constrained_layout=True)
+    sources = list(weights)
+    palette = ListedColormap(plt.get_cmap("tab10").colors[:max(len(sources), 1)])
     for i in range(n):
         row = axes[i]
         row[0].imshow(to_rgb_uint8(photos[i:i + 1])[0])
-        for p in parts:
-            x, y, w, h = pieces["boxes"][p][i]
+        for x, y, w, h in (pieces["boxes"][p][i] for p in pieces["boxes"]):
             row[0].add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="yellow", linewidth=1))
         row[0].set_title(f"{names[i]}\nphoto + parts", fontsize=8)
-        for j, p in enumerate(parts, start=1):
-            row[j].imshow(_gray(pieces["parts"][p][i]), cmap="gray", vmin=0, vmax=1)
-            row[j].set_title(p, fontsize=8)
-        for j, (key, title) in enumerate([("composite", "parts composite"), ("global_out", "global U-Net"),
-                                          ("fake", "fused")], start=1 + len(parts)):
+        j = 1
+        for outputs, name in locals_:
+            row[j].imshow(_gray(outputs[name][i]), cmap="gray", vmin=0, vmax=1)
+            row[j].set_title(name, fontsize=8)
+            j += 1
+        for key, title in shown:
             row[j].imshow(_gray(pieces[key][i]), cmap="gray", vmin=0, vmax=1)
             row[j].set_title(title, fontsize=8)
+            j += 1
+        if weights:
+            share = weights["local"][i, 0] if "local" in weights else 1 - weights["global"][i]
+            im = row[j].imshow(share.numpy(), cmap="viridis", vmin=0, vmax=1)
+            row[j].set_title("local outputs' weight", fontsize=8)
+            fig.colorbar(im, ax=row[j], shrink=0.7)
+            j += 1
+        if len(weights) > 1:
+            strongest = torch.stack([weights[s][i] for s in sources]).argmax(0)
+            row[j].imshow(strongest.numpy(), cmap=palette, vmin=-0.5, vmax=len(sources) - 0.5, interpolation="nearest")
+            row[j].set_title("strongest output", fontsize=8)
         for ax in row:
             ax.axis("off")
+    if len(weights) > 1:
+        fig.legend(handles=[Patch(color=palette(k), label=s) for k, s in enumerate(sources)], loc="outside lower center",
+                   ncols=len(sources), fontsize=7)
     return figure_to_array(fig)
 
 

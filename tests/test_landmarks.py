@@ -52,11 +52,34 @@ def test_mtcnn_points_land_on_the_astronauts_eyes_nose_and_mouth(tmp_path, capsy
     assert not (root / "landmarks_missing.csv").exists()
 
 
-def test_part_boxes_have_apdrawinggan_sizes_and_stay_inside():
+def _upstream_boxes(feats: np.ndarray, size: int) -> dict:
+    """APDrawingGAN's data/aligned_dataset.py, transcribed: the part centres (the nose's at
+    tip - NOSE_H / 2 + 16) and the crop slices int(c - h / 2) : int(c + h / 2), as (x0, y0, w, h)."""
+    ratio = size / 256
+    eye_h, eye_w, nose_h, nose_w, mouth_h, mouth_w = (v * ratio for v in (40, 56, 48, 48, 40, 64))
+    mouth = [int((feats[3, 0] + feats[4, 0]) / 2.0), int((feats[3, 1] + feats[4, 1]) / 2.0)]
+    center = [[feats[0, 0], feats[0, 1] - 4 * ratio], [feats[1, 0], feats[1, 1] - 4 * ratio],
+              [feats[2, 0], feats[2, 1] - nose_h / 2 + 16 * ratio], mouth]
+    sizes = [(eye_h, eye_w), (eye_h, eye_w), (nose_h, nose_w), (mouth_h, mouth_w)]
+    return {part: (int(c[0] - w / 2), int(c[1] - h / 2), int(c[0] + w / 2) - int(c[0] - w / 2),
+                   int(c[1] + h / 2) - int(c[1] - h / 2))
+            for part, c, (h, w) in zip(["left_eye", "right_eye", "nose", "mouth"], center, sizes)}
+
+
+def test_part_boxes_are_apdrawinggans_and_stay_inside():
     lm = np.array([[100.0, 110], [156, 110], [128, 140], [105, 170], [151, 170]])
     boxes = part_boxes(lm, 256)
     assert boxes["left_eye"] == (72, 86, 56, 40)  # centred 4 px above the eye
-    assert boxes["nose"] == (104, 116, 48, 48) and boxes["mouth"] == (96, 150, 64, 40)
+    assert boxes["nose"] == (104, 108, 48, 48)     # centred 8 px above the nose tip
+    assert boxes["mouth"] == (96, 150, 64, 40)
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # upstream's integer landmarks (getfeats reads int64) at 256 and 512
+        feats = rng.integers(80, 176, size=(5, 2))
+        # mouth corners an even number of px apart: upstream's int() of their midpoint and our
+        # round() of it agree (ours takes sub-pixel landmarks)
+        feats[4] = feats[3] + 2 * rng.integers([10, -3], [25, 4])
+        for size in (256, 512):
+            assert part_boxes(feats * size // 256, size) == _upstream_boxes(feats * size // 256, size)
     small = part_boxes(lm / 4, 64)
     assert small["mouth"][2:] == (16, 8) and small["left_eye"][2:] == (16, 8)  # multiples of 4
     edge = part_boxes(np.array([[2.0, 2], [250, 2], [128, 128], [3, 253], [252, 253]]), 256)

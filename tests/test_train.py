@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import track
+from labkit import track, viz
 from labkit.data import load_faces
 from labkit.train import NonFiniteLoss, fit
 from labkit.train import pix2pix as pix2pix_module
@@ -84,8 +84,10 @@ def test_non_finite_loss_stops_with_a_clear_error(lab, tiny_cfg, monkeypatch):
 @pytest.mark.parametrize("ablation,extra,terms", [
     ("glad", dict(lambda_glad=100.0), {"loss_G_glad"}),
     ("local", dict(local=True), {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
-    ("local_glad", dict(local=True, lambda_glad=100.0, local_hair_background=True),
+    ("local_glad", dict(local=True, lambda_glad=100.0),
      {"loss_G_glad", "loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
+    ("local", dict(local=True, fusion="attention"), {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
+    ("local", dict(local=True, fusion="none"), {"loss_G_GAN_parts", "loss_D_parts"}),  # no local outputs
 ])
 def test_each_ablation_trains_with_its_loss_terms(lab, tiny_cfg, ablation, extra, terms):
     cfg = tiny_cfg(ablation=ablation, n_epochs_decay=0, **extra)
@@ -96,8 +98,14 @@ def test_each_ablation_trains_with_its_loss_terms(lab, tiny_cfg, ablation, extra
     assert not (missing & logged)  # terms of other ablations stay out
     pieces = result.sample_outputs(pieces=True)
     assert pieces["fake"].shape == result.samples["sketch"].shape
-    if cfg.local:
+    if cfg.local and cfg.fusion != "none":
         assert set(pieces["parts"]) == {"left_eye", "right_eye", "nose", "mouth"}
+        assert set(pieces["regions"]) == set(pieces["areas"]) == {"hair", "background"}
+        assert ("weights" in pieces) == (cfg.fusion in ("blend", "attention"))
+    if cfg.local:
+        assert viz.local_views(pieces, result.samples["photo"], result.samples["names"]).ndim == 3
+        tags = run.client.get_run(run.run_id).data.tags
+        assert tags["labkit.local.foreground"] == "parsing maps (24 faces)"  # the synthetic set has them
 
 
 def test_local_without_landmarks_is_refused_before_training(lab, tiny_cfg, tmp_path):

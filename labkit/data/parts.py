@@ -1,9 +1,10 @@
 """Face part boxes around the 5 landmarks, at APDrawingGAN's sizes.
 
-At 256 px: eyes 40 x 56 (height x width) centred 4 px above the eye landmark, nose 48 x 48 on
-the nose tip, mouth 40 x 64 on the midpoint of the mouth corners; all scale with size / 256,
-rounded to multiples of 4 (at least 8) so a part U-Net can halve them twice. Boxes are
-clamped inside the image so a crop always has the full size.
+At 256 px, as APDrawingGAN's data/aligned_dataset.py places them: eyes 40 x 56 (height x
+width) centred 4 px above the eye landmark, nose 48 x 48 centred 8 px above the nose tip
+(upstream: tip - NOSE_H / 2 + 16), mouth 40 x 64 on the midpoint of the mouth corners. Shifts
+and sizes scale with size / 256, sizes rounded to multiples of 4 (at least 8) so a part U-Net
+can halve them twice. Boxes are clamped inside the image so a crop always has the full size.
 """
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import numpy as np
 
 PART_SIZES = {"left_eye": (40, 56), "right_eye": (40, 56), "nose": (48, 48), "mouth": (40, 64)}
 EYE_SHIFT_UP = 4
+NOSE_SHIFT_UP = PART_SIZES["nose"][0] / 2 - 16
 
 
 def part_centres(landmarks: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
     lm = np.asarray(landmarks, dtype=np.float64)
-    up = np.array([0.0, -EYE_SHIFT_UP * scale])
-    return {"left_eye": lm[0] + up, "right_eye": lm[1] + up, "nose": lm[2], "mouth": (lm[3] + lm[4]) / 2}
+    up = np.array([0.0, -scale])
+    return {"left_eye": lm[0] + EYE_SHIFT_UP * up, "right_eye": lm[1] + EYE_SHIFT_UP * up,
+            "nose": lm[2] + NOSE_SHIFT_UP * up, "mouth": (lm[3] + lm[4]) / 2}
 
 
 def part_size(part: str, size: int) -> tuple[int, int]:

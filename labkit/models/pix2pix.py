@@ -46,11 +46,12 @@ class UnetBlock(nn.Module):
 
 class UnetGenerator(nn.Module):
     """A U-Net of `num_downs` levels (default log2(image_size): down to 1 x 1). Level k halves
-    the size into ngf * min(2^k, 8) channels; levels 4 .. num_downs - 2 carry dropout. Any input
+    the size into ngf * min(2^k, max_mult) channels; the levels between two max_mult-wide levels
+    carry dropout (at max_mult 8: levels 4 .. num_downs - 2, the reference unet_256). Any input
     whose sides divide by 2^num_downs works (the part networks use rectangles)."""
 
     def __init__(self, input_nc: int, output_nc: int, image_size: int | None = None, ngf: int = 64,
-                 num_downs: int | None = None):
+                 num_downs: int | None = None, max_mult: int = 8):
         super().__init__()
         if num_downs is None:
             num_downs = int(math.log2(image_size)) if image_size else 0
@@ -58,10 +59,10 @@ class UnetGenerator(nn.Module):
                 raise ValueError(f"image_size {image_size} must be a power of two >= 32")
         if num_downs < 2:
             raise ValueError("a U-Net needs at least 2 levels")
-        inner = [ngf * min(2 ** k, 8) for k in range(num_downs)]
+        inner = [ngf * min(2 ** k, max_mult) for k in range(num_downs)]
         block = UnetBlock(inner[-2], inner[-1], innermost=True)
         for k in range(num_downs - 2, 0, -1):
-            block = UnetBlock(inner[k - 1], inner[k], submodule=block, dropout=4 <= k <= num_downs - 2)
+            block = UnetBlock(inner[k - 1], inner[k], submodule=block, dropout=inner[k - 1] == inner[k])
         self.model = UnetBlock(output_nc, inner[0], input_nc=input_nc, submodule=block, outermost=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from .. import keys, viz
 from ..console import banner
 from ..data import DataError
 from ..metrics import FidEvaluator, load_backbone
+from ..models.local import known_foreground
 from ..provenance import device_description, pick_device
 from .checkpoint import Checkpoints, set_rng_state
 from .pix2pix import Pix2Pix
@@ -159,6 +160,18 @@ def _require_landmarks(data) -> None:
                         f"{data.root}` or add their points to landmarks_manual.csv.")
 
 
+def _local_foreground(data) -> str:
+    """Where +local's hair and background regions come from: the parsing maps, or for faces
+    without one the rule of labkit.models.local (the whole face is foreground)."""
+    masks = [ds.bank["mask"] for ds in (data.train, data.test) if len(ds)]
+    total = sum(len(m) for m in masks)
+    labelled = sum(int(known_foreground(m, len(m)).sum()) for m in masks)
+    if labelled == total:
+        return f"parsing maps ({total} faces)"
+    return (f"{total - labelled} of {total} faces have no parsing map: each counts wholly as foreground "
+            f"(hair = everything outside the part boxes, no background region)")
+
+
 def prepare(cfg, data, run) -> Training:
     """Device, FID backbone and evaluator, seeded model, the run's data tags."""
     device = pick_device(cfg.device)
@@ -188,6 +201,10 @@ def prepare(cfg, data, run) -> Training:
                   keys.DATA_FINGERPRINT: data.fingerprint, keys.DATA_ROOT: str(data.root),
                   keys.DATA_SYNTHETIC: data.synthetic,
                   "labkit.data.n_train": len(data.train), "labkit.data.n_test": len(data.test)})
+    if cfg.local:
+        foreground = _local_foreground(data)
+        run.set_tags({keys.LOCAL_FOREGROUND: foreground})
+        print(f"+local hair and background regions: {foreground}")
     run.log_dataset(data.root.name, data.fingerprint, str(data.root))
     print(f"training on {data.summary()}\non {device_description(device)}: {model.speed.describe()}")
     if not backbone.is_real:

@@ -2,8 +2,9 @@
 
 baseline      G = GAN + lambda_L1 * L1
 +glad         ... + lambda_glad * glad                     (lambda_glad > 0)
-+local        ... + lambda_local * sum_parts L1(part, real part)
-                  + local_gan_weight * sum_parts GAN_part   (local = True)
++local        ... + lambda_local * sum_local L1(local output, real local)
+                  + local_gan_weight * sum_local GAN_local  (local = True; the six local
+                  regions of APDrawingGAN: two eyes, nose, mouth, hair, background)
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import nn
 from ..losses import gan_loss, glad, l1
 from ..speed import Speed, compile_failure, eager_after_failure
 from ..models import PatchDiscriminator, UnetGenerator, init_weights
-from ..models.local import FACE_PARTS, LocalGenerator, PartDiscriminators, crop
+from ..models.local import FACE_PARTS, LOCAL_PARTS, REGIONS, LocalDiscriminators, LocalGenerator, crop, local_pairs, masked
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int):
@@ -30,7 +31,8 @@ def loss_formula(cfg) -> str:
         terms.append(f"{cfg.lambda_glad:g}·glad" + ("" if (cfg.glad_mode, cfg.glad_norm) == ("components", "l1")
                                                     else f"({cfg.glad_mode}, {cfg.glad_norm})"))
     if cfg.local:
-        terms += [f"{cfg.lambda_local:g}·Σ L1_part", f"{cfg.local_gan_weight:g}·Σ GAN_part"]
+        terms += ([f"{cfg.lambda_local:g}·Σ L1_local"] if cfg.fusion != "none" else []) + \
+            [f"{cfg.local_gan_weight:g}·Σ GAN_local"]
     return " + ".join(terms)
 
 
@@ -40,8 +42,8 @@ class Pix2Pix:
         self.speed = Speed.of(cfg, device)
         c = cfg.sketch_channels
         if cfg.local:
-            self.G = LocalGenerator(3, c, cfg.image_size, cfg.ngf, cfg.ngf_local, cfg.local_hair_background)
-            self.D_parts = init_weights(PartDiscriminators(3 + c, cfg.image_size, cfg.ndf)).to(device)
+            self.G = LocalGenerator(3, c, cfg.image_size, cfg.ngf, cfg.fusion)
+            self.D_parts = init_weights(LocalDiscriminators(3 + c, cfg.image_size, cfg.ndf)).to(device)
         else:
             self.G = UnetGenerator(3, c, cfg.image_size, cfg.ngf)
             self.D_parts = None
@@ -56,8 +58,8 @@ class Pix2Pix:
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, rule)
         self.scaler = self.speed.scaler()
         # what is compiled: the networks of fixed shapes (the part crops vary in place, not in size)
-        self.compiled = ([self.G.global_net, *self.G.parts.values(), *self.G.mask_parts.values(), self.G.fusion]
-                         if cfg.local else [self.G]) + \
+        self.compiled = ([self.G.global_net, *self.G.parts.values(), *self.G.regions.values()]
+                         + ([self.G.fusion] if self.G.fusion is not None else []) if cfg.local else [self.G]) + \
             [self.D] + (list(self.D_parts.nets.values()) if self.D_parts else [])
         self.speed.prepare(*self.compiled)
 
@@ -72,9 +74,6 @@ class Pix2Pix:
         if self.cfg.local:
             return self.G(photo, landmarks, mask)
         return {"fake": self.G(photo)}
-
-    def _part_pairs(self, photo, sketch, boxes):
-        return {p: (crop(photo, boxes[p]), crop(sketch, boxes[p])) for p in FACE_PARTS}
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """One D step then one G step; the losses, detached, still on the device (reading them
@@ -97,7 +96,7 @@ class Pix2Pix:
         self.G.train()
         for d in self._discriminators():
             d.train()
-        mask = batch["mask"].to(self.device) if self.cfg.local_hair_background else None
+        mask = batch["mask"].to(self.device) if self.cfg.local else None
         with self._autocast():
             out = self.forward(photo, batch.get("landmarks"), mask)
         fake = out["fake"]
@@ -111,11 +110,11 @@ class Pix2Pix:
             loss_D = 0.5 * (d_fake + d_real)
             values.update(loss_D_real=d_real, loss_D_fake=d_fake)
             if self.D_parts is not None:
-                real_parts = self._part_pairs(photo, sketch, out["boxes"])
-                fake_parts = self._part_pairs(photo, fake.detach(), out["boxes"])
-                d_parts = sum(0.5 * (gan_loss(self.D_parts(p, torch.cat(fake_parts[p], 1)), False)
-                                     + gan_loss(self.D_parts(p, torch.cat(real_parts[p], 1)), True))
-                              for p in FACE_PARTS)
+                real_parts = local_pairs(photo, sketch, out)
+                fake_parts = local_pairs(photo, fake.detach(), out)
+                d_parts = sum(0.5 * (gan_loss(self.D_parts(p, fake_parts[p]), False)
+                                     + gan_loss(self.D_parts(p, real_parts[p]), True))
+                              for p in LOCAL_PARTS)
                 values["loss_D_parts"] = d_parts
                 loss_D = loss_D + d_parts
         self.scaler.scale(loss_D).backward()
@@ -144,12 +143,14 @@ class Pix2Pix:
                  "G_L1": cfg.lambda_l1 * l1(fake, sketch)}
         if cfg.lambda_glad > 0:
             terms["G_glad"] = cfg.lambda_glad * glad(fake.float(), sketch.float(), cfg.glad_mode, cfg.glad_norm)
+        if cfg.local and out["parts"]:  # fusion `none` has no local outputs, only local discriminators
+            terms["G_local"] = cfg.lambda_local * (
+                sum(l1(out["parts"][p], crop(sketch, out["boxes"][p])) for p in FACE_PARTS)
+                + sum(l1(out["regions"][r], masked(sketch, out["areas"][r])) for r in REGIONS))
         if cfg.local:
-            boxes = out["boxes"]
-            terms["G_local"] = cfg.lambda_local * sum(l1(out["parts"][p], crop(sketch, boxes[p])) for p in FACE_PARTS)
-            fake_parts = self._part_pairs(photo, fake, boxes)
+            fake_parts = local_pairs(photo, fake, out)
             terms["G_GAN_parts"] = cfg.local_gan_weight * sum(
-                gan_loss(self.D_parts(p, torch.cat(fake_parts[p], 1)), True) for p in FACE_PARTS)
+                gan_loss(self.D_parts(p, fake_parts[p]), True) for p in LOCAL_PARTS)
         return terms
 
     def end_epoch(self) -> None:
@@ -170,7 +171,7 @@ class Pix2Pix:
         outs = []
         for start in range(0, len(photos), batch_size):
             part = slice(start, start + batch_size)
-            mask = masks[part].to(self.device) if masks is not None and self.cfg.local_hair_background else None
+            mask = masks[part].to(self.device) if masks is not None and self.cfg.local else None
             with self._autocast():
                 out = self.forward(self.speed.images(photos[part].to(self.device)),
                                    None if landmarks is None else landmarks[part], mask)
@@ -178,9 +179,12 @@ class Pix2Pix:
         if not pieces:
             fakes = torch.cat([o["fake"].float() for o in outs])
             return fakes if on_device else fakes.cpu()
-        merged = {k: torch.cat([o[k].float().cpu() for o in outs]) for k in outs[0] if k not in ("parts", "boxes")}
-        if "parts" in outs[0]:
-            merged["parts"] = {p: torch.cat([o["parts"][p].float().cpu() for o in outs]) for p in outs[0]["parts"]}
+        nested = ("parts", "regions", "areas", "weights")
+        merged = {k: torch.cat([o[k].float().cpu() for o in outs]) for k in outs[0] if k not in (*nested, "boxes")}
+        for k in nested:
+            if k in outs[0]:
+                merged[k] = {p: torch.cat([o[k][p].float().cpu() for o in outs]) for p in outs[0][k]}
+        if "boxes" in outs[0]:
             merged["boxes"] = {p: sum((o["boxes"][p] for o in outs), []) for p in outs[0]["boxes"]}
         return merged
 
