@@ -121,7 +121,7 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     assert cli.main(["compare", "--experiment", "abl"]) == 0
     table = capsys.readouterr().out
     assert "| glad | GAN + 100·L1 + 100·glad | 2 (0, 1) |" in table
-    assert "| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_part + 0.25·Σ GAN_part |" in table
+    assert "| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_local + 0.25·Σ GAN_local |" in table
     glad_row = next(line for line in table.splitlines() if line.startswith("| glad |"))
     assert " ± " in glad_row and glad_row.rstrip(" |").split("| ")[-1] in ("lower", "higher", "no clear difference")
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
