@@ -113,12 +113,13 @@ def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path
     decoder = _params(tmp_path, "dec", ablation="decoder_train", decoder_kind="relu4_1+relu3_1")
     multilayer = _params(tmp_path, "ml", ablation="swap_multilayer", decoder_kind="relu4_1+relu3_1", decoder_run="dec")
     softmax = _params(tmp_path, "soft", ablation="swap_softmax", temperature=0.1)
+    avatar = _params(tmp_path, "av", ablation="swap_avatar", patch_size=5)
     assert cli.main(["ablate", str(decoder), "--no-progress"]) == 0
-    assert cli.main(["ablate", str(multilayer), str(softmax), "--no-progress"]) == 0
+    assert cli.main(["ablate", str(multilayer), str(softmax), str(avatar), "--no-progress"]) == 0
     c = track.client()
     exp = c.get_experiment_by_name("style-test").experiment_id
     runs = {r.info.run_name: r for r in c.search_runs([exp])}
-    for name in ("ml-s0", "soft-s0"):
+    for name in ("ml-s0", "soft-s0", "av-s0"):
         metrics = runs[name].data.metrics
         for key in ("content_loss", "style_loss", "distinct_patches", "tv", "swap_seconds", "peak_rss_mb"):
             assert key in metrics, (name, key)
@@ -127,6 +128,7 @@ def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path
         images = [a.path for a in c.list_artifacts(runs[name].info.run_id, "images")]
         assert any("stylised" in p for p in images) and any("swap_heatmaps" in p for p in images)
     assert "loss_feature" in runs["soft-s0"].data.metrics  # no decoder_run: it trained its own
+    assert any("decorator" in a.path for a in c.list_artifacts(runs["av-s0"].info.run_id, "images"))
 
     content_dir, style_dir = tmp_path / "content", tmp_path / "style"
     content_dir.mkdir()

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from labkit.style.swap import (assignment_swap, frequency_swap, gram_aware_swap, low_pass, multiscale_style, swap,
-                               swap_plain)
+from labkit.style.swap import (assignment_swap, avatar_swap, colour, frequency_swap, gram_aware_swap, low_pass,
+                               multiscale_style, swap, swap_plain, zca)
 
 
 def _brute_force(content, style, k=3):
@@ -120,3 +120,64 @@ def test_gram_aware_and_multiscale_variants(maps):
     bank = multiscale_style(style, (0.5, 1.0, 2.0))
     assert [m.shape[-1] for m in bank] == [3, 7, 14]
     assert swap(content, bank).n_style_patches == sum((m.shape[2] - 2) * (m.shape[3] - 2) for m in bank)
+
+
+def _avatar_reference(content, style, k=5):
+    """Avatar-Net's models/avatar_net.py transcribed in numpy, with loops for the swap: ZCA by
+    the SVD of the Gram matrix (zca_normalization), the content reflect-padded and the style's
+    patches taken 'SAME' (zero-padded), the best patch by its dot product with the normalised
+    style patch, overlaps divided by their count, then zca_colorization with the style's kernel."""
+    import numpy as np
+
+    def zca(f):                                         # f: (H, W, C), TensorFlow's layout
+        mean = f.mean((0, 1), keepdims=True)
+        x = (f - mean).reshape(-1, f.shape[2])
+        u, s, vt = np.linalg.svd(x.T @ x / (f.shape[0] * f.shape[1]))
+        valid = s > 1e-5
+        s = np.maximum(s, 1e-5)
+        white = ((x @ u) * (np.sqrt(1 / s) * valid)) @ vt
+        return white.reshape(f.shape), (u * (np.sqrt(s) * valid)) @ vt, mean
+
+    pad = (k - 1) // 2
+    s_white, kernel, s_mean = zca(style[0].permute(1, 2, 0).double().numpy())
+    s_pad = np.pad(s_white, ((pad, pad), (pad, pad), (0, 0)))
+    hs, ws = s_white.shape[:2]
+    patches = [s_pad[y:y + k, x:x + k] for y in range(hs) for x in range(ws)]
+    outputs, indices = [], []
+    for image in content:
+        c_white, _, _ = zca(image.permute(1, 2, 0).double().numpy())
+        h, w = c_white.shape[:2]
+        c_pad = np.pad(c_white, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        acc, count = np.zeros_like(c_pad), np.zeros(c_pad.shape[:2] + (1,))
+        index = np.zeros((h, w), dtype=np.int64)
+        for y in range(h):
+            for x in range(w):
+                scores = [float((c_pad[y:y + k, x:x + k] * p).sum() / (np.linalg.norm(p) + 1e-7)) for p in patches]
+                index[y, x] = int(np.argmax(scores))
+                acc[y:y + k, x:x + k] += patches[index[y, x]]
+                count[y:y + k, x:x + k] += 1
+        swapped = (acc / count)[pad:pad + h, pad:pad + w].reshape(-1, c_white.shape[2])
+        outputs.append(torch.from_numpy((swapped @ kernel).reshape(h, w, -1) + s_mean).permute(2, 0, 1))
+        indices.append(torch.from_numpy(index))
+    return torch.stack(outputs), torch.stack(indices)
+
+
+def test_the_avatar_swap_equals_avatar_nets_decorator():
+    torch.manual_seed(0)
+    content, style = torch.randn(2, 6, 7, 8, dtype=torch.float64), torch.randn(1, 6, 6, 7, dtype=torch.float64)
+    content[:, :3] += 2 * content[:, 3:]  # correlated channels: whitening has work to do
+    expected, index = _avatar_reference(content, style)
+    result = avatar_swap(content, style, k=5, chunk=7)
+    assert torch.equal(result.index, index)
+    assert torch.allclose(result.features, expected, atol=1e-9)
+    white, colouring, mean = zca(content)
+    cov = torch.einsum("nchw,ndhw->ncd", white, white) / (7 * 8)
+    assert torch.allclose(cov, torch.eye(6, dtype=torch.float64).expand(2, 6, 6), atol=1e-9)
+    assert torch.allclose(colour(white, colouring, mean), content, atol=1e-9)  # colouring undoes whitening
+
+
+def test_the_avatar_swap_refuses_patches_it_cannot_place():
+    with pytest.raises(ValueError, match="odd patch size"):
+        avatar_swap(torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), k=4)
+    with pytest.raises(ValueError, match="too large for 2 x 2"):
+        avatar_swap(torch.randn(1, 4, 2, 2), torch.randn(1, 4, 8, 8), k=5)

@@ -11,10 +11,12 @@ Variants: argmax; softmax with a temperature; frequency-separated (only the low-
 part of the content is swapped); globally matched (each style patch used a limited number of
 times: exact assignment, or Sinkhorn for large problems); channel-weighted matching;
 Gram-aware matching (query = content + the style's mean feature); multi-scale (style patches
-from several scales); multi-layer (several layers at once).
+from several scales); multi-layer (several layers at once); Avatar-Net's style decorator
+(whitening, a 5 x 5 swap, colouring).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,6 +157,48 @@ def swap_plain(content: torch.Tensor, style: torch.Tensor, k: int = 3) -> torch.
     out = F.conv_transpose2d(one_hot, raw)
     overlap = F.conv_transpose2d(torch.ones_like(one_hot[:, :1]), torch.ones(1, 1, k, k).to(content))
     return out / overlap
+
+
+def zca(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ZCA whitening of each map of features (N, C, H, W), as Avatar-Net's zca_normalization:
+    centred, then multiplied by U diag(s^-1/2) U^T of the covariance's eigen-decomposition
+    (eigenvalues at most eps dropped). Returns the whitened maps, the colouring matrices
+    U diag(s^1/2) U^T (N, C, C) that undo it, and the means (N, C, 1, 1); in float64 inside."""
+    n, c, h, w = features.shape
+    x = features.double().flatten(2)
+    mean = x.mean(2, keepdim=True)
+    x = x - mean
+    values, vectors = torch.linalg.eigh(x @ x.transpose(1, 2) / (h * w))
+    valid = values > eps
+    values = values.clamp_min(eps)
+    scaled = lambda d: vectors @ torch.diag_embed(torch.where(valid, d, torch.zeros_like(d))) @ vectors.transpose(1, 2)
+    white = (scaled(values.rsqrt()) @ x).view(n, c, h, w)
+    return white.to(features.dtype), scaled(values.sqrt()).to(features.dtype), mean.view(n, c, 1, 1).to(features.dtype)
+
+
+def colour(white: torch.Tensor, colouring: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Whitened maps (N, C, H, W) given the covariance and mean of zca's colouring and mean."""
+    n, c, h, w = white.shape
+    return (colouring @ white.flatten(2)).view(n, c, h, w) + mean
+
+
+def avatar_swap(content: torch.Tensor, style: torch.Tensor, k: int = 5, chunk: int = 2048) -> SwapResult:
+    """Avatar-Net's style decorator (Sheng et al., CVPR 2018; models/avatar_net.py, style_coding
+    ZCA, style_interp 'normalized' at ratio 1): the content and the style are ZCA-whitened, every
+    k x k patch of the whitened content is swapped for its best whitened style patch, and the
+    result is coloured with the style's covariance and mean. As upstream, the content is
+    reflect-padded and the style zero-padded by (k - 1) / 2, so every position has its patch
+    (TensorFlow's 'SAME' patches). confidence is the NCC of the whitened features."""
+    if k % 2 == 0:
+        raise ValueError(f"the Avatar-Net swap needs an odd patch size, got {k}")
+    pad, (h, w) = (k - 1) // 2, content.shape[2:]
+    if pad >= min(h, w):
+        raise ValueError(f"patch size {k} is too large for {h} x {w} feature maps (reflect padding by {pad})")
+    white_content, _, _ = zca(content)
+    white_style, colouring, mean = zca(style)
+    result = swap(F.pad(white_content, (pad,) * 4, mode="reflect"), F.pad(white_style, (pad,) * 4), k, chunk=chunk)
+    swapped = result.features[:, :, pad:pad + h, pad:pad + w]
+    return dataclasses.replace(result, features=colour(swapped, colouring, mean))
 
 
 def low_pass(features: torch.Tensor, cutoff: float) -> torch.Tensor:

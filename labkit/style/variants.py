@@ -72,6 +72,10 @@ def multiscale(cfg, c, s, _):
     return _swaps().swap(c, _swaps().multiscale_style(s, scales(cfg)), cfg.patch_size, chunk=cfg.chunk)
 
 
+def avatar(cfg, c, s, _):
+    return _swaps().avatar_swap(c, s, cfg.patch_size, chunk=cfg.chunk)
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -128,5 +132,8 @@ VARIANTS = {v.name: v for v in (
     Variant("multilayer", "relu4_1 and relu3_1 swapped together and decoded by the decoder with a relu3_1 "
             "entrance: colour and large texture from relu4_1, small texture from relu3_1 (journal 10/11).", (),
             argmax, "both_layers", decoder_kind="relu4_1+relu3_1", fixed_layers=("relu4_1", "relu3_1")),
+    Variant("avatar", "Avatar-Net's style decorator (Sheng et al.): content and style ZCA-whitened, the whitened "
+            "content's 5x5 patches (reflect-padded) swapped for the best whitened style patches, the result "
+            "coloured with the style's covariance and mean.", ("swap_layer",), avatar, "decorator"),
 )}
 BY_ABLATION = {v.ablation: v for v in VARIANTS.values()}

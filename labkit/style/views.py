@@ -9,6 +9,8 @@ channel_weighted  the channel weights of the matching
 gram              the output as the query shifts towards the style's mean, with the share of moved matches
 multiscale        which scale each content location took its patch from
 multilayer        the match confidence at both layers, and relu4_1 alone against both
+avatar            the feature covariance before and after whitening and after colouring, and the
+                  match confidence of the whitened swap
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 
 from ..viz import figure_to_array
-from .swap import low_pass, swap
+from .swap import low_pass, swap, zca
 
 
 def _rgb(img: torch.Tensor) -> np.ndarray:
@@ -180,3 +182,37 @@ def both_layers(lab) -> np.ndarray:
                     _rgb(deep_only), _rgb(both)],
                    ["confidence at relu4_1", "confidence at relu3_1", "relu4_1 swapped alone", "both swapped"],
                    f"multi-layer swap ({name})", cmaps={0: "viridis", 1: "viridis"})
+
+
+def _covariance(features: torch.Tensor, channels: int) -> np.ndarray:
+    """The covariance of the first `channels` channels of one map (1, C, H, W)."""
+    x = features[0, :channels].flatten(1).double()
+    x = x - x.mean(1, keepdim=True)
+    return (x @ x.t() / x.shape[1]).cpu().numpy()
+
+
+def decorator(lab, channels: int = 32) -> np.ndarray:
+    """avatar: what the style decorator does at the swap layer, on the first pair: the content's
+    feature covariance before and after whitening (the identity), the style's, the decorated
+    features' (coloured: near the style's), and where the whitened swap matched well."""
+    name, _, _, c, s = _first_pair(lab)
+    layer = lab.cfg.swap_layer
+    result = lab.variant.swap(lab.cfg, c[layer], s[layer], lab.context)
+    covariances = [_covariance(m, channels) for m in (c[layer], zca(c[layer])[0], s[layer], result.features)]
+    fig, axes = plt.subplots(1, 6, figsize=(14.4, 2.9), constrained_layout=True)
+    titles = ["content", "content whitened", "style", "decorated"]
+    for ax, cov, title in zip(axes, covariances, titles):
+        limit = float(np.abs(cov).max()) or 1.0
+        fig.colorbar(ax.imshow(cov, cmap="RdBu_r", vmin=-limit, vmax=limit), ax=ax, shrink=0.7)
+        ax.set_title(f"{title}: covariance", fontsize=8)
+    fig.colorbar(axes[4].imshow(result.confidence[0].cpu().numpy(), cmap="viridis", vmin=-1, vmax=1), ax=axes[4],
+                 shrink=0.7)
+    axes[4].set_title("match confidence (whitened)", fontsize=8)
+    axes[5].imshow(_rgb(lab.stylise(c, s)[0]))
+    axes[5].set_title("output", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    gap = np.abs(covariances[3] - covariances[2]).mean() / max(np.abs(covariances[2]).mean(), 1e-12)
+    fig.suptitle(f"Avatar-Net decorator at {layer} ({name}), first {channels} channels: "
+                 f"decorated vs style covariance differ by {gap:.0%} (mean |Δ| / mean |style|)", fontsize=9)
+    return figure_to_array(fig)
