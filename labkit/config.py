@@ -287,7 +287,8 @@ class StyleConfig(Config):
     vgg_convention: str = knob("torchvision", choices=("torchvision", "caffe"))
     channel_order: str = knob("bgr", "caffe convention only", choices=("bgr", "rgb"))
     # decoder and its training
-    decoder_kind: str = knob("relu4_1", choices=("relu3_1", "relu4_1", "relu4_1+relu3_1"))
+    decoder_kind: str = knob("relu4_1", "avatar: Avatar-Net's hourglass decoder (AdaIN skips)",
+                             choices=("relu3_1", "relu4_1", "relu4_1+relu3_1", "avatar"))
     decoder_run: str = knob("", "run (name or id) of a trained decoder; empty: train one here")
     steps: int = knob(250, "training steps (params/decoder_train.yaml: 20000)", at_least=1)
     batch_size: int = knob(4, at_least=1)

@@ -72,8 +72,9 @@ def test_vgg_weights_load_from_the_hub_cache_or_say_where_to_put_them(lab, monke
 @pytest.mark.parametrize("kind", KINDS)
 def test_decoders_invert_the_feature_shapes(kind):
     enc = VGGEncoder("random-init")
-    feats = enc.encode(torch.rand(2, 3, 48, 64), ("relu3_1", "relu4_1"))
-    assert Decoder(kind)(feats).shape == (2, 3, 48, 64)
+    decoder = Decoder(kind)
+    feats = enc.encode(torch.rand(2, 3, 48, 64), decoder.inputs)
+    assert decoder(feats).shape == (2, 3, 48, 64)
 
 
 def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
@@ -113,7 +114,7 @@ def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path
     decoder = _params(tmp_path, "dec", ablation="decoder_train", decoder_kind="relu4_1+relu3_1")
     multilayer = _params(tmp_path, "ml", ablation="swap_multilayer", decoder_kind="relu4_1+relu3_1", decoder_run="dec")
     softmax = _params(tmp_path, "soft", ablation="swap_softmax", temperature=0.1)
-    avatar = _params(tmp_path, "av", ablation="swap_avatar", patch_size=5)
+    avatar = _params(tmp_path, "av", ablation="swap_avatar", patch_size=5, decoder_kind="avatar")
     assert cli.main(["ablate", str(decoder), "--no-progress"]) == 0
     assert cli.main(["ablate", str(multilayer), str(softmax), str(avatar), "--no-progress"]) == 0
     c = track.client()
@@ -145,3 +146,24 @@ def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path
     assert sorted(p.name for p in out.iterdir()) == [f"c{i}__s__multilayer.png" for i in range(3)]
     assert cli.main(["stylize", "--variant", "argmax", "--out", str(out)]) == 2  # no decoder: refused, explained
     assert "needs a trained decoder" in capsys.readouterr().err
+
+
+def test_the_avatar_decoder_takes_its_skip_statistics_from_the_style():
+    """Avatar-Net's hourglass decoder: AdaIN before the convs that mirror relu3_1, relu2_1 and
+    relu1_1; an autoencoder without a style (its own features), a stylist with one."""
+    from labkit.style.decoder import adain
+    torch.manual_seed(0)
+    x, skip = torch.randn(2, 8, 5, 6), 3 + 2 * torch.randn(2, 8, 7, 4)
+    out = adain(x, skip)
+    assert torch.allclose(out.mean((2, 3)), skip.mean((2, 3)), atol=1e-5)
+    assert torch.allclose(out.std((2, 3), unbiased=False), skip.std((2, 3), unbiased=False), atol=1e-3)
+    decoder = Decoder("avatar").eval()
+    assert decoder.inputs == ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
+    size = {"relu4_1": (512, 4), "relu3_1": (256, 8), "relu2_1": (128, 16), "relu1_1": (64, 32)}
+    own = {k: torch.randn(1, c, s, s) for k, (c, s) in size.items()}
+    style = {k: 5 * torch.randn(1, c, s, s) + 1 for k, (c, s) in size.items()}
+    with torch.no_grad():
+        plain, styled = decoder(own), decoder(own, style)
+        assert torch.equal(plain, decoder(own, own)) and not torch.allclose(plain, styled)
+        assert torch.equal(styled, decoder({**own, **{k: style[k] for k in ("relu3_1", "relu2_1", "relu1_1")}},
+                                           style))  # only the style's skips count when it is given

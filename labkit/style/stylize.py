@@ -38,7 +38,7 @@ def stylize_folders(cfg, out_dir: str | Path, batch_size: int = 8, progress: boo
             for batch in batches:
                 c_feats = encoder.encode(torch.stack([img for _, img in batch]).to(device), layers)
                 inputs, _ = variant.apply(cfg, c_feats, s_feats, context)
-                out = decoder(inputs).clamp(0, 1).cpu()
+                out = decoder(inputs, s_feats).clamp(0, 1).cpu()
                 for (c_name, _), img in zip(batch, out):
                     path = out_dir / f"{c_name}__{s_name}__{variant.name}.png"
                     Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)

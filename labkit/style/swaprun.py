@@ -59,7 +59,7 @@ class SwapLab:
         cfg = dataclasses.replace(self.cfg, **changes) if changes else self.cfg
         with torch.no_grad():
             inputs, result = self.variant.apply(cfg, content, style, self.context)
-            return self.decoder(inputs).clamp(0, 1)[0], inputs, result
+            return self.decoder(inputs, style).clamp(0, 1)[0], inputs, result
 
     def show(self, image: np.ndarray, key: str, title: str = "") -> None:
         """Log a picture to the run (key, step 0) and display it in the notebook."""

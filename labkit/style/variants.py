@@ -134,6 +134,8 @@ VARIANTS = {v.name: v for v in (
             argmax, "both_layers", decoder_kind="relu4_1+relu3_1", fixed_layers=("relu4_1", "relu3_1")),
     Variant("avatar", "Avatar-Net's style decorator (Sheng et al.): content and style ZCA-whitened, the whitened "
             "content's 5x5 patches (reflect-padded) swapped for the best whitened style patches, the result "
-            "coloured with the style's covariance and mean.", ("swap_layer",), avatar, "decorator"),
+            "coloured with the style's covariance and mean; decoded by Avatar-Net's hourglass decoder, its AdaIN "
+            "skips taking the style's relu3_1 .. relu1_1 statistics.", (), avatar, "decorator", decoder_kind="avatar",
+            fixed_layers=("relu4_1",)),
 )}
 BY_ABLATION = {v.ablation: v for v in VARIANTS.values()}

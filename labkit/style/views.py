@@ -84,7 +84,7 @@ def temperature_strip(lab, temperatures=(0.01, 0.05, 0.2, 1.0)) -> np.ndarray:
     name, c_img, _, c, s = _first_pair(lab)
     argmax = swap(c[lab.cfg.swap_layer], s[lab.cfg.swap_layer], lab.cfg.patch_size, chunk=lab.cfg.chunk)
     with torch.no_grad():
-        first = lab.decoder({**c, lab.cfg.swap_layer: argmax.features}).clamp(0, 1)[0]
+        first = lab.decoder({**c, lab.cfg.swap_layer: argmax.features}, s).clamp(0, 1)[0]
     outs = [lab.stylise(c, s, temperature=t)[0] for t in temperatures]
     return _panels([_rgb(c_img), _rgb(first), *map(_rgb, outs)],
                    ["content", "argmax", *[f"T = {t:g}" for t in temperatures]],
@@ -176,7 +176,7 @@ def both_layers(lab) -> np.ndarray:
     name, _, _, c, s = _first_pair(lab)
     results = {layer: lab.variant.swap(lab.cfg, c[layer], s[layer], lab.context) for layer in ("relu4_1", "relu3_1")}
     with torch.no_grad():
-        deep_only = lab.decoder({**c, "relu4_1": results["relu4_1"].features}).clamp(0, 1)[0]
+        deep_only = lab.decoder({**c, "relu4_1": results["relu4_1"].features}, s).clamp(0, 1)[0]
     both = lab.stylise(c, s)[0]
     return _panels([results["relu4_1"].confidence[0].cpu().numpy(), results["relu3_1"].confidence[0].cpu().numpy(),
                     _rgb(deep_only), _rgb(both)],
@@ -196,7 +196,7 @@ def decorator(lab, channels: int = 32) -> np.ndarray:
     feature covariance before and after whitening (the identity), the style's, the decorated
     features' (coloured: near the style's), and where the whitened swap matched well."""
     name, _, _, c, s = _first_pair(lab)
-    layer = lab.cfg.swap_layer
+    layer = lab.variant.layers(lab.cfg)[0]
     result = lab.variant.swap(lab.cfg, c[layer], s[layer], lab.context)
     covariances = [_covariance(m, channels) for m in (c[layer], zca(c[layer])[0], s[layer], result.features)]
     fig, axes = plt.subplots(1, 6, figsize=(14.4, 2.9), constrained_layout=True)
