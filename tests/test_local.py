@@ -97,7 +97,7 @@ def test_hair_is_the_foreground_outside_the_parts_and_background_the_rest():
     background[0, :, :, :8] = 1
     assert torch.equal(areas["background"], background)
     assert torch.equal(areas["hair"], ((~in_boxes) & (background == 0)).float())
-    assert known_foreground(mask, 2).tolist() == [True, False]
+    assert known_foreground(mask).tolist() == [True, False]
     assert torch.equal(region_masks(None, boxes, photo)["hair"], (~in_boxes).float())  # no maps: the rule
 
 

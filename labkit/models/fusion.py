@@ -20,10 +20,10 @@ FUSIONS = ("combiner", "blend", "attention", "none")  # SketchConfig.fusion's ch
 class ResidualBlock(nn.Module):
     """Upstream's ResnetBlock with reflect padding, BatchNorm and dropout."""
 
-    def __init__(self, channels: int, dropout: bool = True):
+    def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=False),
-                                  nn.BatchNorm2d(channels), nn.ReLU(True), *([nn.Dropout(0.5)] if dropout else []),
+                                  nn.BatchNorm2d(channels), nn.ReLU(True), nn.Dropout(0.5),
                                   nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=False),
                                   nn.BatchNorm2d(channels))
 
@@ -38,6 +38,8 @@ def trunk(input_nc: int, output_nc: int, ngf: int) -> list[nn.Module]:
 
 
 class Combiner(nn.Module):
+    needs_sources = False  # reads the composite only, not the outputs one by one
+
     def __init__(self, channels: int, ngf: int = 64):
         super().__init__()
         self.model = nn.Sequential(*trunk(2 * channels, channels, ngf), nn.Tanh())
@@ -47,6 +49,8 @@ class Combiner(nn.Module):
 
 
 class Blend(nn.Module):
+    needs_sources = False
+
     def __init__(self, channels: int, ngf: int = 64):
         super().__init__()
         self.model = nn.Sequential(*trunk(2 * channels, 1, ngf), nn.Sigmoid())
@@ -57,6 +61,8 @@ class Blend(nn.Module):
 
 
 class Attention(nn.Module):
+    needs_sources = True
+
     def __init__(self, channels: int, ngf: int = 64, n_sources: int = 7):
         super().__init__()
         self.model = nn.Sequential(*trunk(2 * channels, n_sources, ngf))

@@ -47,19 +47,22 @@ def crop(images: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.
     return torch.stack([img[:, y:y + h, x:x + w] for img, (x, y, w, h) in zip(images, boxes)])
 
 
+def placed(parts: torch.Tensor, boxes: list[tuple[int, int, int, int]], height: int, width: int,
+           around: float = 1.0) -> torch.Tensor:
+    """Each part on a height x width canvas at its box, `around` elsewhere (white: +1, the
+    largest value a tanh output takes)."""
+    return torch.stack([F.pad(part, (x, width - x - w, y, height - y - h), value=around)
+                        for part, (x, y, w, h) in zip(parts, boxes)])
+
+
 def paste_min(canvas: torch.Tensor, parts: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
-    """Each part's pixels combined with the canvas under it by minimum. Parts are padded with
-    white (+1, the largest value a tanh output takes), which leaves the canvas elsewhere as it is."""
-    height, width = canvas.shape[-2:]
-    placed = torch.stack([F.pad(part, (x, width - x - w, y, height - y - h), value=1.0)
-                          for part, (x, y, w, h) in zip(parts, boxes)])
-    return torch.minimum(canvas, placed)
+    """Each part's pixels combined with the canvas under it by minimum; white around a part
+    leaves the canvas there as it is."""
+    return torch.minimum(canvas, placed(parts, boxes, *canvas.shape[-2:]))
 
 
-def known_foreground(mask: torch.Tensor | None, count: int) -> torch.Tensor:
+def known_foreground(mask: torch.Tensor) -> torch.Tensor:
     """(N,) True where a face has a parsing map (labels -1 mark a face without one)."""
-    if mask is None:
-        return torch.zeros(count, dtype=torch.bool)
     return ~(mask < 0).flatten(1).any(1)
 
 
@@ -73,7 +76,7 @@ def region_masks(mask: torch.Tensor | None, boxes: dict, photo: torch.Tensor) ->
             outside[i, :, y:y + h, x:x + w] = 0
     foreground = torch.ones_like(outside)
     if mask is not None:
-        labelled = known_foreground(mask, n).to(photo.device)[:, None, None, None]
+        labelled = known_foreground(mask).to(photo.device)[:, None, None, None]
         not_background = (mask != LABELS["background"])[:, None].to(photo.device, photo.dtype)
         foreground = torch.where(labelled, not_background, foreground)
     return {"hair": outside * foreground, "background": 1 - foreground}
@@ -102,13 +105,6 @@ def part_net(input_nc: int, output_nc: int, size: int, ngf: int) -> UnetGenerato
 def region_net(input_nc: int, output_nc: int, ngf: int) -> UnetGenerator:
     """Upstream's `partunet2`: widths ngf, 2ngf, 2ngf, 2ngf, dropout in the level between two 2ngf."""
     return UnetGenerator(input_nc, output_nc, ngf=ngf, num_downs=REGION_DEPTH, max_mult=2)
-
-
-def placed(part: torch.Tensor, boxes: list[tuple[int, int, int, int]], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A part's output on the size x size canvas (white around it) and where it lies (1 inside)."""
-    pad = lambda t, value: torch.stack([F.pad(x, (bx, size - bx - w, by, size - by - h), value=value)
-                                        for x, (bx, by, w, h) in zip(t, boxes)])
-    return pad(part, 1.0), pad(torch.ones_like(part[:, :1]), 0.0)
 
 
 def _count(net: nn.Module) -> int:
@@ -161,9 +157,12 @@ class LocalGenerator(nn.Module):
         composite = torch.minimum(*(on_white(regions[r], areas[r]) for r in REGIONS))
         for p, out in parts.items():
             composite = paste_min(composite, out, boxes[p])
+        # each output on the canvas with where it lies: only the attention fusion weighs them apart
         sources = {"global": (global_out, torch.ones_like(global_out[:, :1])),
-                   **{p: placed(out, boxes[p], self.size) for p, out in parts.items()},
-                   **{r: (out, areas[r]) for r, out in regions.items()}}
+                   **{p: (placed(out, boxes[p], self.size, self.size),
+                          placed(torch.ones_like(out[:, :1]), boxes[p], self.size, self.size, around=0.0))
+                      for p, out in parts.items()},
+                   **{r: (out, areas[r]) for r, out in regions.items()}} if self.fusion.needs_sources else None
         fused = self.fusion(global_out, composite, sources)
         return dict(fused, global_out=global_out, composite=composite, parts=parts, regions=regions, areas=areas,
                     boxes=boxes)

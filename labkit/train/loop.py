@@ -165,7 +165,7 @@ def _local_foreground(data) -> str:
     without one the rule of labkit.models.local (the whole face is foreground)."""
     masks = [ds.bank["mask"] for ds in (data.train, data.test) if len(ds)]
     total = sum(len(m) for m in masks)
-    labelled = sum(int(known_foreground(m, len(m)).sum()) for m in masks)
+    labelled = sum(int(known_foreground(m).sum()) for m in masks)
     if labelled == total:
         return f"parsing maps ({total} faces)"
     return (f"{total - labelled} of {total} faces have no parsing map: each counts wholly as foreground "
