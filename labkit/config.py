@@ -198,6 +198,10 @@ class SketchConfig(Config):
     lambda_local: float = knob(25.0, "weight of the local networks' L1 (upstream lambda_local)", at_least=0)
     local_gan_weight: float = knob(0.25, "weight of each local discriminator's adversarial loss (upstream 0.25)",
                                    at_least=0)
+    lambda_chamfer: float = knob(0.0, "weight of the distance-transform loss d_CM(real, fake) (APDrawingGAN's "
+                                 "lambda_chamfer: 0.1 in the local notebooks)", at_least=0)
+    lambda_chamfer2: float = knob(0.0, "weight of d_CM(fake, real) (upstream lambda_chamfer2: 0.1 in the local "
+                                  "notebooks)", at_least=0)
     fusion: str = knob("combiner", "how the local outputs meet the global one: combiner (APDrawingGAN's) | blend "
                        "(learned soft mask) | attention (per-pixel softmax over the 7 outputs) | none (global output "
                        "only, widened to the same parameter count)",

@@ -1,6 +1,8 @@
 """Loss terms (pure functions of tensors)."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -47,3 +49,76 @@ def glad(fake: torch.Tensor, real: torch.Tensor, mode: str = "components", norm:
         return sum(rho(a - b).mean() for a, b in zip(gf, gr)) / len(gf)
     magnitude = lambda grads: torch.sqrt(sum(g * g for g in grads) + eps)  # noqa: E731
     return rho(magnitude(gf) - magnitude(gr)).mean()
+
+
+# APDrawingGAN's distance-transform loss. A sketch pixel is dark (a stroke) below mid grey, x < 0 in
+# [-1, 1], as upstream's masks (real_B_gray < 0) and its cv2 threshold at 127 of 255 have it.
+CHAMFER_SOFTNESS = 0.1  # intensity: the width of the soft threshold that carries the gradient
+CHAMFER_TEMPERATURE = 8.0  # px^2: the soft-min's; a light pixel then costs 80 px^2, as if 9 px from the stroke
+# px: every soft cost is below T (1 / softness + 1) (softplus of a pixel in [-1, 1]), so a pixel further than
+# this weighs under e^-30 of the nearest in the soft-min
+CHAMFER_REACH = math.ceil(math.sqrt(CHAMFER_TEMPERATURE * (1 / CHAMFER_SOFTNESS + 31)))
+
+
+def squared_distance(cost: torch.Tensor, temperature: float = 0.0, reach: int = 0) -> torch.Tensor:
+    """min over pixels q of |p - q|^2 + cost(q), at every pixel p of (N, H, W) costs, in px^2: the
+    squared Euclidean distance transform where cost is 0 on the targets and large elsewhere. Exact,
+    in Felzenszwalb and Huttenlocher's separable form (a min along the rows, then along the columns);
+    with a temperature T > 0 each min is the soft-min -T log sum exp(-(.)/T), smooth in the cost.
+    reach > 0 looks only that many px along each axis (enough where every cost is below reach^2
+    minus a margin); memory: N * H * W * (2 reach + 1, or else max(H, W)) values a pass."""
+    for dim in (-1, -2):
+        line = cost.movedim(dim, -1)
+        n = line.shape[-1]
+        if 0 < reach < n:
+            far = float(cost.shape[-2] ** 2 + cost.shape[-1] ** 2 + reach ** 2)
+            candidates = F.pad(line, (reach, reach), value=far).unfold(-1, 2 * reach + 1, 1)  # (..., n, window)
+            offsets = torch.arange(-reach, reach + 1, device=cost.device, dtype=cost.dtype) ** 2
+        else:
+            at = torch.arange(n, device=cost.device, dtype=cost.dtype)
+            candidates, offsets = line.unsqueeze(-2), (at[:, None] - at[None, :]) ** 2  # (to, from)
+        total = candidates + offsets
+        least = total.amin(-1) if temperature == 0 else -temperature * torch.logsumexp(-total / temperature, -1)
+        cost = least.movedim(-1, dim)
+    return cost
+
+
+def stroke_distance(image: torch.Tensor, dark: bool) -> torch.Tensor:
+    """The distance from every pixel of (N, H, W) grey images in [-1, 1] to the nearest dark pixel
+    (dark) or light one, divided by its largest value in each image: upstream's dt1 / dt2 (cv2's
+    distance transform over its max, 0 on the targets). The value is the exact Euclidean one of the
+    thresholded image; the gradient is that of a soft-min over a soft threshold, so the generator
+    learns where a stroke is missing or extra (upstream trains a network, netDT, for that gradient)."""
+    side = 1.0 if dark else -1.0  # the targets: side * x < 0
+    targets = side * image < 0 if dark else image >= 0
+    far = float(image.shape[-2] ** 2 + image.shape[-1] ** 2)  # beyond any distance in the image
+    with torch.no_grad():
+        exact = squared_distance(torch.where(targets, 0.0, far).to(image.dtype)).sqrt()
+        scale = exact.amax((-2, -1), keepdim=True).clamp_min(1.0)  # all targets: 0 everywhere
+    soft_cost = CHAMFER_TEMPERATURE * F.softplus(side * image.clamp(-1, 1) / CHAMFER_SOFTNESS)  # -T log(soft share)
+    soft = (squared_distance(soft_cost, CHAMFER_TEMPERATURE, CHAMFER_REACH).clamp_min(0) + 1e-3).sqrt()
+    return (exact + (soft - soft.detach())) / scale  # the exact value, the soft gradient
+
+
+def chamfer(fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """APDrawingGAN's distance-transform loss (its apdrawing_gan_model.backward_G), both directions
+    of the chamfer distance between the luminances of two batches of sketches:
+
+        d_CM(real, fake) = sum over real's dark pixels of fake's dark-distance (stroke_distance)
+                         + sum over real's light pixels of fake's light-distance
+        d_CM(fake, real) = the same over fake's pixels, with real's distances
+
+    each over the batch size (sums over the pixels, as upstream: they grow with the image area).
+    Upstream picks the pixels with pretrained line networks (netLine1 / 2) besides the threshold, and
+    its second term selects them with a hard mask, so no gradient reaches the generator through it;
+    here the threshold alone picks them, and fake's pixels are picked by a soft threshold in the
+    gradient (the hard one in the value), so both directions train."""
+    f, r = luminance(fake.float())[:, 0], luminance(real.float())[:, 0]
+    n, real_dark = f.shape[0], r < 0
+    real_to_fake = torch.where(real_dark, stroke_distance(f, dark=True), stroke_distance(f, dark=False)).sum() / n
+    with torch.no_grad():
+        to_dark, to_light = stroke_distance(r, dark=True), stroke_distance(r, dark=False)
+    soft = torch.sigmoid(-f / CHAMFER_SOFTNESS)
+    fake_dark = (f < 0).to(f.dtype) + (soft - soft.detach())
+    fake_to_real = (fake_dark * to_dark + (1 - fake_dark) * to_light).sum() / n
+    return real_to_fake, fake_to_real

@@ -148,6 +148,35 @@ def glad_views(fake: torch.Tensor, real: torch.Tensor, names: list[str]) -> np.n
     return figure_to_array(fig)
 
 
+def chamfer_views(fake: torch.Tensor, real: torch.Tensor, names: list[str]) -> np.ndarray:
+    """Per face: real and generated sketch, then what the distance-transform loss charges on the
+    dark pixels: each of real's strokes by its distance to the generated strokes (missing strokes,
+    d_CM(real, fake)), each generated stroke by its distance to real's (extra strokes, d_CM(fake,
+    real)); as fractions of each image's largest distance, as the loss counts them."""
+    from .losses import luminance, stroke_distance
+    f, r = luminance(fake.float())[:, 0], luminance(real.float())[:, 0]
+    with torch.no_grad():
+        missing = torch.where(r < 0, stroke_distance(f, dark=True), torch.nan)
+        extra = torch.where(f < 0, stroke_distance(r, dark=True), torch.nan)
+    cols = [("real sketch", lambda i: _gray(real[i]), "gray"), ("generated", lambda i: _gray(fake[i]), "gray"),
+            ("missing: real strokes,\nfar from generated", lambda i: missing[i].numpy(), "turbo"),
+            ("extra: generated strokes,\nfar from real", lambda i: extra[i].numpy(), "turbo")]
+    n = len(fake)
+    top = float(torch.nan_to_num(torch.stack([missing, extra]), nan=0).max()) or 1.0  # one scale for the figure
+    fig, axes = plt.subplots(n, len(cols), figsize=(2.1 * len(cols), 2.3 * n), squeeze=False, constrained_layout=True)
+    for i in range(n):
+        for j, (title, get, cmap) in enumerate(cols):
+            ax = axes[i][j]
+            if cmap == "gray":
+                ax.imshow(get(i), cmap=cmap, vmin=0, vmax=1)
+            else:  # the strokes on white (nan), coloured by their distance
+                im = ax.imshow(get(i), cmap=cmap, vmin=0, vmax=top)
+            ax.set_title(f"{names[i]}\n{title}" if j == 0 else title, fontsize=8)
+            ax.set_xticks([]), ax.set_yticks([])
+        fig.colorbar(im, ax=axes[i][-1], shrink=0.8, label="distance / largest")
+    return figure_to_array(fig)
+
+
 def local_views(pieces: dict, photos: torch.Tensor, names: list[str]) -> np.ndarray:
     """Per face: the photo with its part boxes, each local network's output (hair and background
     black outside their region), the composite of all six, the global output, the fused result

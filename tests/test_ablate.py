@@ -115,13 +115,14 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     c = track.client()
     by_name = {r.info.run_name: r.info.run_id for r in runs}
     images = [a.path for a in c.list_artifacts(by_name["local_glad-s1"], "images")]
-    assert any("local_views" in p for p in images) and any("glad_views" in p for p in images)
+    assert all(any(view in p for p in images) for view in ("local_views", "glad_views", "chamfer_views"))
     capsys.readouterr()
 
     assert cli.main(["compare", "--experiment", "abl"]) == 0
     table = capsys.readouterr().out
     assert "| glad | GAN + 100·L1 + 100·glad | 2 (0, 1) |" in table
-    assert "| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_local + 0.25·Σ GAN_local |" in table
+    assert ("| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_local + 0.25·Σ GAN_local + 0.1·d_CM(real, fake) + "
+            "0.1·d_CM(fake, real) |") in table
     glad_row = next(line for line in table.splitlines() if line.startswith("| glad |"))
     assert " ± " in glad_row and glad_row.rstrip(" |").split("| ")[-1] in ("lower", "higher", "no clear difference")
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))

@@ -83,7 +83,8 @@ def test_non_finite_loss_stops_with_a_clear_error(lab, tiny_cfg, monkeypatch):
 
 @pytest.mark.parametrize("ablation,extra,terms", [
     ("glad", dict(lambda_glad=100.0), {"loss_G_glad"}),
-    ("local", dict(local=True), {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
+    ("local", dict(local=True, lambda_chamfer=0.1, lambda_chamfer2=0.1),  # the local notebooks' defaults
+     {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts", "loss_G_chamfer", "loss_G_chamfer2"}),
     ("local_glad", dict(local=True, lambda_glad=100.0),
      {"loss_G_glad", "loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
     ("local", dict(local=True, fusion="attention"), {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
@@ -94,7 +95,7 @@ def test_each_ablation_trains_with_its_loss_terms(lab, tiny_cfg, ablation, extra
     run, result = _train(cfg)
     logged = set(run.client.get_run(run.run_id).data.metrics)
     assert terms <= logged and {"loss_G_GAN", "loss_G_L1", "fid"} <= logged
-    missing = {"loss_G_glad", "loss_G_local"} - terms
+    missing = {"loss_G_glad", "loss_G_local", "loss_G_chamfer"} - terms
     assert not (missing & logged)  # terms of other ablations stay out
     pieces = result.sample_outputs(pieces=True)
     assert pieces["fake"].shape == result.samples["sketch"].shape

@@ -5,6 +5,9 @@ baseline      G = GAN + lambda_L1 * L1
 +local        ... + lambda_local * sum_local L1(local output, real local)
                   + local_gan_weight * sum_local GAN_local  (local = True; the six local
                   regions of APDrawingGAN: two eyes, nose, mouth, hair, background)
+                + lambda_chamfer * d_CM(real, fake) + lambda_chamfer2 * d_CM(fake, real)
+                  (APDrawingGAN's distance-transform loss, labkit.losses.chamfer; 0.1 each
+                  in the local notebooks, as upstream)
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..losses import gan_loss, glad, l1
+from ..losses import chamfer, gan_loss, glad, l1
 from ..speed import Speed, compile_failure, eager_after_failure
 from ..models import PatchDiscriminator, UnetGenerator, init_weights
 from ..models.local import FACE_PARTS, LOCAL_PARTS, REGIONS, LocalDiscriminators, LocalGenerator, crop, local_pairs, masked
@@ -33,6 +36,10 @@ def loss_formula(cfg) -> str:
     if cfg.local:
         terms += ([f"{cfg.lambda_local:g}·Σ L1_local"] if cfg.fusion != "none" else []) + \
             [f"{cfg.local_gan_weight:g}·Σ GAN_local"]
+    if cfg.lambda_chamfer > 0:
+        terms.append(f"{cfg.lambda_chamfer:g}·d_CM(real, fake)")
+    if cfg.lambda_chamfer2 > 0:
+        terms.append(f"{cfg.lambda_chamfer2:g}·d_CM(fake, real)")
     return " + ".join(terms)
 
 
@@ -151,6 +158,9 @@ class Pix2Pix:
             fake_parts = local_pairs(photo, fake, out)
             terms["G_GAN_parts"] = cfg.local_gan_weight * sum(
                 gan_loss(self.D_parts(p, fake_parts[p]), True) for p in LOCAL_PARTS)
+        if cfg.lambda_chamfer > 0 or cfg.lambda_chamfer2 > 0:
+            to_fake, to_real = chamfer(fake, sketch)
+            terms["G_chamfer"], terms["G_chamfer2"] = cfg.lambda_chamfer * to_fake, cfg.lambda_chamfer2 * to_real
         return terms
 
     def end_epoch(self) -> None:
