@@ -144,12 +144,17 @@ def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path
             assert page.find_elements(By.CSS_SELECTOR, ".widget-hprogress")  # tqdm's bars are widgets here
             assert not page.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.error']")
             ActionChains(page).key_down(Keys.CONTROL).send_keys("s").key_up(Keys.CONTROL).perform()
-            _wait(lambda: notebook.read_bytes() != original, 30, "the save")
+            # the file changes before the post-save hook records it in git, and the server stopped in
+            # between would never run the hook: wait for the tab's unsaved mark to clear, which
+            # JupyterLab does when the save's reply (sent after the hook) arrives
+            _wait(lambda: notebook.read_bytes() != original
+                  and not page.find_elements(By.CSS_SELECTOR, ".lm-TabBar-tab.jp-mod-dirty"), 60, "the save")
             page.save_screenshot(str(tmp_path / "jupyterlab.png"))
         assert b'"outputs": [\n' in notebook.read_bytes() and b'"output_type"' in notebook.read_bytes()
         status = subprocess.run(["git", "status", "--porcelain", str(notebook)], cwd=ROOT, capture_output=True,
                                 text=True)
-        assert status.stdout == ""  # run and saved with its outputs, yet clean in git
+        diff = subprocess.run(["git", "diff", "--stat", str(notebook)], cwd=ROOT, capture_output=True, text=True)
+        assert status.stdout == "", diff.stdout  # run and saved with its outputs, yet clean in git
     finally:
         notebook.write_bytes(original)
         gitclean.refresh(notebook)
