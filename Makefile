@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.labkit-installed
+CLUSTER := $(VENV)/.labkit-cluster-installed
 
 .PHONY: demo test lab ui clean-runs
 
@@ -19,10 +20,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m labkit.gitclean
 	touch $(STAMP)
 
+# the optional extra (a team's tracking server on PostgreSQL): the tests prove it
+$(CLUSTER): $(STAMP) requirements-cluster.txt
+	$(BIN)/python -m pip install --quiet -e '.[cluster]'
+	touch $(CLUSTER)
+
 demo: $(STAMP)
 	$(BIN)/labkit demo
 
-test: $(STAMP)
+test: $(STAMP) $(CLUSTER)
 	$(BIN)/python -m pytest -q
 
 lab: $(STAMP)

@@ -227,7 +227,6 @@ def cmd_runs(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    import subprocess
     command = ui_command(args.port)
     print(shlex.join(command))
     if args.port != 5000:
@@ -235,7 +234,13 @@ def cmd_ui(args) -> int:
               f"export LABKIT_UI=http://127.0.0.1:{args.port}")
     if args.print_only:
         return 0
-    return subprocess.call(command)
+    from .server import run_until_stopped
+    return run_until_stopped(command)
+
+
+def cmd_server(args) -> int:
+    from .server import serve
+    return serve(args.store, args.artifacts or runs_dir() / "server-artifacts", args.host, args.port, args.workers)
 
 
 def variant_names() -> list[str]:
@@ -345,6 +350,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every run, not only those marked RUNNING")
     s.add_argument("--sweep", action="store_true", help="mark RUNNING runs that nothing drives any more KILLED")
     s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("server", help="a team's tracking server: mlflow server on PostgreSQL, artifacts proxied")
+    s.add_argument("store", help="the PostgreSQL database: postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE")
+    s.add_argument("--artifacts", type=Path, help="where the server keeps the artifacts (default: runs/server-artifacts)")
+    s.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default: this machine only)")
+    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--workers", type=int, default=4, help="server processes answering requests")
+    s.set_defaults(func=cmd_server)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
     s.add_argument("--port", type=int, default=5000)
