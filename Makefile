@@ -20,7 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m labkit.gitclean
 	touch $(STAMP)
 
-# the optional extra (a team's tracking server on PostgreSQL): the tests prove it
+# the optional extra (a team's tracking server on PostgreSQL, Ray): the tests prove it
 $(CLUSTER): $(STAMP) requirements-cluster.txt
 	$(BIN)/python -m pip install --quiet -e '.[cluster]'
 	touch $(CLUSTER)

@@ -464,9 +464,10 @@ def describe(outcome: Outcome) -> str:
 
 
 def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers: int = 1,
-            echo=print) -> list[Outcome]:
+            echo=print, executor: str = "local", address: str = "") -> list[Outcome]:
     """Every job, one after another or `workers` at a time (processes; one GPU each where there
-    are GPUs). Dead runs of these experiments are swept first."""
+    are GPUs), or each a task on a Ray cluster (executor 'ray', labkit.fanout). Dead runs of these
+    experiments are swept first."""
     from .runs import sweep
     # the kernels inherit where the lab lives, wherever their notebook's folder is
     os.environ["LABKIT_ROOT"] = str(project_root())
@@ -477,6 +478,9 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
         track.experiment_id(c, exp)
     for swept in sweep(experiments):
         echo(f"    swept {swept}")
+    if executor == "ray":
+        from .fanout import run_on_ray
+        return run_on_ray(jobs, fresh, address, echo)
     batch_started = time.time()
     if workers <= 1:
         outcomes = []

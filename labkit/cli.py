@@ -46,8 +46,13 @@ def cmd_ablate(args) -> int:
         raise ParamError("--grid and --sample are two kinds of sweep: use one")
     if args.sample is not None and args.sample < 1:
         raise ParamError(f"--sample {args.sample}: try at least one point")
+    if args.address and args.executor != "ray":
+        raise ParamError("--address is a Ray cluster's: add --executor ray")
+    if args.executor == "ray":
+        from .fanout import require_ray
+        require_ray()
     run = lambda jobs: ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress,  # noqa: E731
-                                      workers=args.workers)
+                                      workers=args.workers, executor=args.executor, address=args.address)
     stem = "+".join(dict.fromkeys(Path(spec).stem for spec in args.params))
     try:
         if args.sample:
@@ -268,6 +273,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-log", action="store_true", help="do not add the batch to today's lab log entry")
     s.add_argument("--workers", type=int, default=1,
                    help="notebooks executed at a time (processes; one GPU each when there are GPUs)")
+    s.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: processes on this machine (--workers); ray: each job a task on a Ray cluster")
+    s.add_argument("--address", default="", help="with --executor ray: the cluster's head, HOST:PORT (default: a "
+                   "Ray instance on this machine for the batch)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_ablate)
 

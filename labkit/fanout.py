@@ -1,0 +1,75 @@
+"""Jobs fanned out on a Ray cluster (`labkit ablate ... --executor ray [--address ADDR]`).
+
+Each job is one Ray task that drives its notebook on a worker exactly as `labkit ablate` does on
+this machine (`ablate.drive`: the lease, the run, papermill, the watchdog, the executed notebook
+attached to the run), with one GPU where the cluster has GPUs and one CPU otherwise; Ray decides
+where and when. The workers log to the same tracking store: a team's server
+(MLFLOW_TRACKING_URI=http://...) when the cluster spans machines, which also need this
+repository at the same path and labkit installed. A job that fails is its own outcome and the
+others go on; a worker lost mid-run (its machine gone, the process killed) releases the run's
+lease, so the next `labkit ablate` or `labkit runs --sweep` marks the run KILLED, and rerunning
+the same parameters resumes it from its last checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from .ablate import Job, Outcome, describe, drive
+from .config import ParamError
+
+RAY_MISSING = ("--executor ray needs Ray: pip install -e '.[cluster]' (make test installs it), on this machine and "
+               "on every machine of the cluster")
+# what the workers must see as the driver does: where the lab lives, the store, the log
+SHARED_ENVIRONMENT = ("LABKIT_ROOT", "LABKIT_RUNS", "LABKIT_LOG", "LABKIT_UI", "MLFLOW_TRACKING_URI", "TORCH_HOME")
+
+
+def _drive_task(job: Job, fresh: bool, queued_since: float) -> Outcome:
+    return drive(job, fresh, progress=False, queued_since=queued_since)
+
+
+def require_ray() -> None:
+    """Refuse before anything runs when Ray is not installed."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ParamError(RAY_MISSING) from None
+
+
+def run_on_ray(jobs: list[Job], fresh: bool, address: str = "", echo=print) -> list[Outcome]:
+    """Every job as a Ray task on the cluster at `address` (empty: a Ray instance of this machine,
+    started for the batch and ended with it); the outcomes in the order they end."""
+    import ray
+    if address:
+        # a cluster started by `ray start` asks for its token (~/.ray/auth_token or RAY_AUTH_TOKEN), and
+        # a driver joining it sends the token only in token mode, which Ray turns on for `ray start` and
+        # a new local instance but not for ray.init(address=...)
+        from ray._private.authentication.authentication_token_setup import \
+            maybe_enable_token_auth_if_token_available
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    env = {name: os.environ[name] for name in SHARED_ENVIRONMENT if os.environ.get(name)}
+    ray.init(address=address or None, runtime_env={"env_vars": env}, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(_drive_task).options(num_gpus=1 if gpus else 0, num_cpus=1, max_retries=0)
+        echo(f"running {len(jobs)} job(s) on Ray ({address or 'this machine'}: "
+             f"{ray.cluster_resources().get('CPU', 0):g} CPUs, {gpus:g} GPUs), one "
+             f"{'GPU' if gpus else 'CPU'} each")
+        started = time.time()
+        pending = {task.remote(job, fresh, started): job for job in jobs}
+        outcomes = []
+        while pending:
+            [done], _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(done)
+            try:
+                outcome = ray.get(done)
+            except ray.exceptions.RayError as exc:  # the worker itself died: its run's lease went with it
+                outcome = Outcome(job, "", "FAILED", None, time.time() - started,
+                                  f"the Ray worker was lost ({type(exc).__name__}); rerun these parameters to resume "
+                                  "the run from its last checkpoint")
+            outcomes.append(outcome)
+            echo(describe(outcome))
+        return outcomes
+    finally:
+        ray.shutdown()

@@ -1,0 +1,133 @@
+"""Ablations fanned out on Ray: a Ray head the test starts on 127.0.0.1 with two CPUs, tiny jobs
+executed on its workers and tracked as on this machine, one that fails kept apart, and a worker
+lost mid-run whose run is swept and then resumed."""
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+import yaml
+
+from labkit import cli, keys, lease, runs, track
+from conftest import TINY
+
+ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]' (make test installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """HOST:PORT of a Ray head of its own (its processes in one process group, ended after)."""
+    port, folder = _free_port(), Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths must fit
+    log = folder / "head.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                                 f"--port={port}", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
+                                 "--disable-usage-stats", f"--temp-dir={folder}"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None and time.time() < deadline, f"the Ray head did not come up:\n{log.read_text()}"
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+            try:
+                head.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _params(folder: Path, name: str, **fields) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"ablation": "baseline", **TINY, "experiment": "fan", **fields}))
+    return path
+
+
+def test_jobs_run_as_ray_tasks_and_a_failing_one_stays_apart(lab, ray_head, tmp_path, capsys):
+    junk = tmp_path / "no-face-layout"  # passes the checks before the run, fails inside the notebook
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not faces")
+    files = [_params(tmp_path, "tiny"), _params(tmp_path, "broken", data_root=str(junk))]
+    assert cli.main(["ablate", *map(str, files), "--executor", "ray", "--address", ray_head, "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert f"on Ray ({ray_head}: 2 CPUs, 0 GPUs), one CPU each" in out and "2 job(s): 1 ok, 1 failed" in out
+    c = track.client()
+    runs = {r.info.run_name: r for r in c.search_runs([c.get_experiment_by_name("fan").experiment_id])}
+    ok, failed = runs["tiny-s0"], runs["broken-s0"]
+    assert ok.info.status == "FINISHED" and "fid" in ok.data.metrics
+    assert failed.info.status == "FAILED" and "DataError" in failed.data.tags["labkit.error"]
+    attached = sorted(a.path for a in c.list_artifacts(ok.info.run_id, "notebook"))
+    assert attached == [f"notebook/tiny-s0-{ok.info.run_id[:8]}.{ext}" for ext in ("html", "ipynb")]
+
+
+def test_without_ray_the_message_says_how_to_install_it(lab, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert cli.main(["ablate", str(_params(tmp_path, "tiny")), "--executor", "ray", "--no-progress"]) == 2
+    assert "--executor ray needs Ray: pip install -e '.[cluster]'" in capsys.readouterr().err
+    assert not (lab / "mlflow.db").exists()  # refused before anything ran
+    assert cli.main(["ablate", str(_params(tmp_path, "tiny")), "--address", "127.0.0.1:1"]) == 2
+    assert "add --executor ray" in capsys.readouterr().err
+
+
+def test_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tmp_path, capsys):
+    """The worker driving a run is killed mid-epoch: the job fails on its own, the notebook's kernel
+    ends with its worker, and the same command again sweeps the dead run and resumes it."""
+    params = _params(tmp_path, "lost", experiment="lost", image_size=64, ngf=16, ndf=16, batch_size=1, n_epochs=2,
+                     checkpoint_every=3)  # slow enough per step that the kill lands mid-epoch, after a checkpoint
+    command = ["ablate", str(params), "--executor", "ray", "--address", ray_head, "--no-progress", "--no-log"]
+    codes, started = [], time.time()
+    driver = threading.Thread(target=lambda: codes.append(cli.main(command)))
+    driver.start()
+    beat = _wait_for_step(5, started)
+    kernel = psutil.Process(beat.pid)
+    worker = kernel.parent()
+    assert "ray" in " ".join(worker.cmdline()).lower()  # the kernel runs under a Ray worker, not this process
+    worker.kill()
+    driver.join(timeout=120)
+    assert codes == [1] and "the Ray worker was lost" in capsys.readouterr().out
+    assert psutil.wait_procs([kernel], timeout=15)[1] == [], "the kernel outlived its worker"
+    [lost] = _runs("lost")
+    assert lost.info.status == "RUNNING" and runs.states(["lost"])[0].dead
+
+    assert cli.main(command) == 0  # the same command again
+    [run] = _runs("lost")
+    assert run.info.run_id == lost.info.run_id and run.info.status == "FINISHED"
+    assert "swept" in run.data.tags[keys.ERROR]  # seen as dead, then resumed from its checkpoint
+    executed = nbformat.read(run.data.tags[keys.NOTEBOOK], as_version=4)
+    assert any("resuming run" in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+
+
+def _runs(experiment: str) -> list:
+    c = track.client()
+    return c.search_runs([c.get_experiment_by_name(experiment).experiment_id])
+
+
+def _wait_for_step(step: int, since: float, timeout: float = 240) -> lease.Beat:
+    """The first heartbeat at or past step, in training, of a run beating since `since`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in lease.lease_dir().glob("*.beat"):
+            beat = lease.last_beat(path.stem)
+            if beat and beat.time > since and beat.step >= step and beat.phase == "train":
+                return beat
+        time.sleep(0.05)
+    raise TimeoutError(f"no heartbeat reached step {step}")
