@@ -49,8 +49,8 @@ def cmd_ablate(args) -> int:
     if args.address and args.executor != "ray":
         raise ParamError("--address is a Ray cluster's: add --executor ray")
     if args.executor == "ray":
-        from .fanout import require_ray
-        require_ray()
+        from .fanout import check_cluster
+        check_cluster(args.address)
     run = lambda jobs: ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress,  # noqa: E731
                                       workers=args.workers, executor=args.executor, address=args.address)
     stem = "+".join(dict.fromkeys(Path(spec).stem for spec in args.params))

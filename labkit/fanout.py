@@ -13,6 +13,7 @@ the same parameters resumes it from its last checkpoint.
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 from .ablate import Job, Outcome, describe, drive
@@ -28,12 +29,24 @@ def _drive_task(job: Job, fresh: bool, queued_since: float) -> Outcome:
     return drive(job, fresh, progress=False, queued_since=queued_since)
 
 
-def require_ray() -> None:
-    """Refuse before anything runs when Ray is not installed."""
+def check_cluster(address: str = "") -> None:
+    """Refuse before anything runs when Ray is not installed, or no cluster answers at address
+    (ray.init would retry it for minutes)."""
     try:
         import ray  # noqa: F401
     except ImportError:
         raise ParamError(RAY_MISSING) from None
+    if not address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ParamError(f"--address {address!r}: write the head's HOST:PORT (ray start --head prints it)")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise ParamError(f"--address {address}: no Ray cluster answers there ({exc}). Start one with `ray start "
+                         f"--head --port {port}` on {host}, or leave out --address to use a Ray instance of this "
+                         "machine") from None
 
 
 def run_on_ray(jobs: list[Job], fresh: bool, address: str = "", echo=print) -> list[Outcome]:

@@ -88,6 +88,16 @@ def test_without_ray_the_message_says_how_to_install_it(lab, tmp_path, monkeypat
     assert "add --executor ray" in capsys.readouterr().err
 
 
+def test_a_cluster_that_does_not_answer_is_refused_at_once(lab, tmp_path, capsys):
+    started = time.time()
+    tiny = str(_params(tmp_path, "tiny"))
+    assert cli.main(["ablate", tiny, "--executor", "ray", "--address", f"127.0.0.1:{_free_port()}"]) == 2
+    assert "no Ray cluster answers there" in capsys.readouterr().err and time.time() - started < 30
+    assert cli.main(["ablate", tiny, "--executor", "ray", "--address", "headnode"]) == 2
+    assert "write the head's HOST:PORT" in capsys.readouterr().err
+    assert not (lab / "mlflow.db").exists()
+
+
 def test_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tmp_path, capsys):
     """The worker driving a run is killed mid-epoch: the job fails on its own, the notebook's kernel
     ends with its worker, and the same command again sweeps the dead run and resumes it."""
