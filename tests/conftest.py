@@ -1,3 +1,4 @@
+import socket
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,28 @@ ROOT = Path(__file__).resolve().parents[1]
 # tiny settings: a full train + FID pass in seconds on a CPU
 TINY = dict(synthetic_count=24, image_size=32, ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1,
             eval_every=1, log_every=1, fid_backbone="random-init", fid_dims=64, grid_samples=2, device="cpu")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_step(step: int, since: float, timeout: float = 240):
+    """The first heartbeat at or past step, in training, of a run beating since `since`."""
+    import time
+
+    from labkit import lease
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in lease.lease_dir().glob("*.beat"):
+            beat = lease.last_beat(path.stem)
+            if beat and beat.time > since and beat.step >= step and beat.phase == "train":
+                return beat
+        time.sleep(0.02)
+    raise TimeoutError(f"no heartbeat reached step {step}")
 
 
 def tiny_params(folder: Path, name: str, **fields) -> Path:

@@ -4,7 +4,6 @@ notebook of the repository to its end."""
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ import pytest
 import yaml
 
 from labkit import cli, gitclean, track
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, free_port
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
                                 "(apt-get install chromium chromium-driver; .ci/run installs them)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -84,7 +77,7 @@ def test_the_mlflow_ui_shows_the_fid_curves_and_an_image_card(lab, tmp_path):
     params.write_text(yaml.safe_dump({"ablation": "baseline", "experiment": "demo", **TINY}))
     assert cli.main(["ablate", str(params), "--no-progress", "--no-log"]) == 0
     experiment = track.client().get_experiment_by_name("demo").experiment_id
-    port = _free_port()
+    port = free_port()
     with open(tmp_path / "mlflow.log", "w") as log, \
             _server([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", track.tracking_uri(), "--host",
                      "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/health", log), \
@@ -115,7 +108,7 @@ def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path
     from selenium.webdriver.common.keys import Keys
     notebook = ROOT / "notebooks" / "baseline.ipynb"
     original = notebook.read_bytes()
-    port = _free_port()
+    port = free_port()
     command = [os.path.join(os.path.dirname(sys.executable), "jupyter"), "lab", "--no-browser", f"--port={port}",
                "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
                f"--ServerApp.root_dir={ROOT}"] + (["--allow-root"] if os.geteuid() == 0 else [])

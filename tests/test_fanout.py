@@ -5,7 +5,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,22 +17,16 @@ import psutil
 import pytest
 import yaml
 
-from labkit import cli, keys, lease, runs, track
-from conftest import TINY
+from labkit import cli, keys, runs, track
+from conftest import TINY, free_port, wait_for_step
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]' (make test installs it)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def ray_head():
     """HOST:PORT of a Ray head of its own (its processes in one process group, ended after)."""
-    port, folder = _free_port(), Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths must fit
+    port, folder = free_port(), Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths must fit
     log = folder / "head.log"
     with open(log, "w") as out:
         head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
@@ -91,7 +84,7 @@ def test_without_ray_the_message_says_how_to_install_it(lab, tmp_path, monkeypat
 def test_a_cluster_that_does_not_answer_is_refused_at_once(lab, tmp_path, capsys):
     started = time.time()
     tiny = str(_params(tmp_path, "tiny"))
-    assert cli.main(["ablate", tiny, "--executor", "ray", "--address", f"127.0.0.1:{_free_port()}"]) == 2
+    assert cli.main(["ablate", tiny, "--executor", "ray", "--address", f"127.0.0.1:{free_port()}"]) == 2
     assert "no Ray cluster answers there" in capsys.readouterr().err and time.time() - started < 30
     assert cli.main(["ablate", tiny, "--executor", "ray", "--address", "headnode"]) == 2
     assert "write the head's HOST:PORT" in capsys.readouterr().err
@@ -107,7 +100,7 @@ def test_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tm
     codes, started = [], time.time()
     driver = threading.Thread(target=lambda: codes.append(cli.main(command)))
     driver.start()
-    beat = _wait_for_step(5, started)
+    beat = wait_for_step(5, started)
     kernel = psutil.Process(beat.pid)
     worker = kernel.parent()
     assert "ray" in " ".join(worker.cmdline()).lower()  # the kernel runs under a Ray worker, not this process
@@ -129,15 +122,3 @@ def test_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tm
 def _runs(experiment: str) -> list:
     c = track.client()
     return c.search_runs([c.get_experiment_by_name(experiment).experiment_id])
-
-
-def _wait_for_step(step: int, since: float, timeout: float = 240) -> lease.Beat:
-    """The first heartbeat at or past step, in training, of a run beating since `since`."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for path in lease.lease_dir().glob("*.beat"):
-            beat = lease.last_beat(path.stem)
-            if beat and beat.time > since and beat.step >= step and beat.phase == "train":
-                return beat
-        time.sleep(0.05)
-    raise TimeoutError(f"no heartbeat reached step {step}")

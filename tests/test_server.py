@@ -7,7 +7,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,17 +19,11 @@ import pytest
 import yaml
 
 from labkit import cli, server
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, free_port
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 pytestmark = pytest.mark.skipif(not PG_BIN, reason="needs Debian's PostgreSQL server (apt-get install postgresql; "
                                 ".ci/run installs it)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
         owner = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _free_port()
+    data, port = folder / "data", free_port()
     run = lambda *args: subprocess.run([*owner, *map(str, args)], check=True, capture_output=True)  # noqa: E731
     try:
         run(bindir / "initdb", "-D", data, "-U", "labkit", "-A", "trust", "-E", "UTF8", "--no-sync")
@@ -57,7 +50,7 @@ def postgres():
 
 @contextlib.contextmanager
 def _labkit_server(store: str, artifacts: Path, log_file: Path):
-    port = _free_port()
+    port = free_port()
     with open(log_file, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "labkit.cli", "server", store, "--artifacts", str(artifacts),
                                     "--port", str(port), "--workers", "2"], stdout=log, stderr=subprocess.STDOUT,

@@ -18,7 +18,7 @@ from labkit.config import SketchConfig
 from labkit.style.vgg import CONV_INDEX, VGGEncoder, WeightsMismatch
 from labkit.train import CheckpointError, Checkpoints, Diverged, fit
 from labkit.data import load_faces
-from conftest import ROOT
+from conftest import ROOT, wait_for_step
 
 # slow enough per step (64 px, batch 1) that a kill lands mid-epoch; 18 training faces an epoch
 SLOW = dict(ablation="baseline", synthetic_count=24, image_size=64, ngf=16, ndf=16, batch_size=1, n_epochs=2,
@@ -35,18 +35,6 @@ def _params(tmp_path, name, **values):
 def _labkit(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "labkit.cli", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-
-
-def _wait_for_step(step: int, since: float, timeout: float = 240) -> lease.Beat:
-    """The first heartbeat at or past step of a run beating since `since`."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for path in lease.lease_dir().glob("*.beat"):
-            beat = lease.last_beat(path.stem)
-            if beat and beat.time > since and beat.step >= step and beat.phase == "train":
-                return beat
-        time.sleep(0.02)
-    raise TimeoutError(f"no heartbeat reached step {step}")
 
 
 def _alive(pid: int) -> bool:
@@ -96,7 +84,7 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes_one_run_exactly(lab, tmp
     params = _params(tmp_path, "killed", experiment="killed")
     started = time.time()
     runner = _labkit("ablate", params, "--no-progress", "--no-log")
-    beat = _wait_for_step(23, started)  # epoch 2 of 3, past the mid-epoch checkpoint at step 21
+    beat = wait_for_step(23, started)  # epoch 2 of 3, past the mid-epoch checkpoint at step 21
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait()
     deadline = time.time() + 15
@@ -120,7 +108,7 @@ def test_a_frozen_kernel_is_seen_stacked_killed_and_restarted(lab, tmp_path):
     params = _params(tmp_path, "frozen", experiment="frozen", stall_minutes=0.05, stall_minutes_slow=2.0)
     started = time.time()
     runner = _labkit("ablate", params, "--no-progress")
-    beat = _wait_for_step(10, started)
+    beat = wait_for_step(10, started)
     os.kill(beat.pid, signal.SIGSTOP)  # frozen, as the user's training at iteration 1500
     out, _ = runner.communicate(timeout=300)
     assert runner.returncode == 0, out[-3000:]
