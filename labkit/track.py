@@ -145,7 +145,15 @@ class Run:
         inputs = [DatasetInput(Dataset(name=f"{name} ({context})", digest=digest, source_type="local",
                                        source=json.dumps({"uri": source})), [InputTag("mlflow.data.context", context)])
                   for context in contexts]
-        self.client.log_inputs(self.run_id, inputs)
+        try:
+            self.client.log_inputs(self.run_id, inputs)
+        except MlflowException as exc:
+            # the store looks the dataset up, then inserts it: two runs of an experiment starting on the
+            # same new data at once (the demo's two at a time) can both insert, and the second fails its
+            # unique key. The first has stored it by then, so logging again links to that one.
+            if not any(s in str(exc) for s in ("UNIQUE constraint failed", "duplicate key value")):
+                raise
+            self.client.log_inputs(self.run_id, inputs)
 
     def log_file(self, path: Path, artifact_dir: str) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_dir)

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 import torch
 import yaml
+from mlflow.exceptions import MlflowException
 
 from labkit import ablate, cli, keys, lablog, lease, runs, track
 from labkit.config import SketchConfig
@@ -295,3 +296,28 @@ def test_heartbeats_are_cheap_to_call_every_step(lab):
     run.beat(2)  # within BEAT_SECONDS: not written
     assert lease.last_beat(run.run_id).step == 1 == first.step
     assert json.loads(track.client().get_run(run.run_id).data.tags[keys.HEARTBEAT])["step"] == 1
+
+
+def test_two_runs_storing_the_same_new_data_at_once_both_record_it(lab, monkeypatch):
+    """MLflow's store looks a dataset up and then inserts it: two runs starting on the same new data
+    at once can both insert, and the second insert fails the unique key (seen once in the demo's
+    two-at-a-time batch; too rare to provoke on demand). The race is played here: the other run's
+    insert lands between this run's look-up and its insert."""
+    c = track.client()
+    exp = track.experiment_id(c, "same-data")
+    first, second = (track.Run(c, c.create_run(exp).info.run_id) for _ in range(2))
+    real = c.log_inputs
+
+    def the_other_run_wins(run_id, inputs):
+        monkeypatch.setattr(c, "log_inputs", real)
+        first.log_dataset("faces", "d1", "/data/faces")  # stored meanwhile by the other run
+        raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                              "datasets.name, datasets.digest")
+    monkeypatch.setattr(c, "log_inputs", the_other_run_wins)
+    second.log_dataset("faces", "d1", "/data/faces")
+    for run in (first, second):
+        inputs = c.get_run(run.run_id).inputs.dataset_inputs
+        assert sorted(i.dataset.name for i in inputs) == ["faces (test)", "faces (train)"]
+    monkeypatch.setattr(c, "log_inputs", lambda *a: (_ for _ in ()).throw(MlflowException("store unreachable")))
+    with pytest.raises(MlflowException, match="unreachable"):  # any other failure still fails
+        second.log_dataset("faces", "d2", "/data/faces")
