@@ -1,4 +1,8 @@
+import contextlib
 import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(command: list[str], ready_url: str, log, timeout: float = 120, stop_wait: float = 30):
+    """A server process (output to log) from the moment ready_url answers; terminated after, killed
+    when it has not ended stop_wait seconds later."""
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(ready_url, timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"{command[:4]} did not come up at {ready_url}") from None
+                time.sleep(0.5)
+        yield server
+    finally:
+        # JupyterLab shuts its kernels down first on SIGTERM; on a loaded machine that can take
+        # longer than any fair wait, and the test's checks are done by then
+        server.terminate()
+        try:
+            server.wait(timeout=stop_wait)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
 
 
 def wait_for_step(step: int, since: float, timeout: float = 240):

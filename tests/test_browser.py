@@ -7,42 +7,16 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 import yaml
 
 from labkit import cli, gitclean, track
-from conftest import ROOT, TINY, free_port
+from conftest import ROOT, TINY, free_port, serving
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
                                 "(apt-get install chromium chromium-driver; .ci/run installs them)")
-
-
-@contextlib.contextmanager
-def _server(command: list[str], ready_url: str, log):
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(ready_url, timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"{command[:4]} did not come up at {ready_url}") from None
-                time.sleep(0.5)
-        yield server
-    finally:
-        # JupyterLab shuts its kernels down first on SIGTERM; on a loaded machine that can take
-        # longer than any fair wait, and the test's checks are done by then
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
 
 
 @contextlib.contextmanager
@@ -79,7 +53,7 @@ def test_the_mlflow_ui_shows_the_fid_curves_and_an_image_card(lab, tmp_path):
     experiment = track.client().get_experiment_by_name("demo").experiment_id
     port = free_port()
     with open(tmp_path / "mlflow.log", "w") as log, \
-            _server([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", track.tracking_uri(), "--host",
+            serving([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", track.tracking_uri(), "--host",
                      "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/health", log), \
             _chromium(tmp_path) as page:
         page.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?compareRunsMode=CHART")
@@ -114,7 +88,7 @@ def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path
                f"--ServerApp.root_dir={ROOT}"] + (["--allow-root"] if os.geteuid() == 0 else [])
     try:
         with open(tmp_path / "jupyter.log", "w") as log, \
-                _server(command, f"http://127.0.0.1:{port}/api/status", log), _chromium(tmp_path) as page:
+                serving(command, f"http://127.0.0.1:{port}/api/status", log), _chromium(tmp_path) as page:
             page.get(f"http://127.0.0.1:{port}/lab/tree/notebooks/baseline.ipynb")
             menu = lambda css, text: [m for m in page.find_elements(By.CSS_SELECTOR, css) if m.text == text]  # noqa
             _wait(lambda: menu(".lm-MenuBar-itemLabel", "Run"), 90, "JupyterLab's menu bar")

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from labkit import cli, server
-from conftest import ROOT, TINY, free_port
+from conftest import ROOT, TINY, free_port, serving
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 pytestmark = pytest.mark.skipif(not PG_BIN, reason="needs Debian's PostgreSQL server (apt-get install postgresql; "
@@ -50,28 +50,13 @@ def postgres():
 
 @contextlib.contextmanager
 def _labkit_server(store: str, artifacts: Path, log_file: Path):
-    port = free_port()
-    with open(log_file, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "labkit.cli", "server", store, "--artifacts", str(artifacts),
-                                    "--port", str(port), "--workers", "2"], stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"labkit server did not come up:\n{log_file.read_text()[-3000:]}") from None
-                time.sleep(0.5)
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "labkit.cli", "server", store, "--artifacts", str(artifacts), "--port",
+               url.rsplit(":", 1)[1], "--workers", "2"]
+    with open(log_file, "w") as log, serving(command, f"{url}/health", log, timeout=180, stop_wait=90):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=90)
-        with pytest.raises(OSError):  # the server's own web server and workers ended with it, the port is free
-            urllib.request.urlopen(f"{url}/health", timeout=2)
+    with pytest.raises(OSError):  # the server's own web server and workers ended with it, the port is free
+        urllib.request.urlopen(f"{url}/health", timeout=2)
 
 
 @pytest.fixture(scope="module")
