@@ -10,7 +10,8 @@ drive    One job: a lease on its parameters (a second command for the same param
          stops beating for `stall_minutes` has its Python stacks recorded, is killed, and the
          notebook restarts from the run's last checkpoint, up to `max_restarts` times.
 run_all  The jobs one after another, or `workers` at a time in processes (one GPU each where
-         there are GPUs) that die with the command, so their kernels do too.
+         there are GPUs, nproc each for a run trained by several processes) that die with the
+         command, so their kernels do too.
 
 The executed notebook (runs/<date>/<run name>-<short id>.ipynb) is written atomically after
 every cell, so it is valid JSON whatever happens, and attached to its run.
@@ -495,10 +496,11 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
     import torch
     ctx = multiprocessing.get_context("spawn")
     gpus = None
-    if torch.cuda.is_available():
+    if torch.cuda.is_available():  # a job takes nproc GPUs: the queue holds groups of the largest nproc
+        size = max(getattr(job.cfg, "nproc", 1) for job in jobs)
         gpus = ctx.Manager().Queue()
-        for gpu in range(torch.cuda.device_count()):
-            gpus.put(gpu)
+        for first in range(0, torch.cuda.device_count() - size + 1, size):
+            gpus.put(",".join(map(str, range(first, first + size))))
     echo(f"running {len(jobs)} job(s), {workers} at a time")
     threads = max(1, (os.cpu_count() or 1) // workers)
     outcomes = []

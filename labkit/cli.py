@@ -54,13 +54,14 @@ def cmd_ablate(args) -> int:
     run = lambda jobs: ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress,  # noqa: E731
                                       workers=args.workers, executor=args.executor, address=args.address)
     stem = "+".join(dict.fromkeys(Path(spec).stem for spec in args.params))
+    overrides = (args.set or []) + ([f"nproc={args.nproc}"] if args.nproc else [])
     try:
         if args.sample:
             search = sweep.Search(args.params, args.range or [], args.sample, args.sampler, stem, args.seeds,
-                                  args.set or [])
+                                  overrides)
             parent = search.sweep
         else:
-            jobs = ablate.plan(args.params, seeds=args.seeds, overrides=args.set or [], grid=grid)
+            jobs = ablate.plan(args.params, seeds=args.seeds, overrides=overrides, grid=grid)
             parent = sweep.grid_sweep(jobs, grid, stem) if grid else None
     except LeaseHeld as exc:
         print(f"labkit: this sweep is being run already: lease {exc}", file=sys.stderr)
@@ -273,6 +274,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-log", action="store_true", help="do not add the batch to today's lab log entry")
     s.add_argument("--workers", type=int, default=1,
                    help="notebooks executed at a time (processes; one GPU each when there are GPUs)")
+    s.add_argument("--nproc", type=int, metavar="N",
+                   help="each face run trained by N processes under torchrun (DDP; one GPU each, or gloo on the "
+                        "CPU), batch_size split among them: --set nproc=N")
     s.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: processes on this machine (--workers); ray: each job a task on a Ray cluster")
     s.add_argument("--address", default="", help="with --executor ray: the cluster's head, HOST:PORT (default: a "

@@ -182,8 +182,10 @@ class SketchConfig(Config):
     # model
     ngf: int = knob(32, "generator width (64 in the paper setting)", at_least=1)
     ndf: int = knob(32, "discriminator width (64 in the paper setting)", at_least=1)
+    dropout: bool = knob(True, "dropout 0.5 in the generators, as pix2pix and APDrawingGAN (false: upstream's "
+                         "--no_dropout)")
     # optimisation (pix2pix defaults)
-    batch_size: int = knob(4, at_least=1)
+    batch_size: int = knob(4, "faces per step, over all processes (nproc)", at_least=1)
     n_epochs: int = knob(10, "epochs at the initial learning rate", at_least=1)
     n_epochs_decay: int = knob(10, "epochs of linear decay to 0", at_least=0)
     lr: float = knob(2e-4, above=0)
@@ -232,10 +234,18 @@ class SketchConfig(Config):
     checkpoint_minutes: float = knob(10.0, "minutes of training between checkpoints", above=0, computes=False)
     diverge_factor: float = knob(10.0, "fail when the generator loss exceeds this multiple of its first logged "
                                  "value; 0: off", at_least=0)
-    # hardware: where and how fast, not what
+    # one training on several processes (labkit.train.distributed): where it computes, not what
+    nproc: int = knob(1, "processes that train the run together under torchrun, one GPU each (gloo on CPUs), "
+                      "each on batch_size / nproc faces of every step", at_least=1, computes=False)
 
     def rules(self) -> list[str]:
         problems = super().rules()
+        if self.batch_size % self.nproc:
+            problems.append(f"batch_size={self.batch_size} does not split over nproc={self.nproc} processes: "
+                            "batch_size is the whole step's, so make it a multiple of nproc")
+        if self.nproc > 1 and self.device.startswith("cuda:"):
+            problems.append(f"device={self.device!r} names one GPU, nproc={self.nproc} needs one each: use 'cuda' "
+                            "(the first nproc visible GPUs; CUDA_VISIBLE_DEVICES chooses them) or 'cpu'")
         if self.image_size & (self.image_size - 1):
             problems.append(f"image_size={self.image_size} must be a power of two (the U-Net halves it down to 1)")
         if not self.beta1 < 1:
@@ -264,6 +274,12 @@ class SketchConfig(Config):
                                 "parsing maps in masks_sketch/NAME.png beside masks/ (found "
                                 + ("photo masks only" if (root / "masks").is_dir() else "no masks at all")
                                 + "); run the face parser on the sketches, or set align_mode='none'")
+        if self.nproc > 1:
+            from .train.distributed import check_devices
+            try:
+                check_devices(self)
+            except RuntimeError as exc:
+                problems.append(str(exc))
         if self.fid_backbone == "inception":
             from .metrics.backbone import ensure_weights
             from .weights import WeightsUnavailable

@@ -2,8 +2,8 @@
 
 Each job is one Ray task that drives its notebook on a worker exactly as `labkit ablate` does on
 this machine (`ablate.drive`: the lease, the run, papermill, the watchdog, the executed notebook
-attached to the run), with one GPU where the cluster has GPUs and one CPU otherwise; Ray decides
-where and when. The workers log to the same tracking store: a team's server
+attached to the run), with one GPU where the cluster has GPUs and one CPU otherwise (nproc of
+them for a run trained by several processes, on one machine); Ray decides where and when. The workers log to the same tracking store: a team's server
 (MLFLOW_TRACKING_URI=http://...) when the cluster spans machines, which also need this
 repository at the same path and labkit installed. A job that fails is its own outcome and the
 others go on; a worker lost mid-run (its machine gone, the process killed) releases the run's
@@ -65,12 +65,16 @@ def run_on_ray(jobs: list[Job], fresh: bool, address: str = "", echo=print) -> l
              log_to_driver=False, configure_logging=False)
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
-        task = ray.remote(_drive_task).options(num_gpus=1 if gpus else 0, num_cpus=1, max_retries=0)
+        task = ray.remote(_drive_task)
         echo(f"running {len(jobs)} job(s) on Ray ({address or 'this machine'}: "
              f"{ray.cluster_resources().get('CPU', 0):g} CPUs, {gpus:g} GPUs), one "
-             f"{'GPU' if gpus else 'CPU'} each")
+             f"{'GPU' if gpus else 'CPU'} each (nproc each for a run trained by several processes)")
         started = time.time()
-        pending = {task.remote(job, fresh, started): job for job in jobs}
+        pending = {}
+        for job in jobs:
+            n = getattr(job.cfg, "nproc", 1)
+            options = dict(num_gpus=n, num_cpus=1) if gpus else dict(num_gpus=0, num_cpus=n)
+            pending[task.options(**options, max_retries=0).remote(job, fresh, started)] = job
         outcomes = []
         while pending:
             [done], _ = ray.wait(list(pending), num_returns=1)

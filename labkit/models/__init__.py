@@ -1,4 +1,4 @@
 """Networks."""
-from .pix2pix import PatchDiscriminator, UnetGenerator, init_weights
+from .pix2pix import PatchDiscriminator, UnetGenerator, init_weights, without_dropout
 
-__all__ = ["PatchDiscriminator", "UnetGenerator", "init_weights"]
+__all__ = ["PatchDiscriminator", "UnetGenerator", "init_weights", "without_dropout"]

@@ -86,6 +86,17 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
+def without_dropout(net: nn.Module) -> nn.Module:
+    """The network with its dropout layers made identities, in place: upstream's --no_dropout
+    (the same parameters; the generator becomes deterministic in training too)."""
+    for name, child in net.named_children():
+        if isinstance(child, nn.Dropout):
+            setattr(net, name, nn.Identity())
+        else:
+            without_dropout(child)
+    return net
+
+
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     """N(0, 0.02) on conv weights, N(1, 0.02) on norm scales, zero biases (the reference init)."""
     for m in net.modules():

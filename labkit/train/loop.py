@@ -9,9 +9,14 @@ with the step and a hint. Checkpoints are written every `checkpoint_every` steps
 `checkpoint_minutes`), after each evaluation and at the end; each holds the position in the
 epoch's order, so a resume continues with the very next batch. (Not at every epoch's end:
 a CUFS epoch is seconds on a GPU, and the model with its optimiser states is 700 MB.)
+
+With nproc > 1 the kernel hands the training to nproc processes (labkit.train.distributed) and
+then loads what they trained; in those processes the same steps run with their World: every
+rank trains its share of each step, rank 0 alone logs, beats, evaluates and writes checkpoints.
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,8 +30,9 @@ from ..console import banner
 from ..data import DataError
 from ..metrics import FidEvaluator, load_backbone
 from ..models.local import known_foreground
-from ..provenance import device_description, pick_device
-from .checkpoint import Checkpoints, set_rng_state
+from ..provenance import device_description
+from .checkpoint import Checkpoints, rng_state, set_rng_state
+from .distributed import World, launch, rank_seed
 from .pix2pix import Pix2Pix
 from .window import LossWindow
 
@@ -94,6 +100,12 @@ def fixed_samples(test, n: int) -> dict:
     return {**stack_items([test.item(i) for i in index]), "index": torch.as_tensor(index)}
 
 
+def steps_per_epoch(n: int, cfg) -> int:
+    """Steps over n training faces: batch_size a step, each of nproc processes taking its share
+    of the faces (padded to a multiple of nproc, World.shard)."""
+    return math.ceil(math.ceil(n / cfg.nproc) / (cfg.batch_size // cfg.nproc))
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """The order the training faces are visited in an epoch: fixed by (seed, epoch), so a resume
     mid-epoch picks up at the same place of the same order."""
@@ -105,15 +117,16 @@ class Training:
     """A face run in progress, and its result: what a checkpoint holds and what the views need."""
     cfg: object
     data: object
-    run: object
+    run: object                         # every rank holds it; rank 0 alone writes to it
     device: torch.device
     model: Pix2Pix
-    evaluator: FidEvaluator
+    evaluator: FidEvaluator | None      # rank 0's alone
     val_evaluator: FidEvaluator | None
     aligned_evaluator: FidEvaluator | None  # +align: the same fakes against the warped test sketches
     checkpoints: Checkpoints
     backbone: str
     samples: dict                       # fixed test faces for the grids
+    world: World = field(default_factory=World)
     epoch: int = 0                      # epochs completed
     batch: int = 0                      # batches of the current epoch completed
     step: int = 0
@@ -172,17 +185,24 @@ def _local_foreground(data) -> str:
             f"(hair = everything outside the part boxes, no background region)")
 
 
-def prepare(cfg, data, run) -> Training:
-    """Device, FID backbone and evaluator, seeded model, the run's data tags."""
-    device = pick_device(cfg.device)
+def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Training:
+    """Device, FID backbone and evaluator, seeded model, and (with record) the run's data tags:
+    the evaluators and the tags on rank 0 alone."""
+    device = world.device(cfg.device)
     if cfg.local:
         _require_landmarks(data)
-    run.beat(0, "start", force=True)
+    if world.leads:
+        run.beat(0, "start", force=True)
     # the FID backbone first: a missing weights file stops the run before any training, and
     # building it (it draws random numbers) before seeding keeps training independent of it
-    backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device)
+    backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device) if world.leads else None
     seed_everything(cfg.seed)
-    model = Pix2Pix(cfg, device)
+    model = Pix2Pix(cfg, device, world)
+    if not world.leads:
+        torch.manual_seed(rank_seed(cfg.seed, world.rank))  # dropout masks of its own
+        return Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=None, val_evaluator=None,
+                        aligned_evaluator=None, checkpoints=Checkpoints(run.run_id), backbone="", samples={},
+                        window=LossWindow(device), world=world)
     evaluator = FidEvaluator(data.test.faces(device)["sketch"], backbone, data.fingerprint,
                              subsets=[p.subset for p in data.test.pairs], batch_size=cfg.fid_batch_size,
                              resamples=cfg.bootstrap_resamples, names=[p.name for p in data.test.pairs])
@@ -192,12 +212,26 @@ def prepare(cfg, data, run) -> Training:
     aligned_evaluator = None if data.test_aligned is None else FidEvaluator(
         data.test_aligned.faces(device)["sketch"], backbone, data.fingerprint,
         split=f"test-aligned-{data.alignment.folder.name}", batch_size=cfg.fid_batch_size)
+    t = Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=evaluator,
+                 val_evaluator=val_evaluator, aligned_evaluator=aligned_evaluator,
+                 checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
+                 samples=fixed_samples(data.test, cfg.grid_samples), window=LossWindow(device), world=world)
+    if record:
+        _record_setup(t, evaluator.provenance())
+    if not backbone.is_real:
+        print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
+    return t
+
+
+def _record_setup(t: Training, provenance: dict) -> None:
+    """What the run records of its setting: FID provenance, device and speed, the data."""
+    cfg, data, run, world = t.cfg, t.data, t.run, t.world
     if data.alignment is not None:
         log_alignment(run, data.alignment)
     selected_on = f"validation ({len(data.val)} faces)" if data.val is not None else "test (optimistic)"
-    run.set_tags({**evaluator.provenance(), keys.FID_BEST_SELECTED_ON: selected_on,
-                  keys.DEVICE: device_description(device),
-                  keys.SPEED: model.speed.describe(),
+    run.set_tags({**provenance, keys.FID_BEST_SELECTED_ON: selected_on,
+                  keys.DEVICE: device_description(t.device) + (f" x {world.size} processes" if world.size > 1 else ""),
+                  keys.SPEED: t.model.speed.describe(),
                   keys.DATA_FINGERPRINT: data.fingerprint, keys.DATA_ROOT: str(data.root),
                   keys.DATA_SYNTHETIC: data.synthetic,
                   "labkit.data.n_train": len(data.train), "labkit.data.n_test": len(data.test)})
@@ -206,12 +240,8 @@ def prepare(cfg, data, run) -> Training:
         run.set_tags({keys.LOCAL_FOREGROUND: foreground})
         print(f"+local hair and background regions: {foreground}")
     run.log_dataset(data.root.name, data.fingerprint, str(data.root))
-    print(f"training on {data.summary()}\non {device_description(device)}: {model.speed.describe()}")
-    if not backbone.is_real:
-        print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
-    return Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=evaluator,
-                    val_evaluator=val_evaluator, aligned_evaluator=aligned_evaluator, checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
-                    samples=fixed_samples(data.test, cfg.grid_samples), window=LossWindow(device))
+    where = f"{world.size} processes on {t.device.type}" if world.size > 1 else device_description(t.device)
+    print(f"training on {data.summary()}\non {where}: {t.model.speed.describe()}")
 
 
 def log_alignment(run, alignment) -> None:
@@ -230,7 +260,7 @@ def log_alignment(run, alignment) -> None:
           + alignment.report())
 
 
-def resume(t: Training) -> None:
+def resume(t: Training, say: bool = True) -> None:
     """Continue from the run's newest readable checkpoint, when it has one of the same parameters."""
     t.checkpoints.clean_stale()
     state = t.checkpoints.load()
@@ -245,14 +275,23 @@ def resume(t: Training) -> None:
     t.history = [Evaluation(**e) for e in state["history"]]
     t.reference_loss = state["reference_loss"]
     t.window = LossWindow(t.device, state["sums"], state["window"])
-    set_rng_state(state["rng"])
+    ranks = state.get("rng_ranks", [])
+    if len(ranks) == t.world.size > 1:  # every rank's own stream, where it stood
+        set_rng_state(ranks[t.world.rank])
+    elif t.world.leads:
+        set_rng_state(state["rng"])
+    else:  # written by another number of processes: a stream of its own from here
+        torch.manual_seed(rank_seed(t.cfg.seed, t.world.rank) + t.step)
     t.resumed_from = t.epoch
-    print(f"resuming run {t.run.run_id} at epoch {t.epoch + 1}, batch {t.batch} (step {t.step})")
+    if say and t.world.leads:
+        print(f"resuming run {t.run.run_id} at epoch {t.epoch + 1}, batch {t.batch} (step {t.step})")
 
 
 def _check(t: Training) -> dict[str, float]:
     """The mean losses since the last log, read from the device in one go, with the step of the
-    first non-finite one; raises Diverged naming the step."""
+    first non-finite one; raises Diverged naming the step. Several processes read the mean of their
+    windows, and so decide alike."""
+    t.window.merge(t.world)
     means, bad_step = t.window.read()
     where = f"at epoch {t.epoch + 1}, step {bad_step or t.step}"
     hint = f"{t.checkpoints.describe()}; lower lr or check the data"
@@ -270,11 +309,12 @@ def _check(t: Training) -> dict[str, float]:
 
 
 def train_epoch(t: Training, progress: bool = True) -> None:
-    """The rest of the current epoch (all of it unless resumed mid-way), then the schedule's step."""
-    cfg, data = t.cfg, t.data.train
+    """The rest of the current epoch (all of it unless resumed mid-way), then the schedule's step.
+    With several processes each trains its share (World.shard) of every step's faces."""
+    cfg, data, leads = t.cfg, t.data.train, t.world.leads
     data.set_epoch(t.epoch)
-    order = epoch_order(len(data), cfg.seed, t.epoch)
-    batches = [order[i:i + cfg.batch_size] for i in range(t.batch * cfg.batch_size, len(order), cfg.batch_size)]
+    mine, per = t.world.shard(epoch_order(len(data), cfg.seed, t.epoch)), cfg.batch_size // t.world.size
+    batches = [mine[i:i + per] for i in range(t.batch * per, len(mine), per)]
     started = time.time()
     bar = tqdm(batches, desc=f"epoch {t.epoch + 1}/{cfg.total_epochs}", disable=not progress, leave=False,
                initial=t.batch, total=t.batch + len(batches))
@@ -284,17 +324,19 @@ def train_epoch(t: Training, progress: bool = True) -> None:
         t.step, t.batch = t.step + 1, t.batch + 1
         if t.step % cfg.log_every == 0:
             means = _check(t)
-            t.run.log_metrics(means, step=t.step)
-            t.run.beat(t.step, force=True)
+            if leads:
+                t.run.log_metrics(means, step=t.step)
+                t.run.beat(t.step, force=True)
             bar.set_postfix(G=f"{means['loss_G']:.3f}", D=f"{means['loss_D']:.3f}")
             t.window.clear()
-        else:
+        elif leads:
             t.run.beat(t.step)
         if checkpoint_due(t):
             save(t)
     if t.window.count:  # the epoch's last steps are checked even when they are not logged yet
         _check(t)
-    t.run.log_metrics({"lr": t.model.lr, "epoch_seconds": time.time() - started}, step=t.epoch + 1)
+    if leads:
+        t.run.log_metrics({"lr": t.model.lr, "epoch_seconds": time.time() - started}, step=t.epoch + 1)
     t.model.end_epoch()
     t.epoch, t.batch = t.epoch + 1, 0
 
@@ -363,32 +405,53 @@ def _pictures(t: Training, shown: torch.Tensor, step: int | None) -> None:
 
 
 def checkpoint_due(t: Training) -> bool:
+    """Every checkpoint_every steps, else every checkpoint_minutes. Processes do not share a
+    clock: they take rank 0's, asked at log steps only (one collective there, none per step)."""
     if t.cfg.checkpoint_every:
         return t.step % t.cfg.checkpoint_every == 0
-    return time.monotonic() - t.saved_at > 60 * t.cfg.checkpoint_minutes
+    if t.world.size > 1 and t.step % t.cfg.log_every:
+        return False
+    return t.world.agree(time.monotonic() - t.saved_at > 60 * t.cfg.checkpoint_minutes, t.device)
 
 
 def save(t: Training, best: bool = False) -> None:
-    t.checkpoints.save(t.state(), best=best)
+    """The newest checkpoint, written by rank 0; with several processes it holds the mean of
+    their loss windows and every rank's random state (each its own dropout stream)."""
+    state = {}
+    if t.world.size > 1:
+        t.window.merge(t.world)
+        state["rng_ranks"] = t.world.gather(rng_state())
+    if t.world.leads:
+        t.checkpoints.save({**t.state(), **state}, best=best)
     t.saved_at = time.monotonic()
 
 
-def fit(cfg, data, run, progress: bool = True) -> Training:
+def fit(cfg, data, run, progress: bool = True, world: World | None = None) -> Training:
     """Train (or continue training) the run's model, evaluating every cfg.eval_every epochs and
-    at the end; checkpointed as the module's note says."""
-    t = prepare(cfg, data, run)
-    resume(t)
-    if t.step == 0:  # the untrained model's pictures: the UI's image slider starts on a picture
+    at the end; checkpointed as the module's note says. With nproc > 1 (and no world: the
+    notebook's kernel) the training runs in nproc processes first, and what they trained is
+    loaded here as a finished run is."""
+    launched = world is None and cfg.nproc > 1
+    if launched:
+        launch(cfg, run.run_id, cfg.total_epochs * steps_per_epoch(len(data.train), cfg), progress)
+    world = world or World()
+    t = prepare(cfg, data, run, world, record=not launched)
+    resume(t, say=not launched)
+    if launched:
+        print(f"trained by {cfg.nproc} processes to epoch {t.epoch}, step {t.step}: the views below are of its "
+              "last checkpoint")
+    if t.step == 0 and world.leads:  # the untrained model's pictures: the UI's image slider starts on a picture
         _pictures(t, t.sample_outputs(), step=0)
     while t.epoch < cfg.total_epochs:
         train_epoch(t, progress)
         evaluated = t.epoch % cfg.eval_every == 0 or t.epoch == cfg.total_epochs
-        improved = evaluated and evaluate(t) is t.best
+        improved = evaluated and world.leads and evaluate(t) is t.best
         if evaluated or (checkpoint_due(t) and not cfg.checkpoint_every):  # a step count saved within the epoch
             save(t, best=improved)
-    if t.last_grid is None:  # resumed a finished run: show its final model anyway
-        _pictures(t, t.sample_outputs(), step=None)
-    run.beat(t.step, "views", force=True)  # training is over: the notebook's views get the slow allowance
+    if world.leads:
+        if t.last_grid is None:  # resumed a finished run: show its final model anyway
+            _pictures(t, t.sample_outputs(), step=None)
+        run.beat(t.step, "views", force=True)  # training is over: the notebook's views get the slow allowance
     return t
 
 

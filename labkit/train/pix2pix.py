@@ -18,8 +18,9 @@ from torch import nn
 
 from ..losses import chamfer, gan_loss, glad, l1
 from ..speed import Speed, compile_failure, eager_after_failure
-from ..models import PatchDiscriminator, UnetGenerator, init_weights
+from ..models import PatchDiscriminator, UnetGenerator, init_weights, without_dropout
 from ..models.local import FACE_PARTS, LOCAL_PARTS, REGIONS, LocalDiscriminators, LocalGenerator, crop, local_pairs, masked
+from .distributed import World, needs_sync_batchnorm, sync_batchnorm
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int):
@@ -44,7 +45,12 @@ def loss_formula(cfg) -> str:
 
 
 class Pix2Pix:
-    def __init__(self, cfg, device: torch.device):
+    """The networks, their optimisers and schedules. With several processes (World) the networks
+    train as DDP replicas (`train_*`), their BatchNorm synchronised where each process holds few
+    faces; `G`, `D` and `D_parts` stay the plain networks (what is saved, evaluated, and what the
+    generator's step reads the frozen discriminators through)."""
+
+    def __init__(self, cfg, device: torch.device, world: World = World()):
         self.cfg, self.device = cfg, device
         self.speed = Speed.of(cfg, device)
         c = cfg.sketch_channels
@@ -55,7 +61,12 @@ class Pix2Pix:
             self.G = UnetGenerator(3, c, cfg.image_size, cfg.ngf)
             self.D_parts = None
         self.G = init_weights(self.G).to(device)
+        if not cfg.dropout:
+            without_dropout(self.G)
         self.D = init_weights(PatchDiscriminator(3 + c, cfg.ndf)).to(device)
+        if needs_sync_batchnorm(cfg) and world.size > 1:
+            for net in self._networks():
+                sync_batchnorm(net, device)
         betas = (cfg.beta1, 0.999)
         d_params = list(self.D.parameters()) + (list(self.D_parts.parameters()) if self.D_parts else [])
         self.opt_G = self.speed.adam(self.G.parameters(), cfg.lr, betas)
@@ -69,6 +80,7 @@ class Pix2Pix:
                          + ([self.G.fusion] if self.G.fusion is not None else []) if cfg.local else [self.G]) + \
             [self.D] + (list(self.D_parts.nets.values()) if self.D_parts else [])
         self.speed.prepare(*self.compiled)
+        self.train_G, self.train_D, self.train_D_parts = map(world.replicate, (self.G, self.D, self.D_parts))
 
     def _autocast(self):
         return self.speed.autocast()
@@ -76,11 +88,15 @@ class Pix2Pix:
     def _discriminators(self) -> list[nn.Module]:
         return [self.D] + ([self.D_parts] if self.D_parts is not None else [])
 
-    def forward(self, photo, landmarks=None, mask=None) -> dict:
+    def _networks(self) -> list[nn.Module]:
+        return [self.G, *self._discriminators()]
+
+    def forward(self, photo, landmarks=None, mask=None, G: nn.Module | None = None) -> dict:
         """{'fake': sketch} and, for +local, the global output, composite, parts and boxes."""
+        G = G or self.G
         if self.cfg.local:
-            return self.G(photo, landmarks, mask)
-        return {"fake": self.G(photo)}
+            return G(photo, landmarks, mask)
+        return {"fake": G(photo)}
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """One D step then one G step; the losses, detached, still on the device (reading them
@@ -105,29 +121,30 @@ class Pix2Pix:
             d.train()
         mask = batch["mask"].to(self.device) if self.cfg.local else None
         with self._autocast():
-            out = self.forward(photo, batch.get("landmarks"), mask)
+            out = self.forward(photo, batch.get("landmarks"), mask, G=self.train_G)
         fake = out["fake"]
         values = {}
 
         # D step: real pairs vs generated pairs, each loss halved (slows D relative to G)
         self.opt_D.zero_grad(set_to_none=True)
         with self._autocast():
-            d_fake = gan_loss(self.D(torch.cat([photo, fake.detach()], 1)), False)
-            d_real = gan_loss(self.D(torch.cat([photo, sketch], 1)), True)
+            d_fake = gan_loss(self.train_D(torch.cat([photo, fake.detach()], 1)), False)
+            d_real = gan_loss(self.train_D(torch.cat([photo, sketch], 1)), True)
             loss_D = 0.5 * (d_fake + d_real)
             values.update(loss_D_real=d_real, loss_D_fake=d_fake)
             if self.D_parts is not None:
                 real_parts = local_pairs(photo, sketch, out)
                 fake_parts = local_pairs(photo, fake.detach(), out)
-                d_parts = sum(0.5 * (gan_loss(self.D_parts(p, fake_parts[p]), False)
-                                     + gan_loss(self.D_parts(p, real_parts[p]), True))
+                d_parts = sum(0.5 * (gan_loss(self.train_D_parts(p, fake_parts[p]), False)
+                                     + gan_loss(self.train_D_parts(p, real_parts[p]), True))
                               for p in LOCAL_PARTS)
                 values["loss_D_parts"] = d_parts
                 loss_D = loss_D + d_parts
         self.scaler.scale(loss_D).backward()
         self.scaler.step(self.opt_D)
 
-        # G step with the discriminators frozen
+        # G step with the discriminators frozen (read through the plain networks: their replicas
+        # would wait for gradients that a frozen network never gets)
         for d in self._discriminators():
             d.requires_grad_(False)
         self.opt_G.zero_grad(set_to_none=True)
@@ -200,8 +217,7 @@ class Pix2Pix:
 
     def tensors(self) -> list[torch.Tensor]:
         """Every weight and floating-point buffer (BatchNorm statistics) of the networks."""
-        nets = [self.G, self.D] + ([self.D_parts] if self.D_parts is not None else [])
-        return [t for net in nets for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
+        return [t for net in self._networks() for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
 
     def state_dict(self) -> dict:
         names = ["G", "D", "opt_G", "opt_D", "sched_G", "sched_D", "scaler"] + (["D_parts"] if self.D_parts else [])

@@ -26,6 +26,17 @@ class LossWindow:
         read = torch.cat([torch.stack([self.sums[k] for k in names]), self.bad_step.view(1).float()]).cpu()
         return {k: float(v) / self.count for k, v in zip(names, read[:-1])}, int(read[-1])
 
+    def merge(self, world) -> None:
+        """Every process's window made the mean of all of theirs, with the first bad step of any
+        (labkit.train.distributed.World; nothing to do for one process)."""
+        if world.size == 1:
+            return
+        names = list(self.sums)
+        if names:
+            means = world.mean_(torch.stack([self.sums[k] for k in names]))
+            self.sums = dict(zip(names, means.unbind()))
+        world.first_nonzero_(self.bad_step)
+
     def clear(self) -> None:
         self.sums, self.count = {}, 0
 

@@ -1,0 +1,68 @@
+"""One rank of a run trained by several processes: what torchrun starts (labkit.train.distributed
+launches it). Also the torchrun it is started by: `python -m labkit.train.worker torchrun ARGS`
+is torch's own launcher, made to die with the kernel that started it.
+"""
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import json
+import os
+import signal
+import sys
+
+import torch
+import torch.distributed as dist
+
+from .. import track
+from ..config import SketchConfig
+from ..data import load_faces
+from ..lease import dump_stacks_on_signal
+from .distributed import FAILED, World
+from .loop import fit
+
+
+def _die_with_parent() -> None:
+    """Killed with the process that started this one (Linux), even if that one is SIGKILLed."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
+
+
+def _worker(run_id: str, config: str) -> None:
+    cfg = SketchConfig.from_values(json.loads(config), "the launcher's config")
+    world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
+    device = world.device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    # a collective waits as long as the watchdog lets a slow phase be silent (rank 0 measuring FID)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                            timeout=dt.timedelta(minutes=cfg.stall_minutes_slow + 5))
+    try:
+        run = track.Run(track.client(), run_id)  # every rank reads its checkpoints; rank 0 alone writes to it
+        if world.leads:
+            dump_stacks_on_signal(run_id)  # the watchdog asks the process that beats
+        fit(cfg, load_faces(cfg, progress=False), run, progress=False, world=world)  # the launcher draws the bar
+    except BaseException as exc:
+        print(f"{FAILED} {world.rank}: {type(exc).__name__}: {str(exc).strip()}", flush=True)
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    _die_with_parent()
+    if argv[0] == "torchrun":
+        from torch.distributed.run import main as torchrun
+        torchrun(argv[1:])
+    else:
+        _worker(*argv)
+
+
+if __name__ == "__main__":
+    main()
