@@ -355,8 +355,9 @@ def _error_of(exc: BaseException) -> str:
 def _record_stall(run: track.OwnedRun, job: Job, stall: dict, restart: int, restarting: bool) -> None:
     from . import lablog
     minutes = stall["silent"] / 60
+    beating = "rank 0" if getattr(job.cfg, "nproc", 1) > 1 else "kernel"  # who beats, and so who was killed
     what = (f"stalled in {stall['phase']} at step {stall['step']}: no heartbeat for {minutes:.1f} min "
-            f"(kernel pid {stall['pid']} killed)")
+            f"({beating} pid {stall['pid']} killed)")
     run.log_text(stall["stacks"], f"stalls/stall-{restart}.txt")
     run.set_tags({"labkit.stalls": restart, "labkit.last_stall": what})
     then = f"restarted from its last checkpoint ({restart}/{job.cfg.max_restarts})" if restarting else \

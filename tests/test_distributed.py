@@ -17,7 +17,7 @@ from labkit import cli, keys, track
 from labkit.config import ParamError, SketchConfig
 from labkit.data import load_faces
 from labkit.train import Checkpoints, fit
-from labkit.train.distributed import World
+from labkit.train.distributed import DistributedTrainingError, World
 from conftest import ROOT, TINY, training_runs, wait_for_step
 
 # fp32 and eager: the reference formulation, so that only the processes differ. 18 training
@@ -131,6 +131,43 @@ def test_kill_9_mid_run_ends_every_process_and_the_same_command_resumes_exactly(
             assert torch.equal(tensor, resumed["model"][net][name]), (net, name)
     history = track.Run(track.client(), run.info.run_id).metric_history("loss_G")
     assert [s for s, _ in history] == list(range(1, 28))  # every step logged once, by rank 0
+
+
+def _rank(process: psutil.Process) -> str | None:
+    try:
+        return process.environ().get("RANK")
+    except psutil.Error:  # ended meanwhile
+        return None
+
+
+def test_a_rank_that_freezes_is_seen_stacked_and_the_run_restarted(lab, tmp_path):
+    """Rank 0 waits for the frozen rank in the next collective and stops beating: the watchdog
+    records rank 0's stacks and kills it, torchrun ends the rest, the notebook restarts."""
+    params = tmp_path / "frozen.yaml"
+    params.write_text(yaml.safe_dump({"ablation": "baseline", **EXACT, "batch_size": 2, "checkpoint_every": 3,
+                                      "stall_minutes": 0.1, "experiment": "frozen"}))
+    started = time.time()
+    runner = subprocess.Popen([sys.executable, "-m", "labkit.cli", "ablate", str(params), "--nproc", "2",
+                               "--no-progress", "--no-log"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, cwd=ROOT)
+    wait_for_step(5, started)
+    [rank1] = [p for p in psutil.Process(runner.pid).children(recursive=True) if _rank(p) == "1"]
+    rank1.suspend()
+    out, _ = runner.communicate(timeout=600)
+    assert runner.returncode == 0, out
+    assert "(rank 0 pid" in out and "restarted from its last checkpoint (1/2)" in out
+    assert not psutil.pid_exists(rank1.pid) or rank1.status() == psutil.STATUS_ZOMBIE
+    [run] = training_runs("frozen")
+    assert run.info.status == "FINISHED" and run.data.tags["labkit.stalls"] == "1"
+    stacks = track.client().download_artifacts(run.info.run_id, "stalls/stall-1.txt", str(tmp_path))
+    assert "labkit/train" in open(stacks).read()  # rank 0, waiting for the frozen one
+
+
+def test_a_run_diverging_on_several_processes_fails_in_rank_0s_words(lab):
+    cfg = SketchConfig(**{**EXACT, "lr": 1e6}, experiment="diverged", nproc=2)
+    with pytest.raises(DistributedTrainingError, match=r"^rank 0: Diverged: non-finite .* at epoch 1, step \d+\. no "
+                                                       r"checkpoint was written yet"):
+        _train(cfg)
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")

@@ -201,7 +201,7 @@ def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
     started = time.time()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     bar = tqdm(total=total_steps, desc=f"{cfg.nproc} processes", unit="step", disable=not progress)
-    tail, pending = deque(maxlen=64), b""
+    tail, failures, pending = deque(maxlen=20), [], b""
     try:
         while True:
             ready, _, _ = select.select([process.stdout], [], [], 0.5)
@@ -210,6 +210,8 @@ def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
             for line in lines:
                 text = line.decode(errors="replace")
                 tail.append(text)
+                if text.startswith(FAILED):
+                    failures.append(text[len(FAILED):].strip())
                 print(text, flush=True)
             beat = last_beat(run_id)
             if beat is not None and beat.time >= started and beat.step != bar.n:
@@ -229,9 +231,8 @@ def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
     if code:
-        errors = sorted((line[len(FAILED):].strip() for line in tail if line.startswith(FAILED)),
-                        key=lambda error: not error.startswith("0:"))  # rank 0's own words first
-        raise DistributedTrainingError(f"rank {errors[0]}" if errors else f"torchrun exited with {code}: "
+        failures.sort(key=lambda error: not error.startswith("0:"))  # rank 0's own words first
+        raise DistributedTrainingError(f"rank {failures[0]}" if failures else f"torchrun exited with {code}: "
                                        + "\n".join(list(tail)[-5:]))
 
 

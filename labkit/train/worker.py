@@ -10,16 +10,18 @@ import json
 import os
 import signal
 import sys
+import traceback
 
 import torch
 import torch.distributed as dist
 
 from .. import track
 from ..config import SketchConfig
-from ..data import load_faces
+from ..data import DataError, load_faces
 from ..lease import dump_stacks_on_signal
+from .checkpoint import CheckpointError
 from .distributed import FAILED, World
-from .loop import fit
+from .loop import Diverged, fit
 
 
 def _die_with_parent() -> None:
@@ -47,9 +49,13 @@ def _worker(run_id: str, config: str) -> None:
         if world.leads:
             dump_stacks_on_signal(run_id)  # the watchdog asks the process that beats
         fit(cfg, load_faces(cfg, progress=False), run, progress=False, world=world)  # the launcher draws the bar
-    except BaseException as exc:
-        print(f"{FAILED} {world.rank}: {type(exc).__name__}: {str(exc).strip()}", flush=True)
-        raise
+    except Exception as exc:
+        # one line in one write, whole among the other ranks' output, for the launcher to find;
+        # the traceback only where the error is not one a run reports in its own words
+        os.write(1, f"{FAILED} {world.rank}: {type(exc).__name__}: {' '.join(str(exc).split())}\n".encode())
+        if not isinstance(exc, (Diverged, CheckpointError, DataError)):
+            traceback.print_exc()
+        sys.exit(1)
     finally:
         dist.destroy_process_group()
 
@@ -58,8 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     _die_with_parent()
     if argv[0] == "torchrun":
+        from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
         from torch.distributed.run import main as torchrun
-        torchrun(argv[1:])
+        try:
+            torchrun(argv[1:])
+        except ChildFailedError:  # the ranks said why; torchrun's summary of it says no more
+            sys.exit(1)
     else:
         _worker(*argv)
 
