@@ -86,6 +86,7 @@ class World:
         return nn.parallel.DistributedDataParallel(net, forward_sync_buffers=False)
 
     def mean_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The mean over the ranks, in place."""
         if self.size > 1:
             dist.all_reduce(tensor)
             tensor /= self.size
@@ -127,6 +128,7 @@ class SyncBatchNormCPU(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
+        # the differentiable all-reduce (torch.distributed.nn.functional's is deprecated for it)
         from torch.distributed._functional_collectives import all_reduce
 
         def total(t):
