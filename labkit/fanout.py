@@ -3,7 +3,8 @@
 Each job is one Ray task that drives its notebook on a worker exactly as `labkit ablate` does on
 this machine (`ablate.drive`: the lease, the run, papermill, the watchdog, the executed notebook
 attached to the run), with one GPU where the cluster has GPUs and one CPU otherwise (nproc of
-them for a run trained by several processes, on one machine); Ray decides where and when. The workers log to the same tracking store: a team's server
+them, on one machine, for a run trained by several processes); Ray decides where and when.
+The workers log to the same tracking store: a team's server
 (MLFLOW_TRACKING_URI=http://...) when the cluster spans machines, which also need this
 repository at the same path and labkit installed. A job that fails is its own outcome and the
 others go on; a worker lost mid-run (its machine gone, the process killed) releases the run's
