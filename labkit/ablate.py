@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import atexit
-import ctypes
 import datetime as dt
 import logging
 import os
@@ -442,12 +441,9 @@ def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None, queue
 
 
 def _die_with_parent(threads: int) -> None:
-    """A worker process: killed when the command that started it dies (Linux), so its kernel
-    (whose parent it is) ends too; and its share of the CPU cores."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    """A worker process: killed when the command that started it dies, so its kernel (whose
+    parent it is) ends too; and its share of the CPU cores."""
+    lease.die_with_parent()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 

@@ -12,6 +12,7 @@ hangs, and `labkit runs` to show how long ago each run last beat.
 """
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import fcntl
 import json
@@ -144,6 +145,18 @@ def last_beat(run_id: str) -> Beat | None:
         return Beat(**json.loads(beat_path(run_id).read_text()))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def die_with_parent() -> None:
+    """This process killed when the one that started it dies (Linux's PR_SET_PDEATHSIG), even by
+    SIGKILL: what keeps a run's processes (workers, kernels, ranks) from outliving its command."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
 
 
 def dump_stacks_on_signal(run_id: str) -> Path:

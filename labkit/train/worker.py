@@ -4,11 +4,9 @@ is torch's own launcher, made to die with the kernel that started it.
 """
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import json
 import os
-import signal
 import sys
 import traceback
 
@@ -18,21 +16,10 @@ import torch.distributed as dist
 from .. import track
 from ..config import SketchConfig
 from ..data import DataError, load_faces
-from ..lease import dump_stacks_on_signal
+from ..lease import die_with_parent, dump_stacks_on_signal
 from .checkpoint import CheckpointError
 from .distributed import FAILED, World
 from .loop import Diverged, fit
-
-
-def _die_with_parent() -> None:
-    """Killed with the process that started this one (Linux), even if that one is SIGKILLed."""
-    parent = os.getppid()
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request took hold
-        os._exit(1)
 
 
 def _worker(run_id: str, config: str) -> None:
@@ -62,7 +49,7 @@ def _worker(run_id: str, config: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    _die_with_parent()
+    die_with_parent()  # torchrun with the kernel, each rank with torchrun
     if argv[0] == "torchrun":
         from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
         from torch.distributed.run import main as torchrun
