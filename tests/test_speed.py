@@ -11,9 +11,13 @@ from labkit.train import fit
 from labkit.train.pix2pix import Pix2Pix
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+# The fast path as the lab takes it on this CPU (precision: auto): bf16 autocast where the CPU
+# computes bf16 natively, fp32 where bf16 would only be emulated (and slow, and further from fp32).
+# The test ids name it, so a report says which path was checked.
+CPU_FAST_PATH = "bf16" if speed_module.native_bf16(torch.device("cpu")) else "fp32"
 
 
-def _losses(cfg, steps: int = 200) -> np.ndarray:
+def _losses(cfg, steps: int = 100) -> np.ndarray:
     """(steps, 3) L1, G's GAN term and D's loss of `steps` steps on the same batches."""
     data = load_faces(cfg, progress=False)
     torch.manual_seed(cfg.seed)
@@ -29,8 +33,8 @@ def _losses(cfg, steps: int = 200) -> np.ndarray:
     return torch.stack(out).float().cpu().numpy()
 
 
-def _window_gap(a: np.ndarray, b: np.ndarray, window: int = 50) -> np.ndarray:
-    """Per loss, the largest gap between the means of 50-step windows, relative to the loss's mean."""
+def _window_gap(a: np.ndarray, b: np.ndarray, window: int = 25) -> np.ndarray:
+    """Per loss, the largest gap between the means of `window`-step windows, relative to the loss's mean."""
     ma, mb = a.reshape(-1, window, a.shape[1]).mean(1), b.reshape(-1, window, b.shape[1]).mean(1)
     return np.abs(mb - ma).max(0) / np.abs(ma).mean(0)
 
@@ -43,24 +47,32 @@ def test_the_paths_this_machine_takes(tiny_cfg):
     assert fast.opt_G.defaults["fused"] and not reference.opt_G.defaults["foreach"]
 
 
-def test_the_fast_path_follows_fp32_over_200_steps(lab, tiny_cfg):
-    """Stated tolerance, per 50-step window of the same batches: L1 within 2 %, G's GAN term
-    within 10 %, D's loss within 50 % of fp32's, each under the gap between two fp32 seeds.
-    (Measured here: 0.3 %, 1.8 %, 15 %; seeds apart: 8.5 %, 34 %, 123 %.)"""
+@pytest.mark.parametrize("path", [CPU_FAST_PATH])
+def test_the_fast_path_follows_fp32_over_100_steps(lab, tiny_cfg, path):
+    """Stated tolerance, per 25-step window of the same batches over 100 steps: L1, G's GAN term
+    and D's loss each within 2 % of fp32's, and under the gap between two fp32 seeds. Measured
+    with native bf16: at most 0.5 % (1 or 2 threads); seeds apart: 9.5 %, 5-13 %, 11-65 %.
+    Not further: past ~100 steps the GAN's dynamics amplify any last-bit difference, and even fp32
+    with fused Adam against fp32 with plain Adam (the same update rule) drifts 2-20 % on G's GAN
+    term and 5-85 % on D's loss by step 200, as far as bf16 does."""
     fp32 = _losses(tiny_cfg(fast=False))
-    fast = _losses(tiny_cfg(fast=True, precision="bf16"))
+    fast_cfg = tiny_cfg(fast=True)
+    assert Pix2Pix(fast_cfg, torch.device("cpu")).speed.describe().startswith(
+        {"bf16": "bf16 autocast", "fp32": "fp32"}[path])
+    fast = _losses(fast_cfg)
     other_seed = _losses(tiny_cfg(fast=False, seed=1))
     gap, seeds = _window_gap(fp32, fast), _window_gap(fp32, other_seed)
-    assert (gap <= [0.02, 0.10, 0.50]).all(), gap
+    assert (gap <= 0.02).all(), gap
     assert (gap < seeds).all(), (gap, seeds)
 
 
-def test_the_fid_of_a_short_fast_training_lies_within_the_fp32_seed_spread(lab, tiny_cfg):
+@pytest.mark.parametrize("path", [CPU_FAST_PATH])
+def test_the_fid_of_a_short_fast_training_lies_within_the_fp32_seed_spread(lab, tiny_cfg, path):
     def fid(**kw):
         cfg = tiny_cfg(n_epochs=2, n_epochs_decay=1, eval_every=3, **kw)
         return fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg), progress=False).history[-1].fid
     seeds = [fid(fast=False, seed=s) for s in range(3)]
-    fast = fid(fast=True, precision="bf16")
+    fast = fid(fast=True)  # the lab's own choice on this CPU: `path`
     spread = max(seeds) - min(seeds)
     assert min(seeds) - spread / 2 <= fast <= max(seeds) + spread / 2, (fast, seeds)
 
@@ -89,7 +101,7 @@ def test_a_compile_that_fails_falls_back_to_eager_with_one_warning(lab, tiny_cfg
 def test_the_cuda_fast_path_follows_fp32(lab, tiny_cfg):
     fp32 = _losses(tiny_cfg(device="cuda", fast=False))
     fast = _losses(tiny_cfg(device="cuda"))
-    assert (_window_gap(fp32, fast) <= [0.02, 0.10, 0.50]).all()
+    assert (_window_gap(fp32, fast) <= 0.02).all()
 
 
 @cuda

@@ -264,9 +264,9 @@ def test_vgg_weights_load_strictly_in_known_layouts(tmp_path):
 
 def test_a_hung_kernel_answers_with_its_stacks(lab):
     code = ("import time\nfrom labkit import lease\nlease.dump_stacks_on_signal('hung')\n"
-            "def waiting_for_a_lock():\n    time.sleep(600)\nprint('ready', flush=True)\nwaiting_for_a_lock()\n")
+            "def waiting_for_a_lock():\n    print('ready', flush=True)\n    time.sleep(600)\nwaiting_for_a_lock()\n")
     hung = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert hung.stdout.readline().strip() == "ready"
+    assert hung.stdout.readline().strip() == "ready"  # printed inside the function: its frame is on the stack
     try:
         stacks = ablate.python_stacks(hung.pid, lease.lease_dir() / "hung.stacks")
     finally:
