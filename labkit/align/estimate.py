@@ -35,6 +35,11 @@ MIN_JACOBIAN = 0.2      # the smallest local area ratio a warp may have (0 would
 # synthetic set's deformations (misalign 4) 0.002 left the least end-point error (0.01 and
 # above over-smooth, 0.0003 follows the labels' noise)
 DENSE_BENDING = 0.002
+# The dense fit compares the label maps at every second pixel of each axis: the field is smooth
+# (bicubic between control points 6 px apart) and the maps are blurred by 1.5 px, so a 2 px pitch
+# sees the same boundaries at a quarter of the sampling. On 8 faces misaligned by 4 px: end-point
+# error 0.518 -> 0.519 px, region IoU 0.9852 -> 0.9854, a fifth less CPU time.
+DENSE_STRIDE = 2
 
 
 @dataclass
@@ -185,7 +190,7 @@ def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.n
     a little, so that a boundary pulls from a few px away) plus `bending` times the squared
     differences of neighbouring control points; L-BFGS. Where the labels say nothing (inside
     a large region, along a straight boundary) the regulariser carries the field over."""
-    fixed = _gaussian(_one_hot(photo_labels), 1.5)
+    fixed = _gaussian(_one_hot(photo_labels), 1.5)[..., ::DENSE_STRIDE, ::DENSE_STRIDE]
     moving = _gaussian(_one_hot(sketch_labels), 1.5)
     h, w = photo_labels.shape
     base = as_tensor(start)
@@ -197,7 +202,7 @@ def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.n
 
     def loss():
         optimiser.zero_grad()
-        mismatch = ((fixed - sample(moving, base + correction())) ** 2).sum(1).mean()
+        mismatch = ((fixed - sample(moving, base + correction(), stride=DENSE_STRIDE)) ** 2).sum(1).mean()
         roughness = ((control[..., 1:] - control[..., :-1]) ** 2).mean() + \
             ((control[..., 1:, :] - control[..., :-1, :]) ** 2).mean()
         total = mismatch + bending * roughness

@@ -25,11 +25,14 @@ def affine_field(matrix: np.ndarray, offset: np.ndarray, shape: tuple[int, int])
     return (p @ np.asarray(matrix, np.float32).T + np.asarray(offset, np.float32) - p).astype(np.float32)
 
 
-def sample(image: torch.Tensor, field: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """image (N, C, H, W) read at p + field(p), field (1, 2, H, W) in px; borders repeat.
+def sample(image: torch.Tensor, field: torch.Tensor, mode: str = "bilinear", stride: int = 1) -> torch.Tensor:
+    """image (N, C, H, W) read at p + field(p), field (1, 2, H, W) in px; borders repeat; with a
+    stride, only at every stride-th pixel of each axis (p = (0, 0), (0, stride), ...).
     Differentiable in the field (the dense fit optimises through it)."""
+    field = field[..., ::stride, ::stride]
     h, w = field.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype), torch.arange(w, dtype=field.dtype), indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype) * stride, torch.arange(w, dtype=field.dtype) * stride,
+                            indexing="ij")
     x = (xs + field[0, 0]) * (2 / max(image.shape[-1] - 1, 1)) - 1
     y = (ys + field[0, 1]) * (2 / max(image.shape[-2] - 1, 1)) - 1
     grid = torch.stack([x, y], -1)[None].expand(image.shape[0], -1, -1, -1).to(image.dtype)

@@ -29,7 +29,7 @@ from .fields import end_point_error, warp, warp_labels
 from .regions import means, overlap
 from .views import check_sheet
 
-VERSION = 1           # of the computation: a new one recomputes the cached folders
+VERSION = 2           # of the computation: a new one recomputes the cached folders
 CHECK_FACES = 6       # faces shown in check.png
 SCORES = ("iou", "dice", "epe")
 
