@@ -6,8 +6,14 @@ the submodules (`labkit.data.load_faces`, `labkit.train.fit`, `labkit.style.swap
 quick.
 """
 import importlib
+import sys
 
-from .config import ParamError, SketchConfig, StyleConfig
+# jsonschema (imported by nbformat, so by papermill and every runner process) builds an RFC 3987
+# grammar when its optional rfc3987_syntax is importable: 1-3 CPU-s per process, for the "iri"
+# format check, which no notebook schema uses. Without it jsonschema skips that one check.
+sys.modules.setdefault("rfc3987_syntax", None)
+
+from .config import ParamError, SketchConfig, StyleConfig  # noqa: E402 (after the import block above)
 
 __version__ = "0.1.0"
 __all__ = ["ParamError", "SketchConfig", "StyleConfig", "start", "__version__"]
