@@ -63,6 +63,8 @@ def main() -> None:
         print(json.dumps(measure(args.one, args.size, args.chunk, args.device)))
         return
     side = args.size // 4
+    from labkit.speed import cpu_features
+    print(f"CPU: {cpu_features()}")
     print(f"relu3_1 of {args.size}x{args.size} images: 256 x {side} x {side} features, "
           f"{(side - 2) ** 2} style patches, device {args.device}, chunk {args.chunk}, "
           f"{gemm_flops(side) / 1e9:.1f} GFLOP of correlation")

@@ -83,7 +83,9 @@ def main() -> int:
     from labkit.config import SketchConfig
     from labkit.data import load_faces
     from labkit.provenance import device_description
-    print(f"device: {device_description(torch.device(args.device))}; torch {torch.__version__}")
+    from labkit.speed import cpu_features
+    print(f"device: {device_description(torch.device(args.device))}; torch {torch.__version__}\n"
+          f"CPU: {cpu_features()}")
     print(f"{'setting':22} {'reference steps/s':>18} {'labkit steps/s':>15} {'ratio':>6}  labkit path"
           + ("   peak MiB ref / labkit" if args.device.startswith("cuda") else ""))
     for name, values in setups(args.device, args.batch):

@@ -23,15 +23,28 @@ import torch
 from torch import nn
 
 
+def cpu_flags() -> set[str]:
+    """The instruction-set flags of this machine's CPU (empty where /proc/cpuinfo is not)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def cpu_features() -> str:
+    """What decides the CPU's fast path, for a benchmark's or a report's first line."""
+    flags = cpu_flags()
+    have = lambda flag: "yes" if flag in flags else "no"  # noqa: E731
+    path = "bf16 native" if native_bf16(torch.device("cpu")) else "no native bf16: the fast path is fp32"
+    return f"AVX2 {have('avx2')}, AVX512-BF16 {have('avx512_bf16')}, AMX-BF16 {have('amx_bf16')} ({path})"
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether the device computes bf16 in hardware (else autocast to bf16 only emulates it)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 @dataclass(frozen=True)
