@@ -462,10 +462,11 @@ def describe(outcome: Outcome) -> str:
 
 
 def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers: int = 1,
-            echo=print, executor: str = "local", address: str = "") -> list[Outcome]:
+            echo=print, executor: str = "local", address: str = "", then=None) -> list[Outcome]:
     """Every job, one after another or `workers` at a time (processes; one GPU each where there
     are GPUs), or each a task on a Ray cluster (executor 'ray', labkit.fanout). Dead runs of these
-    experiments are swept first."""
+    experiments are swept first. `then(outcome)`, when given, returns the jobs an ended job lets
+    start (a swap waits for its decoder): they go ahead of the jobs still queued."""
     from .runs import sweep
     # the kernels inherit where the lab lives, wherever their notebook's folder is
     os.environ["LABKIT_ROOT"] = str(project_root())
@@ -476,37 +477,59 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
         track.experiment_id(c, exp)
     for swept in sweep(experiments):
         echo(f"    swept {swept}")
+    follow = then or (lambda outcome: [])
     if executor == "ray":
         from .fanout import run_on_ray
-        return run_on_ray(jobs, fresh, address, echo)
+        outcomes, wave = [], jobs
+        while wave:  # the jobs that ended let the next wave start
+            ended = run_on_ray(wave, fresh, address, echo)
+            outcomes += ended
+            wave = [job for outcome in ended for job in follow(outcome)]
+        return outcomes
     batch_started = time.time()
+    queue = list(jobs)
     if workers <= 1:
         outcomes = []
-        for i, job in enumerate(jobs, 1):
-            echo(f"[{i}/{len(jobs)}] {job.label}: {job.notebook.name} (seed {job.cfg.seed})")
+        while queue:
+            job = queue.pop(0)
+            echo(f"[{len(outcomes) + 1}/{len(outcomes) + len(queue) + 1}] {job.label}: {job.notebook.name} "
+                 f"(seed {job.cfg.seed})")
             outcomes.append(drive(job, fresh, progress, queued_since=batch_started))
             echo(describe(outcomes[-1]))
+            queue[:0] = follow(outcomes[-1])
         return outcomes
+    return _run_in_processes(queue, fresh, workers, follow, echo, batch_started)
+
+
+def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo, batch_started: float
+                      ) -> list[Outcome]:
+    """The jobs `workers` at a time in processes that die with this one; a slot that frees takes
+    the next queued job (the jobs an ended one let start first), so no worker waits for a batch."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     import torch
     ctx = multiprocessing.get_context("spawn")
     gpus = None
     if torch.cuda.is_available():  # a job takes nproc GPUs: the queue holds groups of the largest nproc
-        size = max(getattr(job.cfg, "nproc", 1) for job in jobs)
+        size = max(getattr(job.cfg, "nproc", 1) for job in queue)
         gpus = ctx.Manager().Queue()
         for first in range(0, torch.cuda.device_count() - size + 1, size):
             gpus.put(",".join(map(str, range(first, first + size))))
-    echo(f"running {len(jobs)} job(s), {workers} at a time")
+    echo(f"running {len(queue)} job(s), {workers} at a time")
     threads = max(1, (os.cpu_count() or 1) // workers)
-    outcomes = []
+    outcomes, running, started = [], set(), 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(threads,)) as pool:
-        futures = [pool.submit(_drive_in_worker, job, fresh, 3.0 * i if i < workers else 0.0, gpus, batch_started)
-                   for i, job in enumerate(jobs)]
-        for future in as_completed(futures):
-            outcomes.append(future.result())
-            echo(describe(outcomes[-1]))
+        while queue or running:
+            while queue and len(running) < workers:
+                delay = 3.0 * started if started < workers else 0.0  # staggered first kernel starts
+                running.add(pool.submit(_drive_in_worker, queue.pop(0), fresh, delay, gpus, batch_started))
+                started += 1
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcomes.append(future.result())
+                echo(describe(outcomes[-1]))
+                queue[:0] = follow(outcomes[-1])
     return outcomes
 
 
