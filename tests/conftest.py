@@ -1,4 +1,6 @@
 import contextlib
+import os
+import shutil
 import socket
 import subprocess
 import time
@@ -8,6 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist the test processes share the cores: one thread each (and each notebook
+    kernel or subprocess they start), not every process spinning threads over every core."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+        import torch
+        torch.set_num_threads(1)
 
 # tiny settings: a full train + FID pass in seconds on a CPU
 TINY = dict(synthetic_count=24, image_size=32, ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1,
@@ -79,9 +90,25 @@ def training_runs(experiment: str) -> list:
     return c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'") if exp else []
 
 
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    """An empty lab: runs/ and the MLflow store in a temporary folder, the repo as project root."""
+@pytest.fixture(scope="session")
+def lab_template(tmp_path_factory) -> Path:
+    """What a lab starts from, made once a session: an empty MLflow store with its schema (2 CPU-s
+    of migrations to create) and the tiny synthetic face set (1.4 CPU-s to draw). Each lab gets a
+    copy, so no test sees another's runs or files."""
+    from mlflow.tracking import MlflowClient
+
+    from labkit.data.faces import synthetic_root
+    runs = tmp_path_factory.mktemp("lab-template") / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LABKIT_RUNS", str(runs))
+        MlflowClient(f"sqlite:///{runs / 'mlflow.db'}").search_experiments(max_results=1)
+        from labkit.data.synthetic import write_synthetic_set
+        write_synthetic_set(synthetic_root(TINY["synthetic_count"], 0.0), count=TINY["synthetic_count"],
+                            progress=False)
+    return runs
+
+
+def _point_the_lab_at(tmp_path: Path, monkeypatch) -> Path:
     runs = tmp_path / "runs"
     monkeypatch.setenv("LABKIT_ROOT", str(ROOT))
     monkeypatch.setenv("LABKIT_RUNS", str(runs))
@@ -89,6 +116,21 @@ def lab(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("LABKIT_LOG", str(tmp_path / "lablog"))
     return runs
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch, lab_template):
+    """An empty lab: runs/ with an empty MLflow store (and the tiny synthetic face set) in a
+    temporary folder, the repo as project root."""
+    runs = _point_the_lab_at(tmp_path, monkeypatch)
+    shutil.copytree(lab_template, runs)
+    return runs
+
+
+@pytest.fixture
+def bare_lab(tmp_path, monkeypatch):
+    """A lab where nothing exists yet, not even the store: for tests that check nothing is created."""
+    return _point_the_lab_at(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import sys
 
 import nbformat
 import numpy as np
+import pytest
 from PIL import Image
 
 from labkit import ablate, cli, keys, lablog, track
@@ -22,15 +23,16 @@ def _runs(experiment="t"):
     return training_runs(experiment)
 
 
-def test_bad_params_are_refused_before_anything_runs(lab, tmp_path, capsys):
+def test_bad_params_are_refused_before_anything_runs(bare_lab, tmp_path, capsys):
     bad = _params(tmp_path, "bad", lamda_l1=10.0)
     wrong_type = _params(tmp_path, "wrong", n_epochs="two")
     assert cli.main(["ablate", str(bad), str(wrong_type)]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'lambda_l1'" in err and "parameter 'n_epochs' must be int" in err
-    assert not (lab / "mlflow.db").exists()  # nothing ran, no run was created
+    assert not (bare_lab / "mlflow.db").exists()  # nothing ran, no run was created
 
 
+@pytest.mark.slow
 def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, capsys):
     good = _params(tmp_path, "tiny")
     junk = tmp_path / "no-face-layout"  # exists, so it passes the checks before the run: fails inside the notebook
@@ -92,6 +94,7 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
                                                           for e in ("png", "pdf", "svg")]} <= artifacts
 
 
+@pytest.mark.slow
 def test_plain_papermill_runs_the_notebook(lab, tmp_path):
     params = _params(tmp_path, "plain", experiment="plain")
     out = tmp_path / "out.ipynb"
@@ -103,6 +106,7 @@ def test_plain_papermill_runs_the_notebook(lab, tmp_path):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "fid" in runs[0].data.metrics
 
 
+@pytest.mark.slow
 def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, capsys):
     files = [_params(tmp_path, "base", experiment="abl", ablation="baseline"),
              _params(tmp_path, "glad", experiment="abl", ablation="glad", lambda_glad=100.0),
@@ -146,6 +150,7 @@ def test_kernels_talk_over_unix_sockets(tmp_path, capfd):
     assert "TCP" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab, tmp_path, capsys):
     params = _params(tmp_path, "base", experiment="sw", bootstrap_resamples=100)
     command = ["ablate", str(params), "--grid", "lambda_l1=50,100", "--grid", "ngf=4,8", "--no-progress",
@@ -198,6 +203,7 @@ def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab
     assert "smoke numbers, N = 9" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_search_samples_points_with_optuna_and_continues_its_study(lab, tmp_path, capsys):
     import optuna
     params = _params(tmp_path, "base", experiment="se")

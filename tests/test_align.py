@@ -95,6 +95,7 @@ def test_the_synthetic_misalignment_is_a_smooth_deformation_with_its_true_invers
     assert np.abs(warp(moved["sketch"], field).astype(float) - aligned["sketch"]).mean() < 12
 
 
+@pytest.mark.slow
 def test_a_synthetic_set_misaligned_by_4px_is_aligned_and_cached(lab, tmp_path):
     root = write_synthetic_set(tmp_path / "faces", count=6, misalign=4.0, progress=False)
     assert (root / TRUTH_FILE).is_file() and len(list((root / "masks_sketch").iterdir())) == 6
@@ -136,6 +137,7 @@ def test_labkit_align_prints_before_and_after_per_subset(lab, tmp_path, capsys):
     assert "check.png" in out
 
 
+@pytest.mark.slow
 def test_align_runs_log_the_alignment_and_both_fids_and_compare_shows_them(lab, tmp_path):
     common = dict(experiment="t", synthetic_count=12, synthetic_misalign=4.0)
     files = [tiny_params(tmp_path, "baseline_m4", **common),
@@ -176,6 +178,7 @@ def _align_in_another_process(root, runs):
     return str(aligned.folder), len(aligned.scores)
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_align_the_data_once(lab, tmp_path):
     import concurrent.futures
     import multiprocessing

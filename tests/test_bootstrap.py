@@ -56,6 +56,7 @@ def _truth(world, draws=1500):
     return np.mean(values, 0)
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_true_fid_kid_and_difference_at_the_nominal_rate():
     """100 test sets drawn from a known world: the 95% intervals of FID, KID and of the paired
     FID difference cover their true values (the expected values at this N) at least 90 times."""
@@ -79,6 +80,7 @@ def test_intervals_cover_the_true_fid_kid_and_difference_at_the_nominal_rate():
     assert np.mean(widths) < 8 * true_fid  # an interval, not the whole line
 
 
+@pytest.mark.slow
 def test_seeds_and_faces_combine():
     """Three seeds whose models differ: the two-stage interval of their mean covers the mean over
     seeds and faces at least 90 times in 100; the faces alone would miss it far more often."""

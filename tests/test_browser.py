@@ -45,6 +45,7 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_the_mlflow_ui_shows_the_fid_curves_and_an_image_card(lab, tmp_path):
     from selenium.webdriver.common.by import By
     params = tmp_path / "baseline.yaml"
@@ -76,6 +77,7 @@ def test_the_mlflow_ui_shows_the_fid_curves_and_an_image_card(lab, tmp_path):
         page.save_screenshot(str(tmp_path / "mlflow-ui.png"))
 
 
+@pytest.mark.slow
 def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

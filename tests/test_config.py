@@ -112,14 +112,14 @@ def test_params_file_faults_are_refused_naming_the_file(lab, tmp_path):
     refused("ablation: glad\nbase: p.yaml\n", r"its `base:` chain comes back to itself")
 
 
-def test_inception_without_its_weights_is_refused_before_a_run_exists(lab, tmp_path, monkeypatch):
+def test_inception_without_its_weights_is_refused_before_a_run_exists(bare_lab, tmp_path, monkeypatch):
     from labkit import weights as weights_module
     monkeypatch.setattr(weights_module, "_download", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     path = tmp_path / "p.yaml"
     path.write_text("ablation: baseline\nfid_backbone: inception\n")
     with pytest.raises(ParamError, match=r"(?s)fid_backbone='inception'.*pt_inception-2015-12-05-6726825d.pth"):
         ablate.plan([path])
-    assert not (lab / "mlflow.db").exists()
+    assert not (bare_lab / "mlflow.db").exists()
 
 
 def test_typos_in_a_notebook_are_refused_before_any_work():

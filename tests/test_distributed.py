@@ -37,6 +37,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.abs(a)))
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_process_with_the_same_batch(lab):
     one, _ = _train(SketchConfig(**EXACT, experiment="one"))
     two, result = _train(SketchConfig(**EXACT, experiment="two", nproc=2))
@@ -99,6 +100,7 @@ def _family(pid: int) -> set[int]:
         return set()
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_ends_every_process_and_the_same_command_resumes_exactly(lab, tmp_path):
     slow = dict(EXACT, batch_size=2, n_epochs=2, n_epochs_decay=1, checkpoint_every=3)
     for name in ("reference", "killed"):
@@ -140,6 +142,7 @@ def _rank(process: psutil.Process) -> str | None:
         return None
 
 
+@pytest.mark.slow
 def test_a_rank_that_freezes_is_seen_stacked_and_the_run_restarted(lab, tmp_path):
     """Rank 0 waits for the frozen rank in the next collective and stops beating: the watchdog
     records rank 0's stacks and kills it, torchrun ends the rest, the notebook restarts."""
@@ -163,6 +166,7 @@ def test_a_rank_that_freezes_is_seen_stacked_and_the_run_restarted(lab, tmp_path
     assert "labkit/train" in open(stacks).read()  # rank 0, waiting for the frozen one
 
 
+@pytest.mark.slow
 def test_a_run_diverging_on_several_processes_fails_in_rank_0s_words(lab):
     cfg = SketchConfig(**{**EXACT, "lr": 1e6}, experiment="diverged", nproc=2)
     with pytest.raises(DistributedTrainingError, match=r"^rank 0: Diverged: non-finite .* at epoch 1, step \d+\. no "

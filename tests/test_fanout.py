@@ -55,6 +55,7 @@ def _params(folder: Path, name: str, **fields) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_jobs_run_as_ray_tasks_and_a_failing_one_stays_apart(lab, ray_head, tmp_path, capsys):
     junk = tmp_path / "no-face-layout"  # passes the checks before the run, fails inside the notebook
     junk.mkdir()
@@ -72,25 +73,26 @@ def test_jobs_run_as_ray_tasks_and_a_failing_one_stays_apart(lab, ray_head, tmp_
     assert attached == [f"notebook/tiny-s0-{ok.info.run_id[:8]}.{ext}" for ext in ("html", "ipynb")]
 
 
-def test_without_ray_the_message_says_how_to_install_it(lab, tmp_path, monkeypatch, capsys):
+def test_without_ray_the_message_says_how_to_install_it(bare_lab, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)
     assert cli.main(["ablate", str(_params(tmp_path, "tiny")), "--executor", "ray", "--no-progress"]) == 2
     assert "--executor ray needs Ray: pip install -e '.[cluster]'" in capsys.readouterr().err
-    assert not (lab / "mlflow.db").exists()  # refused before anything ran
+    assert not (bare_lab / "mlflow.db").exists()  # refused before anything ran
     assert cli.main(["ablate", str(_params(tmp_path, "tiny")), "--address", "127.0.0.1:1"]) == 2
     assert "add --executor ray" in capsys.readouterr().err
 
 
-def test_a_cluster_that_does_not_answer_is_refused_at_once(lab, tmp_path, capsys):
+def test_a_cluster_that_does_not_answer_is_refused_at_once(bare_lab, tmp_path, capsys):
     started = time.time()
     tiny = str(_params(tmp_path, "tiny"))
     assert cli.main(["ablate", tiny, "--executor", "ray", "--address", f"127.0.0.1:{free_port()}"]) == 2
     assert "no Ray cluster answers there" in capsys.readouterr().err and time.time() - started < 30
     assert cli.main(["ablate", tiny, "--executor", "ray", "--address", "headnode"]) == 2
     assert "write the head's HOST:PORT" in capsys.readouterr().err
-    assert not (lab / "mlflow.db").exists()
+    assert not (bare_lab / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tmp_path, capsys):
     """The worker driving a run is killed mid-epoch: the job fails on its own, the notebook's kernel
     ends with its worker, and the same command again sweeps the dead run and resumes it."""

@@ -51,6 +51,7 @@ def _write_pngs(folder, images):
     return str(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [70, 20])  # full-rank covariances (N > 64 dims), and low-rank ones
 def test_fid_equals_pytorch_fid_on_the_same_files_and_weights(cached_weights, tmp_path, n):
     rng = np.random.default_rng(0)
@@ -72,6 +73,7 @@ def test_one_channel_sketches_are_seen_as_rgb(lab):
     assert rgb.shape == (3, 3, 8, 8) and torch.equal(rgb[:, 0], rgb[:, 2])
 
 
+@pytest.mark.slow
 def test_random_init_backbone_gives_informative_fid(lab):
     """Kaiming init: similar sets score low, different sets high (default init gives ~0 for all)."""
     rng = np.random.default_rng(1)
@@ -110,6 +112,7 @@ def test_reference_features_are_cached(lab):
     assert first.provenance()["fid.comparable"].startswith("NO")
 
 
+@pytest.mark.slow
 def test_per_subset_fid_and_kid_match_a_direct_computation(lab):
     """Each subset's FID is the textbook formula on that subset's features alone."""
     from scipy import linalg
@@ -118,8 +121,8 @@ def test_per_subset_fid_and_kid_match_a_direct_computation(lab):
     real = torch.cat([_patches(skdata.brick(), 70, 32, rng), _patches(skdata.grass(), 70, 32, rng)])
     fake = torch.cat([_patches(skdata.gravel(), 70, 32, rng), _patches(skdata.grass(), 70, 32, rng)])
     subsets = ["cuhk"] * 70 + ["ar"] * 70
-    scores = FidEvaluator(real, backbone, "direct", subsets=subsets).evaluate(fake)
     fr, ff = features(to_uint8(real), backbone), features(to_uint8(fake), backbone)
+    scores = FidEvaluator(real, backbone, "direct", subsets=subsets).evaluate(fake=ff)  # the fakes' features once
     for name, pick in (("cuhk", slice(0, 70)), ("ar", slice(70, 140))):
         x, y = fr[pick], ff[pick]
         mu1, mu2, s1, s2 = x.mean(0), y.mean(0), np.cov(x, rowvar=False), np.cov(y, rowvar=False)

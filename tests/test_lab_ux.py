@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import nbformat
+import pytest
 
 from labkit import cli, gitclean, keys, track
 from conftest import ROOT, tiny_params, training_runs
@@ -20,6 +21,7 @@ def _runs(experiment="ux"):
     return {r.info.run_name: r for r in training_runs(experiment)}
 
 
+@pytest.mark.slow
 def test_a_batch_run_records_its_own_time_its_data_its_pictures_and_the_machine(lab, tmp_path):
     first, second = _params(tmp_path, "first"), _params(tmp_path, "second", seed=1)
     assert cli.main(["ablate", str(first), str(second), "--no-progress", "--no-log"]) == 0
@@ -39,6 +41,7 @@ def test_a_batch_run_records_its_own_time_its_data_its_pictures_and_the_machine(
     assert sorted(p.rsplit(".", 1)[1] for p in notebooks) == ["html", "ipynb"]
 
 
+@pytest.mark.slow
 def test_plain_papermill_refuses_a_typo_before_any_work(lab, tmp_path):
     out = tmp_path / "out.ipynb"
     result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "papermill"),
@@ -54,6 +57,7 @@ def _git_status(path) -> str:
     return subprocess.run(["git", "status", "--porcelain", str(path)], cwd=ROOT, capture_output=True, text=True).stdout
 
 
+@pytest.mark.slow
 def test_notebooks_stay_clean_in_git_after_they_ran(lab):
     """A tracked notebook run and saved in place (here by nbconvert, as JupyterLab's save does in
     the browser test) holds its outputs on disk, and git status shows nothing; a real edit
@@ -78,6 +82,7 @@ def test_notebooks_stay_clean_in_git_after_they_ran(lab):
     assert _git_status(path) == ""
 
 
+@pytest.mark.slow
 def test_a_moved_runs_folder_keeps_its_artifacts(lab, tmp_path, monkeypatch):
     c = track.client()
     run = c.create_run(track.experiment_id(c, "moving")).info.run_id

@@ -49,6 +49,7 @@ def _append_many(args):
         lablog.add(f"worker {worker} line {i}", section="actions")
 
 
+@pytest.mark.slow
 def test_concurrent_appends_and_an_edit_in_between_lose_nothing(lab):
     entry, _ = lablog.new("busy day")
     with multiprocessing.get_context("spawn").Pool(4) as pool:
@@ -167,6 +168,7 @@ def test_show_filters_and_writes_one_page(lab, capsys, tmp_path):
     assert cli.main(["log", "show", "--since", "2025-13-01"]) == 2
 
 
+@pytest.mark.slow
 def test_the_lablog_notebook_shows_the_log(lab, tmp_path):
     import nbformat
     import papermill

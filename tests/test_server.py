@@ -104,6 +104,7 @@ def test_a_store_that_is_not_there_is_refused_before_the_server_starts(postgres)
     assert result.returncode == 2 and "refused, nothing was started" in result.stderr
 
 
+@pytest.mark.slow
 def test_ablations_compare_and_the_lab_log_through_the_server(lab, tracking_server, tmp_path, monkeypatch, capsys):
     url, artifacts = tracking_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -159,6 +160,7 @@ c.set_terminated(run.run_id, "FINISHED")
 """
 
 
+@pytest.mark.slow
 def test_eight_runners_logging_at_once_lose_nothing(lab, tracking_server, monkeypatch):
     url, _ = tracking_server
     env = {**os.environ, "MLFLOW_TRACKING_URI": url}

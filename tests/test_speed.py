@@ -47,6 +47,7 @@ def test_the_paths_this_machine_takes(tiny_cfg):
     assert fast.opt_G.defaults["fused"] and not reference.opt_G.defaults["foreach"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [CPU_FAST_PATH])
 def test_the_fast_path_follows_fp32_over_100_steps(lab, tiny_cfg, path):
     """Stated tolerance, per 25-step window of the same batches over 100 steps: L1, G's GAN term
@@ -66,6 +67,7 @@ def test_the_fast_path_follows_fp32_over_100_steps(lab, tiny_cfg, path):
     assert (gap < seeds).all(), (gap, seeds)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [CPU_FAST_PATH])
 def test_the_fid_of_a_short_fast_training_lies_within_the_fp32_seed_spread(lab, tiny_cfg, path):
     def fid(**kw):
@@ -77,6 +79,7 @@ def test_the_fid_of_a_short_fast_training_lies_within_the_fp32_seed_spread(lab, 
     assert min(seeds) - spread / 2 <= fast <= max(seeds) + spread / 2, (fast, seeds)
 
 
+@pytest.mark.slow
 def test_the_compile_path_matches_eager(lab, tiny_cfg):
     """torch.compile of the networks (CUDA's default) runs on the CPU too: the same losses."""
     cfg = tiny_cfg(fast=False, image_size=32, ngf=4, ndf=4)

@@ -110,6 +110,7 @@ def _params(tmp_path, name, **values):
     return path
 
 
+@pytest.mark.slow
 def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path, capsys):
     decoder = _params(tmp_path, "dec", ablation="decoder_train", decoder_kind="relu4_1+relu3_1")
     multilayer = _params(tmp_path, "ml", ablation="swap_multilayer", decoder_kind="relu4_1+relu3_1", decoder_run="dec")

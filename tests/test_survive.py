@@ -79,6 +79,7 @@ def _same_weights(a: dict, b: dict) -> None:
                 assert torch.equal(torch.as_tensor(value), torch.as_tensor(b[opt]["state"][index][name])), (opt, name)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_the_same_command_resumes_one_run_exactly(lab, tmp_path):
     reference = _params(tmp_path, "reference", experiment="reference")
     assert cli.main(["ablate", str(reference), "--no-progress", "--no-log"]) == 0
@@ -105,6 +106,7 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes_one_run_exactly(lab, tmp
     assert any("resuming run" in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
 
 
+@pytest.mark.slow
 def test_a_frozen_kernel_is_seen_stacked_killed_and_restarted(lab, tmp_path):
     params = _params(tmp_path, "frozen", experiment="frozen", stall_minutes=0.05, stall_minutes_slow=2.0)
     started = time.time()
@@ -146,6 +148,7 @@ def test_a_run_whose_process_died_is_swept(lab, tmp_path, capsys):
     assert run.info.status == "KILLED" and "nothing drives this run" in run.data.tags[keys.ERROR]
 
 
+@pytest.mark.slow
 def test_identical_commands_at_once_make_one_run(lab, tmp_path):
     params = _params(tmp_path, "twice", experiment="twice")
     runners = [_labkit("ablate", params, "--no-progress", "--no-log") for _ in range(3)]  # on a store not yet made
@@ -161,6 +164,7 @@ def test_identical_commands_at_once_make_one_run(lab, tmp_path):
     assert len(ablate.plan([params, params], seeds=2)) == 2
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_the_run_and_keeps_its_notebook_valid(lab, tmp_path):
     params = _params(tmp_path, "full", experiment="full")
     checkpoints = lab / "checkpoints"
@@ -215,6 +219,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(lab):
         assert checkpoints.load()["step"] == 10
 
 
+@pytest.mark.slow
 def test_a_resume_mid_epoch_is_exact(lab, tiny_cfg, monkeypatch):
     cfg = tiny_cfg(checkpoint_every=2, n_epochs=2, n_epochs_decay=0, batch_size=2)
     reference = fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg), progress=False)

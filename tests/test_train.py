@@ -41,6 +41,7 @@ def test_fit_tracks_losses_fid_samples_and_provenance(lab, tiny_cfg):
     assert result.checkpoint.is_file()
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_continues_the_same_run(lab, tiny_cfg, monkeypatch):
     cfg = tiny_cfg(n_epochs=2, n_epochs_decay=1, ngf=4, ndf=4)
     _, reference = _train(cfg)
