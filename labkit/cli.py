@@ -6,18 +6,11 @@ import dataclasses
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from .config import ParamError, SketchConfig
 from .lease import LeaseHeld
 from .paths import runs_dir, tracking_uri
-
-# The main job runs every notebook at its own defaults (small sizes: minutes on a CPU, on the
-# synthetic face set and scikit-image's pictures), in experiments of its own.
-DEMO_FACES, DEMO_STYLE = "demo", "demo-style"
-DEMO_FACE_ABLATIONS = ("baseline", "glad", "local", "local_glad", "align", "local_align")
-
 
 def ui_command(port: int = 5000) -> list[str]:
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(), "--host", "127.0.0.1",
@@ -89,57 +82,30 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def demo_jobs_faces():
-    from . import ablate
-    return ablate.plan(DEMO_FACE_ABLATIONS, overrides=[f"experiment={DEMO_FACES}"])
-
-
-def demo_jobs_decoders():
-    """The decoders the swap variants decode with: one per decoder kind a variant needs."""
-    import dataclasses
-    from . import ablate
-    from .style.variants import VARIANTS
-    kinds = sorted({v.decoder_kind or "relu4_1" for v in VARIANTS.values()}, key=len)
-    return [dataclasses.replace(job, label=f"decoder_{kind.replace('+', '_')}")
-            for kind in kinds for job in ablate.plan(["decoder_train"], overrides=[
-                f"experiment={DEMO_STYLE}", f"decoder_kind={kind}"])]
-
-
-def demo_jobs_swaps(decoders: dict[str, str]):
-    """Every swap variant, with the decoder run (by id) of the kind it needs."""
-    from . import ablate
-    from .style.variants import VARIANTS
-    return [job for v in VARIANTS.values() for job in ablate.plan([v.ablation], overrides=[
-        f"experiment={DEMO_STYLE}", f"decoder_kind={v.decoder_kind or 'relu4_1'}",
-        f"decoder_run={decoders[v.decoder_kind or 'relu4_1']}"])]
-
-
 def cmd_demo(args) -> int:
-    from . import ablate
+    from . import ablate, demo
     from .compare import compare
+    from .config import all_ablations
     from .console import banner
     from .metrics.backbone import weights_path
-    started = time.time()
-    print(f"labkit demo: every notebook at its own defaults (the face ablations on the synthetic face set, and "
-          f"the style-swap lab), two at a time\n  runs in {runs_dir()}\n")
+    print(f"labkit demo: every notebook at demo size (the face ablations on the synthetic face set, and the "
+          f"style-swap lab), {demo.WORKERS} at a time\n  runs in {runs_dir()}\n")
     if not weights_path().is_file():
         print(banner(f"The FID Inception weights are not at {weights_path()}.", "The demo tries to download them; "
                      "without a network it falls back to a random-init Inception:\nits FIDs are smoke numbers, NOT "
                      "comparable with real FID.") + "\n")
-    # two notebooks at a time, each on its share of the cores: much of a notebook is one-threaded
-    # start-up (kernel, imports, weights) that two processes overlap. The decoders come first,
-    # since the swaps need them; the faces then run beside the swaps.
-    outcomes = ablate.run_all(demo_jobs_decoders(), progress=not args.no_progress, workers=2)
-    decoders = {o.job.cfg.decoder_kind: o.run_id for o in outcomes if o.status in ("FINISHED", "SKIPPED")}
-    swaps = demo_jobs_swaps(decoders) if len(decoders) == len(outcomes) else []
-    outcomes += ablate.run_all(demo_jobs_faces() + swaps, progress=not args.no_progress, workers=2)
+    outcomes, phases = demo.run(args.set or [], progress=not args.no_progress)
     print("\n" + ablate.summary(outcomes) + "\n")
-    _record(outcomes, "labkit demo")
-    text, _, _ = compare(DEMO_FACES)
+    not_run = sorted(set(all_ablations()) - {o.job.cfg.ablation for o in outcomes})
+    if not_run:
+        print(f"not run (the decoder they need did not finish): {', '.join(not_run)}\n")
+    text, _, _ = compare(demo.FACES)
     print(text)
-    print(f"demo finished in {time.time() - started:.0f}s. Open the runs in MLflow:\n  .venv/bin/labkit ui\n"
-          f"  then http://127.0.0.1:5000")
-    return 1 if any(o.status in ("FAILED", "KILLED", "BUSY") for o in outcomes) or not swaps else 0
+    phases.end("table")
+    _record(outcomes, "labkit demo")
+    phases.end("lab log")
+    print(f"{phases.report()}. Open the runs in MLflow:\n  .venv/bin/labkit ui\n  then http://127.0.0.1:5000")
+    return 1 if any(o.status in ("FAILED", "KILLED", "BUSY") for o in outcomes) or not_run else 0
 
 
 def cmd_landmarks(args) -> int:
@@ -295,7 +261,9 @@ def parser() -> argparse.ArgumentParser:
                    help="show runs measured differently (backbone, N, test faces) too, each measurement apart")
     s.set_defaults(func=cmd_compare)
 
-    s = sub.add_parser("demo", help="the main job: synthetic faces, every ablation at small size, FID table")
+    s = sub.add_parser("demo", help="the main job: every notebook at demo size (minutes on a CPU), the FID table")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="a parameter every notebook has (device, precision, fast, compile), e.g. precision=fp32")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_demo)
 
