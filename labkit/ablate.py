@@ -466,7 +466,8 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
     """Every job, one after another or `workers` at a time (processes; one GPU each where there
     are GPUs), or each a task on a Ray cluster (executor 'ray', labkit.fanout). Dead runs of these
     experiments are swept first. `then(outcome)`, when given, returns the jobs an ended job lets
-    start (a swap waits for its decoder): they go ahead of the jobs still queued."""
+    start (a swap waits for its decoder): they join the queue behind the jobs already in it (the
+    longest jobs first, the short ones filling the last slots, is what ends a batch soonest)."""
     from .runs import sweep
     # the kernels inherit where the lab lives, wherever their notebook's folder is
     os.environ["LABKIT_ROOT"] = str(project_root())
@@ -496,7 +497,7 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
                  f"(seed {job.cfg.seed})")
             outcomes.append(drive(job, fresh, progress, queued_since=batch_started))
             echo(describe(outcomes[-1]))
-            queue[:0] = follow(outcomes[-1])
+            queue += follow(outcomes[-1])
         return outcomes
     return _run_in_processes(queue, fresh, workers, follow, echo, batch_started)
 
@@ -504,7 +505,7 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
 def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo, batch_started: float
                       ) -> list[Outcome]:
     """The jobs `workers` at a time in processes that die with this one; a slot that frees takes
-    the next queued job (the jobs an ended one let start first), so no worker waits for a batch."""
+    the next queued job at once, so no worker waits for a batch."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -529,7 +530,7 @@ def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo,
             for future in done:
                 outcomes.append(future.result())
                 echo(describe(outcomes[-1]))
-                queue[:0] = follow(outcomes[-1])
+                queue += follow(outcomes[-1])
     return outcomes
 
 

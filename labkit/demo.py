@@ -6,9 +6,10 @@ notebook attached), in experiments of their own (`demo`, `demo-style`), at demo 
 notebook's own settings with fewer epochs and steps (DEMO_SIZE), enough for the curves, the
 grids and the table to show what they show at full size.
 
-One queue, two notebooks at a time: the decoders and the face ablations start at once, and each
-swap variant as soon as the decoder it needs has finished (no worker waits for a whole batch).
-Each phase says how long it took.
+One queue, two notebooks at a time, the longest first: the decoders and the face ablations are
+queued at once, each swap variant joins the queue when the decoder it needs has finished, and a
+free worker takes the next notebook at once (none waits for a whole batch). Each phase says how
+long it took.
 """
 from __future__ import annotations
 
@@ -97,8 +98,7 @@ def run(extra: list[str] = (), progress: bool = True) -> tuple[list[ablate.Outco
     the caller's (labkit.cli)."""
     phases = Phases()
     decoders, faces = decoder_jobs(extra), face_jobs(extra)
-    # the two longest chains first (the decoder most variants need, then its swaps; the longest
-    # face run), the rest behind them
+    # the decoder most variants need and the longest face run first, the short swaps last
     jobs = [decoders[0], faces[0], *decoders[1:], *faces[1:]]
     phases.end("start-up and plan")
     outcomes = ablate.run_all(jobs, progress=progress, workers=WORKERS, then=after(extra))

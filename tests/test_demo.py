@@ -1,5 +1,6 @@
 """The main job's plan (every notebook once, at demo size, each swap with its decoder) and the
-runner's one queue: a job that ends lets the jobs waiting for it start at once, ahead of the rest."""
+runner's one queue: a job that ends lets the jobs waiting for it join the queue, and a free worker
+takes the next job at once."""
 import pytest
 
 from labkit import ablate, demo, track
@@ -38,7 +39,7 @@ def test_a_finished_decoder_lets_its_swaps_start_and_a_failed_one_none():
     assert follow(ablate.Outcome(face, "f", "FINISHED", None, 1.0)) == []
 
 
-def test_followers_go_ahead_of_the_queue(lab, monkeypatch):
+def test_followers_join_the_queue(lab, monkeypatch):
     order = []
 
     def drive(job, fresh, progress, queued_since=None):
@@ -50,7 +51,7 @@ def test_followers_go_ahead_of_the_queue(lab, monkeypatch):
     then = {"a": ["a1", "a2"], "a1": ["a11"]}
     outcomes = ablate.run_all(jobs, echo=lambda *_: None, then=lambda o: [
         ablate.Job(label, "", o.job.notebook, o.job.cfg) for label in then.get(o.job.label, [])])
-    assert order == ["a", "a1", "a11", "a2", "b", "c"] and len(outcomes) == 6
+    assert order == ["a", "b", "c", "a1", "a2", "a11"] and len(outcomes) == 6
 
 
 @pytest.mark.slow
