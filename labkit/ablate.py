@@ -499,6 +499,7 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
             echo(describe(outcomes[-1]))
             queue += follow(outcomes[-1])
         return outcomes
+    echo(f"running {len(queue)} job(s){' and the jobs they let start' if then else ''}, {workers} at a time")
     return _run_in_processes(queue, fresh, workers, follow, echo, batch_started)
 
 
@@ -517,7 +518,6 @@ def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo,
         gpus = ctx.Manager().Queue()
         for first in range(0, torch.cuda.device_count() - size + 1, size):
             gpus.put(",".join(map(str, range(first, first + size))))
-    echo(f"running {len(queue)} job(s), {workers} at a time")
     threads = max(1, (os.cpu_count() or 1) // workers)
     outcomes, running, started = [], set(), 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(threads,)) as pool:
