@@ -54,8 +54,7 @@ def test_the_mlflow_ui_shows_the_fid_curves_and_an_image_card(lab, tmp_path):
     experiment = track.client().get_experiment_by_name("demo").experiment_id
     port = free_port()
     with open(tmp_path / "mlflow.log", "w") as log, \
-            serving([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", track.tracking_uri(), "--host",
-                     "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/health", log), \
+            serving(cli.ui_command(port), f"http://127.0.0.1:{port}/health", log), \
             _chromium(tmp_path) as page:
         page.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?compareRunsMode=CHART")
         titled = lambda text: page.find_elements(By.XPATH, f"//*[normalize-space(text())='{text}']")  # noqa: E731

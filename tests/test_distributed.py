@@ -103,9 +103,8 @@ def _family(pid: int) -> set[int]:
 @pytest.mark.slow
 def test_kill_9_mid_run_ends_every_process_and_the_same_command_resumes_exactly(lab, tmp_path):
     slow = dict(EXACT, batch_size=2, n_epochs=2, n_epochs_decay=1, checkpoint_every=3)
-    for name in ("reference", "killed"):
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({"ablation": "baseline", **slow, "experiment": name}))
-    assert cli.main(["ablate", str(tmp_path / "reference.yaml"), "--nproc", "2", "--no-progress", "--no-log"]) == 0
+    (tmp_path / "killed.yaml").write_text(yaml.safe_dump({"ablation": "baseline", **slow, "experiment": "killed"}))
+    _train(SketchConfig(**slow, experiment="reference", nproc=2))  # uninterrupted, the same two processes' training
     command = [sys.executable, "-m", "labkit.cli", "ablate", str(tmp_path / "killed.yaml"), "--nproc", "2",
                "--no-progress", "--no-log"]
     started = time.time()
