@@ -13,8 +13,10 @@ from .lease import LeaseHeld
 from .paths import runs_dir, tracking_uri
 
 def ui_command(port: int = 5000) -> list[str]:
+    # one person's UI on this machine: one worker answers it (MLflow starts four by default, each
+    # importing its server before the first page comes)
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(), "--host", "127.0.0.1",
-            "--port", str(port)]
+            "--port", str(port), "--workers", "1"]
 
 
 def cmd_synth(args) -> int:
