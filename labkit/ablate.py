@@ -19,7 +19,6 @@ every cell, so it is valid JSON whatever happens, and attached to its run.
 from __future__ import annotations
 
 import ast
-import atexit
 import datetime as dt
 import logging
 import os
@@ -27,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,14 +33,14 @@ from pathlib import Path
 
 import nbformat
 import papermill
-import psutil
-from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import papermill_io
 
-from . import keys, lease, track
+from . import kernels, keys, lease, track
 from .config import RUN_ID, Config, ParamError, parse_override, read_params_file, schema_for
+from .kernels import LocalKernelManager, launched_kernel
 from .paths import project_root, runs_dir
+from .provenance import gpu_count
 
 KERNEL_START_RETRIES = 2
 POLL_SECONDS = 2.0
@@ -229,17 +227,6 @@ def _find_or_create(job: Job, fresh: bool) -> tuple[str, bool]:
     return track.create_run(job.cfg, label=job.label, tags={**tags, **job.tags}), False
 
 
-def _kernel_pid() -> int | None:
-    """The notebook kernel this process started (papermill runs it as our child)."""
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if any("ipykernel" in part for part in child.cmdline()):
-                return child.pid
-        except psutil.Error:
-            continue
-    return None
-
-
 def python_stacks(pid: int, stacks_file: Path, wait: float = 5.0) -> str:
     """The Python stacks of a hung kernel: faulthandler (the kernel registered SIGUSR1 to dump
     into stacks_file), else py-spy, which reads them even from a frozen process."""
@@ -293,7 +280,7 @@ class Watchdog(threading.Thread):
             silent, allowance, beat = self.silence()
             if silent <= allowance:
                 continue
-            pid = beat.pid if beat else _kernel_pid()
+            pid = beat.pid if beat else launched_kernel()
             stacks = python_stacks(pid, lease.lease_dir() / f"{self.run_id}.stacks") if pid else "(no kernel found)"
             self.stall = {"silent": silent, "step": beat.step if beat else 0, "phase": beat.phase if beat else "start",
                           "pid": pid, "stacks": stacks}
@@ -303,23 +290,6 @@ class Watchdog(threading.Thread):
                 except OSError:
                     pass
             return
-
-
-class LocalKernelManager(AsyncKernelManager):
-    """A kernel on this machine, spoken to over Unix sockets: no TCP port is opened (nothing to
-    eavesdrop on, and ipykernel has no unencrypted-TCP warning to print). The sockets are named
-    by absolute path (kernel and client run in different folders), in one folder per runner
-    process that goes when the process does, killed kernels' sockets with it."""
-    socket_dirs: dict[int, Path] = {}  # by process id: a forked worker numbers its sockets apart
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        folder = self.socket_dirs.get(os.getpid())
-        if folder is None:
-            folder = self.socket_dirs[os.getpid()] = Path(tempfile.mkdtemp(prefix="labkit-kernels-"))
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        self.transport = "ipc"
-        self.ip = str(folder / "kernel")  # jupyter_client numbers the sockets after it
 
 
 def _papermill(job: Job, run_id: str, out: Path, progress: bool) -> None:
@@ -440,15 +410,15 @@ def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None, queue
         key.release()
 
 
-def _die_with_parent(threads: int) -> None:
-    """A worker process: killed when the command that started it dies, so its kernel (whose
-    parent it is) ends too; and its share of the CPU cores."""
+def _start_worker(threads: int, warm_kernels: str) -> None:
+    """A worker process: killed when the command that started it dies, so its kernel (which
+    dies with it) ends too; its share of the CPU cores; kernels from the runner's warm process."""
     lease.die_with_parent()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    kernels.share(warm_kernels)
 
 
-def _drive_in_worker(job: Job, fresh: bool, delay: float, gpus, queued_since: float) -> Outcome:
-    time.sleep(delay)  # staggered kernel starts: parallel starts race for ports
+def _drive_in_worker(job: Job, fresh: bool, gpus, queued_since: float) -> Outcome:
     return drive(job, fresh, progress=False, gpus=gpus, queued_since=queued_since)
 
 
@@ -510,22 +480,21 @@ def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo,
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    import torch
     ctx = multiprocessing.get_context("spawn")
-    gpus = None
-    if torch.cuda.is_available():  # a job takes nproc GPUs: the queue holds groups of the largest nproc
+    gpus, count = None, gpu_count()
+    if count:  # a job takes nproc GPUs: the queue holds groups of the largest nproc
         size = max(getattr(job.cfg, "nproc", 1) for job in queue)
         gpus = ctx.Manager().Queue()
-        for first in range(0, torch.cuda.device_count() - size + 1, size):
+        for first in range(0, count - size + 1, size):
             gpus.put(",".join(map(str, range(first, first + size))))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    outcomes, running, started = [], set(), 0
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(threads,)) as pool:
+    warm_kernels = kernels.warm_up()  # one warm process for every worker's kernels, importing as they start
+    outcomes, running = [], set()
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                             initargs=(threads, warm_kernels)) as pool:
         while queue or running:
             while queue and len(running) < workers:
-                delay = 3.0 * started if started < workers else 0.0  # staggered first kernel starts
-                running.add(pool.submit(_drive_in_worker, queue.pop(0), fresh, delay, gpus, batch_started))
-                started += 1
+                running.add(pool.submit(_drive_in_worker, queue.pop(0), fresh, gpus, batch_started))
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 outcomes.append(future.result())

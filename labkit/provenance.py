@@ -6,8 +6,6 @@ import platform
 import subprocess
 from pathlib import Path
 
-import torch
-
 PACKAGES = ("labkit", "torch", "torchvision", "numpy", "mlflow", "papermill", "pytorch-fid", "facenet-pytorch")
 
 
@@ -38,14 +36,28 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def device_description(device: torch.device) -> str:
+# torch is imported where a device is asked about: the runner, which records provenance, imports
+# it only when there may be GPUs to hand out (2 CPU-s of every runner process otherwise)
+
+
+def gpu_count() -> int:
+    """The GPUs torch sees here; 0 without a GPU driver, found without importing torch."""
+    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/kfd").exists()):
+        return 0
+    import torch
+    return torch.cuda.device_count()
+
+
+def device_description(device) -> str:
+    import torch
     if device.type == "cuda":
         return f"cuda:{device.index or 0} {torch.cuda.get_device_name(device)}"
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str):
     """'auto' is the first GPU when there is one, else the CPU; an unavailable choice is refused."""
+    import torch
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

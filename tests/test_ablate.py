@@ -138,7 +138,7 @@ def test_kernels_talk_over_unix_sockets(tmp_path, capfd):
     """The runner's kernels open no TCP port: their sockets are files in the runner's own folder
     (and ipykernel has no unencrypted-TCP warning to print)."""
     import papermill
-    from labkit.ablate import LocalKernelManager
+    from labkit.kernels import LocalKernelManager
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import json, ipykernel.connect\ninfo = json.load(open(ipykernel.connect.get_connection_file()))\n"
         "print(info['transport'], info['ip'])")])

@@ -1,0 +1,81 @@
+"""The runner's kernels: forked warm from a process that imported the libraries once, yet each a
+kernel of its own (environment, folder, session, threads, random state, the lab's code fresh from
+disk), gone with the process that asked for it; cold where switched off."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import papermill
+import psutil
+import pytest
+
+from labkit import kernels
+from labkit.kernels import LocalKernelManager
+
+PROBE = """import json, os, sys
+import numpy as np, torch
+print(json.dumps({"warm": "torch" in sys.modules and "mlflow" in sys.modules, "labkit": "labkit" in sys.modules,
+                  "cwd": os.getcwd(), "probe": os.environ.get("LABKIT_PROBE"), "pid": os.getpid(),
+                  "parent": os.getppid(), "session": os.getsid(0) == os.getpid(), "threads": torch.get_num_threads(),
+                  "draw": float(np.random.rand()), "argv": sys.argv[1:2]}))"""
+
+
+def _probe(tmp_path, name: str) -> dict:
+    nb = tmp_path / "probe.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE)]), nb)
+    out = papermill.execute_notebook(str(nb), str(tmp_path / f"{name}.ipynb"), kernel_name="python3",
+                                     cwd=str(tmp_path), progress_bar=False, kernel_manager_class=LocalKernelManager)
+    return json.loads(out.cells[0].outputs[0]["text"])
+
+
+def test_a_warm_kernel_is_a_kernel_of_its_own(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LABKIT_PROBE", "first")
+    first = _probe(tmp_path, "first")
+    monkeypatch.setenv("LABKIT_PROBE", "second")  # set after the warm process started: each kernel gets its own
+    second = _probe(tmp_path, "second")
+    for kernel, probe in ((first, "first"), (second, "second")):
+        assert kernel["warm"] and not kernel["labkit"]  # libraries loaded once, the lab's code fresh
+        assert kernel["probe"] == probe and kernel["cwd"] == str(tmp_path) and kernel["session"]
+        assert kernel["threads"] == 1 and kernel["argv"] == ["-f"]
+    assert first["parent"] == second["parent"] != os.getpid()  # both forked by the one warm process
+    assert first["draw"] != second["draw"]  # numpy's global random state is not the warm process's copy
+    # its output reaches this process's stdout and stderr, and ipykernel knows it has a client (no banner)
+    assert "ipython kernel" not in "".join(capfd.readouterr())
+    assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == psutil.STATUS_ZOMBIE
+
+
+def test_kernels_start_cold_when_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv(kernels.SWITCH, "0")
+    kernel = _probe(tmp_path, "cold")
+    assert not kernel["warm"] and kernel["parent"] == os.getpid() and kernel["session"]
+
+
+DRIVER = """import asyncio, os, sys, time
+from labkit.kernels import LocalKernelManager
+km = LocalKernelManager(kernel_name="python3")
+asyncio.run(km.start_kernel())
+print(km.provisioner.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_a_kernel_dies_with_the_process_that_asked_for_it(tmp_path, warm):
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, kernels.SWITCH: warm})
+    kernel = int(driver.stdout.readline())
+    family = {p.pid for p in psutil.Process(driver.pid).children(recursive=True)}
+    assert kernel in family
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    deadline = time.time() + 20
+    alive = family
+    while alive and time.time() < deadline:
+        alive = {p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+        time.sleep(0.2)
+    assert not alive, "processes outlived the one that asked for the kernel"
