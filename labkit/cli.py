@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     args.argv = argv[1:]
-    from .data import DataError
+    from .data.images import DataError
     from .lablog import LabLogError
     from .weights import WeightsUnavailable
     try:

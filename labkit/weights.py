@@ -8,9 +8,6 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-import torch
-from torch import nn
-
 from .console import banner
 
 
@@ -18,7 +15,11 @@ class WeightsUnavailable(RuntimeError):
     pass
 
 
+# torch is imported where it is used: the command line imports this module (WeightsUnavailable) without it
+
+
 def hub_path(filename: str) -> Path:
+    import torch
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
@@ -69,10 +70,12 @@ def resolve_auto(choice: str, real: str, ensure: Callable[[], Path], what: str) 
         return "random-init"
 
 
-def kaiming_normal_(net: nn.Module, seed: int) -> nn.Module:
+def kaiming_normal_(net, seed: int):
     """Kaiming-normal conv weights from a fixed seed, zero biases: a random network whose
     activations keep their scale through many layers (PyTorch's default init lets them
     vanish, and every distance between features comes out near 0)."""
+    import torch
+    from torch import nn
     generator = torch.Generator().manual_seed(seed)
     for m in net.modules():
         if isinstance(m, nn.Conv2d):

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -36,9 +35,10 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
         raise DataError(f"{path}: cannot read this image ({exc}). Replace or remove the file.") from None
 
 
-def to_tensor(img: np.ndarray, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+def to_tensor(img: np.ndarray, low: float = 0.0, high: float = 1.0):
     """uint8 (H, W[, C]) -> float (C, H, W) scaled to [low, high]: [0, 1] for the style lab,
     [-1, 1] for the face networks (tanh outputs)."""
+    import torch  # here: the command line imports this module (DataError) without torch
     t = torch.from_numpy(np.ascontiguousarray(img)).float().div_(255.0 / (high - low)).add_(low)
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
 
