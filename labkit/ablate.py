@@ -284,9 +284,11 @@ class Watchdog(threading.Thread):
             stacks = python_stacks(pid, lease.lease_dir() / f"{self.run_id}.stacks") if pid else "(no kernel found)"
             self.stall = {"silent": silent, "step": beat.step if beat else 0, "phase": beat.phase if beat else "start",
                           "pid": pid, "stacks": stacks}
-            if pid:
+            # the beating process, and the kernel with it where a rank beats: every process of the
+            # run dies with the kernel at once (torchrun would give a frozen rank 30 s to stop)
+            for target in dict.fromkeys(filter(None, [pid, launched_kernel()])):
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(target, signal.SIGKILL)
                 except OSError:
                     pass
             return
@@ -324,9 +326,10 @@ def _error_of(exc: BaseException) -> str:
 def _record_stall(run: track.OwnedRun, job: Job, stall: dict, restart: int, restarting: bool) -> None:
     from . import lablog
     minutes = stall["silent"] / 60
-    beating = "rank 0" if getattr(job.cfg, "nproc", 1) > 1 else "kernel"  # who beats, and so who was killed
-    what = (f"stalled in {stall['phase']} at step {stall['step']}: no heartbeat for {minutes:.1f} min "
-            f"({beating} pid {stall['pid']} killed)")
+    # who beats (whose stacks are recorded) and who was killed
+    killed = f"rank 0 pid {stall['pid']} killed, and the kernel with the other ranks" \
+        if getattr(job.cfg, "nproc", 1) > 1 else f"kernel pid {stall['pid']} killed"
+    what = f"stalled in {stall['phase']} at step {stall['step']}: no heartbeat for {minutes:.1f} min ({killed})"
     run.log_text(stall["stacks"], f"stalls/stall-{restart}.txt")
     run.set_tags({"labkit.stalls": restart, "labkit.last_stall": what})
     then = f"restarted from its last checkpoint ({restart}/{job.cfg.max_restarts})" if restarting else \
