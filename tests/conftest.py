@@ -22,7 +22,8 @@ def pytest_configure(config):
 
 # tiny settings: a full train + FID pass in seconds on a CPU
 TINY = dict(synthetic_count=24, image_size=32, ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1,
-            eval_every=1, log_every=1, fid_backbone="random-init", fid_dims=64, grid_samples=2, device="cpu")
+            eval_every=1, log_every=1, fid_backbone="random-init", fid_dims=64, grid_samples=2, device="cpu",
+            bootstrap_resamples=200)
 
 
 def free_port() -> int:
