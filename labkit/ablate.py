@@ -216,12 +216,17 @@ def _key_lease(cfg: Config) -> lease.Lease:
     return lease.Lease(f"key-{cfg.run_key()}")
 
 
+def _join_sweep(job: Job, run) -> None:
+    """A run made outside any sweep becomes one of this job's sweep."""
+    if job.tags and keys.PARENT not in run.data.tags:
+        track.Run(track.client(), run.info.run_id).set_tags(job.tags)
+
+
 def _find_or_create(job: Job, fresh: bool) -> tuple[str, bool]:
     """(run id, finished before) for a job: the run of its parameters, or a new one."""
     existing = None if fresh else track.find_run(job.cfg)
     if existing is not None:
-        if job.tags and keys.PARENT not in existing.data.tags:  # made outside any sweep: now one of this sweep's
-            track.Run(track.client(), existing.info.run_id).set_tags(job.tags)
+        _join_sweep(job, existing)
         return existing.info.run_id, existing.info.status == "FINISHED"
     tags = {keys.PARAMS_FILE: job.params_file} if job.params_file else {}
     return track.create_run(job.cfg, label=job.label, tags={**tags, **job.tags}), False
@@ -383,8 +388,8 @@ def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None, queue
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # the kernel inherits it
         run_id, finished = _find_or_create(job, fresh)
-        if finished:
-            return Outcome(job, run_id, "SKIPPED", None, 0.0, "finished before; --fresh runs it again")
+        if finished:  # meanwhile, by another command
+            return _skipped(job, run_id)
         c = track.client()
         try:
             run = track.OwnedRun(c, run_id)
@@ -425,6 +430,27 @@ def _drive_in_worker(job: Job, fresh: bool, gpus, queued_since: float) -> Outcom
     return drive(job, fresh, progress=False, gpus=gpus, queued_since=queued_since)
 
 
+def _skipped(job: Job, run_id: str) -> Outcome:
+    return Outcome(job, run_id, "SKIPPED", None, 0.0, "finished before; --fresh runs it again")
+
+
+def _skip_finished(queue: list[Job], follow, echo) -> tuple[list[Outcome], list[Job]]:
+    """The jobs whose runs finished before, skipped here rather than by a worker started for each,
+    and the jobs left to run (what the skipped ones let start among them)."""
+    skipped, left = [], []
+    while queue:
+        job = queue.pop(0)
+        run = track.find_run(job.cfg)
+        if run is None or run.info.status != "FINISHED":
+            left.append(job)
+            continue
+        _join_sweep(job, run)
+        skipped.append(_skipped(job, run.info.run_id))
+        echo(describe(skipped[-1]))
+        queue += follow(skipped[-1])
+    return skipped, left
+
+
 def describe(outcome: Outcome) -> str:
     name = outcome.name or outcome.job.label
     return (f"    {name}: {outcome.status}" + (f" run {outcome.run_id}" if outcome.run_id else "")
@@ -461,9 +487,8 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
             wave = [job for outcome in ended for job in follow(outcome)]
         return outcomes
     batch_started = time.time()
-    queue = list(jobs)
-    if workers <= 1:
-        outcomes = []
+    outcomes, queue = ([], list(jobs)) if fresh else _skip_finished(list(jobs), follow, echo)
+    if workers <= 1 or not queue:
         while queue:
             job = queue.pop(0)
             echo(f"[{len(outcomes) + 1}/{len(outcomes) + len(queue) + 1}] {job.label}: {job.notebook.name} "
@@ -473,7 +498,7 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
             queue += follow(outcomes[-1])
         return outcomes
     echo(f"running {len(queue)} job(s){' and the jobs they let start' if then else ''}, {workers} at a time")
-    return _run_in_processes(queue, fresh, workers, follow, echo, batch_started)
+    return outcomes + _run_in_processes(queue, fresh, workers, follow, echo, batch_started)
 
 
 def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo, batch_started: float
