@@ -488,6 +488,8 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
         return outcomes
     batch_started = time.time()
     outcomes, queue = ([], list(jobs)) if fresh else _skip_finished(list(jobs), follow, echo)
+    if len(queue) > 1 or then:
+        kernels.warm_up()  # several kernels to come: it imports their libraries while the first run is made
     if workers <= 1 or not queue:
         while queue:
             job = queue.pop(0)
@@ -516,7 +518,7 @@ def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo,
         for first in range(0, count - size + 1, size):
             gpus.put(",".join(map(str, range(first, first + size))))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    warm_kernels = kernels.warm_up()  # one warm process for every worker's kernels, importing as they start
+    warm_kernels = kernels.warm_up()  # one warm process for every worker's kernels
     outcomes, running = [], set()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
                              initargs=(threads, warm_kernels)) as pool:

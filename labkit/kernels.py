@@ -2,10 +2,12 @@
 
 A kernel started cold is a new interpreter that imports torch, MLflow and ipykernel before the
 notebook's first line: about 5 CPU-s, most of what a small notebook costs. A warm kernel is
-forked from a process that imported those libraries once (the "warm process", one per process
-that starts kernels, started with its first kernel and ended with it). The lab's own code is not
-imported in advance: a kernel imports labkit as it is on disk when the kernel starts, so a run's
-recorded diff is the code it ran.
+forked from a process that imported those libraries once: the "warm process", which a process
+that will start several kernels keeps (`warm_up`: a runner with more than one job, and its
+workers share the runner's) until it ends. A command that runs one notebook starts it cold: the
+warm process would cost what it saves. The lab's own code is not imported in advance: a kernel
+imports labkit as it is on disk when the kernel starts, so a run's recorded diff is the code it
+ran.
 
 A warm kernel is what a cold one is to jupyter_client and to the notebook: a session of its own,
 the environment, folder and arguments the runner gives, its own random state, the thread count
@@ -277,6 +279,8 @@ class WarmProcess:
         self.process: subprocess.Popen | None = None
         self.address = ""  # of this process's own warm process
         self.shared = ""   # of the runner's, for a worker of the runner
+        # it pays from a process's second kernel on: a command that runs one notebook starts it cold
+        self.wanted = False
         self.broken = ""
 
     def _start(self) -> None:
@@ -292,12 +296,14 @@ class WarmProcess:
         listener.close()
 
     def running(self) -> str:
-        """The address of this process's warm process, started if it is not running ('' where
+        """The address of this process's warm process, started if it is wanted and not running ('' where
         kernels start cold)."""
         with self.lock:
             if self.broken or os.environ.get(SWITCH, "1") == "0" or sys.platform != "linux":
                 return ""
             if self.process is None or self.process.poll() is not None:
+                if not self.wanted:
+                    return ""
                 self._start()
             return self.address
 
@@ -344,14 +350,17 @@ _LAUNCHED: list = []  # the kernels this process started (warm or cold), newest 
 
 
 def warm_up() -> str:
-    """Start this process's warm process now (it imports while the runner prepares its runs);
-    its address, for the runner's workers to share ('' where kernels start cold)."""
+    """This process will start several kernels: start its warm process now (it imports while the
+    runner prepares its runs). Its address, for the runner's workers to share ('' where kernels
+    start cold)."""
+    _WARM.wanted = True
     return _WARM.running()
 
 
 def share(address: str) -> None:
-    """In a runner's worker: ask the runner's warm process (at address) for kernels."""
-    _WARM.shared = address
+    """In a runner's worker: ask the runner's warm process (at address) for kernels, else one of
+    its own."""
+    _WARM.shared, _WARM.wanted = address, True
 
 
 def launched_kernel() -> int | None:

@@ -91,6 +91,14 @@ def training_runs(experiment: str) -> list:
     return c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'") if exp else []
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_kernels():
+    """A test process starts dozens of kernels, one or two a test: it keeps a warm process, as a
+    runner of many jobs does (labkit.kernels)."""
+    from labkit import kernels
+    kernels.warm_up()
+
+
 @pytest.fixture(scope="session")
 def lab_template(tmp_path_factory) -> Path:
     """What a lab starts from, made once a session: an empty MLflow store with its schema (2 CPU-s
