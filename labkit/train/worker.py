@@ -10,19 +10,21 @@ import os
 import sys
 import traceback
 
-import torch
-import torch.distributed as dist
-
-from .. import track
-from ..config import SketchConfig
-from ..data import DataError, load_faces
-from ..lease import die_with_parent, dump_stacks_on_signal
-from .checkpoint import CheckpointError
-from .distributed import FAILED, World
-from .loop import Diverged, fit
+from ..lease import die_with_parent
 
 
 def _worker(run_id: str, config: str) -> None:
+    # imported here: the launcher (torchrun) is this module too, and needs none of it
+    import torch
+    import torch.distributed as dist
+
+    from .. import track
+    from ..config import SketchConfig
+    from ..data import DataError, load_faces
+    from ..lease import dump_stacks_on_signal
+    from .checkpoint import CheckpointError
+    from .distributed import FAILED, World
+    from .loop import Diverged, fit
     cfg = SketchConfig.from_values(json.loads(config), "the launcher's config")
     world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
     device = world.device(cfg.device)
