@@ -32,6 +32,7 @@ def _probe(tmp_path, name: str) -> dict:
     return json.loads(out.cells[0].outputs[0]["text"])
 
 
+@pytest.mark.slow
 def test_a_warm_kernel_is_a_kernel_of_its_own(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("LABKIT_PROBE", "first")
@@ -49,6 +50,7 @@ def test_a_warm_kernel_is_a_kernel_of_its_own(tmp_path, monkeypatch, capfd):
     assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.slow
 def test_kernels_start_cold_when_switched_off(tmp_path, monkeypatch):
     monkeypatch.setenv(kernels.SWITCH, "0")
     kernel = _probe(tmp_path, "cold")
@@ -66,6 +68,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", ["warm", "cold"])
 def test_a_kernel_dies_with_the_process_that_asked_for_it(start):
     """A process that runs one notebook starts it cold; one that warmed up, warm."""
