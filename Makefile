@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.labkit-installed
 CLUSTER := $(VENV)/.labkit-cluster-installed
 
-.PHONY: demo test lab ui clean-runs
+.PHONY: demo test lint lab ui clean-runs
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ $(CLUSTER): $(STAMP) requirements-cluster.txt
 demo: $(STAMP)
 	$(BIN)/labkit demo
 
-test: $(STAMP) $(CLUSTER)
+test: lint $(CLUSTER)
 	$(BIN)/python -m pytest -q
+
+# ruff's lint and format (pyproject.toml): the code as the project keeps it
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks/

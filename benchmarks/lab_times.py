@@ -8,6 +8,7 @@ so nothing it finds is reused). `--set` goes to the demo (`labkit demo --set`): 
 native bf16, `--set precision=fp32` times the path of CPUs without it. Targets: the demo <= 300 s,
 the suite <= 12 min, the quick tier <= 3 min, on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,6 +66,7 @@ def main() -> int:
     args = parser.parse_args()
     everything = not (args.demo or args.suite or args.quick)
     from labkit.speed import cpu_features
+
     print(f"{os.cpu_count()} cores; CPU: {cpu_features()}")
     if args.demo or everything:
         demo(args.set)

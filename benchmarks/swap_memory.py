@@ -9,6 +9,7 @@ line per method with its achieved TFLOP/s against the swap's GEMM count (the pat
 correlation, 2 * H' * W' * N * C * k^2 for N style patches of C x k x k; the argmax rebuild is
 a gather), and the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,9 @@ def gemm_flops(side: int, channels: int = 256, k: int = 3) -> int:
 
 def measure(method: str, size: int, chunk: int, device: str) -> dict:
     import torch
+
     from labkit.style.swap import swap, swap_plain
+
     torch.manual_seed(0)
     small = torch.rand(1, 256, 8, 8, device=device)
     swap_plain(small, small) if method == "plain" else swap(small, small, chunk=chunk)  # load the kernels first
@@ -48,8 +51,12 @@ def measure(method: str, size: int, chunk: int, device: str) -> dict:
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"method": method, "seconds": time.perf_counter() - started, "peak_extra_mb": peak / 2 ** 20,
-            "checksum": float(out.double().sum())}
+    return {
+        "method": method,
+        "seconds": time.perf_counter() - started,
+        "peak_extra_mb": peak / 2**20,
+        "checksum": float(out.double().sum()),
+    }
 
 
 def main() -> None:
@@ -64,23 +71,45 @@ def main() -> None:
         return
     side = args.size // 4
     from labkit.speed import cpu_features
+
     print(f"CPU: {cpu_features()}")
-    print(f"relu3_1 of {args.size}x{args.size} images: 256 x {side} x {side} features, "
-          f"{(side - 2) ** 2} style patches, device {args.device}, chunk {args.chunk}, "
-          f"{gemm_flops(side) / 1e9:.1f} GFLOP of correlation")
+    print(
+        f"relu3_1 of {args.size}x{args.size} images: 256 x {side} x {side} features, "
+        f"{(side - 2) ** 2} style patches, device {args.device}, chunk {args.chunk}, "
+        f"{gemm_flops(side) / 1e9:.1f} GFLOP of correlation"
+    )
     results = {}
     for method in ("plain", "chunked"):
-        line = subprocess.run([sys.executable, __file__, "--one", method, "--size", str(args.size), "--chunk",
-                               str(args.chunk), "--device", args.device], capture_output=True, text=True, check=True)
+        line = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                method,
+                "--size",
+                str(args.size),
+                "--chunk",
+                str(args.chunk),
+                "--device",
+                args.device,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[method] = json.loads(line.stdout.strip().splitlines()[-1])
         r = results[method]
         tflops = gemm_flops(side) / r["seconds"] / 1e12
-        print(f"  {method:8} {r['seconds']:8.2f} s   peak extra memory {r['peak_extra_mb']:9.1f} MiB   "
-              f"{tflops:7.3f} TFLOP/s")
+        print(
+            f"  {method:8} {r['seconds']:8.2f} s   peak extra memory {r['peak_extra_mb']:9.1f} MiB   "
+            f"{tflops:7.3f} TFLOP/s"
+        )
     p, c = results["plain"], results["chunked"]
-    print(f"  chunked / plain: memory {c['peak_extra_mb'] / max(p['peak_extra_mb'], 1e-9):.3f}, "
-          f"time {c['seconds'] / p['seconds']:.2f}; outputs agree: "
-          f"{abs(c['checksum'] - p['checksum']) <= 1e-4 * abs(p['checksum'])}")
+    print(
+        f"  chunked / plain: memory {c['peak_extra_mb'] / max(p['peak_extra_mb'], 1e-9):.3f}, "
+        f"time {c['seconds'] / p['seconds']:.2f}; outputs agree: "
+        f"{abs(c['checksum'] - p['checksum']) <= 1e-4 * abs(p['checksum'])}"
+    )
 
 
 if __name__ == "__main__":

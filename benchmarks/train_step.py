@@ -14,6 +14,7 @@ Both run in this one process, interleaved round by round (reference, then labkit
 machine slows both alike; the ratio is the median over rounds of labkit's steps/s over the
 reference's. On CUDA the peak memory of each is printed too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,17 @@ import torch
 
 def setups(device: str, sizes=(1, 8)) -> list[tuple[str, dict]]:
     base = dict(synthetic_count=24, image_size=256, ngf=64, ndf=64, device=device, fid_backbone="random-init")
-    return [(f"{name}, batch {b}", {**base, "ablation": name, "local": name == "local", "batch_size": b})
-            for name in ("baseline", "local") for b in sizes]
+    return [
+        (f"{name}, batch {b}", {**base, "ablation": name, "local": name == "local", "batch_size": b})
+        for name in ("baseline", "local")
+        for b in sizes
+    ]
 
 
 def runner(cfg, data, reference: bool):
     """A function doing one training step of this path, and the model."""
     from labkit.train.pix2pix import Pix2Pix
+
     torch.manual_seed(0)
     model = Pix2Pix(cfg, torch.device(cfg.device))
     order, position, pending = list(range(len(data.train))), [0], []
@@ -48,8 +53,9 @@ def runner(cfg, data, reference: bool):
     def step():
         if reference:
             faces = [data.train[i] for i in indices()]
-            batch = {k: torch.stack([torch.as_tensor(f[k]) for f in faces]) for k in ("photo", "sketch", "mask",
-                                                                                       "landmarks")}
+            batch = {
+                k: torch.stack([torch.as_tensor(f[k]) for f in faces]) for k in ("photo", "sketch", "mask", "landmarks")
+            }
             losses = model.train_step(batch)
             [float(v) for v in losses.values()]  # the host waits for the device every step
         else:
@@ -57,6 +63,7 @@ def runner(cfg, data, reference: bool):
             if len(pending) == 100:
                 torch.stack([v for losses in pending for v in losses.values()]).cpu()
                 pending.clear()
+
     return step, model
 
 
@@ -84,10 +91,12 @@ def main() -> int:
     from labkit.data import load_faces
     from labkit.provenance import device_description
     from labkit.speed import cpu_features
-    print(f"device: {device_description(torch.device(args.device))}; torch {torch.__version__}\n"
-          f"CPU: {cpu_features()}")
-    print(f"{'setting':22} {'reference steps/s':>18} {'labkit steps/s':>15} {'ratio':>6}  labkit path"
-          + ("   peak MiB ref / labkit" if args.device.startswith("cuda") else ""))
+
+    print(f"device: {device_description(torch.device(args.device))}; torch {torch.__version__}\nCPU: {cpu_features()}")
+    print(
+        f"{'setting':22} {'reference steps/s':>18} {'labkit steps/s':>15} {'ratio':>6}  labkit path"
+        + ("   peak MiB ref / labkit" if args.device.startswith("cuda") else "")
+    )
     for name, values in setups(args.device, args.batch):
         ref_cfg, fast_cfg = SketchConfig(**values, fast=False), SketchConfig(**values)
         data = load_faces(fast_cfg, progress=False)
@@ -100,15 +109,18 @@ def main() -> int:
                 step()
             paths[label] = (step, model)
             if args.device.startswith("cuda"):
-                peaks[label] = torch.cuda.max_memory_allocated() / 2 ** 20
+                peaks[label] = torch.cuda.max_memory_allocated() / 2**20
         rates = {"reference": [], "labkit": []}
         for _ in range(args.rounds):
             for label in ("reference", "labkit"):
                 rates[label].append(timed(paths[label][0], args.steps, args.device))
         ratio = statistics.median(b / a for a, b in zip(rates["reference"], rates["labkit"]))
         ref, fast = statistics.median(rates["reference"]), statistics.median(rates["labkit"])
-        print(f"{name:22} {ref:18.2f} {fast:15.2f} {ratio:5.2f}x  {paths['labkit'][1].speed.describe()}"
-              + (f"   {peaks['reference']:.0f} / {peaks['labkit']:.0f}" if peaks else ""), flush=True)
+        print(
+            f"{name:22} {ref:18.2f} {fast:15.2f} {ratio:5.2f}x  {paths['labkit'][1].speed.describe()}"
+            + (f"   {peaks['reference']:.0f} / {peaks['labkit']:.0f}" if peaks else ""),
+            flush=True,
+        )
         del paths
     return 0
 

@@ -5,6 +5,7 @@ the submodules (`labkit.data.load_faces`, `labkit.train.fit`, `labkit.style.swap
 `labkit.viz`). Submodules load on first use, so `import labkit` (and the command line) stays
 quick.
 """
+
 import importlib
 import sys
 
@@ -18,14 +19,31 @@ from .config import ParamError, SketchConfig, StyleConfig  # noqa: E402 (after t
 __version__ = "0.1.0"
 __all__ = ["ParamError", "SketchConfig", "StyleConfig", "start", "__version__"]
 
-_SUBMODULES = {"ablate", "compare", "config", "data", "keys", "lablog", "landmarks", "lease", "metrics", "models",
-               "runs", "style", "track", "train", "viz", "weights"}
+_SUBMODULES = {
+    "ablate",
+    "compare",
+    "config",
+    "data",
+    "keys",
+    "lablog",
+    "landmarks",
+    "lease",
+    "metrics",
+    "models",
+    "runs",
+    "style",
+    "track",
+    "train",
+    "viz",
+    "weights",
+}
 
 
 def start(namespace: dict):
     """The config of a notebook's globals (parameters cell and injected values, every name
     checked) and the MLflow run it logs to: see labkit.track.start."""
     from .track import start as start_run
+
     return start_run(namespace)
 
 

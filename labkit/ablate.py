@@ -16,6 +16,7 @@ run_all  The jobs one after another, or `workers` at a time in processes (one GP
 The executed notebook (runs/<date>/<run name>-<short id>.ipynb) is written atomically after
 every cell, so it is valid JSON whatever happens, and attached to its run.
 """
+
 from __future__ import annotations
 
 import ast
@@ -105,13 +106,13 @@ WRITER = AtomicNotebookWriter()
 
 @dataclass
 class Job:
-    label: str            # the run name's stem: the params file's stem, or the ablation's name
-    source: str           # where the parameters came from, for messages
+    label: str  # the run name's stem: the params file's stem, or the ablation's name
+    source: str  # where the parameters came from, for messages
     notebook: Path
     cfg: Config
     params_file: str = ""
     factors: dict = field(default_factory=dict)  # the swept parameters' values, for a run of a sweep
-    tags: dict = field(default_factory=dict)     # set on its run (a sweep's: its parent and factors)
+    tags: dict = field(default_factory=dict)  # set on its run (a sweep's: its parent and factors)
 
     @property
     def params(self) -> dict:
@@ -122,7 +123,7 @@ class Job:
 class Outcome:
     job: Job
     run_id: str
-    status: str           # FINISHED, FAILED, KILLED, SKIPPED (finished before), BUSY (driven elsewhere)
+    status: str  # FINISHED, FAILED, KILLED, SKIPPED (finished before), BUSY (driven elsewhere)
     notebook: Path | None
     seconds: float
     error: str = ""
@@ -160,8 +161,7 @@ def _resolve(spec: str, extra: dict, given: str = "--set") -> tuple[str, str, Pa
     raw = read_params_file(spec) if is_file else {"ablation": spec}
     label, source = (Path(spec).stem, spec) if is_file else (spec, f"ablation '{spec}'")
     if "ablation" not in raw:
-        raise ParamError(f"{source}: names no ablation; add `ablation: NAME` (its notebook is "
-                         "notebooks/NAME.ipynb)")
+        raise ParamError(f"{source}: names no ablation; add `ablation: NAME` (its notebook is notebooks/NAME.ipynb)")
     schema = schema_for(str(raw["ablation"]), source)
     notebook = notebook_path(raw["ablation"])
     if not notebook.is_file():
@@ -174,14 +174,17 @@ def _resolve(spec: str, extra: dict, given: str = "--set") -> tuple[str, str, Pa
     return label, source, notebook, cfg, spec if is_file else ""
 
 
-def plan(specs: list[str | Path], seeds: int | None = None, overrides: list[str] = (),
-         grid: dict[str, list] | None = None) -> list[Job]:
+def plan(
+    specs: list[str | Path], seeds: int | None = None, overrides: list[str] = (), grid: dict[str, list] | None = None
+) -> list[Job]:
     """The jobs for these params files (or ablation names), each at every point of the grid
     ({name: values}) and for each seed, or one ParamError listing every problem found. A job
     identical to an earlier one (same parameters) is left out."""
     import dataclasses
 
-    from .sweep import label as point_label, points
+    from .sweep import label as point_label
+    from .sweep import points
+
     problems, jobs, extra = [], [], {}
     for text in overrides:
         try:
@@ -193,15 +196,24 @@ def plan(specs: list[str | Path], seeds: int | None = None, overrides: list[str]
     for spec in map(str, specs):
         for point in points(grid or {}):
             try:
-                label, source, notebook, cfg, params_file = _resolve(spec, {**extra, **point},
-                                                                     "--grid" if grid else "--set")
+                label, source, notebook, cfg, params_file = _resolve(
+                    spec, {**extra, **point}, "--grid" if grid else "--set"
+                )
             except ParamError as exc:
                 problems.append(str(exc))
                 break  # the other points of this file would repeat its problem
             problems += [f"{source}: {p}" for p in cfg.check_inputs()]
             for seed in [cfg.seed + i for i in range(seeds)] if seeds else [cfg.seed]:
-                jobs.append(Job(point_label(label, point), source, notebook, dataclasses.replace(cfg, seed=seed),
-                                params_file, factors=point))
+                jobs.append(
+                    Job(
+                        point_label(label, point),
+                        source,
+                        notebook,
+                        dataclasses.replace(cfg, seed=seed),
+                        params_file,
+                        factors=point,
+                    )
+                )
     if problems:
         raise ParamError("\n".join(dict.fromkeys(problems)))
     if not jobs:
@@ -249,8 +261,9 @@ def python_stacks(pid: int, stacks_file: Path, wait: float = 5.0) -> str:
         time.sleep(0.2)
     for exe in (str(Path(sys.executable).parent / "py-spy"), shutil.which("py-spy") or "py-spy"):
         try:
-            out = subprocess.run([exe, "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True,
-                                 timeout=30)
+            out = subprocess.run(
+                [exe, "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True, timeout=30
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         if out.returncode == 0 and out.stdout.strip():
@@ -287,8 +300,13 @@ class Watchdog(threading.Thread):
                 continue
             pid = beat.pid if beat else launched_kernel()
             stacks = python_stacks(pid, lease.lease_dir() / f"{self.run_id}.stacks") if pid else "(no kernel found)"
-            self.stall = {"silent": silent, "step": beat.step if beat else 0, "phase": beat.phase if beat else "start",
-                          "pid": pid, "stacks": stacks}
+            self.stall = {
+                "silent": silent,
+                "step": beat.step if beat else 0,
+                "phase": beat.phase if beat else "start",
+                "pid": pid,
+                "stacks": stacks,
+            }
             # the beating process, and the kernel with it where a rank beats: every process of the
             # run dies with the kernel at once (torchrun would give a frozen rank 30 s to stop)
             for target in dict.fromkeys(filter(None, [pid, launched_kernel()])):
@@ -302,11 +320,16 @@ class Watchdog(threading.Thread):
 def _papermill(job: Job, run_id: str, out: Path, progress: bool) -> None:
     for attempt in range(KERNEL_START_RETRIES + 1):
         try:
-            papermill.execute_notebook(str(job.notebook), str(out),
-                                       parameters={**_injected(job), RUN_ID: run_id},
-                                       kernel_name="python3", cwd=str(job.notebook.parent),
-                                       progress_bar=progress, start_timeout=120,
-                                       kernel_manager_class=LocalKernelManager)
+            papermill.execute_notebook(
+                str(job.notebook),
+                str(out),
+                parameters={**_injected(job), RUN_ID: run_id},
+                kernel_name="python3",
+                cwd=str(job.notebook.parent),
+                progress_bar=progress,
+                start_timeout=120,
+                kernel_manager_class=LocalKernelManager,
+            )
             return
         except RuntimeError as exc:
             # a kernel that did not come up is worth another try; an error inside the notebook is not
@@ -330,17 +353,27 @@ def _error_of(exc: BaseException) -> str:
 
 def _record_stall(run: track.OwnedRun, job: Job, stall: dict, restart: int, restarting: bool) -> None:
     from . import lablog
+
     minutes = stall["silent"] / 60
     # who beats (whose stacks are recorded) and who was killed
-    killed = f"rank 0 pid {stall['pid']} killed, and the kernel with the other ranks" \
-        if getattr(job.cfg, "nproc", 1) > 1 else f"kernel pid {stall['pid']} killed"
+    killed = (
+        f"rank 0 pid {stall['pid']} killed, and the kernel with the other ranks"
+        if getattr(job.cfg, "nproc", 1) > 1
+        else f"kernel pid {stall['pid']} killed"
+    )
     what = f"stalled in {stall['phase']} at step {stall['step']}: no heartbeat for {minutes:.1f} min ({killed})"
     run.log_text(stall["stacks"], f"stalls/stall-{restart}.txt")
     run.set_tags({"labkit.stalls": restart, "labkit.last_stall": what})
-    then = f"restarted from its last checkpoint ({restart}/{job.cfg.max_restarts})" if restarting else \
-        f"not restarted: max_restarts={job.cfg.max_restarts} reached"
-    lablog.add(f"{dt.datetime.now():%H:%M} run:{run.run_id[:8]} {run.name} {what}; {then}; Python stacks in the "
-               f"run's artifacts stalls/stall-{restart}.txt", section="problems")
+    then = (
+        f"restarted from its last checkpoint ({restart}/{job.cfg.max_restarts})"
+        if restarting
+        else f"not restarted: max_restarts={job.cfg.max_restarts} reached"
+    )
+    lablog.add(
+        f"{dt.datetime.now():%H:%M} run:{run.run_id[:8]} {run.name} {what}; {then}; Python stacks in the "
+        f"run's artifacts stalls/stall-{restart}.txt",
+        section="problems",
+    )
     print(f"    {run.name}: {what}; {then}")
 
 
@@ -373,8 +406,9 @@ def _execute(job: Job, run: track.OwnedRun, out: Path, progress: bool) -> tuple[
             return "FAILED", f"stalled {restarts} time(s): {run.info.run_name} kept hanging", restarts - 1, notebooks
 
 
-def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None, queued_since: float | None = None
-          ) -> Outcome:
+def drive(
+    job: Job, fresh: bool = False, progress: bool = True, gpus=None, queued_since: float | None = None
+) -> Outcome:
     """One job from start to end status (see the module's note); never raises for the job's own
     failures: they are its Outcome. The run is made (or taken up again) when the job starts, so
     its duration is its own; the time it waited in the batch is recorded apart."""
@@ -408,8 +442,17 @@ def drive(job: Job, fresh: bool = False, progress: bool = True, gpus=None, queue
             except Exception as exc:  # a full disk, an unreachable artifact store: the run's own error comes first
                 status, error = "FAILED", "; ".join(filter(None, [error, f"attaching the notebook: {_error_of(exc)}"]))
             run.end(status, error)
-        return Outcome(job, run_id, status, notebooks[-1] if notebooks else None, time.time() - started, error,
-                       run.name, restarts, notebooks)
+        return Outcome(
+            job,
+            run_id,
+            status,
+            notebooks[-1] if notebooks else None,
+            time.time() - started,
+            error,
+            run.name,
+            restarts,
+            notebooks,
+        )
     except Exception as exc:  # the store, the disk: the run (if any) was ended FAILED by its owner
         return Outcome(job, run_id, "FAILED", None, time.time() - started, _error_of(exc))
     finally:
@@ -453,21 +496,33 @@ def _skip_finished(queue: list[Job], follow, echo) -> tuple[list[Outcome], list[
 
 def describe(outcome: Outcome) -> str:
     name = outcome.name or outcome.job.label
-    return (f"    {name}: {outcome.status}" + (f" run {outcome.run_id}" if outcome.run_id else "")
-            + (f" in {outcome.seconds:.0f}s" if outcome.seconds else "")
-            + (f" after {outcome.restarts} restart(s)" if outcome.restarts else "")
-            + (f": {outcome.error}" if outcome.error else "")
-            + (f"\n    notebook {outcome.notebook}" if outcome.notebook else ""))
+    return (
+        f"    {name}: {outcome.status}"
+        + (f" run {outcome.run_id}" if outcome.run_id else "")
+        + (f" in {outcome.seconds:.0f}s" if outcome.seconds else "")
+        + (f" after {outcome.restarts} restart(s)" if outcome.restarts else "")
+        + (f": {outcome.error}" if outcome.error else "")
+        + (f"\n    notebook {outcome.notebook}" if outcome.notebook else "")
+    )
 
 
-def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers: int = 1,
-            echo=print, executor: str = "local", address: str = "", then=None) -> list[Outcome]:
+def run_all(
+    jobs: list[Job],
+    fresh: bool = False,
+    progress: bool = True,
+    workers: int = 1,
+    echo=print,
+    executor: str = "local",
+    address: str = "",
+    then=None,
+) -> list[Outcome]:
     """Every job, one after another or `workers` at a time (processes; one GPU each where there
     are GPUs), or each a task on a Ray cluster (executor 'ray', labkit.fanout). Dead runs of these
     experiments are swept first. `then(outcome)`, when given, returns the jobs an ended job lets
     start (a swap waits for its decoder): they join the queue behind the jobs already in it (the
     longest jobs first, the short ones filling the last slots, is what ends a batch soonest)."""
     from .runs import sweep
+
     # the kernels inherit where the lab lives, wherever their notebook's folder is
     os.environ["LABKIT_ROOT"] = str(project_root())
     os.environ["LABKIT_RUNS"] = str(runs_dir())
@@ -480,6 +535,7 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
     follow = then or (lambda outcome: [])
     if executor == "ray":
         from .fanout import run_on_ray
+
         outcomes, wave = [], jobs
         while wave:  # the jobs that ended let the next wave start
             ended = run_on_ray(wave, fresh, address, echo)
@@ -493,8 +549,10 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
     if workers <= 1 or not queue:
         while queue:
             job = queue.pop(0)
-            echo(f"[{len(outcomes) + 1}/{len(outcomes) + len(queue) + 1}] {job.label}: {job.notebook.name} "
-                 f"(seed {job.cfg.seed})")
+            echo(
+                f"[{len(outcomes) + 1}/{len(outcomes) + len(queue) + 1}] {job.label}: {job.notebook.name} "
+                f"(seed {job.cfg.seed})"
+            )
             outcomes.append(drive(job, fresh, progress, queued_since=batch_started))
             echo(describe(outcomes[-1]))
             queue += follow(outcomes[-1])
@@ -503,8 +561,7 @@ def run_all(jobs: list[Job], fresh: bool = False, progress: bool = True, workers
     return outcomes + _run_in_processes(queue, fresh, workers, follow, echo, batch_started)
 
 
-def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo, batch_started: float
-                      ) -> list[Outcome]:
+def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo, batch_started: float) -> list[Outcome]:
     """The jobs `workers` at a time in processes that die with this one; a slot that frees takes
     the next queued job at once, so no worker waits for a batch."""
     import multiprocessing
@@ -520,8 +577,9 @@ def _run_in_processes(queue: list[Job], fresh: bool, workers: int, follow, echo,
     threads = max(1, (os.cpu_count() or 1) // workers)
     warm_kernels = kernels.warm_up()  # one warm process for every worker's kernels
     outcomes, running = [], set()
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
-                             initargs=(threads, warm_kernels)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_start_worker, initargs=(threads, warm_kernels)
+    ) as pool:
         while queue or running:
             while queue and len(running) < workers:
                 running.add(pool.submit(_drive_in_worker, queue.pop(0), fresh, gpus, batch_started))
@@ -541,6 +599,8 @@ def summary(outcomes: list[Outcome]) -> str:
             lines.append(f"{'':24} {o.status.lower()}: {o.error.splitlines()[0][:200]}")
     failed = sum(o.status in ("FAILED", "KILLED") for o in outcomes)
     busy = sum(o.status == "BUSY" for o in outcomes)
-    lines.append(f"{len(outcomes)} job(s): {len(outcomes) - failed - busy} ok, {failed} failed"
-                 + (f", {busy} refused (driven by another command)" if busy else ""))
+    lines.append(
+        f"{len(outcomes)} job(s): {len(outcomes) - failed - busy} ok, {failed} failed"
+        + (f", {busy} refused (driven by another command)" if busy else "")
+    )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """The `labkit` command."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,15 +13,29 @@ from .config import ParamError, SketchConfig
 from .lease import LeaseHeld
 from .paths import runs_dir, tracking_uri
 
+
 def ui_command(port: int = 5000) -> list[str]:
     # one person's UI on this machine: one worker answers it (MLflow starts four by default, each
     # importing its server before the first page comes)
-    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(), "--host", "127.0.0.1",
-            "--port", str(port), "--workers", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        tracking_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
 
 
 def cmd_synth(args) -> int:
     from .data.synthetic import write_synthetic_set
+
     root = write_synthetic_set(args.out, count=args.count, seed=args.seed, misalign=args.misalign)
     print(f"synthetic face set: {root}")
     return 0
@@ -28,12 +43,14 @@ def cmd_synth(args) -> int:
 
 def _record(outcomes, command: str) -> None:
     from . import lablog
+
     entry = lablog.record_batch(outcomes, command)
     print(f"lab log: added to {entry.path}")
 
 
 def cmd_ablate(args) -> int:
     from . import ablate, sweep
+
     grid = sweep.parse_grid(args.grid or [])
     if args.range and not args.sample:
         raise ParamError("--range needs --sample N (how many points to try)")
@@ -45,15 +62,24 @@ def cmd_ablate(args) -> int:
         raise ParamError("--address is a Ray cluster's: add --executor ray")
     if args.executor == "ray":
         from .fanout import check_cluster
+
         check_cluster(args.address)
-    run = lambda jobs: ablate.run_all(jobs, fresh=args.fresh, progress=not args.no_progress,  # noqa: E731
-                                      workers=args.workers, executor=args.executor, address=args.address)
+
+    def run(jobs):
+        return ablate.run_all(
+            jobs,
+            fresh=args.fresh,
+            progress=not args.no_progress,
+            workers=args.workers,
+            executor=args.executor,
+            address=args.address,
+        )
+
     stem = "+".join(dict.fromkeys(Path(spec).stem for spec in args.params))
     overrides = (args.set or []) + ([f"nproc={args.nproc}"] if args.nproc else [])
     try:
         if args.sample:
-            search = sweep.Search(args.params, args.range or [], args.sample, args.sampler, stem, args.seeds,
-                                  overrides)
+            search = sweep.Search(args.params, args.range or [], args.sample, args.sampler, stem, args.seeds, overrides)
             parent = search.sweep
         else:
             jobs = ablate.plan(args.params, seeds=args.seeds, overrides=overrides, grid=grid)
@@ -78,8 +104,15 @@ def cmd_ablate(args) -> int:
 
 def cmd_compare(args) -> int:
     from .compare import compare
-    text, _, _ = compare(args.experiment, out_dir=args.out, log=not args.no_log, by=args.by or [],
-                         sweep=args.sweep or "", mixed=args.mixed)
+
+    text, _, _ = compare(
+        args.experiment,
+        out_dir=args.out,
+        log=not args.no_log,
+        by=args.by or [],
+        sweep=args.sweep or "",
+        mixed=args.mixed,
+    )
     print(text)
     return 0
 
@@ -90,12 +123,21 @@ def cmd_demo(args) -> int:
     from .config import all_ablations
     from .console import banner
     from .metrics.backbone import weights_path
-    print(f"labkit demo: every notebook at demo size (the face ablations on the synthetic face set, and the "
-          f"style-swap lab), {demo.WORKERS} at a time\n  runs in {runs_dir()}\n")
+
+    print(
+        f"labkit demo: every notebook at demo size (the face ablations on the synthetic face set, and the "
+        f"style-swap lab), {demo.WORKERS} at a time\n  runs in {runs_dir()}\n"
+    )
     if not weights_path().is_file():
-        print(banner(f"The FID Inception weights are not at {weights_path()}.", "The demo tries to download them; "
-                     "without a network it falls back to a random-init Inception:\nits FIDs are smoke numbers, NOT "
-                     "comparable with real FID.") + "\n")
+        print(
+            banner(
+                f"The FID Inception weights are not at {weights_path()}.",
+                "The demo tries to download them; "
+                "without a network it falls back to a random-init Inception:\nits FIDs are smoke numbers, NOT "
+                "comparable with real FID.",
+            )
+            + "\n"
+        )
     outcomes, phases = demo.run(args.set or [], progress=not args.no_progress)
     print("\n" + ablate.summary(outcomes) + "\n")
     not_run = sorted(set(all_ablations()) - {o.job.cfg.ablation for o in outcomes})
@@ -112,15 +154,21 @@ def cmd_demo(args) -> int:
 
 def cmd_landmarks(args) -> int:
     from . import landmarks
-    detections = landmarks.run(args.data_root, device=args.device, batch_size=args.batch_size,
-                               progress=not args.no_progress)
+
+    detections = landmarks.run(
+        args.data_root, device=args.device, batch_size=args.batch_size, progress=not args.no_progress
+    )
     counts = {s: sum(d.source == s for d in detections) for s in ("mtcnn", "manual", "missing")}
-    print(f"{len(detections)} photos: {counts['mtcnn']} detected by MTCNN, {counts['manual']} placed by hand, "
-          f"{counts['missing']} missed\n  wrote {args.data_root / 'landmarks.csv'}\n"
-          f"  check by eye: {args.data_root / 'landmarks_check.png'}")
+    print(
+        f"{len(detections)} photos: {counts['mtcnn']} detected by MTCNN, {counts['manual']} placed by hand, "
+        f"{counts['missing']} missed\n  wrote {args.data_root / 'landmarks.csv'}\n"
+        f"  check by eye: {args.data_root / 'landmarks_check.png'}"
+    )
     if counts["missing"]:
-        print(f"  missed (place their points by hand in {args.data_root / 'landmarks_missing.csv'}, then save it as "
-              f"landmarks_manual.csv):\n    " + "\n    ".join(d.name for d in detections if d.source == "missing"))
+        print(
+            f"  missed (place their points by hand in {args.data_root / 'landmarks_missing.csv'}, then save it as "
+            f"landmarks_manual.csv):\n    " + "\n    ".join(d.name for d in detections if d.source == "missing")
+        )
     return 0
 
 
@@ -128,12 +176,22 @@ def cmd_align(args) -> int:
     from .align import align_sketches
     from .data.labels import read_label_map
     from .data.layout import find_pairs
+
     root = args.data_root.expanduser()
-    aligned = align_sketches(root, find_pairs(root, skip_missing=True), read_label_map(root), args.mode,
-                             args.transform, args.smoothness, progress=not args.no_progress)
-    print(f"{len(aligned.scores)} sketches aligned ({args.mode}, {args.transform}, smoothness {args.smoothness:g} px); "
-          f"region overlap of the parsing maps, before -> after:\n{aligned.report()}\n"
-          f"  warped sketches and fields: {aligned.folder}\n  check by eye: {aligned.folder / 'check.png'}")
+    aligned = align_sketches(
+        root,
+        find_pairs(root, skip_missing=True),
+        read_label_map(root),
+        args.mode,
+        args.transform,
+        args.smoothness,
+        progress=not args.no_progress,
+    )
+    print(
+        f"{len(aligned.scores)} sketches aligned ({args.mode}, {args.transform}, smoothness {args.smoothness:g} px); "
+        f"region overlap of the parsing maps, before -> after:\n{aligned.report()}\n"
+        f"  warped sketches and fields: {aligned.folder}\n  check by eye: {aligned.folder / 'check.png'}"
+    )
     notes = [f"{r['name']}: {r['notes']}" for r in aligned.scores if r["notes"]]
     if notes:
         print("  notes:\n    " + "\n    ".join(notes))
@@ -142,6 +200,7 @@ def cmd_align(args) -> int:
 
 def cmd_log(args) -> int:
     from . import lablog
+
     if args.log_command == "new":
         entry, created = lablog.new(args.title, lablog.parse_date(args.date) if args.date else None)
         print(f"{'created' if created else 'opened'} {entry.path}")
@@ -149,6 +208,7 @@ def cmd_log(args) -> int:
         if editor and sys.stdin.isatty() and not args.no_edit:
             import shlex
             import subprocess
+
             subprocess.call([*shlex.split(editor), str(entry.path)])
             lablog.sync_notes(lablog.read_entry(entry.path))
     elif args.log_command == "add":
@@ -157,9 +217,13 @@ def cmd_log(args) -> int:
         print(f"added to {entry.path}" + (f" (note of {len(updated)} run(s) updated)" if updated else ""))
     elif args.log_command == "show":
         resolver = lablog.Resolver()
-        entries = lablog.select(lablog.parse_date(args.since) if args.since else None,
-                                lablog.parse_date(args.until) if args.until else None, args.ablation,
-                                args.oldest_first, resolver)
+        entries = lablog.select(
+            lablog.parse_date(args.since) if args.since else None,
+            lablog.parse_date(args.until) if args.until else None,
+            args.ablation,
+            args.oldest_first,
+            resolver,
+        )
         print(lablog.to_text(entries, resolver))
         out = args.html or runs_dir() / "lablog.html"
         Path(out).write_text(lablog.to_html(entries, resolver, images=not args.no_images), encoding="utf-8")
@@ -174,17 +238,27 @@ def cmd_stylize(args) -> int:
     from .config import StyleConfig, parse_override
     from .style.stylize import stylize_folders
     from .style.variants import VARIANTS
+
     variant = VARIANTS[args.variant]
     overrides, problems = StyleConfig.coerce(dict(parse_override(t) for t in args.set or []), "--set")
     if problems:
         raise ParamError("\n".join(problems))
-    cfg = StyleConfig.from_values({"ablation": variant.ablation, "content_dir": args.content or "",
-                                   "style_dir": args.style or "", "decoder_run": args.decoder_run or "",
-                                   **({"decoder_kind": variant.decoder_kind} if variant.decoder_kind else {}),
-                                   **overrides}, source="labkit stylize")
+    cfg = StyleConfig.from_values(
+        {
+            "ablation": variant.ablation,
+            "content_dir": args.content or "",
+            "style_dir": args.style or "",
+            "decoder_run": args.decoder_run or "",
+            **({"decoder_kind": variant.decoder_kind} if variant.decoder_kind else {}),
+            **overrides,
+        },
+        source="labkit stylize",
+    )
     if not cfg.decoder_run:
-        raise ParamError("stylize needs a trained decoder: run `labkit ablate params/decoder_train.yaml`, then pass "
-                         "--decoder-run decoder_train-s0 (or another decoder_train run's name or id)")
+        raise ParamError(
+            "stylize needs a trained decoder: run `labkit ablate params/decoder_train.yaml`, then pass "
+            "--decoder-run decoder_train-s0 (or another decoder_train run's name or id)"
+        )
     written = stylize_folders(cfg, args.out, batch_size=args.batch_size, progress=not args.no_progress)
     print(f"{len(written)} images written to {args.out}")
     return 0
@@ -192,6 +266,7 @@ def cmd_stylize(args) -> int:
 
 def cmd_runs(args) -> int:
     from . import runs
+
     if args.sweep:
         swept = runs.sweep([args.experiment] if args.experiment else None)
         print("\n".join(swept) if swept else "nothing to sweep: every RUNNING run has a live process driving it")
@@ -204,21 +279,26 @@ def cmd_ui(args) -> int:
     command = ui_command(args.port)
     print(shlex.join(command))
     if args.port != 5000:
-        print(f"  run pages in the lab log link to LABKIT_UI (http://127.0.0.1:5000 unless set): "
-              f"export LABKIT_UI=http://127.0.0.1:{args.port}")
+        print(
+            f"  run pages in the lab log link to LABKIT_UI (http://127.0.0.1:5000 unless set): "
+            f"export LABKIT_UI=http://127.0.0.1:{args.port}"
+        )
     if args.print_only:
         return 0
     from .server import run_until_stopped
+
     return run_until_stopped(command)
 
 
 def cmd_server(args) -> int:
     from .server import serve
+
     return serve(args.store, args.artifacts or runs_dir() / "server-artifacts", args.host, args.port, args.workers)
 
 
 def variant_names() -> list[str]:
     from .style.variants import VARIANTS
+
     return list(VARIANTS)
 
 
@@ -230,25 +310,53 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("params", nargs="+", help="params/*.yaml files, or ablation names (a notebook at its defaults)")
     s.add_argument("--seeds", type=int, help="run each file with seeds seed, seed+1, ... (N of them)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter in every file")
-    s.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
-                   help="sweep a parameter over these values (repeat for a grid: every combination), the runs "
-                        "nested under one parent run")
+    s.add_argument(
+        "--grid",
+        action="append",
+        metavar="NAME=V1,V2,...",
+        help="sweep a parameter over these values (repeat for a grid: every combination), the runs "
+        "nested under one parent run",
+    )
     s.add_argument("--sample", type=int, metavar="N", help="sweep N points drawn by Optuna from the --range's")
-    s.add_argument("--range", action="append", metavar="NAME=LOW:HIGH[:log]",
-                   help="where --sample draws a parameter from (log: evenly on a log scale)")
-    s.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
-                   help="Optuna's TPE (each point chosen from the FIDs so far) or plain random search")
+    s.add_argument(
+        "--range",
+        action="append",
+        metavar="NAME=LOW:HIGH[:log]",
+        help="where --sample draws a parameter from (log: evenly on a log scale)",
+    )
+    s.add_argument(
+        "--sampler",
+        choices=("tpe", "random"),
+        default="tpe",
+        help="Optuna's TPE (each point chosen from the FIDs so far) or plain random search",
+    )
     s.add_argument("--fresh", action="store_true", help="start new runs even where these params ran before")
     s.add_argument("--no-log", action="store_true", help="do not add the batch to today's lab log entry")
-    s.add_argument("--workers", type=int, default=1,
-                   help="notebooks executed at a time (processes; one GPU each when there are GPUs)")
-    s.add_argument("--nproc", type=int, metavar="N",
-                   help="each face run trained by N processes under torchrun (DDP; one GPU each, or gloo on the "
-                        "CPU), batch_size split among them: --set nproc=N")
-    s.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local: processes on this machine (--workers); ray: each job a task on a Ray cluster")
-    s.add_argument("--address", default="", help="with --executor ray: the cluster's head, HOST:PORT (default: a "
-                   "Ray instance on this machine for the batch)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="notebooks executed at a time (processes; one GPU each when there are GPUs)",
+    )
+    s.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="each face run trained by N processes under torchrun (DDP; one GPU each, or gloo on the "
+        "CPU), batch_size split among them: --set nproc=N",
+    )
+    s.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: processes on this machine (--workers); ray: each job a task on a Ray cluster",
+    )
+    s.add_argument(
+        "--address",
+        default="",
+        help="with --executor ray: the cluster's head, HOST:PORT (default: a "
+        "Ray instance on this machine for the batch)",
+    )
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_ablate)
 
@@ -256,16 +364,27 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--experiment", default="faces")
     s.add_argument("--out", type=Path, help="folder for the .md and .csv (default runs/compare/)")
     s.add_argument("--no-log", action="store_true", help="do not log the table to MLflow")
-    s.add_argument("--by", action="append", metavar="FACTOR",
-                   help="FID against this parameter: a table and a figure (repeat for several)")
+    s.add_argument(
+        "--by",
+        action="append",
+        metavar="FACTOR",
+        help="FID against this parameter: a table and a figure (repeat for several)",
+    )
     s.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its parent run's name or id)")
-    s.add_argument("--mixed", action="store_true",
-                   help="show runs measured differently (backbone, N, test faces) too, each measurement apart")
+    s.add_argument(
+        "--mixed",
+        action="store_true",
+        help="show runs measured differently (backbone, N, test faces) too, each measurement apart",
+    )
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("demo", help="the main job: every notebook at demo size (minutes on a CPU), the FID table")
-    s.add_argument("--set", action="append", metavar="NAME=VALUE",
-                   help="a parameter every notebook has (device, precision, fast, compile), e.g. precision=fp32")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a parameter every notebook has (device, precision, fast, compile), e.g. precision=fp32",
+    )
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_demo)
 
@@ -286,12 +405,21 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("align", help="warp every sketch onto its photo's geometry from the parsing maps (+align)")
     s.add_argument("data_root", type=Path)
     knobs = {f.name: f for f in dataclasses.fields(SketchConfig)}
-    s.add_argument("--mode", default="dense", choices=knobs["align_mode"].metadata["choices"][1:],
-                   help="how the warp is estimated from the parsing maps (default: dense, the align notebooks')")
+    s.add_argument(
+        "--mode",
+        default="dense",
+        choices=knobs["align_mode"].metadata["choices"][1:],
+        help="how the warp is estimated from the parsing maps (default: dense, the align notebooks')",
+    )
     for option in ("transform", "smoothness"):
         knob = knobs[f"align_{option}"]
-        s.add_argument(f"--{option}", default=knob.default, type=type(knob.default),
-                       choices=knob.metadata["choices"] or None, help=knob.metadata["help"])
+        s.add_argument(
+            f"--{option}",
+            default=knob.default,
+            type=type(knob.default),
+            choices=knob.metadata["choices"] or None,
+            help=knob.metadata["help"],
+        )
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_align)
 
@@ -336,7 +464,9 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("server", help="a team's tracking server: mlflow server on PostgreSQL, artifacts proxied")
     s.add_argument("store", help="the PostgreSQL database: postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE")
-    s.add_argument("--artifacts", type=Path, help="where the server keeps the artifacts (default: runs/server-artifacts)")
+    s.add_argument(
+        "--artifacts", type=Path, help="where the server keeps the artifacts (default: runs/server-artifacts)"
+    )
     s.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default: this machine only)")
     s.add_argument("--port", type=int, default=5000)
     s.add_argument("--workers", type=int, default=4, help="server processes answering requests")
@@ -356,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data.images import DataError
     from .lablog import LabLogError
     from .weights import WeightsUnavailable
+
     try:
         return args.func(args)
     except ParamError as exc:

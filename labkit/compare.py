@@ -9,6 +9,7 @@ against each factor, as a table and a figure.
 Runs whose FIDs were measured differently (another backbone, N or test set) are refused
 together unless asked (`mixed`), and then never share a block.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,8 +30,10 @@ from .metrics import bootstrap
 from .paths import runs_dir
 from .train.pix2pix import loss_formula
 
-SMOKE_BANNER = ("!! SMOKE NUMBERS: FID below comes from a random-init Inception (no weights on this machine).\n"
-                "!! They show the pipeline works; they are NOT comparable with real or published FID.")
+SMOKE_BANNER = (
+    "!! SMOKE NUMBERS: FID below comes from a random-init Inception (no weights on this machine).\n"
+    "!! They show the pipeline works; they are NOT comparable with real or published FID."
+)
 
 
 def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
@@ -41,19 +44,25 @@ def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         names = sorted(e.name for e in c.search_experiments() if e.name != "Default")
-        raise ParamError(f"no experiment '{experiment}' in {track.tracking_uri()}; the experiments are: "
-                         f"{', '.join(names) or 'none yet (run `labkit ablate` first)'}")
-    runs = mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'",
-                              output_format="pandas")
+        raise ParamError(
+            f"no experiment '{experiment}' in {track.tracking_uri()}; the experiments are: "
+            f"{', '.join(names) or 'none yet (run `labkit ablate` first)'}"
+        )
+    runs = mlflow.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'", output_format="pandas"
+    )
     if not sweep:
         return runs
     parents = c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = '{keys.SWEEP}'", max_results=5000)
     parent = track.find_reference(sweep, parents)
     if parent is None:
-        raise ParamError(f"no sweep '{sweep}' in experiment '{experiment}'; its sweeps are: "
-                         f"{', '.join(p.info.run_name for p in parents) or 'none yet (labkit ablate --grid ...)'}")
-    members = set(runs[runs.get(_tag(keys.PARENT), pd.Series(index=runs.index, dtype=object))
-                       == parent.info.run_id]["run_id"])
+        raise ParamError(
+            f"no sweep '{sweep}' in experiment '{experiment}'; its sweeps are: "
+            f"{', '.join(p.info.run_name for p in parents) or 'none yet (labkit ablate --grid ...)'}"
+        )
+    members = set(
+        runs[runs.get(_tag(keys.PARENT), pd.Series(index=runs.index, dtype=object)) == parent.info.run_id]["run_id"]
+    )
     try:  # with the runs of earlier sweeps that this one took part in
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         listed = c.download_artifacts(parent.info.run_id, "sweep/runs.json", tempfile.mkdtemp())
@@ -65,8 +74,9 @@ def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
 
 def _config_of(row: pd.Series) -> SketchConfig:
     """The config of a run from its row of search_runs (params are the `params.*` columns)."""
-    return SketchConfig.from_logged({k[len("params."):]: v for k, v in row.items()
-                                     if k.startswith("params.") and isinstance(v, str)})
+    return SketchConfig.from_logged(
+        {k[len("params.") :]: v for k, v in row.items() if k.startswith("params.") and isinstance(v, str)}
+    )
 
 
 def _metric(name: str) -> str:
@@ -91,16 +101,21 @@ SETTINGS = list(DEFAULT_SETTINGS)
 
 def _settings(row: pd.Series) -> dict[str, str]:
     """A run's settings as logged (a field it predates: its default)."""
-    return {name: row[f"params.{name}"] if isinstance(row.get(f"params.{name}"), str) else default
-            for name, default in DEFAULT_SETTINGS.items()}
+    return {
+        name: row[f"params.{name}"] if isinstance(row.get(f"params.{name}"), str) else default
+        for name, default in DEFAULT_SETTINGS.items()
+    }
 
 
 def _measurement(row: pd.Series) -> tuple[str, int, str]:
     """What an FID was measured with: the backbone, N and which test faces (their names' digest,
     or for runs that predate it, the data's fingerprint)."""
     faces = row.get(_tag(keys.FID_FACES))
-    return (row[_tag(keys.FID_BACKBONE)], int(row[_tag(keys.FID_N_REAL)]),
-            faces if isinstance(faces, str) and faces else row.get(_tag(keys.DATA_FINGERPRINT), ""))
+    return (
+        row[_tag(keys.FID_BACKBONE)],
+        int(row[_tag(keys.FID_N_REAL)]),
+        faces if isinstance(faces, str) and faces else row.get(_tag(keys.DATA_FINGERPRINT), ""),
+    )
 
 
 def _describe(measurement: tuple) -> str:
@@ -114,9 +129,11 @@ def check_measurements(done: pd.DataFrame, mixed: bool) -> None:
     found = done.apply(_measurement, axis=1).value_counts() if len(done) else pd.Series(dtype=int)
     if len(found) > 1 and not mixed:
         listing = "\n  ".join(f"{count} run(s): {_describe(m)}" for m, count in found.items())
-        raise ParamError(f"these runs' FIDs were measured differently:\n  {listing}\nFIDs from different backbones, "
-                         "test sets or N do not compare (FID is biased by N). Compare one experiment (or sweep) of "
-                         "one measurement, or pass --mixed to show each measurement in its own block.")
+        raise ParamError(
+            f"these runs' FIDs were measured differently:\n  {listing}\nFIDs from different backbones, "
+            "test sets or N do not compare (FID is biased by N). Compare one experiment (or sweep) of "
+            "one measurement, or pass --mixed to show each measurement in its own block."
+        )
 
 
 def _replicates(run_id: str) -> dict | None:
@@ -165,8 +182,10 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
     settings = done.apply(_settings, axis=1)
     keyed = done.assign(_m=done.apply(_measurement, axis=1), _s=settings.map(lambda s: tuple(s.values())))
     # a row is named by its ablation and the settings that tell it from the ablation's other rows
-    varying = {key: [k for k in SETTINGS if len({s[k] for s in settings[group.index]}) > 1]
-               for key, group in keyed.groupby(["_m", _tag(keys.ABLATION)], sort=False)}
+    varying = {
+        key: [k for k in SETTINGS if len({s[k] for s in settings[group.index]}) > 1]
+        for key, group in keyed.groupby(["_m", _tag(keys.ABLATION)], sort=False)
+    }
     replicates = {run_id: _replicates(run_id) for run_id in done["run_id"]}
     rows, tables = [], []
     for (measurement, _), group in keyed.groupby(["_m", "_s"], sort=False):
@@ -179,15 +198,30 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
         intervals = _intervals(group, replicates)
         best = group[_metric(keys.FID_BEST)].astype(float)
         selected = group.get(_tag(keys.FID_BEST_SELECTED_ON), pd.Series(dtype=object)).fillna("test")
-        row = dict(backbone=measurement[0], n_real=measurement[1], faces=measurement[2], ablation=ablation,
-                   setting=_setting(ablation, varied), varied=varied, values=values,
-                   loss=loss_formula(_config_of(first)), runs=len(group), run_ids=list(group["run_id"]),
-                   seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
-                   fid=fid, fid_std=fid_std, mean_fid=mean_fid, mean_fid_std=mean_fid_std,
-                   fid_best=float(best.min()), best_on="validation" if selected.str.startswith("validation").all()
-                   else "test", kid=kid, kid_std=kid_std, n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
-                   interval=("faces + seeds" if len(group) > 1 else "faces") if intervals else "",
-                   not_finished=int(((runs[_tag(keys.ABLATION)] == ablation) & (runs["status"] != "FINISHED")).sum()))
+        row = dict(
+            backbone=measurement[0],
+            n_real=measurement[1],
+            faces=measurement[2],
+            ablation=ablation,
+            setting=_setting(ablation, varied),
+            varied=varied,
+            values=values,
+            loss=loss_formula(_config_of(first)),
+            runs=len(group),
+            run_ids=list(group["run_id"]),
+            seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
+            fid=fid,
+            fid_std=fid_std,
+            mean_fid=mean_fid,
+            mean_fid_std=mean_fid_std,
+            fid_best=float(best.min()),
+            best_on="validation" if selected.str.startswith("validation").all() else "test",
+            kid=kid,
+            kid_std=kid_std,
+            n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
+            interval=("faces + seeds" if len(group) > 1 else "faces") if intervals else "",
+            not_finished=int(((runs[_tag(keys.ABLATION)] == ablation) & (runs["status"] != "FINISHED")).sum()),
+        )
         for metric in (keys.FID, keys.KID):
             row[keys.ci(metric, "low")], row[keys.ci(metric, "high")] = intervals.get(f"{metric}_ci", (np.nan, np.nan))
         for subset in subsets:
@@ -201,8 +235,9 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
             for when in ("before", "after"):
                 name = keys.align_metric(score, when)
                 row[name] = _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan
-        row[keys.FID_ALIGNED] = _mean_std(group[_metric(keys.FID_ALIGNED)])[0] \
-            if _metric(keys.FID_ALIGNED) in group else np.nan
+        row[keys.FID_ALIGNED] = (
+            _mean_std(group[_metric(keys.FID_ALIGNED)])[0] if _metric(keys.FID_ALIGNED) in group else np.nan
+        )
         data = first.get(_tag(keys.DATA_FINGERPRINT))
         row["data"] = data if isinstance(data, str) else ""  # a run without the tag reads NaN, never equal
         rows.append(row)
@@ -216,14 +251,20 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
     for i, row in out.iterrows():
         # the same measurement of the same data (the synthetic set at another misalignment has the
         # same face names but other test sketches)
-        candidates = [j for j, other in out.iterrows() if other["ablation"] == baseline
-                      and (other["backbone"], other["n_real"], other["faces"], other["data"])
-                      == (row["backbone"], row["n_real"], row["faces"], row["data"])]
+        candidates = [
+            j
+            for j, other in out.iterrows()
+            if other["ablation"] == baseline
+            and (other["backbone"], other["n_real"], other["faces"], other["data"])
+            == (row["backbone"], row["n_real"], row["faces"], row["data"])
+        ]
         if not candidates or row["ablation"] == baseline:
             continue
         # the baseline row set up most like this one (fewest settings apart), then the one with most seeds
-        j = min(candidates, key=lambda j: (sum(out.at[j, "values"][k] != row["values"][k] for k in SETTINGS),
-                                           -out.at[j, "runs"]))
+        j = min(
+            candidates,
+            key=lambda j: (sum(out.at[j, "values"][k] != row["values"][k] for k in SETTINGS), -out.at[j, "runs"]),
+        )
         out.at[i, "baseline_setting"] = out.at[j, "setting"]
         out.at[i, "delta_vs_baseline"] = row["fid"] - out.at[j, "fid"]
         if tables[i] is not None and tables[j] is not None and len(tables[i][1]) == len(tables[j][1]):
@@ -233,8 +274,12 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
         else:
             out.at[i, "verdict"] = "n/a (no bootstrap replicates)"
     order = out["ablation"].map(lambda a: a != baseline)
-    return out.assign(_order=order).sort_values(["backbone", "n_real", "_order", "setting"], kind="stable") \
-        .drop(columns="_order").reset_index(drop=True)
+    return (
+        out.assign(_order=order)
+        .sort_values(["backbone", "n_real", "_order", "setting"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 def _pm(mean: float, std: float, digits: int = 2) -> str:
@@ -255,17 +300,18 @@ def _seeds(text: str) -> str:
     return f"{len(seeds)} ({', '.join(seeds)})"
 
 
-LEGEND = ("FID and KID: lower is better. ± is the std over seeds. FID (last): at the final evaluation, with its "
-          "95% bootstrap interval over the test faces (and over the seeds, with several: see the README's "
-          "\"How sure a number is\"); mean FID: over a run's evaluations (the user's \"mean FID\"); best FID: the "
-          "lowest evaluation, † where the best epoch was picked on the test set itself (optimistic; set "
-          "val_fraction to pick it on held-out training faces). Δ: against the baseline row set up most like this "
-          "one, with its paired interval; the verdict says whether that interval excludes 0. N is the number of "
-          "test faces: FID is biased upwards at small N, so compare at equal N and read KID beside it.")
+LEGEND = (
+    "FID and KID: lower is better. ± is the std over seeds. FID (last): at the final evaluation, with its "
+    "95% bootstrap interval over the test faces (and over the seeds, with several: see the README's "
+    '"How sure a number is"); mean FID: over a run\'s evaluations (the user\'s "mean FID"); best FID: the '
+    "lowest evaluation, † where the best epoch was picked on the test set itself (optimistic; set "
+    "val_fraction to pick it on held-out training faces). Δ: against the baseline row set up most like this "
+    "one, with its paired interval; the verdict says whether that interval excludes 0. N is the number of "
+    "test faces: FID is biased upwards at small N, so compare at equal N and read KID beside it."
+)
 
 
-def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | None = None,
-                by: list[str] = ()) -> str:
+def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | None = None, by: list[str] = ()) -> str:
     """The table as Markdown: one table per measurement (smoke numbers apart, under a banner),
     one per subset, one per factor of `by`, and the figures embedded by relative path."""
     subsets = [c.split("/", 1)[1] for c in t.columns if c.startswith(f"{keys.FID}/") and not c.endswith("_ci")]
@@ -273,53 +319,117 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
     if (t["backbone"] != "inception").any():
         lines += ["```", SMOKE_BANNER, "```", ""]
     lines += [LEGEND, ""]
-    header = ["ablation", "objective", "seeds", "FID (last)", "95% interval", "mean FID", "best FID", "KID", "N",
-              "Δ FID vs baseline [95%]", "verdict"]
+    header = [
+        "ablation",
+        "objective",
+        "seeds",
+        "FID (last)",
+        "95% interval",
+        "mean FID",
+        "best FID",
+        "KID",
+        "N",
+        "Δ FID vs baseline [95%]",
+        "verdict",
+    ]
     blocks = list(t.groupby(["backbone", "n_real", "faces"], sort=False))
     for (backbone, n, _), block in blocks:
         title = "Inception" if backbone == "inception" else f"{backbone} backbone: smoke numbers"
-        lines += [f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""), "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += [
+            f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""),
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
         for _, r in block.iterrows():
-            delta = "-" if np.isnan(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f} " + (
-                _ci(r["delta_ci_low"], r["delta_ci_high"], sign=True) if not np.isnan(r["delta_ci_low"]) else "")
-            lines.append("| " + " | ".join([
-                r["setting"], r["loss"], _seeds(r["seeds"]), _pm(r["fid"], r["fid_std"]),
-                _ci(r["fid_ci_low"], r["fid_ci_high"]), _pm(r["mean_fid"], r["mean_fid_std"]),
-                f"{r['fid_best']:.2f}" + ("†" if r["best_on"] == "test" else ""), _pm(r["kid"], r["kid_std"], 4),
-                str(r["n_real"]) if r["n_real"] == r["n_fake"] else f"{r['n_real']} real / {r['n_fake']} generated",
-                delta.strip(), r["verdict"] or "-"]) + " |")
+            delta = (
+                "-"
+                if np.isnan(r["delta_vs_baseline"])
+                else f"{r['delta_vs_baseline']:+.2f} "
+                + (_ci(r["delta_ci_low"], r["delta_ci_high"], sign=True) if not np.isnan(r["delta_ci_low"]) else "")
+            )
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["setting"],
+                        r["loss"],
+                        _seeds(r["seeds"]),
+                        _pm(r["fid"], r["fid_std"]),
+                        _ci(r["fid_ci_low"], r["fid_ci_high"]),
+                        _pm(r["mean_fid"], r["mean_fid_std"]),
+                        f"{r['fid_best']:.2f}" + ("†" if r["best_on"] == "test" else ""),
+                        _pm(r["kid"], r["kid_std"], 4),
+                        str(r["n_real"])
+                        if r["n_real"] == r["n_fake"]
+                        else f"{r['n_real']} real / {r['n_fake']} generated",
+                        delta.strip(),
+                        r["verdict"] or "-",
+                    ]
+                )
+                + " |"
+            )
         lines.append("")
         if subsets:
-            lines += ["Per subset, at the final evaluation: FID [95% interval] · KID (N test faces)", "",
-                      "| ablation | " + " | ".join(subsets) + " |", "|" + "---|" * (len(subsets) + 1)]
-            lines += ["| " + " | ".join([r["setting"], *[
-                f"{r[f'fid/{s}']:.2f} {_ci(*r[f'fid/{s}_ci'])} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"
-                for s in subsets]]) + " |" for _, r in block.iterrows()]
+            lines += [
+                "Per subset, at the final evaluation: FID [95% interval] · KID (N test faces)",
+                "",
+                "| ablation | " + " | ".join(subsets) + " |",
+                "|" + "---|" * (len(subsets) + 1),
+            ]
+            lines += [
+                "| "
+                + " | ".join(
+                    [
+                        r["setting"],
+                        *[
+                            f"{r[f'fid/{s}']:.2f} {_ci(*r[f'fid/{s}_ci'])} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"
+                            for s in subsets
+                        ],
+                    ]
+                )
+                + " |"
+                for _, r in block.iterrows()
+            ]
             lines.append("")
     aligned = t[t[keys.align_metric("iou", "after")].notna()] if keys.align_metric("iou", "after") in t else t[:0]
     if len(aligned):
-        lines += ["## +align: how well the training sketches sit on the photos", "",
-                  "Mean over the faces of the parsing maps' region overlap (photo vs sketch) before → after the "
-                  "warp; on the synthetic set also the end-point error against the true field. FID (last) above is "
-                  "against the real test sketches; here also against the aligned ones.", "",
-                  "| ablation | align | IoU | Dice | end-point error (px) | FID vs aligned test sketches |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "## +align: how well the training sketches sit on the photos",
+            "",
+            "Mean over the faces of the parsing maps' region overlap (photo vs sketch) before → after the "
+            "warp; on the synthetic set also the end-point error against the true field. FID (last) above is "
+            "against the real test sketches; here also against the aligned ones.",
+            "",
+            "| ablation | align | IoU | Dice | end-point error (px) | FID vs aligned test sketches |",
+            "|---|---|---|---|---|---|",
+        ]
         for _, r in aligned.iterrows():
-            cells = [f"{r[keys.align_metric(score, 'before')]:.{d}f} → {r[keys.align_metric(score, 'after')]:.{d}f}"
-                     if not np.isnan(r[keys.align_metric(score, "after")]) else "-"
-                     for score, d in (("iou", 3), ("dice", 3), ("epe", 2))]
-            lines.append(f"| {r['setting']} | {r['values']['align_mode']} | " + " | ".join(cells)
-                         + f" | {_pm(r[keys.FID_ALIGNED], np.nan)} |")
+            cells = [
+                f"{r[keys.align_metric(score, 'before')]:.{d}f} → {r[keys.align_metric(score, 'after')]:.{d}f}"
+                if not np.isnan(r[keys.align_metric(score, "after")])
+                else "-"
+                for score, d in (("iou", 3), ("dice", 3), ("epe", 2))
+            ]
+            lines.append(
+                f"| {r['setting']} | {r['values']['align_mode']} | "
+                + " | ".join(cells)
+                + f" | {_pm(r[keys.FID_ALIGNED], np.nan)} |"
+            )
         lines.append("")
     for factor in by:
-        lines += [f"## FID against {factor}", "", f"| {factor} | setting | seeds | FID (last) | 95% interval |",
-                  "|---|---|---|---|---|"]
-        by_value = t.assign(_x=t["values"].map(lambda v: (_number(v[factor]) is None, _number(v[factor]) or 0,
-                                                          v[factor])))
+        lines += [
+            f"## FID against {factor}",
+            "",
+            f"| {factor} | setting | seeds | FID (last) | 95% interval |",
+            "|---|---|---|---|---|",
+        ]
+        by_value = t.assign(_x=t["values"].map(lambda v, f=factor: (_number(v[f]) is None, _number(v[f]) or 0, v[f])))
         for _, r in by_value.sort_values(["_x", "setting"]).iterrows():
-            lines.append(f"| {r['values'][factor]} | {r['setting']} | {_seeds(r['seeds'])} | "
-                         f"{_pm(r['fid'], r['fid_std'])} | {_ci(r['fid_ci_low'], r['fid_ci_high'])} |")
+            lines.append(
+                f"| {r['values'][factor]} | {r['setting']} | {_seeds(r['seeds'])} | "
+                f"{_pm(r['fid'], r['fid_std'])} | {_ci(r['fid_ci_low'], r['fid_ci_high'])} |"
+            )
         lines.append("")
     unfinished = int(t.drop_duplicates("ablation")["not_finished"].sum())
     if unfinished:
@@ -344,13 +454,16 @@ def factor_figure(t: pd.DataFrame, factor: str):
     numeric = all(_number(r["values"][factor]) is not None for _, r in t.iterrows())
     categories = sorted({r["values"][factor] for _, r in t.iterrows()})
     for label, group in t.groupby(others, sort=True):
-        xs = [(_number(v) if numeric else categories.index(v)) for v in (r["values"][factor] for _, r in group.iterrows())]
+        xs = [
+            (_number(v) if numeric else categories.index(v)) for v in (r["values"][factor] for _, r in group.iterrows())
+        ]
         order = np.argsort(xs)
         ys = group["fid"].to_numpy()[order]
         low = np.where(np.isnan(group["fid_ci_low"]), group["fid"] - group["fid_std"].fillna(0), group["fid_ci_low"])
         high = np.where(np.isnan(group["fid_ci_high"]), group["fid"] + group["fid_std"].fillna(0), group["fid_ci_high"])
-        ax.errorbar(np.asarray(xs)[order], ys, yerr=[ys - low[order], high[order] - ys], marker="o", capsize=3,
-                    label=label)
+        ax.errorbar(
+            np.asarray(xs)[order], ys, yerr=[ys - low[order], high[order] - ys], marker="o", capsize=3, label=label
+        )
     if numeric:
         values = [_number(v) for v in categories]
         if min(values) > 0 and max(values) / min(values) >= 10:
@@ -378,11 +491,14 @@ def fid_curves_figure(t: pd.DataFrame):
         label = row["setting"] if row["backbone"] == "inception" else f"{row['setting']} ({row['backbone']})"
         curves[label] = [(step, float(np.mean(v))) for step, v in per_epoch.items()]
         if len(row["run_ids"]) == 1:
-            low, high = ({m.step: m.value for m in c.get_metric_history(row["run_ids"][0], keys.ci(keys.FID, side))}
-                         for side in ("low", "high"))
+            low, high = (
+                {m.step: m.value for m in c.get_metric_history(row["run_ids"][0], keys.ci(keys.FID, side))}
+                for side in ("low", "high")
+            )
             bands[label] = [(step, low[step], high[step]) for step in low if step in high]
-    return viz.fid_curves(curves, title="FID over training (mean over seeds; band: one run's 95% interval)",
-                          bands=bands)
+    return viz.fid_curves(
+        curves, title="FID over training (mean over seeds; band: one run's 95% interval)", bands=bands
+    )
 
 
 def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baseline"):
@@ -392,6 +508,7 @@ def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baselin
     pixel per figure pixel), or None when no checkpoints are here."""
     from .data import load_faces
     from .train.loop import fixed_samples, trained_model
+
     done = runs[runs["status"] == "FINISHED"].sort_values("params.seed")
     models = {}
     for ablation, group in done.groupby(_tag(keys.ABLATION), sort=False):
@@ -408,7 +525,8 @@ def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baselin
     order = [a for a in order if all(models[a][0][k] == first[k] for k in same)]
     samples = fixed_samples(load_faces(_config_of(first), progress=False).test, n)
     columns = [samples["photo"], samples["sketch"]] + [
-        models[a][1].generate(samples["photo"], samples["landmarks"], samples["mask"]) for a in order]
+        models[a][1].generate(samples["photo"], samples["landmarks"], samples["mask"]) for a in order
+    ]
     return viz.titled_figure(viz.sample_grid(columns), ["photo", "real sketch", *order])
 
 
@@ -419,13 +537,16 @@ def _html(markdown: str, folder: Path) -> str:
     import re
 
     import mistune
+
     body = mistune.html(markdown)
     embed = lambda m: f'src="data:image/png;base64,{base64.b64encode((folder / m.group(1)).read_bytes()).decode()}"'  # noqa
     body = re.sub(r'src="([^"/]+\.png)"', embed, body)
-    return ("<!doctype html><html><head><meta charset='utf-8'><style>body{font-family:system-ui,sans-serif;"
-            "margin:1.5em;color:#222} table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{border:1px solid #ccc;"
-            "padding:.25em .6em;text-align:right} td:first-child,td:nth-child(2),th{text-align:left} "
-            "img{max-width:100%}</style></head><body>" + body + "</body></html>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><style>body{font-family:system-ui,sans-serif;"
+        "margin:1.5em;color:#222} table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{border:1px solid #ccc;"
+        "padding:.25em .6em;text-align:right} td:first-child,td:nth-child(2),th{text-align:left} "
+        "img{max-width:100%}</style></head><body>" + body + "</body></html>"
+    )
 
 
 def _save(fig, stem: Path) -> list[Path]:
@@ -437,14 +558,21 @@ def _save(fig, stem: Path) -> list[Path]:
     return paths
 
 
-def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = True, by: list[str] = (),
-            sweep: str = "", mixed: bool = False) -> tuple[str, pd.DataFrame, list[Path]]:
+def compare(
+    experiment: str = "faces",
+    out_dir: Path | None = None,
+    log: bool = True,
+    by: list[str] = (),
+    sweep: str = "",
+    mixed: bool = False,
+) -> tuple[str, pd.DataFrame, list[Path]]:
     """The table as Markdown with its figures (FID curves; FID against each factor of `by`;
     photo | real sketch | each ablation), written under runs/compare/ (experiment.md, .html,
     .csv, and the figures as PNG, PDF and SVG) and logged to a run of the experiment
     `<experiment>-compare`, apart from the training runs. Returns the text, the table and the
     files written."""
     from .runs import sweep as sweep_dead
+
     for factor in by:
         if factor not in SETTINGS:
             raise ParamError(f"--by {factor}: not a setting of a face run{closest(factor, SETTINGS)}")
@@ -453,12 +581,18 @@ def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = 
         runs = collect(experiment, sweep)
     t = table(runs, mixed=mixed)
     if t.empty:
-        return (f"No finished runs with an FID in experiment '{experiment}' yet: run `labkit ablate params/....yaml` "
-                "first.\n", t, [])
+        return (
+            f"No finished runs with an FID in experiment '{experiment}' yet: run `labkit ablate params/....yaml` "
+            "first.\n",
+            t,
+            [],
+        )
     for factor in by:
         if len({r["values"][factor] for _, r in t.iterrows()}) < 2:
-            raise ParamError(f"--by {factor}: every finished run has {factor}={t.iloc[0]['values'][factor]}; "
-                             "nothing to set against it")
+            raise ParamError(
+                f"--by {factor}: every finished run has {factor}={t.iloc[0]['values'][factor]}; "
+                "nothing to set against it"
+            )
     stem = f"{experiment}-{sweep}" if sweep else experiment
     out_dir = Path(out_dir) if out_dir else runs_dir() / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -479,9 +613,11 @@ def compare(experiment: str = "faces", out_dir: Path | None = None, log: bool = 
     flat.to_csv(files[-1], index=False)
     if log:
         c = track.client()
-        run_id = c.create_run(track.experiment_id(c, f"{experiment}-compare"),
-                              run_name=f"{experiment} {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
-                              tags={keys.KIND: keys.COMPARE, "labkit.compared": experiment}).info.run_id
+        run_id = c.create_run(
+            track.experiment_id(c, f"{experiment}-compare"),
+            run_name=f"{experiment} {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
+            tags={keys.KIND: keys.COMPARE, "labkit.compared": experiment},
+        ).info.run_id
         with track.OwnedRun(c, run_id, system_metrics=False):
             c.log_table(run_id, flat, "fid_table.json")
             for path in files:

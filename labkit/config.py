@@ -14,6 +14,7 @@ shows. Values are checked here whatever their source (params files, `--set`, pap
 injected cell, a notebook run by hand): unknown names get the closest valid one, wrong types
 and out-of-range values are refused with the file they came from.
 """
+
 from __future__ import annotations
 
 import ast
@@ -41,8 +42,10 @@ def knob(default, help: str = "", *, choices=(), at_least=None, above=None, comp
     """A parameter: `choices` are its allowed values, `at_least` / `above` its lower bound;
     `computes=False` marks one that changes where or how fast a run computes, not what (a
     resumed run may change it)."""
-    return field(default=default, metadata={"help": help, "choices": tuple(choices), "at_least": at_least,
-                                            "above": above, "computes": computes})
+    return field(
+        default=default,
+        metadata={"help": help, "choices": tuple(choices), "at_least": at_least, "above": above, "computes": computes},
+    )
 
 
 def closest(name: str, valid) -> str:
@@ -58,19 +61,36 @@ class Config:
     ABLATIONS: typing.ClassVar[tuple[str, ...]] = ()
 
     # liveness (labkit ablate): a run that stops beating is restarted from its last checkpoint
-    stall_minutes: float = knob(15.0, "minutes without a heartbeat while training before the kernel is "
-                                "called hung, killed and restarted", above=0, computes=False)
-    stall_minutes_slow: float = knob(60.0, "the same allowance while starting (data, weights) or evaluating FID",
-                                     above=0, computes=False)
+    stall_minutes: float = knob(
+        15.0,
+        "minutes without a heartbeat while training before the kernel is called hung, killed and restarted",
+        above=0,
+        computes=False,
+    )
+    stall_minutes_slow: float = knob(
+        60.0, "the same allowance while starting (data, weights) or evaluating FID", above=0, computes=False
+    )
     max_restarts: int = knob(2, "restarts of a hung kernel before the run is failed", at_least=0, computes=False)
     # device and speed (labkit.speed): where and how the run computes, not what
     device: str = knob("auto", "auto | cpu | cuda | cuda:N", computes=False)
-    fast: bool = knob(True, "mixed precision where native, fused Adam, and on CUDA channels_last, cuDNN autotuning "
-                      "and torch.compile; false: the reference formulation (fp32, eager, plain Adam)", computes=False)
-    precision: str = knob("auto", "auto (bf16 where the device computes it natively, with fast) | fp32 | bf16 | fp16",
-                          choices=("auto", "fp32", "bf16", "fp16"), computes=False)
-    compile: str = knob("auto", "torch.compile of the networks: auto (on CUDA, with fast) | on | off",
-                        choices=("auto", "on", "off"), computes=False)
+    fast: bool = knob(
+        True,
+        "mixed precision where native, fused Adam, and on CUDA channels_last, cuDNN autotuning "
+        "and torch.compile; false: the reference formulation (fp32, eager, plain Adam)",
+        computes=False,
+    )
+    precision: str = knob(
+        "auto",
+        "auto (bf16 where the device computes it natively, with fast) | fp32 | bf16 | fp16",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        computes=False,
+    )
+    compile: str = knob(
+        "auto",
+        "torch.compile of the networks: auto (on CUDA, with fast) | on | off",
+        choices=("auto", "on", "off"),
+        computes=False,
+    )
 
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
@@ -119,8 +139,9 @@ class Config:
     def differences(self, other: dict) -> list[str]:
         """The identity parameters where `other` (a logged or checkpointed config) differs."""
         mine = self.identity()
-        return [f"{k}: {other[k]!r} there, {v!r} here" for k, v in mine.items()
-                if k in other and str(other[k]) != str(v)]
+        return [
+            f"{k}: {other[k]!r} there, {v!r} here" for k, v in mine.items() if k in other and str(other[k]) != str(v)
+        ]
 
     @classmethod
     def coerce(cls, values: dict, source: str) -> tuple[dict, list[str]]:
@@ -137,8 +158,9 @@ class Config:
             try:
                 clean[name] = _coerce(value, hints[name])
             except TypeError:
-                problems.append(f"{source}: parameter '{name}' must be {hints[name].__name__}, "
-                                f"got {type(value).__name__} {value!r}")
+                problems.append(
+                    f"{source}: parameter '{name}' must be {hints[name].__name__}, got {type(value).__name__} {value!r}"
+                )
         return clean, problems
 
     @classmethod
@@ -155,8 +177,10 @@ class Config:
     def from_logged(cls, logged: dict[str, str]):
         """A config back from an MLflow run's params (all logged as strings)."""
         hints = typing.get_type_hints(cls)
-        return cls.from_values({k: v if hints[k] is str else yaml.safe_load(v) for k, v in logged.items()
-                                if k in hints}, source="logged params")
+        return cls.from_values(
+            {k: v if hints[k] is str else yaml.safe_load(v) for k, v in logged.items() if k in hints},
+            source="logged params",
+        )
 
     def check_inputs(self) -> list[str]:
         """Problems with what the run will read (folders, weight files), found before it starts."""
@@ -166,6 +190,7 @@ class Config:
 @dataclass(frozen=True)
 class SketchConfig(Config):
     """A face photo -> sketch run: pix2pix and its ablations."""
+
     ABLATIONS: typing.ClassVar[tuple[str, ...]] = ("baseline", "glad", "local", "local_glad", "align", "local_align")
 
     ablation: str = knob("baseline", "the notebook: notebooks/<ablation>.ipynb")
@@ -174,16 +199,18 @@ class SketchConfig(Config):
     # data
     data_root: str = knob("", "face data folder (empty: the synthetic set)")
     synthetic_count: int = knob(48, "faces in the synthetic set", at_least=2)
-    synthetic_misalign: float = knob(0.0, "px of sketch-vs-photo misalignment in the synthetic set (a smooth "
-                                     "deformation per region)", at_least=0)
+    synthetic_misalign: float = knob(
+        0.0, "px of sketch-vs-photo misalignment in the synthetic set (a smooth deformation per region)", at_least=0
+    )
     image_size: int = knob(64, "network size; 256 is the paper setting", at_least=32)
     sketch_channels: int = knob(1, "1 or 3 (FID always sees three)", choices=(1, 3))
     skip_bad_files: bool = knob(False, "list and leave out unreadable or unpaired files")
     # model
     ngf: int = knob(32, "generator width (64 in the paper setting)", at_least=1)
     ndf: int = knob(32, "discriminator width (64 in the paper setting)", at_least=1)
-    dropout: bool = knob(True, "dropout 0.5 in the generators, as pix2pix and APDrawingGAN (false: upstream's "
-                         "--no_dropout)")
+    dropout: bool = knob(
+        True, "dropout 0.5 in the generators, as pix2pix and APDrawingGAN (false: upstream's --no_dropout)"
+    )
     # optimisation (pix2pix defaults)
     batch_size: int = knob(4, "faces per step, over all processes (nproc)", at_least=1)
     n_epochs: int = knob(10, "epochs at the initial learning rate", at_least=1)
@@ -196,56 +223,88 @@ class SketchConfig(Config):
     glad_mode: str = knob("components", choices=("components", "magnitude"))
     glad_norm: str = knob("l1", choices=("l1", "l2"))
     # +local: APDrawingGAN's local networks (labkit.models.local), at ngf / ndf as upstream
-    local: bool = knob(False, "APDrawingGAN's six local networks (eyes, nose, mouth on the landmarks; hair, background)")
+    local: bool = knob(
+        False, "APDrawingGAN's six local networks (eyes, nose, mouth on the landmarks; hair, background)"
+    )
     lambda_local: float = knob(25.0, "weight of the local networks' L1 (upstream lambda_local)", at_least=0)
-    local_gan_weight: float = knob(0.25, "weight of each local discriminator's adversarial loss (upstream 0.25)",
-                                   at_least=0)
-    lambda_chamfer: float = knob(0.0, "weight of the distance-transform loss d_CM(real, fake) (APDrawingGAN's "
-                                 "lambda_chamfer: 0.1 in the local notebooks)", at_least=0)
-    lambda_chamfer2: float = knob(0.0, "weight of d_CM(fake, real) (upstream lambda_chamfer2: 0.1 in the local "
-                                  "notebooks)", at_least=0)
-    fusion: str = knob("combiner", "how the local outputs meet the global one: combiner (APDrawingGAN's) | blend "
-                       "(learned soft mask) | attention (per-pixel softmax over the 7 outputs) | none (global output "
-                       "only, widened to the same parameter count)",
-                       choices=("combiner", "blend", "attention", "none"))
+    local_gan_weight: float = knob(
+        0.25, "weight of each local discriminator's adversarial loss (upstream 0.25)", at_least=0
+    )
+    lambda_chamfer: float = knob(
+        0.0,
+        "weight of the distance-transform loss d_CM(real, fake) (APDrawingGAN's "
+        "lambda_chamfer: 0.1 in the local notebooks)",
+        at_least=0,
+    )
+    lambda_chamfer2: float = knob(
+        0.0, "weight of d_CM(fake, real) (upstream lambda_chamfer2: 0.1 in the local notebooks)", at_least=0
+    )
+    fusion: str = knob(
+        "combiner",
+        "how the local outputs meet the global one: combiner (APDrawingGAN's) | blend "
+        "(learned soft mask) | attention (per-pixel softmax over the 7 outputs) | none (global output "
+        "only, widened to the same parameter count)",
+        choices=("combiner", "blend", "attention", "none"),
+    )
     # +align: the training sketches warped onto the photos' geometry (labkit.align)
-    align_mode: str = knob("none", "none | global | regions | dense: how the warp is estimated from the parsing maps",
-                           choices=("none", "global", "regions", "dense"))
+    align_mode: str = knob(
+        "none",
+        "none | global | regions | dense: how the warp is estimated from the parsing maps",
+        choices=("none", "global", "regions", "dense"),
+    )
     align_transform: str = knob("affine", "the global and per-region transforms", choices=("affine", "similarity"))
-    align_smoothness: float = knob(6.0, "px: the width the regions' transforms blend over, and the dense field's "
-                                   "control-point spacing", above=0)
+    align_smoothness: float = knob(
+        6.0, "px: the width the regions' transforms blend over, and the dense field's control-point spacing", above=0
+    )
     # evaluation and logging
     eval_every: int = knob(5, "epochs between FID evaluations", at_least=1)
-    val_fraction: float = knob(0.0, "share of each subset's training faces held out to pick the best epoch on; "
-                               "0: the papers' split, and the best epoch is picked on the test set (optimistic)",
-                               at_least=0)
-    bootstrap_resamples: int = knob(1000, "resamples of the test faces for the 95% intervals of FID and KID; 0: none",
-                                    at_least=0, computes=False)
+    val_fraction: float = knob(
+        0.0,
+        "share of each subset's training faces held out to pick the best epoch on; "
+        "0: the papers' split, and the best epoch is picked on the test set (optimistic)",
+        at_least=0,
+    )
+    bootstrap_resamples: int = knob(
+        1000, "resamples of the test faces for the 95% intervals of FID and KID; 0: none", at_least=0, computes=False
+    )
     log_every: int = knob(10, "iterations between loss logs", at_least=1)
-    fid_backbone: str = knob("auto", "inception when its weights are there, else random-init",
-                             choices=("inception", "random-init", "auto"))
+    fid_backbone: str = knob(
+        "auto", "inception when its weights are there, else random-init", choices=("inception", "random-init", "auto")
+    )
     fid_dims: int = knob(2048, choices=(64, 192, 768, 2048))
-    fid_batch_size: int = knob(64, "faces generated and measured at a time in an evaluation", at_least=1,
-                               computes=False)
+    fid_batch_size: int = knob(
+        64, "faces generated and measured at a time in an evaluation", at_least=1, computes=False
+    )
     grid_samples: int = knob(4, "test faces in the sample grids", at_least=1)
     # long runs: checkpoints within an epoch, and when to call a run diverged
-    checkpoint_every: int = knob(0, "steps between checkpoints; 0: every checkpoint_minutes", at_least=0,
-                                 computes=False)
+    checkpoint_every: int = knob(
+        0, "steps between checkpoints; 0: every checkpoint_minutes", at_least=0, computes=False
+    )
     checkpoint_minutes: float = knob(10.0, "minutes of training between checkpoints", above=0, computes=False)
-    diverge_factor: float = knob(10.0, "fail when the generator loss exceeds this multiple of its first logged "
-                                 "value; 0: off", at_least=0)
+    diverge_factor: float = knob(
+        10.0, "fail when the generator loss exceeds this multiple of its first logged value; 0: off", at_least=0
+    )
     # one training on several processes (labkit.train.distributed): where it computes, not what
-    nproc: int = knob(1, "processes that train the run together under torchrun, one GPU each (gloo on CPUs), "
-                      "each on batch_size / nproc faces of every step", at_least=1, computes=False)
+    nproc: int = knob(
+        1,
+        "processes that train the run together under torchrun, one GPU each (gloo on CPUs), "
+        "each on batch_size / nproc faces of every step",
+        at_least=1,
+        computes=False,
+    )
 
     def rules(self) -> list[str]:
         problems = super().rules()
         if self.batch_size % self.nproc:
-            problems.append(f"batch_size={self.batch_size} does not split over nproc={self.nproc} processes: "
-                            "batch_size is the whole step's, so make it a multiple of nproc")
+            problems.append(
+                f"batch_size={self.batch_size} does not split over nproc={self.nproc} processes: "
+                "batch_size is the whole step's, so make it a multiple of nproc"
+            )
         if self.nproc > 1 and self.device.startswith("cuda:"):
-            problems.append(f"device={self.device!r} names one GPU, nproc={self.nproc} needs one each: use 'cuda' "
-                            "(the first nproc visible GPUs; CUDA_VISIBLE_DEVICES chooses them) or 'cpu'")
+            problems.append(
+                f"device={self.device!r} names one GPU, nproc={self.nproc} needs one each: use 'cuda' "
+                "(the first nproc visible GPUs; CUDA_VISIBLE_DEVICES chooses them) or 'cpu'"
+            )
         if self.image_size & (self.image_size - 1):
             problems.append(f"image_size={self.image_size} must be a power of two (the U-Net halves it down to 1)")
         if not self.beta1 < 1:
@@ -253,8 +312,9 @@ class SketchConfig(Config):
         if not self.val_fraction < 0.5:
             problems.append(f"val_fraction={self.val_fraction} must be below 0.5 (most faces train)")
         if self.ablation.endswith("align") and self.align_mode == "none":
-            problems.append(f"ablation '{self.ablation}' trains on aligned sketches: set align_mode to global, "
-                            "regions or dense")
+            problems.append(
+                f"ablation '{self.ablation}' trains on aligned sketches: set align_mode to global, regions or dense"
+            )
         return problems
 
     @property
@@ -270,12 +330,15 @@ class SketchConfig(Config):
             elif not any(root.iterdir()):
                 problems.append(f"data_root={self.data_root!r}: the folder is empty")
             elif self.align_mode != "none" and not (root / "masks_sketch").is_dir():
-                problems.append(f"data_root={self.data_root!r}: align_mode={self.align_mode!r} needs the sketches' "
-                                "parsing maps in masks_sketch/NAME.png beside masks/ (found "
-                                + ("photo masks only" if (root / "masks").is_dir() else "no masks at all")
-                                + "); run the face parser on the sketches, or set align_mode='none'")
+                problems.append(
+                    f"data_root={self.data_root!r}: align_mode={self.align_mode!r} needs the sketches' "
+                    "parsing maps in masks_sketch/NAME.png beside masks/ (found "
+                    + ("photo masks only" if (root / "masks").is_dir() else "no masks at all")
+                    + "); run the face parser on the sketches, or set align_mode='none'"
+                )
         if self.nproc > 1:
             from .train.distributed import check_devices
+
             try:
                 check_devices(self)
             except RuntimeError as exc:
@@ -283,6 +346,7 @@ class SketchConfig(Config):
         if self.fid_backbone == "inception":
             from .metrics.backbone import ensure_weights
             from .weights import WeightsUnavailable
+
             try:
                 ensure_weights()
             except WeightsUnavailable as exc:
@@ -307,8 +371,11 @@ class StyleConfig(Config):
     vgg_convention: str = knob("torchvision", choices=("torchvision", "caffe"))
     channel_order: str = knob("bgr", "caffe convention only", choices=("bgr", "rgb"))
     # decoder and its training
-    decoder_kind: str = knob("relu4_1", "avatar: Avatar-Net's hourglass decoder (AdaIN skips)",
-                             choices=("relu3_1", "relu4_1", "relu4_1+relu3_1", "avatar"))
+    decoder_kind: str = knob(
+        "relu4_1",
+        "avatar: Avatar-Net's hourglass decoder (AdaIN skips)",
+        choices=("relu3_1", "relu4_1", "relu4_1+relu3_1", "avatar"),
+    )
     decoder_run: str = knob("", "run (name or id) of a trained decoder; empty: train one here")
     steps: int = knob(250, "training steps (params/decoder_train.yaml: 20000)", at_least=1)
     batch_size: int = knob(4, at_least=1)
@@ -333,12 +400,14 @@ class StyleConfig(Config):
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
         from .style.variants import VARIANTS
+
         return ("decoder_train", *(v.ablation for v in VARIANTS.values()))
 
     @property
     def variant(self):
         """The swap variant of a swap_<variant> ablation (None for decoder_train)."""
         from .style.variants import BY_ABLATION
+
         return BY_ABLATION.get(self.ablation)
 
     def rules(self) -> list[str]:
@@ -352,11 +421,15 @@ class StyleConfig(Config):
         return problems
 
     def check_inputs(self) -> list[str]:
-        problems = [f"{name}={getattr(self, name)!r}: no such folder" for name in ("content_dir", "style_dir")
-                    if getattr(self, name) and not Path(getattr(self, name)).expanduser().is_dir()]
+        problems = [
+            f"{name}={getattr(self, name)!r}: no such folder"
+            for name in ("content_dir", "style_dir")
+            if getattr(self, name) and not Path(getattr(self, name)).expanduser().is_dir()
+        ]
         if self.vgg_weights == "imagenet":
             from .style.vgg import ensure_vgg_weights
             from .weights import WeightsUnavailable
+
             try:
                 ensure_vgg_weights()
             except WeightsUnavailable as exc:
@@ -408,16 +481,16 @@ def _mapping_without_repeats(loader, node, deep=False):
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise ParamError(f"'{key}' is given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); "
-                             "keep one")
+            raise ParamError(f"'{key}' is given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); keep one")
         seen[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)
 
 
 _UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats)
 # `lr: 2e-4` is a number, as in YAML 1.2 (YAML 1.1, PyYAML's default, reads it as a string)
-_UniqueKeys.add_implicit_resolver("tag:yaml.org,2002:float",
-                                  re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+_UniqueKeys.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
@@ -431,8 +504,10 @@ def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ParamError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8, e.g. "
-                         f"`iconv -f GBK -t UTF-8 {path.name} > fixed.yaml`") from None
+        raise ParamError(
+            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8, e.g. "
+            f"`iconv -f GBK -t UTF-8 {path.name} > fixed.yaml`"
+        ) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeys)
     except ParamError as exc:
@@ -440,8 +515,9 @@ def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     except yaml.YAMLError as exc:
         raise ParamError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
-        raise ParamError(f"{path}: the params file is empty; it needs at least `ablation: NAME` "
-                         f"({', '.join(all_ablations())})")
+        raise ParamError(
+            f"{path}: the params file is empty; it needs at least `ablation: NAME` ({', '.join(all_ablations())})"
+        )
     if not isinstance(data, dict):
         raise ParamError(f"{path}: expected `name: value` lines, got a YAML {type(data).__name__}")
     base = data.pop("base", None)
@@ -480,6 +556,7 @@ def from_namespace(namespace: dict):
     known = set(schema.names()) | {RUN_ID}
     unknown = sorted({n for cell in cells for n in _assigned_names(cell)} - known)
     if unknown:
-        raise ParamError("\n".join(f"notebook parameters: unknown parameter '{n}'{closest(n, schema.names())}"
-                                   for n in unknown))
+        raise ParamError(
+            "\n".join(f"notebook parameters: unknown parameter '{n}'{closest(n, schema.names())}" for n in unknown)
+        )
     return schema.from_values({k: namespace[k] for k in schema.names() if k in namespace}, "notebook parameters")

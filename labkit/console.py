@@ -1,4 +1,5 @@
 """What the lab prints for people: banners for what must not be missed."""
+
 from __future__ import annotations
 
 RULE = "!" * 78

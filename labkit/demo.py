@@ -11,6 +11,7 @@ queued at once, each swap variant joins the queue when the decoder it needs has 
 free worker takes the next notebook at once (none waits for a whole batch). Each phase says how
 long it took.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,7 @@ WORKERS = 2  # much of a notebook is one-threaded start-up (kernel, imports) tha
 # epochs 3, 6 and 9: a curve of three points, each with its interval (an evaluation costs more than
 # an epoch here). Decoders: 30 steps, a loss logged every 5, the reconstructions before and after.
 DEMO_SIZE = {
-    SketchConfig: ("synthetic_count=36", "n_epochs=5", "n_epochs_decay=4", "eval_every=3",
-                   "bootstrap_resamples=200"),
+    SketchConfig: ("synthetic_count=36", "n_epochs=5", "n_epochs_decay=4", "eval_every=3", "bootstrap_resamples=200"),
     StyleConfig: ("steps=30", "log_every=5", "checkpoint_every=15"),
 }
 
@@ -39,36 +39,53 @@ def decoder_kind(variant) -> str:
 def face_jobs(extra: list[str] = ()) -> list[ablate.Job]:
     """The face ablations, the longest first: +local trains seven networks, and local_align also
     aligns the misaligned set's sketches, which align then reads (so it goes last, not waiting)."""
-    ablations = sorted(SketchConfig.ABLATIONS, key=lambda a: (not a.startswith("local"), a != "local_align",
-                                                              a == "align"))
+    ablations = sorted(
+        SketchConfig.ABLATIONS, key=lambda a: (not a.startswith("local"), a != "local_align", a == "align")
+    )
     return ablate.plan(ablations, overrides=[f"experiment={FACES}", *DEMO_SIZE[SketchConfig], *extra])
 
 
 def decoder_jobs(extra: list[str] = ()) -> list[ablate.Job]:
     """One decoder of each kind a swap variant needs, the kind most variants need first."""
     from .style.variants import VARIANTS
+
     needed = [decoder_kind(v) for v in VARIANTS.values()]
     kinds = sorted(set(needed), key=lambda k: -needed.count(k))
-    return [dataclasses.replace(job, label=f"decoder_{kind.replace('+', '_')}")
-            for kind in kinds for job in ablate.plan(["decoder_train"], overrides=[
-                f"experiment={STYLE}", f"decoder_kind={kind}", *DEMO_SIZE[StyleConfig], *extra])]
+    return [
+        dataclasses.replace(job, label=f"decoder_{kind.replace('+', '_')}")
+        for kind in kinds
+        for job in ablate.plan(
+            ["decoder_train"],
+            overrides=[f"experiment={STYLE}", f"decoder_kind={kind}", *DEMO_SIZE[StyleConfig], *extra],
+        )
+    ]
 
 
 def swap_jobs(kind: str, decoder_run: str, extra: list[str] = ()) -> list[ablate.Job]:
     """The swap variants that decode with a decoder of this kind, given its run."""
     from .style.variants import VARIANTS
-    return ablate.plan([v.ablation for v in VARIANTS.values() if decoder_kind(v) == kind], overrides=[
-        f"experiment={STYLE}", f"decoder_kind={kind}", f"decoder_run={decoder_run}", *DEMO_SIZE[StyleConfig],
-        *extra])
+
+    return ablate.plan(
+        [v.ablation for v in VARIANTS.values() if decoder_kind(v) == kind],
+        overrides=[
+            f"experiment={STYLE}",
+            f"decoder_kind={kind}",
+            f"decoder_run={decoder_run}",
+            *DEMO_SIZE[StyleConfig],
+            *extra,
+        ],
+    )
 
 
 def after(extra: list[str] = ()):
     """What an ended demo job lets start: a finished decoder's swap variants."""
+
     def follow(outcome: ablate.Outcome) -> list[ablate.Job]:
         cfg = outcome.job.cfg
         if cfg.ablation != "decoder_train" or outcome.status not in ("FINISHED", "SKIPPED"):
             return []
         return swap_jobs(cfg.decoder_kind, outcome.run_id, extra)
+
     return follow
 
 
@@ -78,6 +95,7 @@ class Phases:
 
     def __init__(self):
         import psutil
+
         self.started = self.mark = psutil.Process().create_time()
         self.seconds: dict[str, float] = {}
 

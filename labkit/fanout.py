@@ -11,6 +11,7 @@ others go on; a worker lost mid-run (its machine gone, the process killed) relea
 lease, so the next `labkit ablate` or `labkit runs --sweep` marks the run KILLED, and rerunning
 the same parameters resumes it from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,10 @@ import time
 from .ablate import Job, Outcome, describe, drive
 from .config import ParamError
 
-RAY_MISSING = ("--executor ray needs Ray: pip install -e '.[cluster]' (make test installs it), on this machine and "
-               "on every machine of the cluster")
+RAY_MISSING = (
+    "--executor ray needs Ray: pip install -e '.[cluster]' (make test installs it), on this machine and "
+    "on every machine of the cluster"
+)
 # what the workers must see as the driver does: where the lab lives, the store, the log
 SHARED_ENVIRONMENT = ("LABKIT_ROOT", "LABKIT_RUNS", "LABKIT_LOG", "LABKIT_UI", "MLFLOW_TRACKING_URI", "TORCH_HOME")
 
@@ -45,31 +48,41 @@ def check_cluster(address: str = "") -> None:
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as exc:
-        raise ParamError(f"--address {address}: no Ray cluster answers there ({exc}). Start one with `ray start "
-                         f"--head --port {port}` on {host}, or leave out --address to use a Ray instance of this "
-                         "machine") from None
+        raise ParamError(
+            f"--address {address}: no Ray cluster answers there ({exc}). Start one with `ray start "
+            f"--head --port {port}` on {host}, or leave out --address to use a Ray instance of this "
+            "machine"
+        ) from None
 
 
 def run_on_ray(jobs: list[Job], fresh: bool, address: str = "", echo=print) -> list[Outcome]:
     """Every job as a Ray task on the cluster at `address` (empty: a Ray instance of this machine,
     started for the batch and ended with it); the outcomes in the order they end."""
     import ray
+
     if address:
         # a cluster started by `ray start` asks for its token (~/.ray/auth_token or RAY_AUTH_TOKEN), and
         # a driver joining it sends the token only in token mode, which Ray turns on for `ray start` and
         # a new local instance but not for ray.init(address=...)
-        from ray._private.authentication.authentication_token_setup import \
-            maybe_enable_token_auth_if_token_available
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+
         maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     env = {name: os.environ[name] for name in SHARED_ENVIRONMENT if os.environ.get(name)}
-    ray.init(address=address or None, runtime_env={"env_vars": env}, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    ray.init(
+        address=address or None,
+        runtime_env={"env_vars": env},
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         task = ray.remote(_drive_task)
-        echo(f"running {len(jobs)} job(s) on Ray ({address or 'this machine'}: "
-             f"{ray.cluster_resources().get('CPU', 0):g} CPUs, {gpus:g} GPUs), one "
-             f"{'GPU' if gpus else 'CPU'} each (nproc each for a run trained by several processes)")
+        echo(
+            f"running {len(jobs)} job(s) on Ray ({address or 'this machine'}: "
+            f"{ray.cluster_resources().get('CPU', 0):g} CPUs, {gpus:g} GPUs), one "
+            f"{'GPU' if gpus else 'CPU'} each (nproc each for a run trained by several processes)"
+        )
         started = time.time()
         pending = {}
         for job in jobs:
@@ -83,9 +96,15 @@ def run_on_ray(jobs: list[Job], fresh: bool, address: str = "", echo=print) -> l
             try:
                 outcome = ray.get(done)
             except ray.exceptions.RayError as exc:  # the worker itself died: its run's lease went with it
-                outcome = Outcome(job, "", "FAILED", None, time.time() - started,
-                                  f"the Ray worker was lost ({type(exc).__name__}); rerun these parameters to resume "
-                                  "the run from its last checkpoint")
+                outcome = Outcome(
+                    job,
+                    "",
+                    "FAILED",
+                    None,
+                    time.time() - started,
+                    f"the Ray worker was lost ({type(exc).__name__}); rerun these parameters to resume "
+                    "the run from its last checkpoint",
+                )
             outcomes.append(outcome)
             echo(describe(outcome))
         return outcomes

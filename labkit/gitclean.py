@@ -11,6 +11,7 @@ writes a notebook (a postprocessor), both configured in this environment by `ins
 
     .venv/bin/python -m labkit.gitclean      # done by the set-up (make)
 """
+
 from __future__ import annotations
 
 import json

@@ -16,6 +16,7 @@ its kernels when that process is gone, and a kernel dies with the warm process).
 cold where the warm process cannot serve (it failed to start, or a library touched CUDA while
 loading: a forked child could not use the GPU), or with LABKIT_WARM_KERNELS=0.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -41,9 +42,22 @@ from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 # What every kernel imports before its notebook's first line (third-party only: the lab's own
 # modules are imported fresh by each kernel). Not ipykernel.kernelapp: its defaults read the
 # kernel's environment (JPY_PARENT_PID) when it is imported.
-PRELOAD = ("numpy", "torch", "torch._dynamo", "torchvision", "pytorch_fid.inception", "scipy.linalg", "PIL.Image",
-           "yaml", "tqdm.auto", "psutil", "mlflow", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store",
-           "ipykernel.ipkernel")
+PRELOAD = (
+    "numpy",
+    "torch",
+    "torch._dynamo",
+    "torchvision",
+    "pytorch_fid.inception",
+    "scipy.linalg",
+    "PIL.Image",
+    "yaml",
+    "tqdm.auto",
+    "psutil",
+    "mlflow",
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "ipykernel.ipkernel",
+)
 SWITCH = "LABKIT_WARM_KERNELS"  # 0: every kernel starts cold
 LAUNCHER = ("-m", "ipykernel_launcher")
 
@@ -59,6 +73,7 @@ def _preload() -> int:
         except ImportError:
             continue
     import torch
+
     if torch.cuda.is_initialized():
         raise SystemExit("a preloaded library initialised CUDA: kernels start cold")
     return torch.get_num_threads()
@@ -144,6 +159,7 @@ def _fork_kernel(conn: socket.socket, threads: int, inherited: list) -> int:
             code = _become_kernel(request, fds, threads, ready_w)
         except BaseException:
             import traceback
+
             traceback.print_exc()
         finally:
             os._exit(code)
@@ -165,6 +181,7 @@ def _become_kernel(request: dict, fds: list[int], threads: int, ready_w: int) ->
     """In the forked child: what a new kernel process would be, then the kernel; its exit code."""
     os.setsid()  # a session of its own, as jupyter_client starts kernels: interrupts reach its group
     from .lease import die_with_parent
+
     die_with_parent()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new interpreter
     for target, fd in enumerate(fds):
@@ -184,11 +201,13 @@ def _become_kernel(request: dict, fds: list[int], threads: int, ready_w: int) ->
     code = 0
     try:
         from ipykernel import kernelapp
+
         kernelapp.launch_new_instance()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     finally:
         import atexit as exiting
+
         exiting._run_exitfuncs()  # as an interpreter does at its end
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -201,9 +220,11 @@ def _become_kernel(request: dict, fds: list[int], threads: int, ready_w: int) ->
 def _die_with(pid: int) -> None:
     """Be killed when the process that asked for this kernel ends (the warm process may serve
     others: the runner's workers ask the runner's)."""
+
     def watch(pidfd: int) -> None:
         select.select([pidfd], [], [])
         os.kill(os.getpid(), signal.SIGKILL)
+
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -216,11 +237,13 @@ def _own_threads_and_random_state(default_threads: int) -> None:
     loaded before it was known), and random states of its own (a fork copies the parent's)."""
     import numpy as np
     import torch
+
     asked = os.environ.get("OMP_NUM_THREADS", "")
     count = int(asked) if asked.isdigit() and int(asked) > 0 else default_threads
     torch.set_num_threads(count)
     try:
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(count, user_api="blas")
     except ImportError:
         pass
@@ -233,6 +256,7 @@ def _own_threads_and_random_state(default_threads: int) -> None:
 class WarmKernel:
     """A kernel forked by the warm process: the part of subprocess.Popen that jupyter_client's
     provisioner uses. Its end comes over the connection it was asked for on."""
+
     stdin = stdout = stderr = None
 
     def __init__(self, pid: int, conn: socket.socket):
@@ -278,7 +302,7 @@ class WarmProcess:
         self.lock = threading.Lock()
         self.process: subprocess.Popen | None = None
         self.address = ""  # of this process's own warm process
-        self.shared = ""   # of the runner's, for a worker of the runner
+        self.shared = ""  # of the runner's, for a worker of the runner
         # it pays from a process's second kernel on: a command that runs one notebook starts it cold
         self.wanted = False
         self.broken = ""
@@ -291,8 +315,9 @@ class WarmProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         env["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # a CUDA check while loading must not initialise CUDA
         code = f"import socket, labkit.kernels as k; k.serve(socket.socket(fileno={listener.fileno()}), {os.getpid()})"
-        self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(listener.fileno(),), env=env,
-                                        stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], pass_fds=(listener.fileno(),), env=env, stdin=subprocess.DEVNULL
+        )
         listener.close()
 
     def running(self) -> str:
@@ -323,8 +348,11 @@ class WarmProcess:
         kernel, answer = _ask(address, request, fds)
         if kernel is None:
             code = self.process.poll()
-            self.broken = (f"the warm process ended (exit {code})" if code is not None
-                           else f"it could not start a kernel ({answer or 'no answer'})")
+            self.broken = (
+                f"the warm process ended (exit {code})"
+                if code is not None
+                else f"it could not start a kernel ({answer or 'no answer'})"
+            )
             warnings.warn(f"kernels start cold from now on: {self.broken}", RuntimeWarning, stacklevel=2)
         return kernel
 
@@ -374,8 +402,9 @@ def launched_kernel() -> int | None:
 def start_warm(cmd: list[str], kwargs: dict) -> WarmKernel | None:
     """The kernel of this command line (jupyter_client's, with its Popen arguments) forked warm, or
     None where it starts cold: another interpreter or kernel, a pipe asked for, or switched off."""
-    python_kernel = (len(cmd) > 3 and tuple(cmd[1:3]) == LAUNCHER
-                     and os.path.realpath(cmd[0]) == os.path.realpath(sys.executable))
+    python_kernel = (
+        len(cmd) > 3 and tuple(cmd[1:3]) == LAUNCHER and os.path.realpath(cmd[0]) == os.path.realpath(sys.executable)
+    )
     if os.environ.get(SWITCH, "1") == "0" or not python_kernel:
         return None
     # stdin: jupyter_client's pipe is never read (input comes over the kernel's stdin channel)
@@ -384,8 +413,9 @@ def start_warm(cmd: list[str], kwargs: dict) -> WarmKernel | None:
         return None
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        fds = [null if s == subprocess.DEVNULL else number if s is None else s.fileno()
-               for number, s in enumerate(streams)]
+        fds = [
+            null if s == subprocess.DEVNULL else number if s is None else s.fileno() for number, s in enumerate(streams)
+        ]
         env = dict(kwargs.get("env") or os.environ)
         if not kwargs.get("independent"):  # what jupyter_client's launch_kernel adds: the kernel knows its client
             env["JPY_PARENT_PID"] = str(os.getpid())
@@ -415,6 +445,7 @@ class LocalKernelManager(AsyncKernelManager):
     port is opened (nothing to eavesdrop on, and ipykernel has no unencrypted-TCP warning to
     print). The sockets are named by absolute path (kernel and client run in different folders),
     in one folder per process that goes when the process does, killed kernels' sockets with it."""
+
     socket_dirs: dict[int, Path] = {}  # by process id: a forked worker numbers its sockets apart
 
     def __init__(self, **kwargs):

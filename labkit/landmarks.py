@@ -8,6 +8,7 @@ DATA_ROOT/landmarks_missing.csv, a template to fill in by hand and save as
 landmarks_manual.csv: hand-placed points always override detection. A picture of photos with
 their points and the part boxes +local crops is written for checking by eye.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,13 +34,15 @@ class Detection:
     name: str
     points: np.ndarray | None  # (5, 2)
     prob: float
-    source: str                # mtcnn, manual or missing
+    source: str  # mtcnn, manual or missing
 
 
-def detect(photos: list[np.ndarray], device: str = "auto", batch_size: int = 16,
-           progress: bool = True) -> list[tuple[np.ndarray | None, float]]:
+def detect(
+    photos: list[np.ndarray], device: str = "auto", batch_size: int = 16, progress: bool = True
+) -> list[tuple[np.ndarray | None, float]]:
     """(points, probability) for the most prominent face of each photo; (None, 0) when none."""
     from facenet_pytorch import MTCNN
+
     mtcnn = MTCNN(keep_all=False, device=pick_device(device))
     results: list[tuple[np.ndarray | None, float]] = [(None, 0.0)] * len(photos)
     # MTCNN batches images of one size together
@@ -49,7 +52,7 @@ def detect(photos: list[np.ndarray], device: str = "auto", batch_size: int = 16,
     bar = tqdm(total=len(photos), desc="MTCNN landmarks", disable=not progress)
     for indices in by_size.values():
         for start in range(0, len(indices), batch_size):
-            chunk = indices[start:start + batch_size]
+            chunk = indices[start : start + batch_size]
             _, probs, points = mtcnn.detect([Image.fromarray(photos[i]) for i in chunk], landmarks=True)
             for i, prob, pts in zip(chunk, probs, points):
                 if pts is not None and len(pts):
@@ -92,8 +95,9 @@ def check_picture(photos: list[np.ndarray], detections: list[Detection], columns
     return sheet
 
 
-def run(root: str | Path, device: str = "auto", batch_size: int = 16, check_count: int = 24,
-        progress: bool = True) -> list[Detection]:
+def run(
+    root: str | Path, device: str = "auto", batch_size: int = 16, check_count: int = 24, progress: bool = True
+) -> list[Detection]:
     """Detect, merge the manual file, write landmarks.csv, landmarks_missing.csv and the check picture."""
     root = Path(root)
     pairs = find_pairs(root, skip_missing=True)
@@ -109,8 +113,14 @@ def run(root: str | Path, device: str = "auto", batch_size: int = 16, check_coun
             detections.append(Detection(pair.name, points, prob, "mtcnn"))
         else:
             detections.append(Detection(pair.name, None, 0.0, "missing"))
-    _write_rows(root / "landmarks.csv", [[d.name, *np.round(d.points.ravel(), 2), round(d.prob, 4), d.source]
-                                         for d in detections if d.points is not None])
+    _write_rows(
+        root / "landmarks.csv",
+        [
+            [d.name, *np.round(d.points.ravel(), 2), round(d.prob, 4), d.source]
+            for d in detections
+            if d.points is not None
+        ],
+    )
     missing = [d.name for d in detections if d.source == "missing"]
     missing_file = root / "landmarks_missing.csv"
     if missing:

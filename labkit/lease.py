@@ -7,9 +7,11 @@ command can say who holds it.
 
 A heartbeat is a small file, runs/leases/<run id>.beat, that the training loop rewrites at
 every logged step and at least every BEAT_SECONDS of work: the step it reached, the phase
-(start, train, evaluate, views: all but train get the slow allowance) and the kernel's pid. The runner reads it to see a run that
-hangs, and `labkit runs` to show how long ago each run last beat.
+(start, train, evaluate, views: all but train get the slow allowance) and the kernel's pid.
+The runner reads it to see a run that hangs, and `labkit runs` to show how long ago each run
+last beat.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -47,8 +49,10 @@ class Holder:
     since: float
 
     def describe(self) -> str:
-        return (f"pid {self.pid} on {self.host} (since {time.strftime('%H:%M:%S', time.localtime(self.since))}: "
-                f"{self.command})")
+        return (
+            f"pid {self.pid} on {self.host} (since {time.strftime('%H:%M:%S', time.localtime(self.since))}: "
+            f"{self.command})"
+        )
 
 
 def me(command: str = "") -> Holder:
@@ -79,9 +83,9 @@ class Lease:
             return None
         return None
 
-    def acquire(self, command: str = "") -> "Lease":
+    def acquire(self, command: str = "") -> Lease:
         """Take the lease, or raise LeaseHeld naming its holder."""
-        f = open(self.path, "a+")
+        f = open(self.path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file is open)
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -106,7 +110,7 @@ class Lease:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -164,5 +168,6 @@ def dump_stacks_on_signal(run_id: str) -> Path:
     runner asks a kernel that stopped beating (faulthandler works even when Python is stuck in C)."""
     path = lease_dir() / f"{run_id}.stacks"
     # append mode: the runner empties the file before it asks, and the dump lands at its start
-    faulthandler.register(signal.SIGUSR1, file=open(path, "a"), all_threads=True, chain=False)
+    stacks = open(path, "a")  # noqa: SIM115 (faulthandler writes to it for the kernel's life)
+    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True, chain=False)
     return path

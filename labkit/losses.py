@@ -1,4 +1,5 @@
 """Loss terms (pure functions of tensors)."""
+
 from __future__ import annotations
 
 import math
@@ -28,14 +29,17 @@ def luminance(img: torch.Tensor) -> torch.Tensor:
 def directional_gradients(y: torch.Tensor) -> list[torch.Tensor]:
     """Forward differences in four directions, cropped to a common (H - 1) x (W - 1) grid:
     horizontal, vertical, diagonal (down-right) and anti-diagonal (down-left)."""
-    return [y[..., :-1, 1:] - y[..., :-1, :-1],
-            y[..., 1:, :-1] - y[..., :-1, :-1],
-            y[..., 1:, 1:] - y[..., :-1, :-1],
-            y[..., 1:, :-1] - y[..., :-1, 1:]]
+    return [
+        y[..., :-1, 1:] - y[..., :-1, :-1],
+        y[..., 1:, :-1] - y[..., :-1, :-1],
+        y[..., 1:, 1:] - y[..., :-1, :-1],
+        y[..., 1:, :-1] - y[..., :-1, 1:],
+    ]
 
 
-def glad(fake: torch.Tensor, real: torch.Tensor, mode: str = "components", norm: str = "l1",
-         eps: float = 1e-6) -> torch.Tensor:
+def glad(
+    fake: torch.Tensor, real: torch.Tensor, mode: str = "components", norm: str = "l1", eps: float = 1e-6
+) -> torch.Tensor:
     """Generalized gradient loss on the luminance Y of both images.
 
     components:  1/4 * sum_d mean_p rho(D_d Y_fake(p) - D_d Y_real(p))
@@ -71,7 +75,7 @@ def squared_distance(cost: torch.Tensor, temperature: float = 0.0, reach: int = 
         line = cost.movedim(dim, -1)
         n = line.shape[-1]
         if 0 < reach < n:
-            far = float(cost.shape[-2] ** 2 + cost.shape[-1] ** 2 + reach ** 2)
+            far = float(cost.shape[-2] ** 2 + cost.shape[-1] ** 2 + reach**2)
             candidates = F.pad(line, (reach, reach), value=far).unfold(-1, 2 * reach + 1, 1)  # (..., n, window)
             offsets = torch.arange(-reach, reach + 1, device=cost.device, dtype=cost.dtype) ** 2
         else:

@@ -1,4 +1,5 @@
 """Where the lab keeps things: the project root, runs/ and the tracking store."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """What a run was made with: code version, packages, machine."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -45,11 +46,13 @@ def gpu_count() -> int:
     if not (Path("/proc/driver/nvidia").exists() or Path("/dev/kfd").exists()):
         return 0
     import torch
+
     return torch.cuda.device_count()
 
 
 def device_description(device) -> str:
     import torch
+
     if device.type == "cuda":
         return f"cuda:{device.index or 0} {torch.cuda.get_device_name(device)}"
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
@@ -58,6 +61,7 @@ def device_description(device) -> str:
 def pick_device(name: str):
     """'auto' is the first GPU when there is one, else the CPU; an unavailable choice is refused."""
     import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

@@ -7,6 +7,7 @@ it KILLED with its last step and heartbeat, and rerunning its parameters resumes
 driven from another machine (a team tracking server) is judged by the heartbeat it records
 in the store instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from . import keys, lease, track
 
+
 @dataclass
 class RunState:
     run_id: str
@@ -23,8 +25,8 @@ class RunState:
     experiment: str
     status: str
     step: int | None
-    beat_age: float | None      # seconds since the last heartbeat
-    holder: str                 # who drives it, when someone does
+    beat_age: float | None  # seconds since the last heartbeat
+    holder: str  # who drives it, when someone does
 
     @property
     def dead(self) -> bool:
@@ -59,18 +61,29 @@ def _holder(run, beat: dict | None) -> str:
 
 def states(experiments: list[str] | None = None, running_only: bool = False) -> list[RunState]:
     c = track.client()
-    exps = {e.experiment_id: e.name for e in c.search_experiments()
-            if experiments is None or e.name in experiments}
+    exps = {e.experiment_id: e.name for e in c.search_experiments() if experiments is None or e.name in experiments}
     if not exps:
         return []
-    found = c.search_runs(list(exps), "attributes.status = 'RUNNING'" if running_only else "",
-                          order_by=["attributes.start_time DESC"], max_results=5000)
+    found = c.search_runs(
+        list(exps),
+        "attributes.status = 'RUNNING'" if running_only else "",
+        order_by=["attributes.start_time DESC"],
+        max_results=5000,
+    )
     out = []
     for run in found:
         beat = _heartbeat(run)
-        out.append(RunState(run.info.run_id, run.info.run_name or "", exps[run.info.experiment_id], run.info.status,
-                            beat["step"] if beat else None, time.time() - beat["time"] if beat else None,
-                            _holder(run, beat) if run.info.status == "RUNNING" else ""))
+        out.append(
+            RunState(
+                run.info.run_id,
+                run.info.run_name or "",
+                exps[run.info.experiment_id],
+                run.info.status,
+                beat["step"] if beat else None,
+                time.time() - beat["time"] if beat else None,
+                _holder(run, beat) if run.info.status == "RUNNING" else "",
+            )
+        )
     return out
 
 
@@ -86,15 +99,22 @@ def sweep(experiments: list[str] | None = None) -> list[str]:
             with track.run_lease(state.run_id):
                 if c.get_run(state.run_id).info.status != "RUNNING":
                     continue
-                last = (f"last heartbeat at step {state.step}, {state.beat_age / 60:.0f} min ago"
-                        if state.beat_age is not None else "no heartbeat")
-                c.set_tag(state.run_id, keys.ERROR, f"swept: nothing drives this run any more ({last}); rerun its "
-                          "params to resume it")
+                last = (
+                    f"last heartbeat at step {state.step}, {state.beat_age / 60:.0f} min ago"
+                    if state.beat_age is not None
+                    else "no heartbeat"
+                )
+                c.set_tag(
+                    state.run_id,
+                    keys.ERROR,
+                    f"swept: nothing drives this run any more ({last}); rerun its params to resume it",
+                )
                 c.set_terminated(state.run_id, "KILLED")
         except lease.LeaseHeld:
             continue  # an owner took it meanwhile: alive
-        swept.append(f"{state.experiment}/{state.name} ({state.run_id[:8]}): RUNNING with nothing driving it -> KILLED "
-                     f"({last})")
+        swept.append(
+            f"{state.experiment}/{state.name} ({state.run_id[:8]}): RUNNING with nothing driving it -> KILLED ({last})"
+        )
     return swept
 
 
@@ -109,11 +129,14 @@ def _age(seconds: float | None) -> str:
 def table(rows: list[RunState]) -> str:
     lines = [f"{'experiment':12} {'run':22} {'id':9} {'status':9} {'step':>7} {'beat':>6}  holder"]
     for r in rows:
-        lines.append(f"{r.experiment[:12]:12} {r.name[:22]:22} {r.run_id[:8]:9} "
-                     f"{('DEAD' if r.dead else r.status):9} {r.step if r.step is not None else '-':>7} "
-                     f"{_age(r.beat_age):>6}  {r.holder or '-'}")
+        lines.append(
+            f"{r.experiment[:12]:12} {r.name[:22]:22} {r.run_id[:8]:9} "
+            f"{('DEAD' if r.dead else r.status):9} {r.step if r.step is not None else '-':>7} "
+            f"{_age(r.beat_age):>6}  {r.holder or '-'}"
+        )
     dead = sum(r.dead for r in rows)
-    lines.append(f"{len(rows)} run(s)" + (f"; {dead} RUNNING with nothing driving them: `labkit runs --sweep` marks "
-                                          "them KILLED" if dead else ""))
+    lines.append(
+        f"{len(rows)} run(s)"
+        + (f"; {dead} RUNNING with nothing driving them: `labkit runs --sweep` marks them KILLED" if dead else "")
+    )
     return "\n".join(lines)
-

@@ -9,6 +9,7 @@ database driver and no storage credentials of its own (the server uploads and se
 artifacts; runs' artifact places read mlflow-artifacts:/...). The server has no login: it binds
 to 127.0.0.1 unless told otherwise, and anyone who can reach its port can write to it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +23,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-DRIVER_MISSING = ("PostgreSQL's driver (psycopg, which MLflow uses) is not installed here: pip install -e '.[cluster]' "
-                  "(make test installs it). Clients of the server do not need it, only the server.")
+DRIVER_MISSING = (
+    "PostgreSQL's driver (psycopg, which MLflow uses) is not installed here: pip install -e '.[cluster]' "
+    "(make test installs it). Clients of the server do not need it, only the server."
+)
 
 
 def hidden_password(uri: str) -> str:
@@ -38,8 +41,10 @@ def store_problems(store_uri: str) -> list[str]:
     """What keeps `mlflow server` from using this store, found before it starts: a URI that is not
     PostgreSQL's, a missing driver, a database that does not answer or does not exist."""
     if urlsplit(store_uri).scheme not in ("postgresql", "postgresql+psycopg"):
-        return [f"{hidden_password(store_uri)}: a team store is a PostgreSQL database, "
-                "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"]
+        return [
+            f"{hidden_password(store_uri)}: a team store is a PostgreSQL database, "
+            "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
+        ]
     try:
         import psycopg
     except ImportError:
@@ -48,8 +53,10 @@ def store_problems(store_uri: str) -> list[str]:
         psycopg.connect(store_uri.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=10).close()
     except psycopg.OperationalError as exc:
         reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-        return [f"{hidden_password(store_uri)}: PostgreSQL did not accept the connection ({reason}). Is the server "
-                "running and listening there, and does the database exist (createdb DATABASE)?"]
+        return [
+            f"{hidden_password(store_uri)}: PostgreSQL did not accept the connection ({reason}). Is the server "
+            "running and listening there, and does the database exist (createdb DATABASE)?"
+        ]
     return []
 
 
@@ -60,12 +67,27 @@ def loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def server_command(store_uri: str, artifacts: Path, host: str = "127.0.0.1", port: int = 5000,
-                   workers: int = 4) -> list[str]:
+def server_command(
+    store_uri: str, artifacts: Path, host: str = "127.0.0.1", port: int = 5000, workers: int = 4
+) -> list[str]:
     """`mlflow server` on the store, serving (proxying) the artifacts kept in `artifacts`."""
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri,
-            "--artifacts-destination", str(Path(artifacts).expanduser().resolve()), "--serve-artifacts",
-            "--host", host, "--port", str(port), "--workers", str(workers)]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        store_uri,
+        "--artifacts-destination",
+        str(Path(artifacts).expanduser().resolve()),
+        "--serve-artifacts",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
 
 
 def serve(store_uri: str, artifacts: Path, host: str, port: int, workers: int) -> int:
@@ -79,8 +101,9 @@ def serve(store_uri: str, artifacts: Path, host: str, port: int, workers: int) -
     print(shlex.join([hidden_password(a) for a in command]))
     print(f"  clients: export MLFLOW_TRACKING_URI=http://{host}:{port}")
     if not loopback(host):
-        print(f"  {host} is reachable from other machines and the server has no login: keep it inside a "
-              "trusted network")
+        print(
+            f"  {host} is reachable from other machines and the server has no login: keep it inside a trusted network"
+        )
     return run_until_stopped(command)
 
 
@@ -91,8 +114,9 @@ def run_until_stopped(command: list[str], grace: float = 30.0) -> int:
     exit code, 0 when it was stopped."""
     process = subprocess.Popen(command, start_new_session=True)
     stopped = []
-    previous = {s: signal.signal(s, lambda signum, frame: stopped.append(signum)) for s in (signal.SIGINT,
-                                                                                         signal.SIGTERM)}
+    previous = {
+        s: signal.signal(s, lambda signum, frame: stopped.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         while process.poll() is None and not stopped:
             time.sleep(0.5)

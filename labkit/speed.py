@@ -12,6 +12,7 @@
                     one warning). On a CPU compiling costs more than a short run saves.
 `fast: false` is the reference formulation: fp32, eager, plain Adam.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,12 +51,12 @@ def native_bf16(device: torch.device) -> bool:
 @dataclass(frozen=True)
 class Speed:
     device: torch.device
-    dtype: torch.dtype | None      # autocast's, or None for fp32
+    dtype: torch.dtype | None  # autocast's, or None for fp32
     compile: bool
     fast: bool
 
     @classmethod
-    def of(cls, cfg, device: torch.device) -> "Speed":
+    def of(cls, cfg, device: torch.device) -> Speed:
         precision = cfg.precision
         if precision == "auto":
             precision = "bf16" if cfg.fast and native_bf16(device) else "fp32"
@@ -103,9 +104,11 @@ class Speed:
 def compile_failure(exc: BaseException) -> bool:
     """Whether an error came from torch.compile's machinery (not from the model itself)."""
     import torch._dynamo.exc
+
     kinds = [torch._dynamo.exc.TorchDynamoException]
     try:
         import torch._inductor.exc
+
         kinds.append(torch._inductor.exc.InductorError)
     except (ImportError, AttributeError):
         pass
@@ -115,8 +118,11 @@ def compile_failure(exc: BaseException) -> bool:
 def eager_after_failure(nets: list[nn.Module], exc: BaseException) -> None:
     """A compile that failed: say so once and run the networks eagerly from now on."""
     cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc  # the compiler's own error
-    warnings.warn(f"torch.compile failed ({type(cause).__name__}: {str(cause).strip().splitlines()[0][:300]}); the "
-                  "networks run eagerly (set compile: off to skip the attempt)", stacklevel=3)
+    warnings.warn(
+        f"torch.compile failed ({type(cause).__name__}: {str(cause).strip().splitlines()[0][:300]}); the "
+        "networks run eagerly (set compile: off to skip the attempt)",
+        stacklevel=3,
+    )
     torch._dynamo.reset()
     for net in nets:
         for module in net.modules():

@@ -10,6 +10,7 @@ runs/optuna.db) goes on from its last trial. The command that drives the sweep o
 FID-against-factor figures as artifacts. A run of the same parameters made before, outside any
 sweep, is taken into the sweep rather than computed again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,8 +58,10 @@ def parse_ranges(texts: list[str], schema) -> dict[str, tuple]:
             problems.append(f"--range {name}: unknown parameter{closest(name, schema.names())}")
             continue
         if hints[name] not in (int, float):
-            problems.append(f"--range {name}: a range needs a number parameter ({name} is {hints[name].__name__}); "
-                            "use --grid for its values")
+            problems.append(
+                f"--range {name}: a range needs a number parameter ({name} is {hints[name].__name__}); "
+                "use --grid for its values"
+            )
             continue
         try:
             low, high = (hints[name](yaml.safe_load(p)) for p in parts[:2])
@@ -66,8 +69,10 @@ def parse_ranges(texts: list[str], schema) -> dict[str, tuple]:
             if len(parts) not in (2, 3) or (len(parts) == 3 and not log) or not low < high or (log and low <= 0):
                 raise ValueError
         except (ValueError, TypeError):
-            problems.append(f"--range {text!r}: write NAME=LOW:HIGH or NAME=LOW:HIGH:log with LOW < HIGH (and "
-                            "LOW > 0 for log), e.g. --range lr=1e-5:1e-3:log")
+            problems.append(
+                f"--range {text!r}: write NAME=LOW:HIGH or NAME=LOW:HIGH:log with LOW < HIGH (and "
+                "LOW > 0 for log), e.g. --range lr=1e-5:1e-3:log"
+            )
             continue
         ranges[name] = (low, high, log)
     if problems:
@@ -82,8 +87,9 @@ def points(grid: dict[str, list]) -> list[dict]:
 
 def label(stem: str, factors: dict) -> str:
     """The run name's stem of a sweep point: `local-lambda_local=10-lr=0.0001`."""
-    return stem + "".join(f"-{name}={value:.4g}" if isinstance(value, float) else f"-{name}={value}"
-                          for name, value in factors.items())
+    return stem + "".join(
+        f"-{name}={value:.4g}" if isinstance(value, float) else f"-{name}={value}" for name, value in factors.items()
+    )
 
 
 def _key(what) -> str:
@@ -96,8 +102,9 @@ class Sweep:
     def __init__(self, jobs: list, factors: list[str], name: str, key: str, how: dict):
         experiments = {job.cfg.experiment for job in jobs}
         if len(experiments) > 1:
-            raise ParamError(f"a sweep lives in one experiment; these params files name {sorted(experiments)}: "
-                             "sweep each apart")
+            raise ParamError(
+                f"a sweep lives in one experiment; these params files name {sorted(experiments)}: sweep each apart"
+            )
         self.experiment, self.factors = experiments.pop(), factors
         # one command drives a sweep: a second is refused before it could make a second parent
         self.lease = lease.Lease(f"sweep-{key}").acquire()
@@ -107,15 +114,26 @@ class Sweep:
         if found:
             run_id = found[0].info.run_id
         else:
-            run_id = c.create_run(exp, run_name=track.unique_name(c, exp, name, key), tags={
-                keys.KIND: keys.SWEEP, keys.SWEEP_KEY: key, keys.SWEEP_FACTORS: ",".join(factors)}).info.run_id
+            run_id = c.create_run(
+                exp,
+                run_name=track.unique_name(c, exp, name, key),
+                tags={keys.KIND: keys.SWEEP, keys.SWEEP_KEY: key, keys.SWEEP_FACTORS: ",".join(factors)},
+            ).info.run_id
             common = {k: v for k, v in jobs[0].cfg.to_dict().items() if k not in factors and k != "seed"}
-            c.log_batch(run_id, params=[Param(k, str(v)) for k, v in {
-                **common, **{f"sweep.{k}": json.dumps(v) for k, v in how.items()},
-                "sweep.seeds": ",".join(sorted({str(j.cfg.seed) for j in jobs}, key=int))}.items()])
+            c.log_batch(
+                run_id,
+                params=[
+                    Param(k, str(v))
+                    for k, v in {
+                        **common,
+                        **{f"sweep.{k}": json.dumps(v) for k, v in how.items()},
+                        "sweep.seeds": ",".join(sorted({str(j.cfg.seed) for j in jobs}, key=int)),
+                    }.items()
+                ],
+            )
         self.run = track.OwnedRun(c, run_id)
 
-    def __enter__(self) -> "Sweep":
+    def __enter__(self) -> Sweep:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -135,19 +153,28 @@ class Sweep:
         """Record the sweep's table and figures on the parent and end it: FINISHED when every
         run finished, else FAILED naming the others. Returns the table as Markdown."""
         from .compare import compare
+
         members = sorted({o.run_id for o in outcomes if o.run_id})
         self.run.log_text(json.dumps(members, indent=1), "sweep/runs.json")
         try:
-            text, _, files = compare(self.experiment, by=self.factors, sweep=self.run.name, mixed=True, log=False,
-                                     out_dir=runs_dir() / "compare" / f"sweep-{self.run.run_id[:8]}")
+            text, _, files = compare(
+                self.experiment,
+                by=self.factors,
+                sweep=self.run.name,
+                mixed=True,
+                log=False,
+                out_dir=runs_dir() / "compare" / f"sweep-{self.run.run_id[:8]}",
+            )
             for path in files:
                 self.run.client.log_artifact(self.run.run_id, str(path), "sweep")
         except ParamError as exc:
             text = f"no table: {exc}"
         bad = [o for o in outcomes if o.status not in ("FINISHED", "SKIPPED")]
         error = "; ".join(f"{o.name or o.job.label} {o.status}" for o in bad)
-        self.run.end("FAILED" if bad else "FINISHED", f"{len(bad)} of {len(outcomes)} runs did not finish: {error}"
-                     if bad else "")
+        self.run.end(
+            "FAILED" if bad else "FINISHED",
+            f"{len(bad)} of {len(outcomes)} runs did not finish: {error}" if bad else "",
+        )
         return text
 
 
@@ -165,11 +192,20 @@ class Search:
     when val_fraction > 0, else on the test set (which then also picks the winner: optimistic,
     and the parent says so). The study lives in runs/optuna.db, named by the sweep's key."""
 
-    def __init__(self, specs: list[str], ranges_text: list[str], trials: int, sampler: str, stem: str,
-                 seeds: int | None, overrides: list[str]):
+    def __init__(
+        self,
+        specs: list[str],
+        ranges_text: list[str],
+        trials: int,
+        sampler: str,
+        stem: str,
+        seeds: int | None,
+        overrides: list[str],
+    ):
         import optuna
 
         from .ablate import plan
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.specs, self.seeds, self.overrides, self.trials = specs, seeds, overrides, trials
         base = plan(specs, seeds=seeds, overrides=overrides)  # every file checked before anything runs
@@ -178,25 +214,43 @@ class Search:
             plan(specs, seeds=1, overrides=overrides, grid={name: [low, high]})
         self.on_val = getattr(base[0].cfg, "val_fraction", 0) > 0
         key = _key([sorted(j.cfg.run_key() for j in base), self.ranges, trials, sampler])
-        self.sweep = Sweep(base, list(self.ranges), f"{stem}-search-{'-'.join(self.ranges)}", key,
-                           {"ranges": {k: list(v) for k, v in self.ranges.items()}, "trials": trials,
-                            "sampler": sampler})
-        self.sweep.run.set_tags({"labkit.sweep.objective": "fid_val (validation faces)" if self.on_val else
-                                 "fid_last on the test set: the winner is picked on test data (optimistic); "
-                                 "set val_fraction to pick it on held-out training faces"})
+        self.sweep = Sweep(
+            base,
+            list(self.ranges),
+            f"{stem}-search-{'-'.join(self.ranges)}",
+            key,
+            {"ranges": {k: list(v) for k, v in self.ranges.items()}, "trials": trials, "sampler": sampler},
+        )
+        self.sweep.run.set_tags(
+            {
+                "labkit.sweep.objective": "fid_val (validation faces)"
+                if self.on_val
+                else "fid_last on the test set: the winner is picked on test data (optimistic); "
+                "set val_fraction to pick it on held-out training faces"
+            }
+        )
         pick = optuna.samplers.RandomSampler(seed=0) if sampler == "random" else optuna.samplers.TPESampler(seed=0)
-        self.study = optuna.create_study(study_name=f"labkit-{key}", direction="minimize", sampler=pick,
-                                         storage=f"sqlite:///{runs_dir() / 'optuna.db'}", load_if_exists=True)
+        self.study = optuna.create_study(
+            study_name=f"labkit-{key}",
+            direction="minimize",
+            sampler=pick,
+            storage=f"sqlite:///{runs_dir() / 'optuna.db'}",
+            load_if_exists=True,
+        )
 
     def _point(self, trial) -> dict:
-        return {name: (trial.suggest_int(name, low, high, log=log) if isinstance(low, int)
-                       else trial.suggest_float(name, low, high, log=log))
-                for name, (low, high, log) in self.ranges.items()}
+        return {
+            name: (
+                trial.suggest_int(name, low, high, log=log)
+                if isinstance(low, int)
+                else trial.suggest_float(name, low, high, log=log)
+            )
+            for name, (low, high, log) in self.ranges.items()
+        }
 
     def _value(self, outcomes: list) -> float | None:
         c, metric = track.client(), keys.FID_VAL if self.on_val else keys.FID_LAST
-        values = [c.get_run(o.run_id).data.metrics.get(metric) for o in outcomes
-                  if o.status in ("FINISHED", "SKIPPED")]
+        values = [c.get_run(o.run_id).data.metrics.get(metric) for o in outcomes if o.status in ("FINISHED", "SKIPPED")]
         return float(np.mean(values)) if values and None not in values and len(values) == len(outcomes) else None
 
     def run(self, run_jobs, workers: int = 1) -> list:
@@ -205,6 +259,7 @@ class Search:
         from optuna.trial import TrialState
 
         from .ablate import plan
+
         outcomes = []
         while True:
             trials = self.study.get_trials(deepcopy=False)
@@ -215,9 +270,14 @@ class Search:
             while len(batch) < min(workers, left):
                 trial = self.study.ask()
                 batch.append((trial.number, self._point(trial)))
-            jobs = {number: self.sweep.adopt(plan(self.specs, seeds=self.seeds, overrides=self.overrides,
-                                                  grid={k: [v] for k, v in point.items()}))
-                    for number, point in batch}
+            jobs = {
+                number: self.sweep.adopt(
+                    plan(
+                        self.specs, seeds=self.seeds, overrides=self.overrides, grid={k: [v] for k, v in point.items()}
+                    )
+                )
+                for number, point in batch
+            }
             ended = run_jobs([job for js in jobs.values() for job in js])
             outcomes += ended
             for number, js in jobs.items():

@@ -9,6 +9,7 @@ that ends the run FINISHED, FAILED or KILLED by how its block ends). `labkit abl
 runs it drives; a notebook run by hand (JupyterLab, plain papermill) owns its own. Everything
 else holds a plain `Run`: it logs, and leaves the status alone.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -55,12 +56,12 @@ def client() -> MlflowClient:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     if not uri.startswith("sqlite:///") or uri in _READY:
         return MlflowClient(uri)
-    with open(f"{uri[len('sqlite:///'):]}.lock", "a") as lock:
+    with open(f"{uri[len('sqlite:///') :]}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         c = MlflowClient(uri)  # creates and migrates the database when it is new
         c.search_experiments(max_results=1)
         if uri == default_tracking_uri():
-            follow_moved_runs(Path(uri[len("sqlite:///"):]))
+            follow_moved_runs(Path(uri[len("sqlite:///") :]))
     _READY.add(uri)
     return c
 
@@ -72,12 +73,17 @@ def follow_moved_runs(db: Path) -> list[str]:
     here = (db.parent / "artifacts").as_uri()
     with sqlite3.connect(db) as con:
         places = [row[0] for row in con.execute("SELECT artifact_location FROM experiments")]
-        roots = {p[:p.index("/artifacts/") + len("/artifacts")] for p in places
-                 if p and p.startswith("file://") and "/artifacts/" in p} - {here}
+        roots = {
+            p[: p.index("/artifacts/") + len("/artifacts")]
+            for p in places
+            if p and p.startswith("file://") and "/artifacts/" in p
+        } - {here}
         for old in roots:
             for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
-                con.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
-                            (here, len(old) + 1, len(old) + 1, old + "/"))
+                con.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                    (here, len(old) + 1, len(old) + 1, old + "/"),
+                )
     return sorted(roots)
 
 
@@ -90,8 +96,9 @@ def experiment_id(c: MlflowClient, name: str) -> str:
         return exp.experiment_id
     location = (runs_dir() / "artifacts" / name).as_uri() if tracking_uri() == default_tracking_uri() else None
     try:
-        return c.create_experiment(name, artifact_location=location,
-                                   tags={keys.EXPERIMENT_KIND: keys.TRAINING_EXPERIMENT})
+        return c.create_experiment(
+            name, artifact_location=location, tags={keys.EXPERIMENT_KIND: keys.TRAINING_EXPERIMENT}
+        )
     except MlflowException:  # created meanwhile by a parallel process
         return c.get_experiment_by_name(name).experiment_id
 
@@ -113,8 +120,9 @@ class Run:
         """The highest step the store holds per metric key (read once, then kept up to date)."""
         if self._highest is None:
             logged = self.client.get_run(self.run_id).data.metrics
-            self._highest = {k: max((m.step for m in self.client.get_metric_history(self.run_id, k)), default=0)
-                             for k in logged}
+            self._highest = {
+                k: max((m.step for m in self.client.get_metric_history(self.run_id, k)), default=0) for k in logged
+            }
         return self._highest
 
     def log_metrics(self, values: dict[str, float], step: int | None = None) -> None:
@@ -124,7 +132,7 @@ class Run:
         highest = self._highest_steps()
         if step:
             values = {k: v for k, v in values.items() if step > highest.get(k, 0)}
-            highest.update({k: step for k in values})
+            highest.update(dict.fromkeys(values, step))
         if values:
             now = int(time.time() * 1000)
             self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in values.items()])
@@ -142,9 +150,16 @@ class Run:
     def log_dataset(self, name: str, digest: str, source: str, contexts=("train", "test")) -> None:
         """The data as MLflow dataset inputs (the runs table's Dataset column), one per context."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
-        inputs = [DatasetInput(Dataset(name=f"{name} ({context})", digest=digest, source_type="local",
-                                       source=json.dumps({"uri": source})), [InputTag("mlflow.data.context", context)])
-                  for context in contexts]
+
+        inputs = [
+            DatasetInput(
+                Dataset(
+                    name=f"{name} ({context})", digest=digest, source_type="local", source=json.dumps({"uri": source})
+                ),
+                [InputTag("mlflow.data.context", context)],
+            )
+            for context in contexts
+        ]
         try:
             self.client.log_inputs(self.run_id, inputs)
         except MlflowException as exc:
@@ -164,6 +179,7 @@ class Run:
     def log_arrays(self, arrays: dict, artifact_file: str) -> None:
         """Named arrays as one .npz artifact (replacing the one at that path)."""
         import numpy as np
+
         path = Path(artifact_file)
         with tempfile.TemporaryDirectory() as tmp:
             np.savez(Path(tmp) / path.name, **arrays)
@@ -192,7 +208,7 @@ class Run:
     def end(self, status: str = "FINISHED", error: str = "") -> None:
         """A plain handle does not end its run: its owner (the runner) does."""
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -201,10 +217,11 @@ class Run:
         self.end("FINISHED" if exc_type is None else "FAILED", f"{exc_type.__name__}: {exc}" if exc_type else "")
 
 
-def attach_notebook(run: "Run", path: Path) -> None:
+def attach_notebook(run: Run, path: Path) -> None:
     """An executed notebook, and the same as HTML (the MLflow UI shows .ipynb files as raw JSON)."""
     import nbformat
     from nbconvert import HTMLExporter
+
     html, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
     page = path.with_name(f".{path.stem}.html")  # beside it, hidden, under the notebook's own name
     page.write_text(html, encoding="utf-8")
@@ -237,6 +254,7 @@ class OwnedRun(Run):
         self.monitor = None
         if system_metrics:  # CPU, memory, disk, network, and GPUs when there are: system/* metrics
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
             self.monitor = SystemMetricsMonitor(run_id, resume_logging=True, tracking_uri=tracking_uri())
             self.monitor.start()
 
@@ -269,8 +287,11 @@ def run_name(c: MlflowClient, exp_id: str, label: str, seed: int, run_key: str) 
 def unique_name(c: MlflowClient, exp_id: str, base: str, run_key: str) -> str:
     """`base`, unique in its experiment: when runs of other parameters hold it already, `-2`,
     `-3`, ... is added."""
-    taken = {r.info.run_name for r in c.search_runs([exp_id], f"attributes.run_name LIKE '{base}%'", max_results=5000)
-             if r.data.tags.get(keys.RUN_KEY) != run_key}
+    taken = {
+        r.info.run_name
+        for r in c.search_runs([exp_id], f"attributes.run_name LIKE '{base}%'", max_results=5000)
+        if r.data.tags.get(keys.RUN_KEY) != run_key
+    }
     name, n = base, 1
     while name in taken:
         n += 1
@@ -283,8 +304,11 @@ def create_run(cfg: Config, label: str, tags: dict | None = None) -> str:
     c = client()
     exp = experiment_id(c, cfg.experiment)
     key = cfg.run_key()
-    run = c.create_run(exp, run_name=run_name(c, exp, label, cfg.seed, key), tags={
-        keys.KIND: keys.TRAIN, keys.ABLATION: cfg.ablation, keys.RUN_KEY: key, keys.LABEL: label, **(tags or {})})
+    run = c.create_run(
+        exp,
+        run_name=run_name(c, exp, label, cfg.seed, key),
+        tags={keys.KIND: keys.TRAIN, keys.ABLATION: cfg.ablation, keys.RUN_KEY: key, keys.LABEL: label, **(tags or {})},
+    )
     return run.info.run_id
 
 
@@ -294,8 +318,12 @@ def find_run(cfg: Config):
     exp = c.get_experiment_by_name(cfg.experiment)
     if exp is None:
         return None
-    runs = c.search_runs([exp.experiment_id], f"tags.`{keys.RUN_KEY}` = '{cfg.run_key()}'",
-                         order_by=["attributes.start_time DESC"], max_results=1)
+    runs = c.search_runs(
+        [exp.experiment_id],
+        f"tags.`{keys.RUN_KEY}` = '{cfg.run_key()}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0] if runs else None
 
 
@@ -308,8 +336,11 @@ def all_runs(c: MlflowClient) -> list:
 def find_reference(ref: str, runs: list) -> object | None:
     """The run a short reference means, newest first: a run name (`glad-s0`), a params file's
     stem (`glad`: its newest run), or six or more leading characters of a run id."""
-    for match in (lambda r: r.info.run_name == ref, lambda r: r.data.tags.get(keys.LABEL) == ref,
-                  lambda r: len(ref) >= 6 and r.info.run_id.startswith(ref.lower())):
+    for match in (
+        lambda r: r.info.run_name == ref,
+        lambda r: r.data.tags.get(keys.LABEL) == ref,
+        lambda r: len(ref) >= 6 and r.info.run_id.startswith(ref.lower()),
+    ):
         found = [r for r in runs if match(r)]
         if found:
             return found[0]
@@ -336,8 +367,10 @@ def open_run(cfg: Config, run_id: str = "", notebook: str | None = None) -> Run:
             raise ParamError(f"run_id={run_id!r} is not a run in {tracking_uri()}") from None
         clash = cfg.differences(logged)
         if clash:
-            raise ParamError(f"run {run_id} was started with other parameters ({'; '.join(clash)}); leave run_id "
-                             "empty (or use `labkit ablate --fresh`) to start a new run")
+            raise ParamError(
+                f"run {run_id} was started with other parameters ({'; '.join(clash)}); leave run_id "
+                "empty (or use `labkit ablate --fresh`) to start a new run"
+            )
         run = Run(c, run_id)
     else:
         run = OwnedRun(c, create_run(cfg, label=cfg.ablation))
@@ -346,13 +379,17 @@ def open_run(cfg: Config, run_id: str = "", notebook: str | None = None) -> Run:
     if new:
         c.log_batch(run.run_id, params=[Param(k, str(v)) for k, v in new.items()])
     git = git_state(project_root())
-    run.set_tags({
-        "mlflow.source.name": f"notebooks/{notebook}.ipynb" if notebook else "labkit",
-        "mlflow.source.type": "NOTEBOOK" if notebook else "LOCAL",
-        "mlflow.source.git.commit": git["commit"], "labkit.git.dirty": git["dirty"],
-        "labkit.seed": cfg.seed, "labkit.python": platform.python_version(),
-        **{f"labkit.version.{k}": v for k, v in package_versions().items()},
-    })
+    run.set_tags(
+        {
+            "mlflow.source.name": f"notebooks/{notebook}.ipynb" if notebook else "labkit",
+            "mlflow.source.type": "NOTEBOOK" if notebook else "LOCAL",
+            "mlflow.source.git.commit": git["commit"],
+            "labkit.git.dirty": git["dirty"],
+            "labkit.seed": cfg.seed,
+            "labkit.python": platform.python_version(),
+            **{f"labkit.version.{k}": v for k, v in package_versions().items()},
+        }
+    )
     if git["dirty"]:
         run.log_text(git["diff"], "provenance/git_diff.patch")
     return run
@@ -362,12 +399,15 @@ def _owned_by_this_kernel(run: OwnedRun) -> None:
     """A notebook run by hand owns its run: an error in any cell ends it FAILED, a kernel that
     stops before the last cell's `run.end()` ends it KILLED."""
     from IPython import get_ipython
+
     ip = get_ipython()
     if ip is not None:
+
         def failed(result):
             if result.error_in_exec is not None:
                 error = result.error_in_exec
                 run.end("FAILED", f"{type(error).__name__}: {error}")
+
         ip.events.register("post_run_cell", failed)
     atexit.register(lambda: run.end("KILLED", "the kernel stopped before the notebook's last cell"))
 
@@ -381,8 +421,12 @@ def start(namespace: dict) -> tuple[Config, Run]:
         _owned_by_this_kernel(run)
         session = namespace.get("__session__")  # JupyterLab's path of the notebook
         run.notebook = Path(session) if session and Path(session).suffix == ".ipynb" else None
-        run.set_tags({keys.NOTE: f"Run by hand from notebooks/{cfg.ablation}.ipynb (not through `labkit ablate`): "
-                                  "its values are the notebook's own, and what was injected into it."})
+        run.set_tags(
+            {
+                keys.NOTE: f"Run by hand from notebooks/{cfg.ablation}.ipynb (not through `labkit ablate`): "
+                "its values are the notebook's own, and what was injected into it."
+            }
+        )
     lease.dump_stacks_on_signal(run.run_id)
     run.beat(0, "start", force=True)
     print(f"MLflow run {run.name} ({run.run_id})\n  {run.url()}")

@@ -1,4 +1,5 @@
 """Pictures of a run: sample grids, error heatmaps and FID curves, as uint8 arrays or figures."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -20,7 +21,7 @@ def sample_grid(columns: list[torch.Tensor], gap: int = 2) -> np.ndarray:
     grid = np.full((n * h + (n - 1) * gap, len(cols) * w + (len(cols) - 1) * gap, 3), 255, np.uint8)
     for i in range(n):
         for j, col in enumerate(cols):
-            grid[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = col[i]
+            grid[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = col[i]
     return grid
 
 
@@ -37,8 +38,7 @@ def titled_figure(grid: np.ndarray, titles: list[str], gap: int = 2, dpi: int = 
     ax.axis("off")
     tile = (w + gap) / len(titles)  # tiles are evenly spaced, gap included
     for i, title in enumerate(titles):
-        fig.text((i + 0.5) * tile / w, 1 - HEADER_PX / 2 / (h + HEADER_PX), title, ha="center", va="center",
-                 fontsize=8)
+        fig.text((i + 0.5) * tile / w, 1 - HEADER_PX / 2 / (h + HEADER_PX), title, ha="center", va="center", fontsize=8)
     return fig
 
 
@@ -68,20 +68,29 @@ def error_heatmap(fake: torch.Tensor, real: torch.Tensor, titles: list[str] | No
     return figure_to_array(fig)
 
 
-def fid_curves(curves: dict[str, list[tuple[int, float]]], title: str = "FID over training",
-               ylabel: str = "FID (log scale; lower is better)",
-               bands: dict[str, list[tuple[int, float, float]]] | None = None):
+def fid_curves(
+    curves: dict[str, list[tuple[int, float]]],
+    title: str = "FID over training",
+    ylabel: str = "FID (log scale; lower is better)",
+    bands: dict[str, list[tuple[int, float, float]]] | None = None,
+):
     """One line per run or ablation: {label: [(epoch, fid), ...]}, on a log axis so that close
     curves near their end stay apart; `bands` shades a label's 95% interval per epoch."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=150, constrained_layout=True)
     for label, points in curves.items():
         if points:
             xs, ys = zip(*sorted(points))
-            line, = ax.plot(xs, ys, marker="o", label=label)
+            (line,) = ax.plot(xs, ys, marker="o", label=label)
             band = sorted((bands or {}).get(label, []))
             if band:
-                ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
-                                color=line.get_color(), alpha=0.2, linewidth=0)
+                ax.fill_between(
+                    [b[0] for b in band],
+                    [b[1] for b in band],
+                    [b[2] for b in band],
+                    color=line.get_color(),
+                    alpha=0.2,
+                    linewidth=0,
+                )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
@@ -105,17 +114,21 @@ def show_training(result) -> None:
     """A face run's views in a notebook: FID over training, the sample grid (photo | real sketch
     | generated) and where the generated sketches differ from the real ones."""
     label = result.cfg.ablation
-    fid_curves({label: [(e.epoch, e.fid) for e in result.history]},
-               title=f"FID over training ({result.backbone} backbone; band: 95% interval over the test faces)",
-               bands={label: [(e.epoch, *e.fid_ci) for e in result.history if not np.isnan(e.fid_ci[0])]})
+    fid_curves(
+        {label: [(e.epoch, e.fid) for e in result.history]},
+        title=f"FID over training ({result.backbone} backbone; band: 95% interval over the test faces)",
+        bands={label: [(e.epoch, *e.fid_ci) for e in result.history if not np.isnan(e.fid_ci[0])]},
+    )
     plt.show()
     show(result.last_grid, "photo | real sketch | generated")
     show(result.last_heatmap, "|generated - real|")
     last, best = result.history[-1], result.best
     interval = "" if np.isnan(last.fid_ci[0]) else f" [{last.fid_ci[0]:.2f}, {last.fid_ci[1]:.2f}]"
     picked = "on the validation faces" if not np.isnan(best.fid_val) else "on the test set itself: optimistic"
-    print(f"FID at the end {last.fid:.2f}{interval} (95% interval over the test faces); best FID {best.fid:.2f} "
-          f"at epoch {best.epoch} (picked {picked}); mean FID {result.fid_mean():.2f}")
+    print(
+        f"FID at the end {last.fid:.2f}{interval} (95% interval over the test faces); best FID {best.fid:.2f} "
+        f"at epoch {best.epoch} (picked {picked}); mean FID {result.fid_mean():.2f}"
+    )
 
 
 def _gray(t: torch.Tensor) -> np.ndarray:
@@ -126,14 +139,17 @@ def glad_views(fake: torch.Tensor, real: torch.Tensor, names: list[str]) -> np.n
     """Per face: real and generated sketch, their gradient magnitudes over the four directions
     glad compares, and where the gradients disagree (the glad error, per pixel)."""
     from .losses import directional_gradients, luminance
+
     gf, gr = directional_gradients(luminance(fake.float())), directional_gradients(luminance(real.float()))
     mag = lambda grads: torch.sqrt(sum(g * g for g in grads))[:, 0]  # noqa: E731
     err = (sum((a - b).abs() for a, b in zip(gf, gr)) / len(gf))[:, 0]
-    cols = [("real sketch", lambda i: _gray(real[i]), "gray", 0, 1),
-            ("generated", lambda i: _gray(fake[i]), "gray", 0, 1),
-            ("|∇ real|", lambda i: mag(gr)[i].numpy(), "magma", 0, None),
-            ("|∇ generated|", lambda i: mag(gf)[i].numpy(), "magma", 0, None),
-            ("glad error", lambda i: err[i].numpy(), "inferno", 0, None)]
+    cols = [
+        ("real sketch", lambda i: _gray(real[i]), "gray", 0, 1),
+        ("generated", lambda i: _gray(fake[i]), "gray", 0, 1),
+        ("|∇ real|", lambda i: mag(gr)[i].numpy(), "magma", 0, None),
+        ("|∇ generated|", lambda i: mag(gf)[i].numpy(), "magma", 0, None),
+        ("glad error", lambda i: err[i].numpy(), "inferno", 0, None),
+    ]
     n = len(fake)
     fig, axes = plt.subplots(n, len(cols), figsize=(2.1 * len(cols), 2.2 * n), squeeze=False, constrained_layout=True)
     vmax = float(max(mag(gr).max(), mag(gf).max()))
@@ -154,13 +170,17 @@ def chamfer_views(fake: torch.Tensor, real: torch.Tensor, names: list[str]) -> n
     d_CM(real, fake)), each generated stroke by its distance to real's (extra strokes, d_CM(fake,
     real)); as fractions of each image's largest distance, as the loss counts them."""
     from .losses import luminance, stroke_distance
+
     f, r = luminance(fake.float())[:, 0], luminance(real.float())[:, 0]
     with torch.no_grad():
         missing = torch.where(r < 0, stroke_distance(f, dark=True), torch.nan)
         extra = torch.where(f < 0, stroke_distance(r, dark=True), torch.nan)
-    cols = [("real sketch", lambda i: _gray(real[i]), "gray"), ("generated", lambda i: _gray(fake[i]), "gray"),
-            ("missing: real strokes,\nfar from generated", lambda i: missing[i].numpy(), "turbo"),
-            ("extra: generated strokes,\nfar from real", lambda i: extra[i].numpy(), "turbo")]
+    cols = [
+        ("real sketch", lambda i: _gray(real[i]), "gray"),
+        ("generated", lambda i: _gray(fake[i]), "gray"),
+        ("missing: real strokes,\nfar from generated", lambda i: missing[i].numpy(), "turbo"),
+        ("extra: generated strokes,\nfar from real", lambda i: extra[i].numpy(), "turbo"),
+    ]
     n = len(fake)
     top = float(torch.nan_to_num(torch.stack([missing, extra]), nan=0).max()) or 1.0  # one scale for the figure
     fig, axes = plt.subplots(n, len(cols), figsize=(2.1 * len(cols), 2.3 * n), squeeze=False, constrained_layout=True)
@@ -184,18 +204,22 @@ def local_views(pieces: dict, photos: torch.Tensor, names: list[str]) -> np.ndar
     also which output weighs most there)."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch, Rectangle
+
     locals_ = [(pieces["parts"], p) for p in pieces["parts"]] + [(pieces["regions"], r) for r in pieces["regions"]]
-    shown = [(key, title) for key, title in [("composite", "local composite"), ("global_out", "global U-Net"),
-                                             ("fake", "fused")] if key in pieces]
+    shown = [
+        (key, title)
+        for key, title in [("composite", "local composite"), ("global_out", "global U-Net"), ("fake", "fused")]
+        if key in pieces
+    ]
     weights = pieces.get("weights", {})
     n = len(photos)
     ncols = 1 + len(locals_) + len(shown) + (1 if weights else 0) + (1 if len(weights) > 1 else 0)
     fig, axes = plt.subplots(n, ncols, figsize=(1.9 * ncols, 2.1 * n), squeeze=False, constrained_layout=True)
     sources = list(weights)
-    palette = ListedColormap(plt.get_cmap("tab10").colors[:max(len(sources), 1)])
+    palette = ListedColormap(plt.get_cmap("tab10").colors[: max(len(sources), 1)])
     for i in range(n):
         row = axes[i]
-        row[0].imshow(to_rgb_uint8(photos[i:i + 1])[0])
+        row[0].imshow(to_rgb_uint8(photos[i : i + 1])[0])
         for x, y, w, h in (pieces["boxes"][p][i] for p in pieces["boxes"]):
             row[0].add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="yellow", linewidth=1))
         row[0].set_title(f"{names[i]}\nphoto + parts", fontsize=8)
@@ -221,8 +245,12 @@ def local_views(pieces: dict, photos: torch.Tensor, names: list[str]) -> np.ndar
         for ax in row:
             ax.axis("off")
     if len(weights) > 1:
-        fig.legend(handles=[Patch(color=palette(k), label=s) for k, s in enumerate(sources)], loc="outside lower center",
-                   ncols=len(sources), fontsize=7)
+        fig.legend(
+            handles=[Patch(color=palette(k), label=s) for k, s in enumerate(sources)],
+            loc="outside lower center",
+            ncols=len(sources),
+            fontsize=7,
+        )
     return figure_to_array(fig)
 
 
@@ -231,10 +259,14 @@ def show_local(result) -> dict:
     distance-transform loss charges (chamfer_views). Returns the pieces, for further views."""
     pieces = result.sample_outputs(pieces=True)
     names = result.samples["names"]
-    result.show(local_views(pieces, result.samples["photo"], names), "local_views",
-                "local: parts, composite, global, fused")
-    result.show(chamfer_views(pieces["fake"], result.samples["sketch"], names), "chamfer_views",
-                "distance-transform loss: missing and extra strokes")
+    result.show(
+        local_views(pieces, result.samples["photo"], names), "local_views", "local: parts, composite, global, fused"
+    )
+    result.show(
+        chamfer_views(pieces["fake"], result.samples["sketch"], names),
+        "chamfer_views",
+        "distance-transform loss: missing and extra strokes",
+    )
     return pieces
 
 
@@ -246,6 +278,7 @@ def show_alignment(result) -> None:
 
     from . import keys
     from .align.views import overlap_figure
+
     alignment = result.data.alignment
     sheet = np.asarray(Image.open(alignment.folder / "check.png").convert("RGB"))
     result.run.log_image(sheet, keys.ALIGN_VIEWS, step=0)
@@ -254,5 +287,7 @@ def show_alignment(result) -> None:
     result.run.log_image(bars, keys.ALIGN_OVERLAP, step=0)
     show(bars, "", width=8)
     last = result.history[-1]
-    print(f"FID against the real test sketches {last.fid:.2f} (the headline number); against the aligned test "
-          f"sketches {last.fid_aligned:.2f}")
+    print(
+        f"FID against the real test sketches {last.fid:.2f} (the headline number); against the aligned test "
+        f"sketches {last.fid_aligned:.2f}"
+    )

@@ -1,12 +1,13 @@
 """Pretrained weight files in the torch hub cache: found there, fetched there when a network
 is reachable, or an error that names the file, where it comes from and where to put it."""
+
 from __future__ import annotations
 
 import hashlib
 import urllib.request
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .console import banner
 
@@ -20,6 +21,7 @@ class WeightsUnavailable(RuntimeError):
 
 def hub_path(filename: str) -> Path:
     import torch
+
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
@@ -44,7 +46,8 @@ def ensure(url: str, what: str, instead: str) -> Path:
         raise WeightsUnavailable(
             f"The {what} weights are not in the torch hub cache and could not be downloaded ({exc}).\n"
             f"  file:  {path.name}\n  from:  {url}\n  put it at: {path}\n"
-            f"  (TORCH_HOME moves the cache.) {instead}") from None
+            f"  (TORCH_HOME moves the cache.) {instead}"
+        ) from None
     return path
 
 
@@ -65,8 +68,13 @@ def resolve_auto(choice: str, real: str, ensure: Callable[[], Path], what: str) 
         ensure()
         return real
     except WeightsUnavailable as exc:
-        warnings.warn("\n" + banner(f"{what} FALLBACK: random-init weights (smoke run: numbers NOT comparable "
-                                    "with real ones)", str(exc)), stacklevel=3)
+        warnings.warn(
+            "\n"
+            + banner(
+                f"{what} FALLBACK: random-init weights (smoke run: numbers NOT comparable with real ones)", str(exc)
+            ),
+            stacklevel=3,
+        )
         return "random-init"
 
 
@@ -76,6 +84,7 @@ def kaiming_normal_(net, seed: int):
     vanish, and every distance between features comes out near 0)."""
     import torch
     from torch import nn
+
     generator = torch.Generator().manual_seed(seed)
     for m in net.modules():
         if isinstance(m, nn.Conv2d):

@@ -18,12 +18,27 @@ def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
         import torch
+
         torch.set_num_threads(1)
 
+
 # tiny settings: a full train + FID pass in seconds on a CPU
-TINY = dict(synthetic_count=24, image_size=32, ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1,
-            eval_every=1, log_every=1, fid_backbone="random-init", fid_dims=64, grid_samples=2, device="cpu",
-            bootstrap_resamples=200)
+TINY = dict(
+    synthetic_count=24,
+    image_size=32,
+    ngf=8,
+    ndf=8,
+    batch_size=4,
+    n_epochs=1,
+    n_epochs_decay=1,
+    eval_every=1,
+    log_every=1,
+    fid_backbone="random-init",
+    fid_dims=64,
+    grid_samples=2,
+    device="cpu",
+    bootstrap_resamples=200,
+)
 
 
 def free_port() -> int:
@@ -65,6 +80,7 @@ def wait_for_step(step: int, since: float, timeout: float = 240):
     import time
 
     from labkit import lease
+
     deadline = time.time() + timeout
     while time.time() < deadline:
         for path in lease.lease_dir().glob("*.beat"):
@@ -78,6 +94,7 @@ def wait_for_step(step: int, since: float, timeout: float = 240):
 def tiny_params(folder: Path, name: str, **fields) -> Path:
     """A params file `<name>.yaml` of a tiny baseline run, with `fields` on top."""
     import yaml
+
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"ablation": "baseline", **TINY, **fields}))
     return path
@@ -86,6 +103,7 @@ def tiny_params(folder: Path, name: str, **fields) -> Path:
 def training_runs(experiment: str) -> list:
     """The training runs of an experiment (none when it does not exist)."""
     from labkit import keys, track
+
     c = track.client()
     exp = c.get_experiment_by_name(experiment)
     return c.search_runs([exp.experiment_id], f"tags.`{keys.KIND}` = 'train'") if exp else []
@@ -96,6 +114,7 @@ def warm_kernels():
     """A test process starts dozens of kernels, one or two a test: it keeps a warm process, as a
     runner of many jobs does (labkit.kernels)."""
     from labkit import kernels
+
     kernels.warm_up()
 
 
@@ -107,13 +126,14 @@ def lab_template(tmp_path_factory) -> Path:
     from mlflow.tracking import MlflowClient
 
     from labkit.data.faces import synthetic_root
+
     runs = tmp_path_factory.mktemp("lab-template") / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LABKIT_RUNS", str(runs))
         MlflowClient(f"sqlite:///{runs / 'mlflow.db'}").search_experiments(max_results=1)
         from labkit.data.synthetic import write_synthetic_set
-        write_synthetic_set(synthetic_root(TINY["synthetic_count"], 0.0), count=TINY["synthetic_count"],
-                            progress=False)
+
+        write_synthetic_set(synthetic_root(TINY["synthetic_count"], 0.0), count=TINY["synthetic_count"], progress=False)
     return runs
 
 
@@ -145,4 +165,5 @@ def bare_lab(tmp_path, monkeypatch):
 @pytest.fixture
 def tiny_cfg():
     from labkit.config import SketchConfig
+
     return lambda **kw: SketchConfig(**{**TINY, **kw})

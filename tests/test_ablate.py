@@ -1,4 +1,5 @@
 """The runner end to end: params file -> papermill kernel -> MLflow run -> FID table."""
+
 import datetime as dt
 import os
 import subprocess
@@ -7,12 +8,12 @@ import sys
 import nbformat
 import numpy as np
 import pytest
+from conftest import ROOT, tiny_params, training_runs
 from PIL import Image
 
 from labkit import ablate, cli, keys, lablog, track
 from labkit.compare import SMOKE_BANNER
 from labkit.viz import HEADER_PX
-from conftest import ROOT, tiny_params, training_runs
 
 
 def _params(tmp_path, name, **extra):
@@ -52,8 +53,12 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     for key in ("fid", "fid_best", "fid_mean", "kid", "loss_G"):
         assert key in ok.data.metrics
     c = track.client()
-    assert [a.path for a in c.list_artifacts(ok.info.run_id, "notebook")] == [  # the notebook, and as HTML
-        f"notebook/tiny-s0-{ok.info.run_id[:8]}.{ext}" for ext in ("html", "ipynb")]
+    assert (
+        [a.path for a in c.list_artifacts(ok.info.run_id, "notebook")]
+        == [  # the notebook, and as HTML
+            f"notebook/tiny-s0-{ok.info.run_id[:8]}.{ext}" for ext in ("html", "ipynb")
+        ]
+    )
     images = [a.path for a in c.list_artifacts(ok.info.run_id, "images")]
     assert any("samples" in p for p in images) and any("error_heatmap" in p for p in images)
     executed = lab / dt.date.today().isoformat() / f"tiny-s0-{ok.info.run_id[:8]}.ipynb"
@@ -62,8 +67,11 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     assert any(o.get("output_type") == "display_data" for c in nb.cells for o in c.get("outputs", []))
     # the failed notebook is kept, with its error, and attached to its run
     failed_nb = nbformat.read(failed.data.tags["labkit.notebook"], as_version=4)
-    assert any(o.get("output_type") == "error" and "no-face-layout" in o.get("evalue", "")
-               for c in failed_nb.cells for o in c.get("outputs", []))
+    assert any(
+        o.get("output_type") == "error" and "no-face-layout" in o.get("evalue", "")
+        for c in failed_nb.cells
+        for o in c.get("outputs", [])
+    )
 
     # the same params again: the finished run is found, not duplicated
     assert cli.main(["ablate", str(good), "--no-progress"]) == 0
@@ -87,20 +95,36 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     assert (lab / "compare" / "t.md").is_file() and (lab / "compare" / "t.csv").is_file()
     assert "data:image/png;base64," in (lab / "compare" / "t.html").read_text()
     assert not c.search_runs([c.get_experiment_by_name("t").experiment_id], f"tags.`{keys.KIND}` = 'compare'")
-    compare_runs = c.search_runs([c.get_experiment_by_name("t-compare").experiment_id],
-                                 f"tags.`{keys.KIND}` = 'compare'")
+    compare_runs = c.search_runs(
+        [c.get_experiment_by_name("t-compare").experiment_id], f"tags.`{keys.KIND}` = 'compare'"
+    )
     artifacts = {a.path for a in c.list_artifacts(compare_runs[0].info.run_id)}
-    assert {"fid_table.json", "t.md", "t.html", "t.csv", *[f"t-{f}.{e}" for f in ("fid", "samples")
-                                                          for e in ("png", "pdf", "svg")]} <= artifacts
+    assert {
+        "fid_table.json",
+        "t.md",
+        "t.html",
+        "t.csv",
+        *[f"t-{f}.{e}" for f in ("fid", "samples") for e in ("png", "pdf", "svg")],
+    } <= artifacts
 
 
 @pytest.mark.slow
 def test_plain_papermill_runs_the_notebook(lab, tmp_path):
     params = _params(tmp_path, "plain", experiment="plain")
     out = tmp_path / "out.ipynb"
-    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "papermill"),
-                             str(ROOT / "notebooks" / "baseline.ipynb"), str(out), "-f", str(params),
-                             "--cwd", str(ROOT / "notebooks")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "papermill"),
+            str(ROOT / "notebooks" / "baseline.ipynb"),
+            str(out),
+            "-f",
+            str(params),
+            "--cwd",
+            str(ROOT / "notebooks"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = _runs("plain")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "fid" in runs[0].data.metrics
@@ -108,9 +132,11 @@ def test_plain_papermill_runs_the_notebook(lab, tmp_path):
 
 @pytest.mark.slow
 def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, capsys):
-    files = [_params(tmp_path, "base", experiment="abl", ablation="baseline"),
-             _params(tmp_path, "glad", experiment="abl", ablation="glad", lambda_glad=100.0),
-             _params(tmp_path, "local_glad", experiment="abl", ablation="local_glad", local=True, lambda_glad=100.0)]
+    files = [
+        _params(tmp_path, "base", experiment="abl", ablation="baseline"),
+        _params(tmp_path, "glad", experiment="abl", ablation="glad", lambda_glad=100.0),
+        _params(tmp_path, "local_glad", experiment="abl", ablation="local_glad", local=True, lambda_glad=100.0),
+    ]
     assert cli.main(["ablate", *map(str, files[1:]), "--seeds", "2", "--workers", "2", "--no-progress"]) == 0
     assert cli.main(["ablate", str(files[0]), "--no-progress"]) == 0
     runs = _runs("abl")
@@ -125,8 +151,10 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     assert cli.main(["compare", "--experiment", "abl"]) == 0
     table = capsys.readouterr().out
     assert "| glad | GAN + 100·L1 + 100·glad | 2 (0, 1) |" in table
-    assert ("| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_local + 0.25·Σ GAN_local + 0.1·d_CM(real, fake) + "
-            "0.1·d_CM(fake, real) |") in table
+    assert (
+        "| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_local + 0.25·Σ GAN_local + 0.1·d_CM(real, fake) + "
+        "0.1·d_CM(fake, real) |"
+    ) in table
     glad_row = next(line for line in table.splitlines() if line.startswith("| glad |"))
     assert " ± " in glad_row and glad_row.rstrip(" |").split("| ")[-1] in ("lower", "higher", "no clear difference")
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
@@ -138,13 +166,25 @@ def test_kernels_talk_over_unix_sockets(tmp_path, capfd):
     """The runner's kernels open no TCP port: their sockets are files in the runner's own folder
     (and ipykernel has no unencrypted-TCP warning to print)."""
     import papermill
+
     from labkit.kernels import LocalKernelManager
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import json, ipykernel.connect\ninfo = json.load(open(ipykernel.connect.get_connection_file()))\n"
-        "print(info['transport'], info['ip'])")])
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "import json, ipykernel.connect\ninfo = json.load(open(ipykernel.connect.get_connection_file()))\n"
+                "print(info['transport'], info['ip'])"
+            )
+        ]
+    )
     nbformat.write(nb, tmp_path / "in.ipynb")
-    out = papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                                     progress_bar=False, kernel_manager_class=LocalKernelManager)
+    out = papermill.execute_notebook(
+        str(tmp_path / "in.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        kernel_name="python3",
+        progress_bar=False,
+        kernel_manager_class=LocalKernelManager,
+    )
     transport, ip = out.cells[0].outputs[0]["text"].split()
     assert transport == "ipc" and ip == str(LocalKernelManager.socket_dirs[os.getpid()] / "kernel")
     assert "TCP" not in capfd.readouterr().err
@@ -153,11 +193,21 @@ def test_kernels_talk_over_unix_sockets(tmp_path, capfd):
 @pytest.mark.slow
 def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab, tmp_path, capsys):
     params = _params(tmp_path, "base", experiment="sw", bootstrap_resamples=100)
-    command = ["ablate", str(params), "--grid", "lambda_l1=50,100", "--grid", "ngf=4,8", "--no-progress",
-               "--workers", "2"]
+    command = [
+        "ablate",
+        str(params),
+        "--grid",
+        "lambda_l1=50,100",
+        "--grid",
+        "ngf=4,8",
+        "--no-progress",
+        "--workers",
+        "2",
+    ]
     jobs = ablate.plan([params], grid={"lambda_l1": [50, 100], "ngf": [4, 8]}, seeds=2)
     assert [(j.cfg.lambda_l1, j.cfg.ngf, j.cfg.seed) for j in jobs] == [
-        (l1, ngf, seed) for l1 in (50.0, 100.0) for ngf in (4, 8) for seed in (0, 1)]
+        (l1, ngf, seed) for l1 in (50.0, 100.0) for ngf in (4, 8) for seed in (0, 1)
+    ]
     assert jobs[0].label == "base-lambda_l1=50-ngf=4" and jobs[0].factors == {"lambda_l1": 50, "ngf": 4}
 
     assert cli.main(command) == 0
@@ -170,14 +220,18 @@ def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab
     assert parent.info.run_name == "base-sweep-lambda_l1-ngf" and parent.data.params["sweep.grid"]
     children = _runs("sw")
     assert sorted(r.info.run_name for r in children) == sorted(
-        f"base-lambda_l1={l1}-ngf={ngf}-s0" for l1 in (50, 100) for ngf in (4, 8))
+        f"base-lambda_l1={l1}-ngf={ngf}-s0" for l1 in (50, 100) for ngf in (4, 8)
+    )
     for run in children:
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.data.tags["labkit.factor.lambda_l1"] == str(int(run.data.params["lambda_l1"].split(".")[0]))
     assert "## FID against lambda_l1" in out and "## FID against ngf" in out  # the parent's table, printed
     artifacts = {a.path for a in c.list_artifacts(parent.info.run_id, "sweep")}
-    assert {"sweep/runs.json", "sweep/sw-base-sweep-lambda_l1-ngf-by-ngf.png", "sweep/sw-base-sweep-lambda_l1-ngf.md"
-            } <= artifacts
+    assert {
+        "sweep/runs.json",
+        "sweep/sw-base-sweep-lambda_l1-ngf-by-ngf.png",
+        "sweep/sw-base-sweep-lambda_l1-ngf.md",
+    } <= artifacts
 
     # the same command again: the same parent, every run skipped
     assert cli.main(command) == 0
@@ -206,6 +260,7 @@ def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab
 @pytest.mark.slow
 def test_a_search_samples_points_with_optuna_and_continues_its_study(lab, tmp_path, capsys):
     import optuna
+
     params = _params(tmp_path, "base", experiment="se")
     assert cli.main(["ablate", str(params), "--sample", "2", "--range", "lambda_l1=200:10"]) == 2
     assert cli.main(["ablate", str(params), "--sample", "2", "--range", "glad_mode=1:2"]) == 2
@@ -214,12 +269,23 @@ def test_a_search_samples_points_with_optuna_and_continues_its_study(lab, tmp_pa
     assert "LOW < HIGH" in err and "needs a number parameter" in err and "--range needs --sample" in err
     assert not _runs("se")
 
-    command = ["ablate", str(params), "--sample", "3", "--range", "lambda_l1=10:200:log", "--sampler", "random",
-               "--workers", "2", "--no-progress"]
+    command = [
+        "ablate",
+        str(params),
+        "--sample",
+        "3",
+        "--range",
+        "lambda_l1=10:200:log",
+        "--sampler",
+        "random",
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     assert cli.main(command) == 0
     runs = _runs("se")
     values = sorted(float(r.data.params["lambda_l1"]) for r in runs)
-    assert len(runs) == 3 and len(set(values)) == 3 and 10 <= values[0] and values[-1] <= 200
+    assert len(runs) == 3 and len(set(values)) == 3 and values[0] >= 10 and values[-1] <= 200
     c = track.client()
     (parent,) = c.search_runs([c.get_experiment_by_name("se").experiment_id], f"tags.`{keys.KIND}` = 'sweep'")
     assert parent.info.run_name == "base-search-lambda_l1" and parent.info.status == "FINISHED"

@@ -1,5 +1,6 @@
 """Bootstrap intervals: exact on the whole set, and covering the true value at (at least) the
 nominal rate in a simulation where the truth is known."""
+
 import numpy as np
 import pytest
 
@@ -51,8 +52,13 @@ def _truth(world, draws=1500):
     values = []
     for _ in range(draws):
         real, (a,), b = world.draw(rng)
-        values.append((fid_from_features(real, a), kid_from_features(real, a),
-                       fid_from_features(real, a) - fid_from_features(real, b)))
+        values.append(
+            (
+                fid_from_features(real, a),
+                kid_from_features(real, a),
+                fid_from_features(real, a) - fid_from_features(real, b),
+            )
+        )
     return np.mean(values, 0)
 
 
@@ -73,8 +79,9 @@ def test_intervals_cover_the_true_fid_kid_and_difference_at_the_nominal_rate():
         widths.append(high - low)
         low, high = bootstrap.interval(kid_a, rep_a["kid"])
         covered[1] += low <= true_kid <= high
-        _, low, high = bootstrap.difference(np.array([fid_a]), rep_a["fid"][:, None], np.array([fid_b]),
-                                            rep_b["fid"][:, None])
+        _, low, high = bootstrap.difference(
+            np.array([fid_a]), rep_a["fid"][:, None], np.array([fid_b]), rep_b["fid"][:, None]
+        )
         covered[2] += low <= true_diff <= high
     assert (covered >= 90).all(), covered
     assert np.mean(widths) < 8 * true_fid  # an interval, not the whole line
@@ -86,8 +93,12 @@ def test_seeds_and_faces_combine():
     seeds and faces at least 90 times in 100; the faces alone would miss it far more often."""
     world = World(seed_spread=0.8)
     rng = np.random.default_rng(3)
-    truth = np.mean([np.mean([fid_from_features(real, a) for a in fakes])
-                     for real, fakes, _ in (world.draw(rng, seeds=3) for _ in range(1000))])
+    truth = np.mean(
+        [
+            np.mean([fid_from_features(real, a) for a in fakes])
+            for real, fakes, _ in (world.draw(rng, seeds=3) for _ in range(1000))
+        ]
+    )
     covered, faces_only_covered = 0, 0
     for _ in range(100):
         real, fakes, _ = world.draw(rng, seeds=3)

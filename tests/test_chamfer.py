@@ -1,5 +1,6 @@
 """APDrawingGAN's distance-transform (chamfer) loss: exact distances, upstream's formula, and a
 gradient that draws the missing strokes and erases the extra ones."""
+
 import numpy as np
 import pytest
 import torch
@@ -45,10 +46,12 @@ def test_the_loss_is_upstreams_formula_on_three_channel_sketches():
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     f, r = (fake * weights).sum(1).numpy(), (real * weights).sum(1).numpy()
     # apdrawing_gan_model.backward_G with the threshold for its line networks: sums over pixels, / batch size
-    expected_to_fake = sum(_upstream_dt(a, True)[b < 0].sum() + _upstream_dt(a, False)[b >= 0].sum()
-                           for a, b in zip(f, r)) / 3
-    expected_to_real = sum(_upstream_dt(b, True)[a < 0].sum() + _upstream_dt(b, False)[a >= 0].sum()
-                           for a, b in zip(f, r)) / 3
+    expected_to_fake = (
+        sum(_upstream_dt(a, True)[b < 0].sum() + _upstream_dt(a, False)[b >= 0].sum() for a, b in zip(f, r)) / 3
+    )
+    expected_to_real = (
+        sum(_upstream_dt(b, True)[a < 0].sum() + _upstream_dt(b, False)[a >= 0].sum() for a, b in zip(f, r)) / 3
+    )
     assert to_fake.item() == pytest.approx(expected_to_fake, rel=1e-5)
     assert to_real.item() == pytest.approx(expected_to_real, rel=1e-5)
     same = chamfer(real, real)

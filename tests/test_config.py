@@ -1,9 +1,18 @@
 import pytest
+from conftest import ROOT
 
 from labkit import ablate
 from labkit.ablate import notebook_defaults
-from labkit.config import ParamError, SketchConfig, StyleConfig, from_namespace, parse_override, read_params_file, schema_for
-from conftest import ROOT
+from labkit.config import (
+    ParamError,
+    SketchConfig,
+    StyleConfig,
+    all_ablations,
+    from_namespace,
+    parse_override,
+    read_params_file,
+    schema_for,
+)
 
 
 def test_unknown_name_is_refused_with_closest_suggestion():
@@ -75,6 +84,7 @@ def _weights_in_the_hub_cache():
     from labkit.metrics.backbone import WEIGHTS_URL
     from labkit.style.vgg import VGG19_URL
     from labkit.weights import hub_path
+
     for url in (WEIGHTS_URL, VGG19_URL):
         path = hub_path(url.rsplit("/", 1)[-1])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +109,7 @@ def test_params_file_faults_are_refused_naming_the_file(lab, tmp_path):
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
         with pytest.raises(ParamError, match=match):
             ablate.plan([path])
+
     refused("", r"p.yaml: the params file is empty")
     refused("# only a comment\n", r"p.yaml: the params file is empty")
     refused("ablation: glad\nlr: 1e-4\nlr: 2e-4\n", r"p.yaml: 'lr' is given twice \(lines 2 and 3\)")
@@ -114,6 +125,7 @@ def test_params_file_faults_are_refused_naming_the_file(lab, tmp_path):
 
 def test_inception_without_its_weights_is_refused_before_a_run_exists(bare_lab, tmp_path, monkeypatch):
     from labkit import weights as weights_module
+
     monkeypatch.setattr(weights_module, "_download", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     path = tmp_path / "p.yaml"
     path.write_text("ablation: baseline\nfid_backbone: inception\n")
@@ -128,6 +140,24 @@ def test_typos_in_a_notebook_are_refused_before_any_work():
     injected = "# Parameters\nlamda_l1 = 5\n"
     with pytest.raises(ParamError, match=r"unknown parameter 'lamda_l1' \(did you mean 'lambda_l1'\?\)"):
         from_namespace({"ablation": "glad", "In": ["", injected], "lamda_l1": 5})
-    cfg = from_namespace({"ablation": "glad", "In": ["", "# Parameters\nlambda_l1 = 5\nrun_id = 'abc'\n"],
-                          "lambda_l1": 5})
+    cfg = from_namespace(
+        {"ablation": "glad", "In": ["", "# Parameters\nlambda_l1 = 5\nrun_id = 'abc'\n"], "lambda_l1": 5}
+    )
     assert cfg.lambda_l1 == 5.0
+
+
+def test_a_notebook_cell_sets_what_makes_its_ablation_and_restates_no_default():
+    """A value in a parameters cell that equals the schema's default would stop following the
+    schema when the default changes (and its copied help would drift): the cells hold their
+    ablation's name and what differs from the defaults, nothing else."""
+    checked = 0
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        if notebook.stem not in all_ablations():
+            continue  # a view of the lab (the lab log), not an ablation
+        schema = schema_for(notebook.stem)
+        values, defaults = notebook_defaults(notebook, schema), schema().to_dict()
+        assert values.pop("ablation") == notebook.stem, notebook.name
+        restated = sorted(name for name, value in values.items() if value == defaults[name])
+        assert restated == [], f"{notebook.name} restates the defaults of {restated}"
+        checked += 1
+    assert checked == len(all_ablations())

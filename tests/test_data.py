@@ -1,4 +1,5 @@
 """The synthetic face set and the folder loader, including the files that go wrong."""
+
 import csv
 import hashlib
 
@@ -12,8 +13,11 @@ from labkit.data.synthetic import HEIGHT, LABELS, WIDTH, make_face
 
 
 def _digest(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_synthetic_set_is_deterministic_and_complete(tmp_path):
@@ -88,8 +92,13 @@ def test_wrong_layout_says_what_it_found(tmp_path):
 
 def test_split_file_is_respected_and_checked(tmp_path):
     root = _layout(tmp_path / "d")
-    rows = [["name", "subset", "split"], ["cuhk-0001", "cuhk", "test"], ["cuhk-0002", "cuhk", "train"],
-            ["ar-0003", "ar", "train"], ["xm2vts-0004", "xm2vts", "validation"]]
+    rows = [
+        ["name", "subset", "split"],
+        ["cuhk-0001", "cuhk", "test"],
+        ["cuhk-0002", "cuhk", "train"],
+        ["ar-0003", "ar", "train"],
+        ["xm2vts-0004", "xm2vts", "validation"],
+    ]
     with open(root / "split.csv", "w", newline="") as f:
         csv.writer(f).writerows(rows)
     with pytest.raises(DataError, match=r"split.csv:5: split must be 'train' or 'test'"):
@@ -107,7 +116,7 @@ def test_odd_image_modes_are_converted(tmp_path):
         "palette.png": Image.fromarray(np.stack([base] * 3, 2)).convert("P"),
         "rgba.png": Image.fromarray(np.dstack([np.stack([base] * 3, 2), np.zeros_like(base)])),
         "cmyk.jpg": Image.fromarray(np.stack([base] * 3, 2)).convert("CMYK"),
-        "16bit.png": Image.fromarray((base.astype(np.uint16) * 257)),
+        "16bit.png": Image.fromarray(base.astype(np.uint16) * 257),
     }
     for name, img in images.items():
         img.save(tmp_path / name)

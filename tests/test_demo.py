@@ -1,12 +1,13 @@
 """The main job's plan (every notebook once, at demo size, each swap with its decoder) and the
 runner's one queue: a job that ends lets the jobs waiting for it join the queue, and a free worker
 takes the next job at once."""
+
 import pytest
+from conftest import tiny_params
 
 from labkit import ablate, demo, track
 from labkit.config import SketchConfig, all_ablations
 from labkit.style.variants import VARIANTS
-from conftest import tiny_params
 
 
 def test_the_demo_runs_every_notebook_once_at_demo_size(lab):
@@ -19,12 +20,17 @@ def test_the_demo_runs_every_notebook_once_at_demo_size(lab):
         assert job.cfg.decoder_run == f"run-of-decoder_{job.cfg.decoder_kind.replace('+', '_')}"
     for job in faces:
         assert (job.cfg.experiment, job.cfg.synthetic_count, job.cfg.total_epochs, job.cfg.eval_every) == (
-            demo.FACES, 36, 9, 3)
+            demo.FACES,
+            36,
+            9,
+            3,
+        )
     assert all(job.cfg.experiment == demo.STYLE and job.cfg.steps == 30 for job in decoders + swaps)
     assert faces[0].cfg.ablation == "local_align" and faces[-1].cfg.ablation == "align"  # align reads its cache
     # a setting for every notebook reaches them all, and one that only faces have is refused, named
-    assert all(j.cfg.precision == "fp32" for j in demo.decoder_jobs(["precision=fp32"]) + demo.face_jobs(
-        ["precision=fp32"]))
+    assert all(
+        j.cfg.precision == "fp32" for j in demo.decoder_jobs(["precision=fp32"]) + demo.face_jobs(["precision=fp32"])
+    )
     with pytest.raises(ablate.ParamError, match="--set: unknown parameter 'lambda_l1'"):
         demo.decoder_jobs(["lambda_l1=5"])
 
@@ -45,26 +51,34 @@ def test_followers_join_the_queue(lab, monkeypatch):
     def drive(job, fresh, progress, queued_since=None):
         order.append(job.label)
         return ablate.Outcome(job, job.label, "FINISHED", None, 0.0)
+
     monkeypatch.setattr(ablate, "drive", drive)
-    jobs = [ablate.Job(label, "", ablate.notebook_path("baseline"), SketchConfig(experiment="q"))
-            for label in ("a", "b", "c")]
+    jobs = [
+        ablate.Job(label, "", ablate.notebook_path("baseline"), SketchConfig(experiment="q"))
+        for label in ("a", "b", "c")
+    ]
     then = {"a": ["a1", "a2"], "a1": ["a11"]}
-    outcomes = ablate.run_all(jobs, echo=lambda *_: None, then=lambda o: [
-        ablate.Job(label, "", o.job.notebook, o.job.cfg) for label in then.get(o.job.label, [])])
+    outcomes = ablate.run_all(
+        jobs,
+        echo=lambda *_: None,
+        then=lambda o: [ablate.Job(label, "", o.job.notebook, o.job.cfg) for label in then.get(o.job.label, [])],
+    )
     assert order == ["a", "b", "c", "a1", "a2", "a11"] and len(outcomes) == 6
 
 
 @pytest.mark.slow
 def test_with_two_workers_a_follower_starts_while_a_longer_job_still_runs(lab, tmp_path):
     """No barrier: the short job's follower starts as soon as the short job ends, beside the long one."""
-    long_ = tiny_params(tmp_path, "long", experiment="q", n_epochs=12, n_epochs_decay=12, eval_every=24,
-                        image_size=64, ngf=16, ndf=16)
+    long_ = tiny_params(
+        tmp_path, "long", experiment="q", n_epochs=12, n_epochs_decay=12, eval_every=24, image_size=64, ngf=16, ndf=16
+    )
     short = tiny_params(tmp_path, "short", experiment="q")
     follower = tiny_params(tmp_path, "follower", experiment="q", seed=1)
     jobs = ablate.plan([long_, short])
     [after] = ablate.plan([follower])
-    outcomes = ablate.run_all(jobs, progress=False, workers=2, echo=lambda *_: None,
-                              then=lambda o: [after] if o.job.label == "short" else [])
+    outcomes = ablate.run_all(
+        jobs, progress=False, workers=2, echo=lambda *_: None, then=lambda o: [after] if o.job.label == "short" else []
+    )
     assert [o.status for o in outcomes] == ["FINISHED"] * 3
     c = track.client()
     runs = {o.job.label: c.get_run(o.run_id).info for o in outcomes}

@@ -1,6 +1,7 @@
 """Ablations fanned out on Ray: a Ray head the test starts on 127.0.0.1 with two CPUs, tiny jobs
 executed on its workers and tracked as on this machine, one that fails kept apart, and a worker
 lost mid-run whose run is swept and then resumed."""
+
 import contextlib
 import os
 import shutil
@@ -16,9 +17,9 @@ import nbformat
 import psutil
 import pytest
 import yaml
+from conftest import TINY, free_port, wait_for_step
 
 from labkit import cli, keys, runs, track
-from conftest import TINY, free_port, wait_for_step
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]' (make test installs it)")
 
@@ -29,10 +30,23 @@ def ray_head():
     port, folder = free_port(), Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths must fit
     log = folder / "head.log"
     with open(log, "w") as out:
-        head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-                                 f"--port={port}", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
-                                 "--disable-usage-stats", f"--temp-dir={folder}"],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        head = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "ray"),
+                "start",
+                "--head",
+                "--block",
+                f"--port={port}",
+                "--num-cpus=2",
+                "--num-gpus=0",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                f"--temp-dir={folder}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.time() + 120
         while "Ray runtime started" not in log.read_text():
@@ -96,8 +110,9 @@ def test_a_cluster_that_does_not_answer_is_refused_at_once(bare_lab, tmp_path, c
 def test_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tmp_path, capsys):
     """The worker driving a run is killed mid-epoch: the job fails on its own, the notebook's kernel
     ends with its worker, and the same command again sweeps the dead run and resumes it."""
-    params = _params(tmp_path, "lost", experiment="lost", image_size=64, ngf=16, ndf=16, batch_size=1, n_epochs=2,
-                     checkpoint_every=3)  # slow enough per step that the kill lands mid-epoch, after a checkpoint
+    params = _params(
+        tmp_path, "lost", experiment="lost", image_size=64, ngf=16, ndf=16, batch_size=1, n_epochs=2, checkpoint_every=3
+    )  # slow enough per step that the kill lands mid-epoch, after a checkpoint
     command = ["ablate", str(params), "--executor", "ray", "--address", ray_head, "--no-progress", "--no-log"]
     codes, started = [], time.time()
     driver = threading.Thread(target=lambda: codes.append(cli.main(command)))

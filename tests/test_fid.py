@@ -1,4 +1,5 @@
 """FID is pytorch-fid's number; the weights are loaded the real way; the smoke backbone informs."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,10 +7,17 @@ from PIL import Image
 from pytorch_fid.fid_score import calculate_fid_given_paths
 from skimage import data as skdata
 
-from labkit.metrics import FidEvaluator, features, fid_from_features, kid_from_features, to_uint8
-from labkit.metrics import backbone as backbone_module
-from labkit.metrics import load_backbone, weights_path
 from labkit import weights as weights_module
+from labkit.metrics import (
+    FidEvaluator,
+    features,
+    fid_from_features,
+    kid_from_features,
+    load_backbone,
+    to_uint8,
+    weights_path,
+)
+from labkit.metrics import backbone as backbone_module
 
 
 @pytest.fixture
@@ -28,13 +36,14 @@ def _patches(image, n, size, rng):
     out = []
     for _ in range(n):
         y, x = rng.integers(0, img.shape[1] - size), rng.integers(0, img.shape[2] - size)
-        out.append(img[:, y:y + size, x:x + size])
+        out.append(img[:, y : y + size, x : x + size])
     return torch.stack(out)
 
 
 def test_missing_weights_stop_with_the_file_and_place(lab, monkeypatch):
     def offline(url, dest, timeout=30.0):
         raise OSError("network unreachable")
+
     monkeypatch.setattr(weights_module, "_download", offline)
     with pytest.raises(weights_module.WeightsUnavailable) as err:
         load_backbone("inception")
@@ -91,8 +100,11 @@ def test_kid_matches_a_direct_computation():
     x, y = rng.normal(size=(12, 5)), rng.normal(0.5, 1, size=(12, 5))
     k = lambda a, b: (a @ b.T / 5 + 1) ** 3  # noqa: E731
     n = 12
-    direct = ((k(y, y).sum() - np.trace(k(y, y))) / (n * (n - 1)) + (k(x, x).sum() - np.trace(k(x, x))) / (n * (n - 1))
-              - 2 * k(y, x).mean())
+    direct = (
+        (k(y, y).sum() - np.trace(k(y, y))) / (n * (n - 1))
+        + (k(x, x).sum() - np.trace(k(x, x))) / (n * (n - 1))
+        - 2 * k(y, x).mean()
+    )
     # with subsets of all images, every subset is the whole set
     assert kid_from_features(x, y, subsets=3) == pytest.approx(direct)
     assert abs(kid_from_features(x, x + 1e-9, subsets=3)) < abs(direct)
@@ -116,6 +128,7 @@ def test_reference_features_are_cached(lab):
 def test_per_subset_fid_and_kid_match_a_direct_computation(lab):
     """Each subset's FID is the textbook formula on that subset's features alone."""
     from scipy import linalg
+
     rng = np.random.default_rng(2)
     backbone = load_backbone("random-init", dims=64)
     real = torch.cat([_patches(skdata.brick(), 70, 32, rng), _patches(skdata.grass(), 70, 32, rng)])

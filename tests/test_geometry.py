@@ -1,4 +1,5 @@
 """Pad and pad-crop-flip keep photo, sketch, mask and landmarks on the same face."""
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +15,8 @@ def _dots(points, width, height, r=4):
     labels = torch.zeros(height, width, dtype=torch.long)
     for k, (x, y) in enumerate(points):
         xi, yi = int(x), int(y)
-        img[0, yi - r:yi + r + 1, xi - r:xi + r + 1] = -1
-        labels[yi - r:yi + r + 1, xi - r:xi + r + 1] = k + 1
+        img[0, yi - r : yi + r + 1, xi - r : xi + r + 1] = -1
+        labels[yi - r : yi + r + 1, xi - r : xi + r + 1] = k + 1
     return img, labels
 
 
@@ -71,6 +72,7 @@ def test_flip_keeps_left_eye_on_the_image_left():
 
 def test_training_samples_share_one_jitter(lab, tiny_cfg):
     from labkit.data import load_faces
+
     data = load_faces(tiny_cfg(image_size=64), progress=False)
     for epoch in range(3):
         data.train.set_epoch(epoch)
@@ -85,6 +87,7 @@ def test_training_samples_share_one_jitter(lab, tiny_cfg):
 
 def test_a_batch_jittered_on_the_device_equals_each_face_jittered_alone(lab, tiny_cfg):
     from labkit.data import load_faces
+
     data = load_faces(tiny_cfg(image_size=64), progress=False)
     data.train.set_epoch(2)
     indices = [3, 0, 5, 1, 4]

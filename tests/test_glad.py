@@ -1,4 +1,5 @@
 """The generalized gradient loss on hand-made images with known gradients."""
+
 import math
 
 import pytest
@@ -22,11 +23,14 @@ def test_directional_gradients_of_a_vertical_edge():
     assert diagonal.abs().sum() == 14 and anti.abs().sum() == 14 and anti.min() == -2
 
 
-@pytest.mark.parametrize("mode,norm,expected", [
-    ("components", "l1", 3 / 14),            # (2/7 + 0 + 2/7 + 2/7) / 4
-    ("components", "l2", 3 / 7),             # (4/7 + 0 + 4/7 + 4/7) / 4
-    ("magnitude", "l1", math.sqrt(12) / 7),  # |D| = sqrt(4 + 0 + 4 + 4) on 7 of 49 pixels
-])
+@pytest.mark.parametrize(
+    "mode,norm,expected",
+    [
+        ("components", "l1", 3 / 14),  # (2/7 + 0 + 2/7 + 2/7) / 4
+        ("components", "l2", 3 / 7),  # (4/7 + 0 + 4/7 + 4/7) / 4
+        ("magnitude", "l1", math.sqrt(12) / 7),  # |D| = sqrt(4 + 0 + 4 + 4) on 7 of 49 pixels
+    ],
+)
 def test_glad_values_against_a_flat_image(mode, norm, expected):
     flat = -torch.ones(1, 1, 8, 8)
     assert glad(_edge(), flat, mode, norm).item() == pytest.approx(expected, rel=1e-3)

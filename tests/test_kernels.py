@@ -1,6 +1,7 @@
 """The runner's kernels: forked warm from a process that imported the libraries once, yet each a
 kernel of its own (environment, folder, session, threads, random state, the lab's code fresh from
 disk), gone with the process that asked for it; cold where switched off."""
+
 import json
 import os
 import signal
@@ -27,8 +28,14 @@ print(json.dumps({"warm": "torch" in sys.modules and "mlflow" in sys.modules, "l
 def _probe(tmp_path, name: str) -> dict:
     nb = tmp_path / "probe.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE)]), nb)
-    out = papermill.execute_notebook(str(nb), str(tmp_path / f"{name}.ipynb"), kernel_name="python3",
-                                     cwd=str(tmp_path), progress_bar=False, kernel_manager_class=LocalKernelManager)
+    out = papermill.execute_notebook(
+        str(nb),
+        str(tmp_path / f"{name}.ipynb"),
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        kernel_manager_class=LocalKernelManager,
+    )
     return json.loads(out.cells[0].outputs[0]["text"])
 
 

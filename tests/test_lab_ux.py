@@ -1,16 +1,18 @@
 """The lab as MLflow, papermill and JupyterLab users expect it: run timing, typos under plain
 papermill, clean notebooks in git, datasets, pictures from step 0, system metrics, HTML
 notebooks, runs/ that can move."""
+
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT, tiny_params, training_runs
 
 from labkit import cli, gitclean, keys, track
-from conftest import ROOT, tiny_params, training_runs
 
 
 def _params(tmp_path, name, **extra):
@@ -44,10 +46,23 @@ def test_a_batch_run_records_its_own_time_its_data_its_pictures_and_the_machine(
 @pytest.mark.slow
 def test_plain_papermill_refuses_a_typo_before_any_work(lab, tmp_path):
     out = tmp_path / "out.ipynb"
-    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "papermill"),
-                             str(ROOT / "notebooks" / "baseline.ipynb"), str(out), "-p", "lamda_l1", "5",
-                             "-p", "experiment", "typo", "--cwd", str(ROOT / "notebooks")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "papermill"),
+            str(ROOT / "notebooks" / "baseline.ipynb"),
+            str(out),
+            "-p",
+            "lamda_l1",
+            "5",
+            "-p",
+            "experiment",
+            "typo",
+            "--cwd",
+            str(ROOT / "notebooks"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "unknown parameter 'lamda_l1' (did you mean 'lambda_l1'?)" in result.stderr + result.stdout
     assert track.client().get_experiment_by_name("typo") is None  # no run was made
@@ -62,14 +77,20 @@ def test_notebooks_stay_clean_in_git_after_they_ran(lab):
     """A tracked notebook run and saved in place (here by nbconvert, as JupyterLab's save does in
     the browser test) holds its outputs on disk, and git status shows nothing; a real edit
     still shows."""
-    assert subprocess.run(["git", "config", "--get", "filter.nbstripout.clean"], cwd=ROOT,
-                          capture_output=True).returncode == 0, "run `make test` (it installs the git filter)"
+    assert (
+        subprocess.run(["git", "config", "--get", "filter.nbstripout.clean"], cwd=ROOT, capture_output=True).returncode
+        == 0
+    ), "run `make test` (it installs the git filter)"
     path = ROOT / "notebooks" / "lablog.ipynb"
     original = path.read_bytes()
     jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
     try:
-        subprocess.run([jupyter, "nbconvert", "--to", "notebook", "--execute", "--inplace", str(path)], check=True,
-                       capture_output=True, cwd=ROOT / "notebooks")
+        subprocess.run(
+            [jupyter, "nbconvert", "--to", "notebook", "--execute", "--inplace", str(path)],
+            check=True,
+            capture_output=True,
+            cwd=ROOT / "notebooks",
+        )
         executed = nbformat.read(path, as_version=4)
         assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
         assert _git_status(path) == ""
@@ -92,7 +113,7 @@ def test_a_moved_runs_folder_keeps_its_artifacts(lab, tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_RUNS", str(moved))
     c = track.client()
     assert c.get_run(run).info.artifact_uri.startswith((moved / "artifacts").as_uri())
-    assert open(c.download_artifacts(run, "note.txt", str(tmp_path))).read() == "kept"
+    assert Path(c.download_artifacts(run, "note.txt", str(tmp_path))).read_text() == "kept"
     code = f"from labkit import track\ntrack.client().log_text({run!r}, 'new', 'after.txt')\n"  # a later session
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     assert [p.parent.parent.name for p in (moved / "artifacts").rglob("after.txt")] == [run]

@@ -1,16 +1,17 @@
 """The dated lab log: entries, appends under contention, run references against a real
 MLflow store, batch records, the user's own journal imported, HTML."""
+
 import datetime as dt
 import multiprocessing
 import re
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from labkit import cli, keys, lablog, track
 from labkit.ablate import Job, Outcome
 from labkit.config import SketchConfig
-from conftest import ROOT
 
 JOURNAL = ROOT / "tests" / "fixtures" / "journal.md"  # the user's own journal, verbatim
 TODAY = dt.date.today()
@@ -44,6 +45,7 @@ def test_new_and_add(lab):
 def _append_many(args):
     log_dir, worker, count = args
     import os
+
     os.environ["LABKIT_LOG"] = log_dir
     for i in range(count):
         lablog.add(f"worker {worker} line {i}", section="actions")
@@ -92,7 +94,7 @@ def test_references_resolve_render_and_become_run_notes(lab):
     assert "[run:nonexistent-run unresolved: no such run]" in text  # shown, never dropped
 
     html = lablog.to_html(lablog.select())
-    assert f'href="http://127.0.0.1:5000/#/experiments/' in html and f"/runs/{a}" in html
+    assert 'href="http://127.0.0.1:5000/#/experiments/' in html and f"/runs/{a}" in html
     assert "run:nonexistent-run (unresolved: no such run)" in html
     assert html.count("data:image/png;base64,") == 1  # the last grid of the run with images
     lablog.add("an unrelated thought", section="ideas", date=TODAY - dt.timedelta(days=1))
@@ -102,10 +104,17 @@ def test_references_resolve_render_and_become_run_notes(lab):
 
 def test_a_batch_is_recorded_under_actions_with_its_runs(lab):
     a, b = _runs_for_references()
-    job = Job(label="glad-s1", source="params/glad.yaml", notebook=ROOT / "notebooks" / "glad.ipynb",
-              cfg=SketchConfig(ablation="glad"), params_file="params/glad.yaml")
-    outcomes = [Outcome(job, a, "FINISHED", None, 12.0),
-                Outcome(job, b, "FAILED", lab / "x.ipynb", 3.0, "DataError: photo f-001-01.png has no sketch")]
+    job = Job(
+        label="glad-s1",
+        source="params/glad.yaml",
+        notebook=ROOT / "notebooks" / "glad.ipynb",
+        cfg=SketchConfig(ablation="glad"),
+        params_file="params/glad.yaml",
+    )
+    outcomes = [
+        Outcome(job, a, "FINISHED", None, 12.0),
+        Outcome(job, b, "FAILED", lab / "x.ipynb", 3.0, "DataError: photo f-001-01.png has no sketch"),
+    ]
     entry = lablog.record_batch(outcomes, "labkit ablate params/glad.yaml")
     actions = "\n".join(entry.sections["Actions"])
     assert "`labkit ablate params/glad.yaml`: 1 ok, 1 failed" in actions
@@ -120,8 +129,19 @@ def test_a_batch_is_recorded_under_actions_with_its_runs(lab):
 
 def test_the_users_journal_imports_onto_the_right_dates(lab):
     dates = lablog.import_journal(JOURNAL, today=dt.date(2026, 11, 23))
-    expected = ["2025-09-24", "2025-09-25", "2025-09-26", "2025-10-07", "2025-10-08", "2025-10-09", "2025-10-11",
-                "2025-10-12", "2025-11-11", "2025-12-27", "2026-01-06"]  # across the new year
+    expected = [
+        "2025-09-24",
+        "2025-09-25",
+        "2025-09-26",
+        "2025-10-07",
+        "2025-10-08",
+        "2025-10-09",
+        "2025-10-11",
+        "2025-10-12",
+        "2025-11-11",
+        "2025-12-27",
+        "2026-01-06",
+    ]  # across the new year
     assert [d.isoformat() for d in dates] == expected
     source = JOURNAL.read_text(encoding="utf-8")
     # every dated section's text lands, intact, in its day's entry
@@ -136,8 +156,9 @@ def test_the_users_journal_imports_onto_the_right_dates(lab):
     first = lablog.read_entry(lablog.log_dir() / "2025-09-24.md")
     assert any("轮廓不清晰" in line for line in first.sections["Problems"])
     assert any("batch=1的方向太飘" in line for line in first.sections["Causes"])
-    assert any("channel  attention" in line for line in lablog.read_entry(
-        lablog.log_dir() / "2025-10-12.md").sections["Ideas"])
+    assert any(
+        "channel  attention" in line for line in lablog.read_entry(lablog.log_dir() / "2025-10-12.md").sections["Ideas"]
+    )
     before = {p.name: p.read_text() for p in lablog.log_dir().glob("*.md")}
     lablog.import_journal(JOURNAL, today=dt.date(2026, 11, 23))  # twice: nothing added
     assert before == {p.name: p.read_text() for p in lablog.log_dir().glob("*.md")}
@@ -172,10 +193,17 @@ def test_show_filters_and_writes_one_page(lab, capsys, tmp_path):
 def test_the_lablog_notebook_shows_the_log(lab, tmp_path):
     import nbformat
     import papermill
+
     lablog.import_journal(JOURNAL, today=dt.date(2026, 11, 23))
     out = tmp_path / "lablog-out.ipynb"
-    papermill.execute_notebook(str(ROOT / "notebooks" / "lablog.ipynb"), str(out), kernel_name="python3",
-                               parameters={"since": "2026-01-01"}, progress_bar=False, cwd=str(ROOT / "notebooks"))
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "lablog.ipynb"),
+        str(out),
+        kernel_name="python3",
+        parameters={"since": "2026-01-01"},
+        progress_bar=False,
+        cwd=str(ROOT / "notebooks"),
+    )
     outputs = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert '<article id="2026-01-06">' in html and '<article id="2025-12-27">' not in html

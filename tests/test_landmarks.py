@@ -1,4 +1,5 @@
 """MTCNN (facenet-pytorch's shipped weights) on a real portrait, the manual file, part boxes."""
+
 import csv
 
 import numpy as np
@@ -58,19 +59,29 @@ def _upstream_boxes(feats: np.ndarray, size: int) -> dict:
     ratio = size / 256
     eye_h, eye_w, nose_h, nose_w, mouth_h, mouth_w = (v * ratio for v in (40, 56, 48, 48, 40, 64))
     mouth = [int((feats[3, 0] + feats[4, 0]) / 2.0), int((feats[3, 1] + feats[4, 1]) / 2.0)]
-    center = [[feats[0, 0], feats[0, 1] - 4 * ratio], [feats[1, 0], feats[1, 1] - 4 * ratio],
-              [feats[2, 0], feats[2, 1] - nose_h / 2 + 16 * ratio], mouth]
+    center = [
+        [feats[0, 0], feats[0, 1] - 4 * ratio],
+        [feats[1, 0], feats[1, 1] - 4 * ratio],
+        [feats[2, 0], feats[2, 1] - nose_h / 2 + 16 * ratio],
+        mouth,
+    ]
     sizes = [(eye_h, eye_w), (eye_h, eye_w), (nose_h, nose_w), (mouth_h, mouth_w)]
-    return {part: (int(c[0] - w / 2), int(c[1] - h / 2), int(c[0] + w / 2) - int(c[0] - w / 2),
-                   int(c[1] + h / 2) - int(c[1] - h / 2))
-            for part, c, (h, w) in zip(["left_eye", "right_eye", "nose", "mouth"], center, sizes)}
+    return {
+        part: (
+            int(c[0] - w / 2),
+            int(c[1] - h / 2),
+            int(c[0] + w / 2) - int(c[0] - w / 2),
+            int(c[1] + h / 2) - int(c[1] - h / 2),
+        )
+        for part, c, (h, w) in zip(["left_eye", "right_eye", "nose", "mouth"], center, sizes)
+    }
 
 
 def test_part_boxes_are_apdrawinggans_and_stay_inside():
     lm = np.array([[100.0, 110], [156, 110], [128, 140], [105, 170], [151, 170]])
     boxes = part_boxes(lm, 256)
     assert boxes["left_eye"] == (72, 86, 56, 40)  # centred 4 px above the eye
-    assert boxes["nose"] == (104, 108, 48, 48)     # centred 8 px above the nose tip
+    assert boxes["nose"] == (104, 108, 48, 48)  # centred 8 px above the nose tip
     assert boxes["mouth"] == (96, 150, 64, 40)
     rng = np.random.default_rng(0)
     for _ in range(50):  # upstream's integer landmarks (getfeats reads int64) at 256 and 512

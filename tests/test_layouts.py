@@ -1,5 +1,6 @@
 """Real face data as researchers have it: CUFS's own folders and names, pix2pix aligned
 images, photo / sketch folders; split, subsets, odd sizes, masks, landmarks, bad files."""
+
 import csv
 import json
 
@@ -49,8 +50,16 @@ def test_cufs_names_pair_up_with_subsets_and_folder_splits(tmp_path):
     assert pairs["m-002-1"].sketch.name == "Mp-002-1-sz1.jpg" and pairs["w-001-1"].sketch.name == "Wp-001-1-sz1.jpg"
     assert pairs["000_1_1"].sketch.name == "000_1_1-sz1.jpg"
     assert {n: p.subset for n, p in pairs.items()} == {
-        "f-005-01": "cuhk", "m-008-01": "cuhk", "f1-001-01": "cuhk", "m-063-01": "cuhk", "m1-001-01": "cuhk",
-        "m-002-1": "ar", "w-001-1": "ar", "000_1_1": "xm2vts", "001_1_1": "xm2vts"}
+        "f-005-01": "cuhk",
+        "m-008-01": "cuhk",
+        "f1-001-01": "cuhk",
+        "m-063-01": "cuhk",
+        "m1-001-01": "cuhk",
+        "m-002-1": "ar",
+        "w-001-1": "ar",
+        "000_1_1": "xm2vts",
+        "001_1_1": "xm2vts",
+    }
     assert pairs["f-005-01"].split == "train" and pairs["m-063-01"].split == "test"  # from the folders
 
 
@@ -62,8 +71,11 @@ def test_cufs_without_folders_names_still_give_the_subset():
 
 
 def test_the_papers_split_is_the_default():
-    keys = {"cuhk": [f"f-{i:03d}-01" for i in range(188)], "ar": [f"m-{i:03d}-1" for i in range(123)],
-            "xm2vts": [f"{i:03d}-1-1" for i in range(295)]}
+    keys = {
+        "cuhk": [f"f-{i:03d}-01" for i in range(188)],
+        "ar": [f"m-{i:03d}-1" for i in range(123)],
+        "xm2vts": [f"{i:03d}-1-1" for i in range(295)],
+    }
     split = usual_split(keys)
     for subset, (n_train, n_test) in {"cuhk": (88, 100), "ar": (80, 43), "xm2vts": (100, 195)}.items():
         values = [split[k] for k in keys[subset]]
@@ -93,7 +105,9 @@ def test_pix2pix_aligned_images_are_split_into_photo_and_sketch(tmp_path):
     assert detect_layout(root) == "aligned"
     pairs = find_pairs(root)
     assert [(p.name, p.split, p.subset, p.aligned) for p in pairs] == [
-        ("f-005-01", "train", "cuhk", True), ("m-063-01", "test", "cuhk", True)]
+        ("f-005-01", "train", "cuhk", True),
+        ("m-063-01", "test", "cuhk", True),
+    ]
     photo, sketch = read_pair(pairs[1], 1)
     assert photo.shape == (H, W, 3) and sketch.shape == (H, W)
     assert tuple(photo[10, 10]) == (200, 40, 40) and sketch[10, 10] == 235
@@ -166,9 +180,9 @@ def test_parsing_masks_with_a_label_map(lab, tiny_cfg, tmp_path):
     root = _small_pairs(tmp_path / "d")
     (root / "masks").mkdir()
     mask = np.zeros((H, W), np.uint8)
-    mask[50:150, 50:150] = 14   # the parser's neck id -> skin
-    mask[10:40, 60:140] = 17    # hair
-    mask[100:110, 90:110] = 5   # an id labels.json does not name -> background
+    mask[50:150, 50:150] = 14  # the parser's neck id -> skin
+    mask[10:40, 60:140] = 17  # hair
+    mask[100:110, 90:110] = 5  # an id labels.json does not name -> background
     for n in ("f-001-01", "f-004-01"):
         Image.fromarray(mask).save(root / "masks" / f"{n}.png")
     (root / "labels.json").write_text(json.dumps({"skin": [1, 14], "hair": 17}))
@@ -184,8 +198,10 @@ def test_parsing_masks_with_a_label_map(lab, tiny_cfg, tmp_path):
 
 def test_manual_landmarks_override_detected_ones(tmp_path):
     root = _small_pairs(tmp_path / "d")
-    rows = {"landmarks.csv": [["f-001-01", *range(10), 0.99, "mtcnn"], ["f-002-01", *range(10, 20), 0.9, "mtcnn"]],
-            "landmarks_manual.csv": [["f-002-01", *range(50, 60), "", ""], ["f-003-01", *[""] * 10, "", ""]]}
+    rows = {
+        "landmarks.csv": [["f-001-01", *range(10), 0.99, "mtcnn"], ["f-002-01", *range(10, 20), 0.9, "mtcnn"]],
+        "landmarks_manual.csv": [["f-002-01", *range(50, 60), "", ""], ["f-003-01", *[""] * 10, "", ""]],
+    }
     for name, body in rows.items():
         with open(root / name, "w", newline="") as f:
             csv.writer(f).writerows([LANDMARK_COLUMNS, *body])

@@ -1,4 +1,5 @@
 """+local: part crops on the landmarks through pad / crop / flip, part networks and fusion."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,8 +7,19 @@ import torch
 from labkit.data.geometry import Jitter, Placement
 from labkit.data.synthetic import HEIGHT, WIDTH, make_face
 from labkit.models import PatchDiscriminator
-from labkit.models.local import (FACE_PARTS, LOCAL_PARTS, REGIONS, LocalDiscriminators, LocalGenerator, boxes_for,
-                                 crop, known_foreground, local_pairs, paste_min, region_masks)
+from labkit.models.local import (
+    FACE_PARTS,
+    LOCAL_PARTS,
+    REGIONS,
+    LocalDiscriminators,
+    LocalGenerator,
+    boxes_for,
+    crop,
+    known_foreground,
+    local_pairs,
+    paste_min,
+    region_masks,
+)
 
 
 @pytest.mark.parametrize("size", [256, 64])
@@ -16,7 +28,7 @@ def test_part_crops_land_on_the_landmarks_after_pad_crop_flip(size, seed):
     points = np.floor(make_face(seed, seed)["landmarks"]) + 0.5
     labels = torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
     for k, (x, y) in enumerate(points):
-        labels[int(y) - 4:int(y) + 5, int(x) - 4:int(x) + 5] = k + 1  # survives nearest 4x shrinking
+        labels[int(y) - 4 : int(y) + 5, int(x) - 4 : int(x) + 5] = k + 1  # survives nearest 4x shrinking
     place = Placement.for_image(WIDTH, HEIGHT, size)
     jitter = Jitter.draw(size, np.random.default_rng(seed + 10))
     moved = jitter.labels(place.labels(labels))
@@ -70,14 +82,19 @@ def test_local_networks_have_apdrawinggans_sizes_at_256():
     assert {r: _count(g.regions[r]) for r in REGIONS} == dict.fromkeys(REGIONS, 1_710_209)
     assert _count(g.fusion) == 157_505
     assert _count(g.global_net) == 54_409_857  # pix2pix's unet_256
-    dropouts = lambda net: [m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)]
-    assert dropouts(g.fusion) == [0.5, 0.5]           # both residual blocks
+
+    def dropouts(net):
+        return [m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+
+    assert dropouts(g.fusion) == [0.5, 0.5]  # both residual blocks
     assert all(dropouts(g.regions[r]) == [0.5] for r in REGIONS)  # partunet2's middle level
     assert all(dropouts(g.parts[p]) == [] for p in FACE_PARTS)
     # six local discriminators, each the global one's architecture (upstream: define_D with the
     # same arguments): 3-layer PatchGANs at 256
     d = LocalDiscriminators(4, 256, ndf=64)
-    assert {n: _count(net) for n, net in d.nets.items()} == dict.fromkeys(LOCAL_PARTS, _count(PatchDiscriminator(4, 64)))
+    assert {n: _count(net) for n, net in d.nets.items()} == dict.fromkeys(
+        LOCAL_PARTS, _count(PatchDiscriminator(4, 64))
+    )
 
 
 def test_hair_is_the_foreground_outside_the_parts_and_background_the_rest():
@@ -85,14 +102,14 @@ def test_hair_is_the_foreground_outside_the_parts_and_background_the_rest():
     lm = torch.tensor([[[25.0, 28], [39, 28], [32, 36], [26, 43], [38, 43]]]).repeat(2, 1, 1)
     boxes = boxes_for(lm, size)
     photo = torch.zeros(2, 3, size, size)
-    mask = torch.full((2, size, size), 1)   # skin ...
-    mask[:, :, :8] = 0                      # ... with a background strip on the left
-    mask[1] = -1                            # the second face has no parsing map
+    mask = torch.full((2, size, size), 1)  # skin ...
+    mask[:, :, :8] = 0  # ... with a background strip on the left
+    mask[1] = -1  # the second face has no parsing map
     areas = region_masks(mask, boxes, photo)
     in_boxes = torch.zeros(2, 1, size, size, dtype=torch.bool)
     for p in FACE_PARTS:
         for i, (x, y, w, h) in enumerate(boxes[p]):
-            in_boxes[i, :, y:y + h, x:x + w] = True
+            in_boxes[i, :, y : y + h, x : x + w] = True
     background = torch.zeros(2, 1, size, size)
     background[0, :, :, :8] = 1
     assert torch.equal(areas["background"], background)
@@ -136,17 +153,22 @@ def test_local_losses_cover_all_six_regions(tiny_cfg):
     """G_local is upstream's sum over eyel, eyer, nose, mouth, hair and bg of L1(local output,
     real sketch there), and one D step trains all six local discriminators."""
     from labkit.data import load_faces
-    from labkit.train import Pix2Pix
     from labkit.models.local import masked
+    from labkit.train import Pix2Pix
+
     cfg = tiny_cfg(local=True, batch_size=2)
     data = load_faces(cfg, progress=False)
     model = Pix2Pix(cfg, torch.device("cpu"))
     batch = data.train.batch([0, 1], torch.device("cpu"))
     out = model.forward(batch["photo"], batch["landmarks"], batch["mask"])
     terms = model.generator_terms(batch["photo"], batch["sketch"], out)
-    l1 = lambda a, b: (a - b).abs().mean()
-    by_hand = sum(l1(out["parts"][p], crop(batch["sketch"], out["boxes"][p])) for p in FACE_PARTS) + \
-        sum(l1(out["regions"][r], masked(batch["sketch"], out["areas"][r])) for r in REGIONS)
+
+    def l1(a, b):
+        return (a - b).abs().mean()
+
+    by_hand = sum(l1(out["parts"][p], crop(batch["sketch"], out["boxes"][p])) for p in FACE_PARTS) + sum(
+        l1(out["regions"][r], masked(batch["sketch"], out["areas"][r])) for r in REGIONS
+    )
     assert torch.allclose(terms["G_local"], cfg.lambda_local * by_hand)
     assert out["areas"]["background"].sum() > 0 and out["areas"]["hair"].sum() > 0
     before = {n: [p.detach().clone() for p in net.parameters()] for n, net in model.D_parts.nets.items()}
@@ -174,7 +196,7 @@ def test_blend_and_attention_weights_are_convex_over_what_is_there(fusion):
     x, y, w, h = out["boxes"]["nose"][0]
     nose = weights["nose"][0]
     outside = torch.ones_like(nose, dtype=torch.bool)
-    outside[y:y + h, x:x + w] = False
+    outside[y : y + h, x : x + w] = False
     assert nose[~outside].min() > 0 and (nose[outside] == 0).all()  # weight inside its box only
     assert weights["background"].sum() == 0  # no parsing maps: no background region
     assert out["fake"].min() >= -1 and out["fake"].max() <= 1
@@ -189,7 +211,9 @@ def test_the_none_control_has_the_combiner_models_parameter_count():
 
 def test_every_fusion_the_config_accepts_is_built():
     import dataclasses
+
     from labkit.config import SketchConfig
     from labkit.models.fusion import FUSIONS
+
     field = {f.name: f for f in dataclasses.fields(SketchConfig)}["fusion"]
     assert field.metadata["choices"] == FUSIONS and field.default == FUSIONS[0] == "combiner"

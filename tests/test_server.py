@@ -2,6 +2,7 @@
 when the tests run as root, since the server refuses root) on a free loopback port in a temporary
 folder, and `labkit server` on it. Ablations, compare, the lab log and eight runners at once go
 through HTTP; everything is read back through the server's REST API."""
+
 import contextlib
 import glob
 import json
@@ -17,13 +18,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from labkit import cli, server
 from conftest import ROOT, TINY, free_port, serving
 
+from labkit import cli, server
+
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-pytestmark = pytest.mark.skipif(not PG_BIN, reason="needs Debian's PostgreSQL server (apt-get install postgresql; "
-                                ".ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    not PG_BIN, reason="needs Debian's PostgreSQL server (apt-get install postgresql; .ci/run installs it)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +40,42 @@ def postgres():
     run = lambda *args: subprocess.run([*owner, *map(str, args)], check=True, capture_output=True)  # noqa: E731
     try:
         run(bindir / "initdb", "-D", data, "-U", "labkit", "-A", "trust", "-E", "UTF8", "--no-sync")
-        run(bindir / "pg_ctl", "-D", data, "-l", folder / "server.log", "-w", "-o",
-            f"-p {port} -h 127.0.0.1 -k {folder} -F", "start")
+        run(
+            bindir / "pg_ctl",
+            "-D",
+            data,
+            "-l",
+            folder / "server.log",
+            "-w",
+            "-o",
+            f"-p {port} -h 127.0.0.1 -k {folder} -F",
+            "start",
+        )
         run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "labkit", "mlflow")
         yield f"postgresql://labkit@127.0.0.1:{port}/mlflow"
     finally:
-        subprocess.run([*owner, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*owner, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def _labkit_server(store: str, artifacts: Path, log_file: Path):
     url = f"http://127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "labkit.cli", "server", store, "--artifacts", str(artifacts), "--port",
-               url.rsplit(":", 1)[1], "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "labkit.cli",
+        "server",
+        store,
+        "--artifacts",
+        str(artifacts),
+        "--port",
+        url.rsplit(":", 1)[1],
+        "--workers",
+        "2",
+    ]
     with open(log_file, "w") as log, serving(command, f"{url}/health", log, timeout=180, stop_wait=90):
         yield url
     with pytest.raises(OSError):  # the server's own web server and workers ended with it, the port is free
@@ -69,8 +92,9 @@ def tracking_server(postgres, tmp_path_factory):
 def _api(url: str, endpoint: str, body: dict | None = None, **query) -> dict:
     """One call of MLflow's REST API: GET with the query, POST with a JSON body."""
     address = f"{url}/api/2.0/mlflow/{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    request = urllib.request.Request(address, data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        address, data=None if body is None else json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())
 
@@ -99,8 +123,9 @@ def test_a_store_that_is_not_there_is_refused_before_the_server_starts(postgres)
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "psycopg", None)  # the extra not installed
         assert server.store_problems(postgres) == [server.DRIVER_MISSING]
-    result = subprocess.run([sys.executable, "-m", "labkit.cli", "server", wrong], capture_output=True, text=True,
-                            cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "labkit.cli", "server", wrong], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert result.returncode == 2 and "refused, nothing was started" in result.stderr
 
 
@@ -129,7 +154,7 @@ def test_ablations_compare_and_the_lab_log_through_the_server(lab, tracking_serv
     by_name = {r["info"]["run_name"]: r for r in runs}
     assert set(by_name) == {"base-s0", "glad-s0"} and {r["info"]["status"] for r in runs} == {"FINISHED"}
     notebooks = set()
-    for name, run in by_name.items():
+    for run in by_name.values():
         assert run["info"]["artifact_uri"].startswith("mlflow-artifacts:")  # proxied: clients never touch the store
         history = _api(url, "metrics/get-history", run_id=run["info"]["run_id"], metric_key="fid")["metrics"]
         assert [m["step"] for m in history] == [1, 2]  # an evaluation per epoch (TINY: 1 + 1 epochs)
@@ -165,8 +190,16 @@ def test_eight_runners_logging_at_once_lose_nothing(lab, tracking_server, monkey
     url, _ = tracking_server
     env = {**os.environ, "MLFLOW_TRACKING_URI": url}
     steps, start = 100, time.time() + 8
-    runners = [subprocess.Popen([sys.executable, "-c", RUNNER, str(i), str(steps), str(start)], env=env, cwd=ROOT,
-                                stderr=subprocess.PIPE, text=True) for i in range(8)]
+    runners = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(i), str(steps), str(start)],
+            env=env,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
     for runner in runners:
         assert runner.wait(timeout=300) == 0, runner.stderr.read()[-2000:]
     experiment = _api(url, "experiments/get-by-name", experiment_name="crowd")["experiment"]
@@ -175,10 +208,12 @@ def test_eight_runners_logging_at_once_lose_nothing(lab, tracking_server, monkey
     for run in runs:
         index = int(run["info"]["run_name"].split("-")[1])
         assert run["info"]["status"] == "FINISHED"
-        for key, value in (("loss", lambda s: index + s / 1000), ("lr", lambda s: 1.0 / s)):
-            history = _api(url, "metrics/get-history", run_id=run["info"]["run_id"], metric_key=key,
-                           max_results=1000)["metrics"]
-            assert sorted((m["step"], m["value"]) for m in history) == \
-                [(s, pytest.approx(value(s))) for s in range(1, steps + 1)]
+        for key, value in (("loss", lambda s, i=index: i + s / 1000), ("lr", lambda s: 1.0 / s)):
+            history = _api(url, "metrics/get-history", run_id=run["info"]["run_id"], metric_key=key, max_results=1000)[
+                "metrics"
+            ]
+            assert sorted((m["step"], m["value"]) for m in history) == [
+                (s, pytest.approx(value(s))) for s in range(1, steps + 1)
+            ]
         assert {t["key"]: t["value"] for t in run["data"]["tags"]}["reached"] == str(steps)
         assert _artifact(url, run, "summary.txt") == f"runner {index} done".encode()

@@ -1,5 +1,6 @@
 """The fast path against the reference path: the same training within stated tolerances, the
 compile path and its fallback, on the CPU with tiny networks; the CUDA path where there is CUDA."""
+
 import numpy as np
 import pytest
 import torch
@@ -27,8 +28,9 @@ def _losses(cfg, steps: int = 100) -> np.ndarray:
         epoch, b = divmod(step, len(data.train) // cfg.batch_size)
         data.train.set_epoch(epoch)
         order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(epoch)).tolist()
-        losses = model.train_step(data.train.batch(order[b * cfg.batch_size:(b + 1) * cfg.batch_size],
-                                                   torch.device(cfg.device)))
+        losses = model.train_step(
+            data.train.batch(order[b * cfg.batch_size : (b + 1) * cfg.batch_size], torch.device(cfg.device))
+        )
         out.append(torch.stack([losses["loss_G_L1"], losses["loss_G_GAN"], losses["loss_D"]]))
     return torch.stack(out).float().cpu().numpy()
 
@@ -58,8 +60,11 @@ def test_the_fast_path_follows_fp32_over_100_steps(lab, tiny_cfg, path):
     term and 5-85 % on D's loss by step 200, as far as bf16 does."""
     fp32 = _losses(tiny_cfg(fast=False))
     fast_cfg = tiny_cfg(fast=True)
-    assert Pix2Pix(fast_cfg, torch.device("cpu")).speed.describe().startswith(
-        {"bf16": "bf16 autocast", "fp32": "fp32"}[path])
+    assert (
+        Pix2Pix(fast_cfg, torch.device("cpu"))
+        .speed.describe()
+        .startswith({"bf16": "bf16 autocast", "fp32": "fp32"}[path])
+    )
     fast = _losses(fast_cfg)
     other_seed = _losses(tiny_cfg(fast=False, seed=1))
     gap, seeds = _window_gap(fp32, fast), _window_gap(fp32, other_seed)
@@ -73,6 +78,7 @@ def test_the_fid_of_a_short_fast_training_lies_within_the_fp32_seed_spread(lab, 
     def fid(**kw):
         cfg = tiny_cfg(n_epochs=2, n_epochs_decay=1, eval_every=3, **kw)
         return fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg), progress=False).history[-1].fid
+
     seeds = [fid(fast=False, seed=s) for s in range(3)]
     fast = fid(fast=True)  # the lab's own choice on this CPU: `path`
     spread = max(seeds) - min(seeds)
@@ -91,6 +97,7 @@ def test_the_compile_path_matches_eager(lab, tiny_cfg):
 def test_a_compile_that_fails_falls_back_to_eager_with_one_warning(lab, tiny_cfg, monkeypatch):
     def failing_backend(graph, example_inputs):
         raise RuntimeError("no compiler for this machine")
+
     compile_in_place = torch.nn.Module.compile
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self: compile_in_place(self, backend=failing_backend))
     cfg = tiny_cfg(compile="on", fast=False)

@@ -1,5 +1,6 @@
 """The style lab: VGG encoder and its input convention, decoders, decoder training with
 resume, swap runs through their notebooks, stylize on folders."""
+
 import warnings
 
 import numpy as np
@@ -10,36 +11,40 @@ import yaml
 from PIL import Image
 
 from labkit import cli, track
+from labkit import weights as weights_module
 from labkit.config import StyleConfig
 from labkit.style import images as style_images
 from labkit.style import training as style_training
-from labkit.style.vgg import build_encoder
 from labkit.style.decoder import KINDS, Decoder
-from labkit.style.vgg import CAFFE_MEAN_BGR, VGG19_URL, InputRangeWarning, VGGEncoder
-from labkit import weights as weights_module
-from conftest import ROOT
+from labkit.style.vgg import CAFFE_MEAN_BGR, VGG19_URL, InputRangeWarning, VGGEncoder, build_encoder
 
-SMALL = dict(image_size=32, vgg_weights="random-init", steps=6, batch_size=2, log_every=2, checkpoint_every=3,
-             device="cpu")
+SMALL = dict(
+    image_size=32, vgg_weights="random-init", steps=6, batch_size=2, log_every=2, checkpoint_every=3, device="cpu"
+)
 
 
 def test_caffe_preprocessing_is_bgr_0_255_minus_the_mean():
     enc = VGGEncoder("random-init", convention="caffe", channel_order="bgr")
     pixel = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1)  # R, G, B
     out = enc.preprocess(pixel).flatten()
-    expected = torch.tensor([0.6 * 255 - CAFFE_MEAN_BGR[0], 0.4 * 255 - CAFFE_MEAN_BGR[1], 0.2 * 255 - CAFFE_MEAN_BGR[2]])
+    expected = torch.tensor(
+        [0.6 * 255 - CAFFE_MEAN_BGR[0], 0.4 * 255 - CAFFE_MEAN_BGR[1], 0.2 * 255 - CAFFE_MEAN_BGR[2]]
+    )
     assert torch.allclose(out, expected, atol=1e-4)
     rgb = VGGEncoder("random-init", convention="caffe", channel_order="rgb").preprocess(pixel).flatten()
     assert torch.allclose(rgb, expected.flip(0), atol=1e-4)
 
 
-@pytest.mark.parametrize("convention,fed,fires", [
-    ("caffe", lambda e, x: x, True),                      # 0-1 fed to a ±127 network: the user's bug
-    ("caffe", lambda e, x: e.preprocess(x), False),
-    ("torchvision", lambda e, x: x * 255, True),          # 0-255 fed to a normalised network
-    ("torchvision", lambda e, x: x, True),                # raw 0-1, not normalised
-    ("torchvision", lambda e, x: e.preprocess(x), False),
-])
+@pytest.mark.parametrize(
+    "convention,fed,fires",
+    [
+        ("caffe", lambda e, x: x, True),  # 0-1 fed to a ±127 network: the user's bug
+        ("caffe", lambda e, x: e.preprocess(x), False),
+        ("torchvision", lambda e, x: x * 255, True),  # 0-255 fed to a normalised network
+        ("torchvision", lambda e, x: x, True),  # raw 0-1, not normalised
+        ("torchvision", lambda e, x: e.preprocess(x), False),
+    ],
+)
 def test_the_range_check_fires_on_the_wrong_convention(convention, fed, fires):
     enc = VGGEncoder("random-init", convention=convention)
     x = torch.rand(1, 3, 32, 32)
@@ -55,6 +60,7 @@ def test_the_range_check_fires_on_the_wrong_convention(convention, fed, fires):
 def test_vgg_weights_load_from_the_hub_cache_or_say_where_to_put_them(lab, monkeypatch):
     def offline(url, dest, timeout=30.0):
         raise OSError("network unreachable")
+
     monkeypatch.setattr(weights_module, "_download", offline)
     with pytest.raises(weights_module.WeightsUnavailable, match="vgg19-dcbb9e9d.pth"):
         VGGEncoder("imagenet")
@@ -90,13 +96,15 @@ def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
         if step == 6:
             raise KeyboardInterrupt
         original(self, values, step)
+
     monkeypatch.setattr(track.Run, "log_metrics", dies_at_step_6)
     run = track.open_run(cfg)
     with pytest.raises(KeyboardInterrupt):
         style_training.train_decoder(cfg, encoder, content, style, run, progress=False)
     monkeypatch.setattr(track.Run, "log_metrics", original)
-    resumed = style_training.train_decoder(cfg, encoder, content, style, track.open_run(cfg, run_id=run.run_id),
-                                           progress=False)
+    resumed = style_training.train_decoder(
+        cfg, encoder, content, style, track.open_run(cfg, run_id=run.run_id), progress=False
+    )
     assert resumed.resumed_from == 3 and "resuming decoder training" in capsys.readouterr().out
     for name, tensor in reference.decoder.state_dict().items():
         assert torch.allclose(tensor, resumed.decoder.state_dict()[name], atol=1e-6), name
@@ -137,13 +145,36 @@ def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path
     style_dir.mkdir()
     for i in range(3):
         Image.fromarray((np.random.default_rng(i).random((40, 48, 3)) * 255).astype(np.uint8)).save(
-            content_dir / f"c{i}.png")
+            content_dir / f"c{i}.png"
+        )
     Image.fromarray((np.random.default_rng(9).random((40, 40, 3)) * 255).astype(np.uint8)).save(style_dir / "s.png")
     out = tmp_path / "out"
     capsys.readouterr()
-    assert cli.main(["stylize", "--content", str(content_dir), "--style", str(style_dir), "--variant", "multilayer",
-                     "--decoder-run", "dec", "--out", str(out), "--set", "vgg_weights=random-init",
-                     "--set", "decoder_kind=relu4_1+relu3_1", "--set", "image_size=32", "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "stylize",
+                "--content",
+                str(content_dir),
+                "--style",
+                str(style_dir),
+                "--variant",
+                "multilayer",
+                "--decoder-run",
+                "dec",
+                "--out",
+                str(out),
+                "--set",
+                "vgg_weights=random-init",
+                "--set",
+                "decoder_kind=relu4_1+relu3_1",
+                "--set",
+                "image_size=32",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == [f"c{i}__s__multilayer.png" for i in range(3)]
     assert cli.main(["stylize", "--variant", "argmax", "--out", str(out)]) == 2  # no decoder: refused, explained
     assert "needs a trained decoder" in capsys.readouterr().err
@@ -153,6 +184,7 @@ def test_the_avatar_decoder_takes_its_skip_statistics_from_the_style():
     """Avatar-Net's hourglass decoder: AdaIN before the convs that mirror relu3_1, relu2_1 and
     relu1_1; an autoencoder without a style (its own features), a stylist with one."""
     from labkit.style.decoder import adain
+
     torch.manual_seed(0)
     x, skip = torch.randn(2, 8, 5, 6), 3 + 2 * torch.randn(2, 8, 7, 4)
     out = adain(x, skip)
@@ -166,5 +198,6 @@ def test_the_avatar_decoder_takes_its_skip_statistics_from_the_style():
     with torch.no_grad():
         plain, styled = decoder(own), decoder(own, style)
         assert torch.equal(plain, decoder(own, own)) and not torch.allclose(plain, styled)
-        assert torch.equal(styled, decoder({**own, **{k: style[k] for k in ("relu3_1", "relu2_1", "relu1_1")}},
-                                           style))  # only the style's skips count when it is given
+        assert torch.equal(
+            styled, decoder({**own, **{k: style[k] for k in ("relu3_1", "relu2_1", "relu1_1")}}, style)
+        )  # only the style's skips count when it is given

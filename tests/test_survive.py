@@ -1,5 +1,6 @@
 """Long runs that survive: real `labkit ablate` processes killed, frozen and started twice on a
 real SQLite store with real kernels; a full disk; checkpoints and weights that must not load."""
+
 import json
 import os
 import pickle
@@ -7,24 +8,39 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
 import torch
 import yaml
+from conftest import ROOT, wait_for_step
 from mlflow.exceptions import MlflowException
 
 from labkit import ablate, cli, keys, lablog, lease, runs, track
 from labkit.config import SketchConfig
+from labkit.data import load_faces
 from labkit.style.vgg import CONV_INDEX, VGGEncoder, WeightsMismatch
 from labkit.train import CheckpointError, Checkpoints, Diverged, fit
-from labkit.data import load_faces
-from conftest import ROOT, wait_for_step
 
 # slow enough per step (64 px, batch 1) that a kill lands mid-epoch; 18 training faces an epoch
-SLOW = dict(ablation="baseline", synthetic_count=24, image_size=64, ngf=16, ndf=16, batch_size=1, n_epochs=2,
-            n_epochs_decay=1, eval_every=1, log_every=1, checkpoint_every=3, fid_backbone="random-init", fid_dims=64,
-            grid_samples=2, device="cpu")
+SLOW = dict(
+    ablation="baseline",
+    synthetic_count=24,
+    image_size=64,
+    ngf=16,
+    ndf=16,
+    batch_size=1,
+    n_epochs=2,
+    n_epochs_decay=1,
+    eval_every=1,
+    log_every=1,
+    checkpoint_every=3,
+    fid_backbone="random-init",
+    fid_dims=64,
+    grid_samples=2,
+    device="cpu",
+)
 
 
 def _params(tmp_path, name, **values):
@@ -34,8 +50,13 @@ def _params(tmp_path, name, **values):
 
 
 def _labkit(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "labkit.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "labkit.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -120,7 +141,7 @@ def test_a_frozen_kernel_is_seen_stacked_killed_and_restarted(lab, tmp_path):
     [run] = _runs("frozen")
     assert run.info.status == "FINISHED" and run.data.tags["labkit.stalls"] == "1"
     stacks = track.client().download_artifacts(run.info.run_id, "stalls/stall-1.txt", str(tmp_path))
-    text = open(stacks).read()
+    text = Path(stacks).read_text()
     assert "Thread" in text and ("train" in text or "step" in text), text[:2000]  # the frozen kernel's own stacks
     attached = [a.path for a in track.client().list_artifacts(run.info.run_id, keys.NOTEBOOK_DIR)]
     assert len([p for p in attached if p.endswith(".ipynb")]) == 2  # each attempt's notebook
@@ -130,9 +151,11 @@ def test_a_frozen_kernel_is_seen_stacked_killed_and_restarted(lab, tmp_path):
 
 
 def test_a_run_whose_process_died_is_swept(lab, tmp_path, capsys):
-    code = ("import time\nfrom labkit import track\nfrom labkit.config import SketchConfig\n"
-            "run = track.open_run(SketchConfig(experiment='orphan'))\nrun.beat(7, force=True)\n"
-            "print(run.run_id, flush=True)\ntime.sleep(600)\n")
+    code = (
+        "import time\nfrom labkit import track\nfrom labkit.config import SketchConfig\n"
+        "run = track.open_run(SketchConfig(experiment='orphan'))\nrun.beat(7, force=True)\n"
+        "print(run.run_id, flush=True)\ntime.sleep(600)\n"
+    )
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     run_id = owner.stdout.readline().strip()
     assert cli.main(["runs", "--experiment", "orphan"]) == 0
@@ -169,8 +192,13 @@ def test_a_full_disk_fails_the_run_and_keeps_its_notebook_valid(lab, tmp_path):
     params = _params(tmp_path, "full", experiment="full")
     checkpoints = lab / "checkpoints"
     checkpoints.mkdir(parents=True)
-    if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(checkpoints)],
-                                            capture_output=True).returncode == 0:
+    if (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(checkpoints)], capture_output=True
+        ).returncode
+        == 0
+    ):
         expected = "No space left"  # a checkpoint (24 MB) does not fit
     elif os.geteuid() == 0:  # root that may not mount: the checkpoint folder's place taken by a file
         checkpoints.rmdir()
@@ -229,6 +257,7 @@ def test_a_resume_mid_epoch_is_exact(lab, tiny_cfg, monkeypatch):
         if step == 7:
             raise KeyboardInterrupt
         original(self, values, step)
+
     monkeypatch.setattr(track.Run, "log_metrics", dies_at_step_7)
     with pytest.raises(KeyboardInterrupt), track.open_run(cfg) as run:
         fit(cfg, load_faces(cfg, progress=False), run, progress=False)
@@ -255,8 +284,10 @@ def test_vgg_weights_load_strictly_in_known_layouts(tmp_path):
     by_index = {i: name for name, i in CONV_INDEX.items()}
     torch.save({f"{by_index[int(k.split('.')[1])]}.{k.split('.')[2]}": v for k, v in state.items()}, caffe)
     x = torch.rand(1, 3, 32, 32)
-    assert torch.equal(VGGEncoder(str(caffe))(x, ("relu4_1",), check=False)["relu4_1"],
-                       reference(x, ("relu4_1",), check=False)["relu4_1"])
+    assert torch.equal(
+        VGGEncoder(str(caffe))(x, ("relu4_1",), check=False)["relu4_1"],
+        reference(x, ("relu4_1",), check=False)["relu4_1"],
+    )
     foreign = tmp_path / "foreign.pth"
     torch.save({"encoder.layer1.weight": torch.zeros(3), **state}, foreign)
     with pytest.raises(WeightsMismatch, match=r"unexpected: \['encoder.layer1.weight'\]"):
@@ -268,8 +299,10 @@ def test_vgg_weights_load_strictly_in_known_layouts(tmp_path):
 
 
 def test_a_hung_kernel_answers_with_its_stacks(lab):
-    code = ("import time\nfrom labkit import lease\nlease.dump_stacks_on_signal('hung')\n"
-            "def waiting_for_a_lock():\n    print('ready', flush=True)\n    time.sleep(600)\nwaiting_for_a_lock()\n")
+    code = (
+        "import time\nfrom labkit import lease\nlease.dump_stacks_on_signal('hung')\n"
+        "def waiting_for_a_lock():\n    print('ready', flush=True)\n    time.sleep(600)\nwaiting_for_a_lock()\n"
+    )
     hung = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert hung.stdout.readline().strip() == "ready"  # printed inside the function: its frame is on the stack
     try:
@@ -316,8 +349,10 @@ def test_two_runs_storing_the_same_new_data_at_once_both_record_it(lab, monkeypa
     def the_other_run_wins(run_id, inputs):
         monkeypatch.setattr(c, "log_inputs", real)
         first.log_dataset("faces", "d1", "/data/faces")  # stored meanwhile by the other run
-        raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
-                              "datasets.name, datasets.digest")
+        raise MlflowException(
+            "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest"
+        )
+
     monkeypatch.setattr(c, "log_inputs", the_other_run_wins)
     second.log_dataset("faces", "d1", "/data/faces")
     for run in (first, second):

@@ -1,29 +1,40 @@
 """Style swap variants against brute force and their defining properties."""
+
 import pytest
 import torch
 
-from labkit.style.swap import (assignment_swap, avatar_swap, colour, frequency_swap, gram_aware_swap, low_pass,
-                               multiscale_style, swap, swap_plain, zca)
+from labkit.style.swap import (
+    assignment_swap,
+    avatar_swap,
+    colour,
+    frequency_swap,
+    gram_aware_swap,
+    low_pass,
+    multiscale_style,
+    swap,
+    swap_plain,
+    zca,
+)
 
 
 def _brute_force(content, style, k=3):
     """Per location: NCC with every style patch, best patch, overlaps averaged. Loops only."""
     n, c, h, w = content.shape
     hs, ws = style.shape[2:]
-    patches = [style[0, :, y:y + k, x:x + k] for y in range(hs - k + 1) for x in range(ws - k + 1)]
+    patches = [style[0, :, y : y + k, x : x + k] for y in range(hs - k + 1) for x in range(ws - k + 1)]
     out = torch.zeros_like(content)
     count = torch.zeros(1, 1, h, w)
     index = torch.zeros(n, h - k + 1, w - k + 1, dtype=torch.long)
     for b in range(n):
         for y in range(h - k + 1):
             for x in range(w - k + 1):
-                q = content[b, :, y:y + k, x:x + k]
+                q = content[b, :, y : y + k, x : x + k]
                 scores = [float((q * p).sum() / p.norm()) for p in patches]
                 best = max(range(len(patches)), key=scores.__getitem__)
                 index[b, y, x] = best
-                out[b, :, y:y + k, x:x + k] += patches[best]
+                out[b, :, y : y + k, x : x + k] += patches[best]
                 if b == 0:
-                    count[0, 0, y:y + k, x:x + k] += 1
+                    count[0, 0, y : y + k, x : x + k] += 1
     return out / count, index
 
 
@@ -44,11 +55,11 @@ def test_argmax_swap_equals_brute_force(maps):
 
 def test_chunked_equals_unchunked(maps):
     content, style = maps
-    whole = swap(content, style, chunk=10 ** 6)
+    whole = swap(content, style, chunk=10**6)
     for chunk in (1, 3, 7):
         part = swap(content, style, chunk=chunk)
         assert torch.equal(part.index, whole.index) and torch.allclose(part.features, whole.features)
-    soft = [swap(content, style, mode="softmax", temperature=0.1, chunk=c).features for c in (2, 10 ** 6)]
+    soft = [swap(content, style, mode="softmax", temperature=0.1, chunk=c).features for c in (2, 10**6)]
     assert torch.allclose(soft[0], soft[1], atol=1e-5)
 
 
@@ -63,8 +74,10 @@ def test_swapping_a_map_with_itself_returns_it(maps):
 def test_softmax_approaches_argmax_as_temperature_falls(maps):
     content, style = maps
     hard = swap(content, style).features
-    errors = [(swap(content, style, mode="softmax", temperature=t).features - hard).abs().max().item()
-              for t in (1.0, 1e-2, 1e-6)]
+    errors = [
+        (swap(content, style, mode="softmax", temperature=t).features - hard).abs().max().item()
+        for t in (1.0, 1e-2, 1e-6)
+    ]
     assert errors[0] > errors[2] and errors[2] < 1e-4
     flat = swap(content, style, mode="softmax", temperature=1e3).features  # every patch weighs the same
     assert flat[0, :, 3, 3].std() < hard[0, :, 3, 3].std()
@@ -129,7 +142,7 @@ def _avatar_reference(content, style, k=5):
     style patch, overlaps divided by their count, then zca_colorization with the style's kernel."""
     import numpy as np
 
-    def zca(f):                                         # f: (H, W, C), TensorFlow's layout
+    def zca(f):  # f: (H, W, C), TensorFlow's layout
         mean = f.mean((0, 1), keepdims=True)
         x = (f - mean).reshape(-1, f.shape[2])
         u, s, vt = np.linalg.svd(x.T @ x / (f.shape[0] * f.shape[1]))
@@ -142,7 +155,7 @@ def _avatar_reference(content, style, k=5):
     s_white, kernel, s_mean = zca(style[0].permute(1, 2, 0).double().numpy())
     s_pad = np.pad(s_white, ((pad, pad), (pad, pad), (0, 0)))
     hs, ws = s_white.shape[:2]
-    patches = [s_pad[y:y + k, x:x + k] for y in range(hs) for x in range(ws)]
+    patches = [s_pad[y : y + k, x : x + k] for y in range(hs) for x in range(ws)]
     outputs, indices = [], []
     for image in content:
         c_white, _, _ = zca(image.permute(1, 2, 0).double().numpy())
@@ -152,11 +165,11 @@ def _avatar_reference(content, style, k=5):
         index = np.zeros((h, w), dtype=np.int64)
         for y in range(h):
             for x in range(w):
-                scores = [float((c_pad[y:y + k, x:x + k] * p).sum() / (np.linalg.norm(p) + 1e-7)) for p in patches]
+                scores = [float((c_pad[y : y + k, x : x + k] * p).sum() / (np.linalg.norm(p) + 1e-7)) for p in patches]
                 index[y, x] = int(np.argmax(scores))
-                acc[y:y + k, x:x + k] += patches[index[y, x]]
-                count[y:y + k, x:x + k] += 1
-        swapped = (acc / count)[pad:pad + h, pad:pad + w].reshape(-1, c_white.shape[2])
+                acc[y : y + k, x : x + k] += patches[index[y, x]]
+                count[y : y + k, x : x + k] += 1
+        swapped = (acc / count)[pad : pad + h, pad : pad + w].reshape(-1, c_white.shape[2])
         outputs.append(torch.from_numpy((swapped @ kernel).reshape(h, w, -1) + s_mean).permute(2, 0, 1))
         indices.append(torch.from_numpy(index))
     return torch.stack(outputs), torch.stack(indices)

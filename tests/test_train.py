@@ -1,4 +1,5 @@
 """Training tracked in a real MLflow store: metrics, images, checkpoints, resume, bad losses."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,8 +21,18 @@ def test_fit_tracks_losses_fid_samples_and_provenance(lab, tiny_cfg):
     run.end()
     data = run.client.get_run(run.run_id).data
     assert [e.epoch for e in result.history] == [1, 2]
-    for key in ("fid", "kid", "fid_best", "fid_mean", "fid_best_epoch", "loss_G", "loss_G_L1", "loss_G_GAN", "loss_D",
-                "lr"):
+    for key in (
+        "fid",
+        "kid",
+        "fid_best",
+        "fid_mean",
+        "fid_best_epoch",
+        "loss_G",
+        "loss_G_L1",
+        "loss_G_GAN",
+        "loss_D",
+        "lr",
+    ):
         assert key in data.metrics, key
     assert [s for s, _ in run.metric_history("fid")] == [1, 2]
     for subset in ("cuhk", "ar", "xm2vts"):  # two test faces each in the tiny synthetic set
@@ -53,6 +64,7 @@ def test_resume_after_interruption_continues_the_same_run(lab, tiny_cfg, monkeyp
         if step == 2:
             raise KeyboardInterrupt
         original(self, image, key, step)
+
     monkeypatch.setattr(track.Run, "log_image", dies_in_epoch_2)
     with pytest.raises(KeyboardInterrupt), track.open_run(cfg, notebook="baseline") as run:
         fit(cfg, load_faces(cfg, progress=False), run, progress=False)
@@ -82,15 +94,24 @@ def test_non_finite_loss_stops_with_a_clear_error(lab, tiny_cfg, monkeypatch):
     assert run.client.get_run(run.run_id).info.status == "FAILED"
 
 
-@pytest.mark.parametrize("ablation,extra,terms", [
-    ("glad", dict(lambda_glad=100.0), {"loss_G_glad"}),
-    ("local", dict(local=True, lambda_chamfer=0.1, lambda_chamfer2=0.1),  # the local notebooks' defaults
-     {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts", "loss_G_chamfer", "loss_G_chamfer2"}),
-    ("local_glad", dict(local=True, lambda_glad=100.0),
-     {"loss_G_glad", "loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
-    ("local", dict(local=True, fusion="attention"), {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
-    ("local", dict(local=True, fusion="none"), {"loss_G_GAN_parts", "loss_D_parts"}),  # no local outputs
-])
+@pytest.mark.parametrize(
+    "ablation,extra,terms",
+    [
+        ("glad", dict(lambda_glad=100.0), {"loss_G_glad"}),
+        (
+            "local",
+            dict(local=True, lambda_chamfer=0.1, lambda_chamfer2=0.1),  # the local notebooks' defaults
+            {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts", "loss_G_chamfer", "loss_G_chamfer2"},
+        ),
+        (
+            "local_glad",
+            dict(local=True, lambda_glad=100.0),
+            {"loss_G_glad", "loss_G_local", "loss_G_GAN_parts", "loss_D_parts"},
+        ),
+        ("local", dict(local=True, fusion="attention"), {"loss_G_local", "loss_G_GAN_parts", "loss_D_parts"}),
+        ("local", dict(local=True, fusion="none"), {"loss_G_GAN_parts", "loss_D_parts"}),  # no local outputs
+    ],
+)
 def test_each_ablation_trains_with_its_loss_terms(lab, tiny_cfg, ablation, extra, terms):
     cfg = tiny_cfg(ablation=ablation, n_epochs_decay=0, **extra)
     run, result = _train(cfg)
@@ -112,6 +133,7 @@ def test_each_ablation_trains_with_its_loss_terms(lab, tiny_cfg, ablation, extra
 
 def test_local_without_landmarks_is_refused_before_training(lab, tiny_cfg, tmp_path):
     from labkit.data import DataError, write_synthetic_set
+
     root = write_synthetic_set(tmp_path / "faces", count=8, progress=False)
     (root / "landmarks.csv").unlink()
     cfg = tiny_cfg(local=True, data_root=str(root))

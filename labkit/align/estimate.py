@@ -13,6 +13,7 @@ without training anything. Three ways (`align_mode`), each returning a field (la
            interpolated bicubically, moved by L-BFGS to minimise the mismatch of the label
            maps (each label a channel) plus a bending penalty, stiffened until it folds nowhere.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,9 +29,9 @@ from .regions import PARTS, Region, match, regions
 
 MODES = ("global", "regions", "dense")
 TRANSFORMS = ("affine", "similarity")
-SMOOTHNESS = 6.0        # px; the lab's default is SketchConfig.align_smoothness
-PRIOR_WEIGHT = 0.1      # how strongly a region's transform is pulled towards the global one
-MIN_JACOBIAN = 0.2      # the smallest local area ratio a warp may have (0 would be a fold)
+SMOOTHNESS = 6.0  # px; the lab's default is SketchConfig.align_smoothness
+PRIOR_WEIGHT = 0.1  # how strongly a region's transform is pulled towards the global one
+MIN_JACOBIAN = 0.2  # the smallest local area ratio a warp may have (0 would be a fold)
 # dense: the weight of the control points' roughness against the label mismatch; on the
 # synthetic set's deformations (misalign 4) 0.002 left the least end-point error (0.01 and
 # above over-smooth, 0.0003 follows the labels' noise)
@@ -44,12 +45,12 @@ DENSE_STRIDE = 2
 
 @dataclass
 class Alignment:
-    field: np.ndarray                   # (H, W, 2), labkit.align.fields' convention
+    field: np.ndarray  # (H, W, 2), labkit.align.fields' convention
     mode: str
-    matrix: np.ndarray                  # the global transform: photo point -> sketch point
+    matrix: np.ndarray  # the global transform: photo point -> sketch point
     offset: np.ndarray
-    regions: int                        # regions paired between the two maps
-    smoothness: float                   # as used (regions widens it where the blend would fold)
+    regions: int  # regions paired between the two maps
+    smoothness: float  # as used (regions widens it where the blend would fold)
     notes: list[str] = field(default_factory=list)
 
 
@@ -102,16 +103,23 @@ def _centroid_guess(pairs, transform) -> tuple[np.ndarray, np.ndarray]:
     return np.eye(2), (dst - src).mean(0) if len(pairs) else np.zeros(2)
 
 
-def fit(pairs: list[tuple[Region, Region]], transform: str = "affine", prior=None,
-        prior_weight: float = PRIOR_WEIGHT) -> tuple[np.ndarray, np.ndarray]:
+def fit(
+    pairs: list[tuple[Region, Region]], transform: str = "affine", prior=None, prior_weight: float = PRIOR_WEIGHT
+) -> tuple[np.ndarray, np.ndarray]:
     """The transform (matrix, offset), photo point -> sketch point, that best moves the photo
     regions' centroids and moments onto their sketch partners (soft-L1: robust to a region
     the parser drew differently on the two sides)."""
     start = prior if prior is not None else _centroid_guess(pairs, transform)
     if not pairs:
         return np.eye(2), np.zeros(2)
-    result = least_squares(_residuals, _pack(*start, transform), args=(pairs, transform, prior, prior_weight),
-                           loss="soft_l1", f_scale=1.0, x_scale="jac")
+    result = least_squares(
+        _residuals,
+        _pack(*start, transform),
+        args=(pairs, transform, prior, prior_weight),
+        loss="soft_l1",
+        f_scale=1.0,
+        x_scale="jac",
+    )
     return _unpack(result.x, transform)
 
 
@@ -143,13 +151,21 @@ def _blend(shape, pieces: list[tuple[np.ndarray, np.ndarray]], rest: np.ndarray,
     return total
 
 
-def regions_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, transform: str = "affine",
-                  smoothness: float = SMOOTHNESS) -> Alignment:
+def regions_field(
+    photo_labels: np.ndarray, sketch_labels: np.ndarray, transform: str = "affine", smoothness: float = SMOOTHNESS
+) -> Alignment:
     shape = photo_labels.shape
     matrix, offset, pairs = global_transform(photo_labels, sketch_labels, transform)
     rest = affine_field(matrix, offset, shape)
-    pieces = [(rx.mask, rest if rx.clipped or ry.clipped else
-               affine_field(*fit([(rx, ry)], transform, prior=(matrix, offset)), shape)) for rx, ry in pairs]
+    pieces = [
+        (
+            rx.mask,
+            rest
+            if rx.clipped or ry.clipped
+            else affine_field(*fit([(rx, ry)], transform, prior=(matrix, offset)), shape),
+        )
+        for rx, ry in pairs
+    ]
     notes, sigma = [], smoothness
     for _ in range(8):
         u = _blend(shape, pieces, rest, sigma)
@@ -174,7 +190,7 @@ def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return x
     radius = max(1, int(3 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
     c = x.shape[1]
     x = F.pad(x, (radius, radius, 0, 0), mode="replicate")
@@ -183,8 +199,14 @@ def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.ndarray, spacing: float = SMOOTHNESS,
-                bending: float = DENSE_BENDING, steps: int = 300) -> np.ndarray:
+def dense_field(
+    photo_labels: np.ndarray,
+    sketch_labels: np.ndarray,
+    start: np.ndarray,
+    spacing: float = SMOOTHNESS,
+    bending: float = DENSE_BENDING,
+    steps: int = 300,
+) -> np.ndarray:
     """A smooth correction on top of `start`, on control points every `spacing` px
     (interpolated bicubically), minimising the mismatch of the one-hot label maps (blurred
     a little, so that a boundary pulls from a few px away) plus `bending` times the squared
@@ -203,8 +225,9 @@ def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.n
     def loss():
         optimiser.zero_grad()
         mismatch = ((fixed - sample(moving, base + correction(), stride=DENSE_STRIDE)) ** 2).sum(1).mean()
-        roughness = ((control[..., 1:] - control[..., :-1]) ** 2).mean() + \
-            ((control[..., 1:, :] - control[..., :-1, :]) ** 2).mean()
+        roughness = ((control[..., 1:] - control[..., :-1]) ** 2).mean() + (
+            (control[..., 1:, :] - control[..., :-1, :]) ** 2
+        ).mean()
         total = mismatch + bending * roughness
         total.backward()
         return total
@@ -214,8 +237,13 @@ def dense_field(photo_labels: np.ndarray, sketch_labels: np.ndarray, start: np.n
         return as_array(base + correction())
 
 
-def estimate(photo_labels: np.ndarray, sketch_labels: np.ndarray, mode: str = "regions",
-             transform: str = "affine", smoothness: float = SMOOTHNESS) -> Alignment:
+def estimate(
+    photo_labels: np.ndarray,
+    sketch_labels: np.ndarray,
+    mode: str = "regions",
+    transform: str = "affine",
+    smoothness: float = SMOOTHNESS,
+) -> Alignment:
     """The warp that brings the sketch (its parsing map `sketch_labels`) onto the photo's
     geometry (`photo_labels`), both (H, W) maps of labkit's labels on the same grid."""
     if mode not in MODES:
@@ -226,8 +254,9 @@ def estimate(photo_labels: np.ndarray, sketch_labels: np.ndarray, mode: str = "r
         raise ValueError(f"the parsing maps differ in size: photo {photo_labels.shape}, sketch {sketch_labels.shape}")
     if mode == "global":
         matrix, offset, pairs = global_transform(photo_labels, sketch_labels, transform)
-        return Alignment(affine_field(matrix, offset, photo_labels.shape), "global", matrix, offset, len(pairs),
-                         smoothness)
+        return Alignment(
+            affine_field(matrix, offset, photo_labels.shape), "global", matrix, offset, len(pairs), smoothness
+        )
     aligned = regions_field(photo_labels, sketch_labels, transform, smoothness)
     if mode == "dense":
         bending = DENSE_BENDING
@@ -240,5 +269,7 @@ def estimate(photo_labels: np.ndarray, sketch_labels: np.ndarray, mode: str = "r
         else:
             aligned.notes.append("the dense field folds at any stiffness tried: the regions' warp is used")
         if bending != DENSE_BENDING:
-            aligned.notes.append(f"dense stiffness raised from {DENSE_BENDING:g} to {bending:g} so that it folds nowhere")
+            aligned.notes.append(
+                f"dense stiffness raised from {DENSE_BENDING:g} to {bending:g} so that it folds nowhere"
+            )
     return aligned

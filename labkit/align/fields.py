@@ -6,6 +6,7 @@ y'(p) = y(p + u(p)). Pixel (row i, column j) sits at the point (x=j, y=i). Backw
 warp without holes, and a sketch and its parsing map warp with the same field (bilinear for
 the one, nearest for the other).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,9 @@ def sample(image: torch.Tensor, field: torch.Tensor, mode: str = "bilinear", str
     Differentiable in the field (the dense fit optimises through it)."""
     field = field[..., ::stride, ::stride]
     h, w = field.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=field.dtype) * stride, torch.arange(w, dtype=field.dtype) * stride,
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=field.dtype) * stride, torch.arange(w, dtype=field.dtype) * stride, indexing="ij"
+    )
     x = (xs + field[0, 0]) * (2 / max(image.shape[-1] - 1, 1)) - 1
     y = (ys + field[0, 1]) * (2 / max(image.shape[-2] - 1, 1)) - 1
     grid = torch.stack([x, y], -1)[None].expand(image.shape[0], -1, -1, -1).to(image.dtype)

@@ -5,6 +5,7 @@ A region is one connected piece of one label (the two eyes are two regions), des
 its area, centroid and second moments: under an affine map A the centroid moves to A c + t
 and the covariance to A S A^T, which is what the transforms are fitted to.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,10 +24,10 @@ PARTS = {v: k for k, v in LABELS.items() if v != BACKGROUND}  # label id -> name
 class Region:
     label: int
     area: int
-    centroid: np.ndarray     # (x, y)
-    covariance: np.ndarray   # (2, 2), px^2
-    mask: np.ndarray         # (H, W) bool
-    clipped: bool            # touches the image's edge: its moments are of a cut-off piece
+    centroid: np.ndarray  # (x, y)
+    covariance: np.ndarray  # (2, 2), px^2
+    mask: np.ndarray  # (H, W) bool
+    clipped: bool  # touches the image's edge: its moments are of a cut-off piece
 
     @property
     def radius(self) -> float:
@@ -36,8 +37,15 @@ class Region:
         """The centroid and the ends of the principal axes (5, 2): where a transform is compared."""
         values, vectors = np.linalg.eigh(self.covariance)
         axes = vectors * np.sqrt(np.clip(values, 0, None))
-        return np.array([self.centroid, self.centroid + axes[:, 0], self.centroid - axes[:, 0],
-                         self.centroid + axes[:, 1], self.centroid - axes[:, 1]])
+        return np.array(
+            [
+                self.centroid,
+                self.centroid + axes[:, 0],
+                self.centroid - axes[:, 0],
+                self.centroid + axes[:, 1],
+                self.centroid - axes[:, 1],
+            ]
+        )
 
 
 def regions(labels: np.ndarray, min_area: int = 12) -> list[Region]:
@@ -98,5 +106,6 @@ def mean_overlap(photo_labels: np.ndarray, sketch_labels: np.ndarray) -> dict[st
 
 def means(per_label: dict[str, dict[str, float]]) -> dict[str, float]:
     """{iou, dice} averaged over the labels of an `overlap` result."""
-    return {k: float(np.mean([v[k] for v in per_label.values()])) if per_label else float("nan")
-            for k in ("iou", "dice")}
+    return {
+        k: float(np.mean([v[k] for v in per_label.values()])) if per_label else float("nan") for k in ("iou", "dice")
+    }

@@ -7,6 +7,7 @@ parsing map and the sketch's before and after, per region too, and on the synthe
 end-point error against the true field), check.png, and manifest.json, written last: a
 folder without it was interrupted and is computed again.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,8 @@ from .fields import end_point_error, warp, warp_labels
 from .regions import means, overlap
 from .views import check_sheet
 
-VERSION = 2           # of the computation: a new one recomputes the cached folders
-CHECK_FACES = 6       # faces shown in check.png
+VERSION = 2  # of the computation: a new one recomputes the cached folders
+CHECK_FACES = 6  # faces shown in check.png
 SCORES = ("iou", "dice", "epe")
 
 
@@ -38,7 +39,7 @@ SCORES = ("iou", "dice", "epe")
 class AlignedSketches:
     folder: Path
     mode: str
-    scores: list[dict]        # one per face: name, subset, split, iou_before, iou_after, ...
+    scores: list[dict]  # one per face: name, subset, split, iou_before, iou_after, ...
 
     def path(self, name: str) -> Path:
         return self.folder / "sketches" / f"{name}.png"
@@ -55,8 +56,9 @@ class AlignedSketches:
         """Means over the faces (of one subset): iou_before, iou_after, dice_..., epe_..."""
         rows = [r for r in self.scores if not subset or r["subset"] == subset]
         keys = [f"{s}_{w}" for s in SCORES for w in ("before", "after")]
-        return {k: float(np.nanmean([float(r[k]) for r in rows])) for k in keys
-                if any(r.get(k, "") != "" for r in rows)}
+        return {
+            k: float(np.nanmean([float(r[k]) for r in rows])) for k in keys if any(r.get(k, "") != "" for r in rows)
+        }
 
     def per_region(self) -> dict[str, dict[str, float]]:
         """Each region's mean IoU before and after: {name: {before, after}}."""
@@ -64,8 +66,12 @@ class AlignedSketches:
         for key in self.scores[0]:
             if key.startswith("iou_before."):
                 name = key.split(".", 1)[1]
-                out[name] = {w: float(np.nanmean([float(r[f"iou_{w}.{name}"]) for r in self.scores
-                                                  if r[f"iou_{w}.{name}"] != ""])) for w in ("before", "after")}
+                out[name] = {
+                    w: float(
+                        np.nanmean([float(r[f"iou_{w}.{name}"]) for r in self.scores if r[f"iou_{w}.{name}"] != ""])
+                    )
+                    for w in ("before", "after")
+                }
         return out
 
     def subsets(self) -> list[str]:
@@ -77,8 +83,10 @@ class AlignedSketches:
         for subset in [*self.subsets(), ""]:
             s = self.summary(subset)
             n = sum(1 for r in self.scores if not subset or r["subset"] == subset)
-            text = f"  {subset or 'all':<8} ({n:>3} faces)  IoU {s['iou_before']:.3f} -> {s['iou_after']:.3f}" \
-                   f"  Dice {s['dice_before']:.3f} -> {s['dice_after']:.3f}"
+            text = (
+                f"  {subset or 'all':<8} ({n:>3} faces)  IoU {s['iou_before']:.3f} -> {s['iou_after']:.3f}"
+                f"  Dice {s['dice_before']:.3f} -> {s['dice_after']:.3f}"
+            )
             if "epe_before" in s:
                 text += f"  end-point error {s['epe_before']:.2f} -> {s['epe_after']:.2f} px"
             lines.append(text)
@@ -94,14 +102,20 @@ def require_sketch_masks(root: Path, pairs: list[FacePair], mode: str) -> None:
     problems = []
     for what, names, where in (("photo", no_photo, "masks"), ("sketch", no_sketch, "masks_sketch")):
         if names:
-            problems.append(f"{len(names)} of {len(pairs)} faces have no {what} parsing map in {root / where}/ "
-                            f"({', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
+            problems.append(
+                f"{len(names)} of {len(pairs)} faces have no {what} parsing map in {root / where}/ "
+                f"({', '.join(names[:5])}{' ...' if len(names) > 5 else ''})"
+            )
     only_photo = not no_photo and len(no_sketch) == len(pairs)
-    raise DataError(f"{root}: align_mode={mode!r} estimates the warp from the photo's and the sketch's parsing "
-                    f"maps; " + "; ".join(problems) + ". " + (
-                        "Only photo masks were found: +align needs the sketches' too. " if only_photo else "")
-                    + "Run the face parser on the sketches and save its maps as masks_sketch/NAME.png "
-                    "(the same ids as masks/, labels.json), or set align_mode='none'.")
+    raise DataError(
+        f"{root}: align_mode={mode!r} estimates the warp from the photo's and the sketch's parsing "
+        f"maps; "
+        + "; ".join(problems)
+        + ". "
+        + ("Only photo masks were found: +align needs the sketches' too. " if only_photo else "")
+        + "Run the face parser on the sketches and save its maps as masks_sketch/NAME.png "
+        "(the same ids as masks/, labels.json), or set align_mode='none'."
+    )
 
 
 def _labels(path: Path, lut: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -135,8 +149,15 @@ def _read(folder: Path, mode: str) -> AlignedSketches:
         return AlignedSketches(folder, mode, list(csv.DictReader(f)))
 
 
-def align_sketches(root: str | Path, pairs: list[FacePair], label_map: np.ndarray, mode: str, transform: str,
-                   smoothness: float, progress: bool = True) -> AlignedSketches:
+def align_sketches(
+    root: str | Path,
+    pairs: list[FacePair],
+    label_map: np.ndarray,
+    mode: str,
+    transform: str,
+    smoothness: float,
+    progress: bool = True,
+) -> AlignedSketches:
     """Every pair's sketch warped onto its photo (computed once, then read from the cache)."""
     root = Path(root)
     require_sketch_masks(root, pairs, mode)
@@ -148,8 +169,16 @@ def align_sketches(root: str | Path, pairs: list[FacePair], label_map: np.ndarra
     return _read(folder, mode)
 
 
-def _compute(folder: Path, root: Path, pairs: list[FacePair], label_map: np.ndarray, mode: str, transform: str,
-             smoothness: float, progress: bool) -> None:
+def _compute(
+    folder: Path,
+    root: Path,
+    pairs: list[FacePair],
+    label_map: np.ndarray,
+    mode: str,
+    transform: str,
+    smoothness: float,
+    progress: bool,
+) -> None:
     shutil.rmtree(folder, ignore_errors=True)  # an interrupted computation
     (folder / "sketches").mkdir(parents=True)
     truth = _truth(root)
@@ -162,8 +191,13 @@ def _compute(folder: Path, root: Path, pairs: list[FacePair], label_map: np.ndar
         warped, py_after = warp(sketch, found.field), warp_labels(py, found.field)
         Image.fromarray(warped).save(folder / "sketches" / f"{pair.name}.png")
         fields[pair.name] = found.field.astype(np.float16)
-        row = {"name": pair.name, "subset": pair.subset, "split": pair.split, "regions": found.regions,
-               "notes": "; ".join(found.notes)}
+        row = {
+            "name": pair.name,
+            "subset": pair.subset,
+            "split": pair.split,
+            "regions": found.regions,
+            "notes": "; ".join(found.notes),
+        }
         before, after = overlap(px, py), overlap(px, py_after)
         for when, per_label in (("before", before), ("after", after)):
             row.update({f"{score}_{when}": value for score, value in means(per_label).items()})
@@ -185,6 +219,11 @@ def _compute(folder: Path, root: Path, pairs: list[FacePair], label_map: np.ndar
         writer.writerows(scores)
     np.savez_compressed(folder / "fields.npz", **fields)
     Image.fromarray(check_sheet(shown)).save(folder / "check.png")
-    (folder / "manifest.json").write_text(json.dumps(dict(root=str(root), mode=mode, transform=transform,
-                                                          smoothness=smoothness, faces=len(pairs), version=VERSION),
-                                                     indent=1))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            dict(
+                root=str(root), mode=mode, transform=transform, smoothness=smoothness, faces=len(pairs), version=VERSION
+            ),
+            indent=1,
+        )
+    )

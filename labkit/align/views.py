@@ -1,5 +1,6 @@
 """Pictures of an alignment: the photo's region outlines over the sketch before and after,
 the field as a colour wheel, and the regions' overlap before and after."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,7 @@ from scipy import ndimage
 from .regions import PARTS
 
 # one colour per label (skin, hair, brows, eyes, nose, mouth), as the legend of the figures
-COLOURS = {1: (255, 140, 0), 2: (150, 60, 220), 3: (0, 160, 255), 4: (0, 200, 80), 5: (255, 0, 120),
-           6: (230, 30, 30)}
+COLOURS = {1: (255, 140, 0), 2: (150, 60, 220), 3: (0, 160, 255), 4: (0, 200, 80), 5: (255, 0, 120), 6: (230, 30, 30)}
 
 
 def outlines(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -39,20 +39,23 @@ def check_sheet(faces: list[dict], gap: int = 4) -> np.ndarray:
     rows = []
     for f in faces:
         scale = max(float(np.linalg.norm(f["field"], axis=-1).max()), 1e-6)
-        tiles = [outlines(f["sketch"], f["photo_labels"]), outlines(f["warped"], f["photo_labels"]),
-                 colour_wheel(f["field"], scale)]
+        tiles = [
+            outlines(f["sketch"], f["photo_labels"]),
+            outlines(f["warped"], f["photo_labels"]),
+            colour_wheel(f["field"], scale),
+        ]
         h = max(t.shape[0] for t in tiles)
         row = np.full((h, sum(t.shape[1] for t in tiles) + gap * 2, 3), 255, np.uint8)
         x = 0
         for t in tiles:
-            row[:t.shape[0], x:x + t.shape[1]] = t
+            row[: t.shape[0], x : x + t.shape[1]] = t
             x += t.shape[1] + gap
         rows.append(row)
     width = max(r.shape[1] for r in rows)
     sheet = np.full((sum(r.shape[0] for r in rows) + gap * (len(rows) - 1), width, 3), 255, np.uint8)
     y = 0
     for r in rows:
-        sheet[y:y + r.shape[0], :r.shape[1]] = r
+        sheet[y : y + r.shape[0], : r.shape[1]] = r
         y += r.shape[0] + gap
     return sheet
 
@@ -60,6 +63,7 @@ def check_sheet(faces: list[dict], gap: int = 4) -> np.ndarray:
 def overlap_figure(per_region: dict[str, dict[str, float]], title: str = "region IoU, photo vs sketch"):
     """Bars of each region's IoU before and after alignment: {name: {before, after}}."""
     import matplotlib.pyplot as plt
+
     names = [n for n in PARTS.values() if n in per_region]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)

@@ -1,4 +1,5 @@
 """Face photo / sketch pairs as a torch Dataset, and the one call a notebook makes to get them."""
+
 from __future__ import annotations
 
 import warnings
@@ -27,7 +28,7 @@ def read_pair(pair: FacePair, sketch_channels: int) -> tuple[np.ndarray, np.ndar
     else:
         both = read_image(pair.photo, 3)
         half = both.shape[1] // 2
-        photo, sketch = both[:, :half], both[:, half:2 * half]
+        photo, sketch = both[:, :half], both[:, half : 2 * half]
         if sketch_channels == 1:
             sketch = np.asarray(Image.fromarray(sketch).convert("L"))
     if pair.warped is not None:
@@ -53,13 +54,23 @@ class FaceDataset(Dataset):
     `__getitem__` gives one face on the CPU, so a resumed run sees the same batches. With
     skip_bad, unreadable pairs are listed in a warning and left out; else they raise."""
 
-    def __init__(self, pairs: list[FacePair], size: int, sketch_channels: int = 1, train: bool = False,
-                 seed: int = 0, label_map: np.ndarray | None = None, skip_bad: bool = False, progress: bool = True):
+    def __init__(
+        self,
+        pairs: list[FacePair],
+        size: int,
+        sketch_channels: int = 1,
+        train: bool = False,
+        seed: int = 0,
+        label_map: np.ndarray | None = None,
+        skip_bad: bool = False,
+        progress: bool = True,
+    ):
         self.size, self.train, self.seed, self.epoch = size, train, seed, 0
         self.label_map = np.arange(256) if label_map is None else label_map
         self.pairs, loaded, bad = [], [], []
-        for pair in tqdm(pairs, desc=f"loading {'train' if train else 'test'} faces", disable=not progress,
-                         leave=False):
+        for pair in tqdm(
+            pairs, desc=f"loading {'train' if train else 'test'} faces", disable=not progress, leave=False
+        ):
             try:
                 loaded.append(self._load(pair, sketch_channels))
                 self.pairs.append(pair)
@@ -69,8 +80,10 @@ class FaceDataset(Dataset):
                 bad.append(str(exc))
         if bad:
             warnings.warn(f"left out {len(bad)} unreadable face(s):\n  " + "\n  ".join(bad), stacklevel=2)
-        self.bank = {k: torch.stack([item[k] for item in loaded]) if loaded else torch.zeros(0)
-                     for k in ("photo", "sketch", "mask", "landmarks")}
+        self.bank = {
+            k: torch.stack([item[k] for item in loaded]) if loaded else torch.zeros(0)
+            for k in ("photo", "sketch", "mask", "landmarks")
+        }
         self._on: dict[str, dict] = {}
 
     def _load(self, pair: FacePair, sketch_channels: int) -> dict:
@@ -78,27 +91,43 @@ class FaceDataset(Dataset):
         place = Placement.for_image(photo.shape[1], photo.shape[0], self.size, source=str(pair.photo))
         if sketch.shape[:2] != photo.shape[:2]:
             # sketches drawn at another size are brought onto the photo's frame
-            sketch = torch.nn.functional.interpolate(to_tensor(sketch, -1.0, 1.0)[None], size=photo.shape[:2],
-                                                     mode="bilinear", align_corners=False, antialias=True)[0]
+            sketch = torch.nn.functional.interpolate(
+                to_tensor(sketch, -1.0, 1.0)[None],
+                size=photo.shape[:2],
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )[0]
         else:
             sketch = to_tensor(sketch, -1.0, 1.0)
         mask = torch.full((self.size, self.size), -1, dtype=torch.int8)
         if pair.mask is not None:
             labels = read_labels(pair.mask)
             if labels.shape != photo.shape[:2]:
-                raise DataError(f"{pair.mask}: mask is {labels.shape[1]} x {labels.shape[0]}, "
-                                f"photo is {photo.shape[1]} x {photo.shape[0]}")
+                raise DataError(
+                    f"{pair.mask}: mask is {labels.shape[1]} x {labels.shape[0]}, "
+                    f"photo is {photo.shape[1]} x {photo.shape[0]}"
+                )
             mask = place.labels(torch.from_numpy(self.label_map[labels])).to(torch.int8)
         points = place.points(pair.landmarks) if pair.landmarks is not None else np.full((5, 2), np.nan)
-        return dict(photo=quantize(place.image(to_tensor(photo, -1.0, 1.0))), sketch=quantize(place.image(sketch)),
-                    mask=mask, landmarks=torch.from_numpy(points.astype(np.float32)))
+        return dict(
+            photo=quantize(place.image(to_tensor(photo, -1.0, 1.0))),
+            sketch=quantize(place.image(sketch)),
+            mask=mask,
+            landmarks=torch.from_numpy(points.astype(np.float32)),
+        )
 
     def item(self, index: int) -> dict:
         """One face as float tensors in [-1, 1] (mask as labels, -1 where unknown), untouched."""
         b = self.bank
-        return dict(photo=dequantize(b["photo"][index]), sketch=dequantize(b["sketch"][index]),
-                    mask=b["mask"][index].long(), landmarks=b["landmarks"][index].numpy(),
-                    name=self.pairs[index].name, subset=self.pairs[index].subset)
+        return dict(
+            photo=dequantize(b["photo"][index]),
+            sketch=dequantize(b["sketch"][index]),
+            mask=b["mask"][index].long(),
+            landmarks=b["landmarks"][index].numpy(),
+            name=self.pairs[index].name,
+            subset=self.pairs[index].subset,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -114,9 +143,13 @@ class FaceDataset(Dataset):
         if not self.train:
             return dict(item, landmarks=torch.from_numpy(item["landmarks"]))
         jitter = self._jitter(index)
-        return dict(item, photo=jitter.image(item["photo"]), sketch=jitter.image(item["sketch"]),
-                    mask=jitter.labels(item["mask"]),
-                    landmarks=torch.from_numpy(jitter.points(item["landmarks"], self.size).astype(np.float32)))
+        return dict(
+            item,
+            photo=jitter.image(item["photo"]),
+            sketch=jitter.image(item["sketch"]),
+            mask=jitter.labels(item["mask"]),
+            landmarks=torch.from_numpy(jitter.points(item["landmarks"], self.size).astype(np.float32)),
+        )
 
     def on(self, device: torch.device) -> dict:
         """The uint8 faces on a device (copied there once); landmarks stay on the CPU, where the
@@ -129,18 +162,24 @@ class FaceDataset(Dataset):
     def faces(self, device: torch.device) -> dict:
         """Every face as float tensors on the device (for evaluation), untouched."""
         b = self.on(device)
-        return dict(photo=dequantize(b["photo"]), sketch=dequantize(b["sketch"]), mask=b["mask"].long(),
-                    landmarks=b["landmarks"])
+        return dict(
+            photo=dequantize(b["photo"]),
+            sketch=dequantize(b["sketch"]),
+            mask=b["mask"].long(),
+            landmarks=b["landmarks"],
+        )
 
     def batch(self, indices: list[int], device: torch.device) -> dict:
         """Training faces at these indices, each jittered as __getitem__ jitters it, built on the
         device in one go."""
         b, at = self.on(device), torch.as_tensor(indices, device=device)
         jitters = [self._jitter(i) for i in indices]
-        return dict(photo=dequantize(jitter_batch(b["photo"][at], jitters, 255)),
-                    sketch=dequantize(jitter_batch(b["sketch"][at], jitters, 255)),
-                    mask=jitter_batch(b["mask"][at][:, None], jitters, 0)[:, 0].long(),
-                    landmarks=jitter_points_batch(b["landmarks"][list(indices)], jitters, self.size))
+        return dict(
+            photo=dequantize(jitter_batch(b["photo"][at], jitters, 255)),
+            sketch=dequantize(jitter_batch(b["sketch"][at], jitters, 255)),
+            mask=jitter_batch(b["mask"][at][:, None], jitters, 0)[:, 0].long(),
+            landmarks=jitter_points_batch(b["landmarks"][list(indices)], jitters, self.size),
+        )
 
 
 @dataclass
@@ -151,7 +190,7 @@ class FaceData:
     fingerprint: str
     synthetic: bool
     val: FaceDataset | None = None  # held out of train to pick the best epoch on (val_fraction)
-    alignment: object | None = None          # labkit.align.AlignedSketches (+align): train on warped sketches
+    alignment: object | None = None  # labkit.align.AlignedSketches (+align): train on warped sketches
     test_aligned: FaceDataset | None = None  # the test faces with warped sketches: a second, labelled FID
 
     def summary(self) -> str:
@@ -159,8 +198,10 @@ class FaceData:
         for where, ds in enumerate((self.train, self.val, self.test)):
             for p in ds.pairs if ds is not None else []:
                 subsets.setdefault(p.subset, [0, 0, 0])[where] += 1
-        parts = ", ".join(f"{s}: {a} train / " + (f"{v} validation / " if self.val is not None else "") + f"{b} test"
-                          for s, (a, v, b) in sorted(subsets.items()))
+        parts = ", ".join(
+            f"{s}: {a} train / " + (f"{v} validation / " if self.val is not None else "") + f"{b} test"
+            for s, (a, v, b) in sorted(subsets.items())
+        )
         kind = "synthetic face set" if self.synthetic else "face data"
         aligned = f"; training sketches aligned ({self.alignment.mode})" if self.alignment is not None else ""
         return f"{kind} at {self.root} ({parts}); fingerprint {self.fingerprint}{aligned}"
@@ -174,22 +215,38 @@ def load_faces(cfg, progress: bool = True) -> FaceData:
     """The train and test sets a config asks for: data_root, or the synthetic set (made on
     first use under runs/data/)."""
     synthetic = not cfg.data_root
-    root = Path(cfg.data_root).expanduser() if cfg.data_root else write_synthetic_set(
-        synthetic_root(cfg.synthetic_count, cfg.synthetic_misalign), count=cfg.synthetic_count,
-        misalign=cfg.synthetic_misalign, progress=progress)
+    root = (
+        Path(cfg.data_root).expanduser()
+        if cfg.data_root
+        else write_synthetic_set(
+            synthetic_root(cfg.synthetic_count, cfg.synthetic_misalign),
+            count=cfg.synthetic_count,
+            misalign=cfg.synthetic_misalign,
+            progress=progress,
+        )
+    )
     pairs = find_pairs(root, skip_missing=cfg.skip_bad_files)
     label_map = read_label_map(root)
-    common = dict(size=cfg.image_size, sketch_channels=cfg.sketch_channels, label_map=label_map,
-                  skip_bad=cfg.skip_bad_files, progress=progress)
+    common = dict(
+        size=cfg.image_size,
+        sketch_channels=cfg.sketch_channels,
+        label_map=label_map,
+        skip_bad=cfg.skip_bad_files,
+        progress=progress,
+    )
     train_pairs, val_pairs = hold_out([p for p in pairs if p.split == "train"], cfg.val_fraction)
     if cfg.val_fraction and len(val_pairs) < 2:
-        raise DataError(f"{root}: val_fraction={cfg.val_fraction} holds out {len(val_pairs)} of the "
-                        f"{len(train_pairs) + len(val_pairs)} training faces; FID needs at least 2: raise it")
+        raise DataError(
+            f"{root}: val_fraction={cfg.val_fraction} holds out {len(val_pairs)} of the "
+            f"{len(train_pairs) + len(val_pairs)} training faces; FID needs at least 2: raise it"
+        )
     test_pairs, alignment = [p for p in pairs if p.split == "test"], None
     if cfg.align_mode != "none":
         from ..align import align_sketches
-        alignment = align_sketches(root, pairs, label_map, cfg.align_mode, cfg.align_transform, cfg.align_smoothness,
-                                   progress)
+
+        alignment = align_sketches(
+            root, pairs, label_map, cfg.align_mode, cfg.align_transform, cfg.align_smoothness, progress
+        )
         train_pairs = alignment.warped(train_pairs)
     train = FaceDataset(train_pairs, train=True, seed=cfg.seed, **common)
     # the headline FID is against the real test sketches, as drawn, whatever the training saw
@@ -199,7 +256,13 @@ def load_faces(cfg, progress: bool = True) -> FaceData:
         raise DataError(f"{root}: need both train and test faces, found {len(train)} train / {len(test)} test")
     # the fingerprint of every pair as in the data folder: holding some out, or training on
     # warped sketches, is a parameter of the run, not other data
-    return FaceData(root=root, fingerprint=fingerprint(train.pairs + (val.pairs if val else []) + test.pairs),
-                    synthetic=synthetic, train=train, test=test, val=val,
-                    alignment=alignment,
-                    test_aligned=FaceDataset(alignment.warped(test.pairs), **common) if alignment else None)
+    return FaceData(
+        root=root,
+        fingerprint=fingerprint(train.pairs + (val.pairs if val else []) + test.pairs),
+        synthetic=synthetic,
+        train=train,
+        test=test,
+        val=val,
+        alignment=alignment,
+        test_aligned=FaceDataset(alignment.warped(test.pairs), **common) if alignment else None,
+    )

@@ -10,6 +10,7 @@ masks are (H, W) label tensors padded with background (0) and never interpolated
 are (5, 2) x, y in continuous pixel coordinates (pixel i spans [i, i + 1)), in MTCNN order;
 a flip mirrors x and swaps left / right eye and mouth corners.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ WHITE = 1.0
 @dataclass(frozen=True)
 class Placement:
     """How an original W x H image lands on the size x size canvas."""
+
     size: int
     scale_x: float
     scale_y: float
@@ -37,26 +39,31 @@ class Placement:
     height: int
 
     @classmethod
-    def for_image(cls, width: int, height: int, size: int, source: str = "image") -> "Placement":
+    def for_image(cls, width: int, height: int, size: int, source: str = "image") -> Placement:
         s = size / BASE_SIZE
         w, h = max(1, round(width * s)), max(1, round(height * s))
         if w > size or h > size:
-            raise DataError(f"{source}: {width} x {height} does not fit a {BASE_SIZE} x {BASE_SIZE} canvas "
-                            f"(it is padded, never shrunk, as in the paper setting); crop or resize it first")
+            raise DataError(
+                f"{source}: {width} x {height} does not fit a {BASE_SIZE} x {BASE_SIZE} canvas "
+                f"(it is padded, never shrunk, as in the paper setting); crop or resize it first"
+            )
         return cls(size, w / width, h / height, (size - w) // 2, (size - h) // 2, w, h)
 
     def image(self, img: torch.Tensor) -> torch.Tensor:
         if (img.shape[-1], img.shape[-2]) != (self.width, self.height):
-            img = F.interpolate(img[None], size=(self.height, self.width), mode="bilinear",
-                                align_corners=False, antialias=True)[0]
-        return _pad(img, self.left, self.size - self.width - self.left, self.top,
-                    self.size - self.height - self.top, WHITE)
+            img = F.interpolate(
+                img[None], size=(self.height, self.width), mode="bilinear", align_corners=False, antialias=True
+            )[0]
+        return _pad(
+            img, self.left, self.size - self.width - self.left, self.top, self.size - self.height - self.top, WHITE
+        )
 
     def labels(self, mask: torch.Tensor) -> torch.Tensor:
         if (mask.shape[-1], mask.shape[-2]) != (self.width, self.height):
             mask = F.interpolate(mask[None, None].float(), size=(self.height, self.width), mode="nearest")[0, 0].long()
-        return _pad(mask, self.left, self.size - self.width - self.left, self.top,
-                    self.size - self.height - self.top, 0)
+        return _pad(
+            mask, self.left, self.size - self.width - self.left, self.top, self.size - self.height - self.top, 0
+        )
 
     def points(self, pts: np.ndarray) -> np.ndarray:
         return pts * [self.scale_x, self.scale_y] + [self.left, self.top]
@@ -74,13 +81,14 @@ def train_pad(size: int) -> int:
 @dataclass(frozen=True)
 class Jitter:
     """One random pad-crop-flip: offsets into the padded canvas and whether to mirror."""
+
     pad: int
     x: int
     y: int
     flip: bool
 
     @classmethod
-    def draw(cls, size: int, rng: np.random.Generator) -> "Jitter":
+    def draw(cls, size: int, rng: np.random.Generator) -> Jitter:
         pad = train_pad(size)
         return cls(pad, int(rng.integers(0, pad + 1)), int(rng.integers(0, pad + 1)), bool(rng.random() < 0.5))
 
@@ -88,7 +96,7 @@ class Jitter:
         size = img.shape[-1]
         half = self.pad // 2
         padded = _pad(img, half, self.pad - half, half, self.pad - half, fill)
-        out = padded[..., self.y:self.y + size, self.x:self.x + size]
+        out = padded[..., self.y : self.y + size, self.x : self.x + size]
         return out.flip(-1) if self.flip else out
 
     def labels(self, mask: torch.Tensor) -> torch.Tensor:
@@ -112,10 +120,16 @@ def jitter_batch(images: torch.Tensor, jitters: list[Jitter], fill: float) -> to
     ys = torch.tensor([j.y for j in jitters], device=device)[:, None] + steps
     xs = torch.tensor([j.x for j in jitters], device=device)[:, None] + steps
     xs = torch.where(torch.tensor([j.flip for j in jitters], device=device)[:, None], xs.flip(1), xs)
-    return padded[torch.arange(b, device=device)[:, None, None, None], torch.arange(c, device=device)[None, :, None, None],
-                  ys[:, None, :, None], xs[:, None, None, :]]
+    return padded[
+        torch.arange(b, device=device)[:, None, None, None],
+        torch.arange(c, device=device)[None, :, None, None],
+        ys[:, None, :, None],
+        xs[:, None, None, :],
+    ]
 
 
 def jitter_points_batch(points: torch.Tensor, jitters: list[Jitter], size: int) -> torch.Tensor:
     """(B, 5, 2) landmarks moved as jitter_batch moves their images (jitter.points per face)."""
-    return torch.stack([torch.from_numpy(j.points(p.numpy(), size).astype(np.float32)) for j, p in zip(jitters, points)])
+    return torch.stack(
+        [torch.from_numpy(j.points(p.numpy(), size).astype(np.float32)) for j, p in zip(jitters, points)]
+    )

@@ -1,4 +1,5 @@
 """Reading images from disk into uint8 arrays, whatever mode they were saved in."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,6 +40,7 @@ def to_tensor(img: np.ndarray, low: float = 0.0, high: float = 1.0):
     """uint8 (H, W[, C]) -> float (C, H, W) scaled to [low, high]: [0, 1] for the style lab,
     [-1, 1] for the face networks (tanh outputs)."""
     import torch  # here: the command line imports this module (DataError) without torch
+
     t = torch.from_numpy(np.ascontiguousarray(img)).float().div_(255.0 / (high - low)).add_(low)
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
 

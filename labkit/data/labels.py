@@ -5,6 +5,7 @@ A face parser writes its own ids (CelebAMask-HQ parsers: 1 skin, 2/3 brows, 4/5 
 a list of ids, e.g. {"skin": [1, 14], "brows": [2, 3], "eyes": [4, 5], "nose": 10,
 "mouth": [11, 12, 13], "hair": 17}; ids it does not name are background.
 """
+
 from __future__ import annotations
 
 import json

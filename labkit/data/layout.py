@@ -17,6 +17,7 @@ Beside the images, in ROOT, all layouts may have:
     split.csv               name, subset, split (train / test): overrides the default split
 Without split.csv, train / test folders decide, else the papers' CUFS split (names.py).
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,10 @@ from .names import is_sketch_name, pair_key, split_from_folders, subset_of, usua
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 LANDMARK_COLUMNS = ["name", *[f"{p}_{a}" for p in LANDMARK_NAMES for a in "xy"], "prob", "source"]
-LAYOUT_HELP = ("expected one of: photos/ + sketches/ folders; pix2pix aligned train/ + test/ folders of "
-               "photo|sketch images; or CUFS's folders whose names say photo and sketch")
+LAYOUT_HELP = (
+    "expected one of: photos/ + sketches/ folders; pix2pix aligned train/ + test/ folders of "
+    "photo|sketch images; or CUFS's folders whose names say photo and sketch"
+)
 
 
 @dataclass(frozen=True)
@@ -42,19 +45,18 @@ class FacePair:
     subset: str
     split: str
     photo: Path
-    sketch: Path                       # the same file as photo in the aligned layout
+    sketch: Path  # the same file as photo in the aligned layout
     mask: Path | None
-    landmarks: np.ndarray | None       # (5, 2) in the photo's pixels
-    aligned: bool = False              # photo | sketch side by side in one file
+    landmarks: np.ndarray | None  # (5, 2) in the photo's pixels
+    aligned: bool = False  # photo | sketch side by side in one file
     landmark_source: str = ""
-    sketch_mask: Path | None = None    # the sketch's parsing labels (+align)
-    warped: Path | None = None         # the sketch warped onto the photo's geometry (+align), read instead
+    sketch_mask: Path | None = None  # the sketch's parsing labels (+align)
+    warped: Path | None = None  # the sketch warped onto the photo's geometry (+align), read instead
 
 
 def _images(folder: Path, recursive: bool = False) -> list[Path]:
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not p.name.startswith("."))
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def _subfolder(root: Path, name: str) -> Path | None:
@@ -73,7 +75,8 @@ def detect_layout(root: Path) -> str:
     if any("photo" in f for f in folders) and any("sketch" in f for f in folders):
         return "cufs"
     if (_subfolder(root, "train") or _subfolder(root, "test")) and any(
-            _images(f) for f in (_subfolder(root, "train"), _subfolder(root, "test")) if f):
+        _images(f) for f in (_subfolder(root, "train"), _subfolder(root, "test")) if f
+    ):
         return "aligned"
     found = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:30]
     raise DataError(f"{root}: no face data layout recognised ({LAYOUT_HELP}); found {found or 'an empty folder'}")
@@ -88,8 +91,9 @@ def _read_landmark_file(path: Path, source: str) -> dict[str, tuple[np.ndarray, 
             try:
                 pts = np.array([[float(row[f"{p}_x"]), float(row[f"{p}_y"])] for p in LANDMARK_NAMES])
             except (KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"{path}:{line_no}: bad landmark row ({exc}); expected columns "
-                                + ", ".join(LANDMARK_COLUMNS)) from None
+                raise DataError(
+                    f"{path}:{line_no}: bad landmark row ({exc}); expected columns " + ", ".join(LANDMARK_COLUMNS)
+                ) from None
             points[pair_key(row["name"])] = (pts, row.get("source") or source)
     return points
 
@@ -119,7 +123,7 @@ class _Found:
     key: str
     photo: Path
     sketch: Path
-    folders: tuple[str, ...]   # folder names on the photo's path, for subset and split
+    folders: tuple[str, ...]  # folder names on the photo's path, for subset and split
     aligned: bool = False
 
 
@@ -176,8 +180,10 @@ def find_pairs(root: str | Path, skip_missing: bool = False) -> list[FacePair]:
     found, problems = {"pairs": _pairs_layout, "cufs": _cufs_layout, "aligned": _aligned_layout}[layout](root)
     split_file = read_split(root / "split.csv") if (root / "split.csv").is_file() else None
     landmarks = read_landmarks(root)
-    masks, sketch_masks = ({pair_key(p.stem): p for p in _images(folder)} if folder else {}
-                           for folder in (_subfolder(root, "masks"), _subfolder(root, "masks_sketch")))
+    masks, sketch_masks = (
+        {pair_key(p.stem): p for p in _images(folder)} if folder else {}
+        for folder in (_subfolder(root, "masks"), _subfolder(root, "masks_sketch"))
+    )
 
     subsets = {f.key: subset_of(f.key, f.folders) for f in found}
     folder_split = {f.key: split_from_folders(f.folders) for f in found}
@@ -197,14 +203,27 @@ def find_pairs(root: str | Path, skip_missing: bool = False) -> list[FacePair]:
             file_subset, split = split_file[f.key]
             subset = file_subset or subset
         points, source = landmarks.get(f.key, (None, ""))
-        pairs.append(FacePair(name=f.photo.stem, subset=subset, split=split, photo=f.photo, sketch=f.sketch,
-                              mask=masks.get(f.key), landmarks=points, aligned=f.aligned, landmark_source=source,
-                              sketch_mask=sketch_masks.get(f.key)))
+        pairs.append(
+            FacePair(
+                name=f.photo.stem,
+                subset=subset,
+                split=split,
+                photo=f.photo,
+                sketch=f.sketch,
+                mask=masks.get(f.key),
+                landmarks=points,
+                aligned=f.aligned,
+                landmark_source=source,
+                sketch_mask=sketch_masks.get(f.key),
+            )
+        )
     if problems:
         listing = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         if not skip_missing:
-            raise DataError(f"{root} ({layout} layout): {len(problems)} unpaired file(s):\n  {listing}\n"
-                            "Add the missing files, or set skip_bad_files to leave these out.")
+            raise DataError(
+                f"{root} ({layout} layout): {len(problems)} unpaired file(s):\n  {listing}\n"
+                "Add the missing files, or set skip_bad_files to leave these out."
+            )
         warnings.warn(f"{root}: leaving out {len(problems)} unpaired file(s):\n  {listing}", stacklevel=2)
     if not pairs:
         raise DataError(f"{root} ({layout} layout): no photo / sketch pairs found")
@@ -232,7 +251,8 @@ def hold_out(pairs: list[FacePair], fraction: float) -> tuple[list[FacePair], li
         return pairs, []
     held = set()
     for subset in sorted({p.subset for p in pairs}):
-        members = sorted((p for p in pairs if p.subset == subset),
-                         key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
-        held.update(p.name for p in members[:round(fraction * len(members))])
+        members = sorted(
+            (p for p in pairs if p.subset == subset), key=lambda p: hashlib.sha256(p.name.encode()).hexdigest()
+        )
+        held.update(p.name for p in members[: round(fraction * len(members))])
     return [p for p in pairs if p.name not in held], [p for p in pairs if p.name in held]

@@ -6,6 +6,7 @@ CUHK student photos `f-005-01`, `f1-001-01`, `m-008-01`, `m1-001-01`; their sket
 XM2VTS photos `000_1_1`. The key folds case, reads `_` as `-`, drops the sketch suffix and
 maps the sketch prefixes (f2 -> f, m2 -> m, mp -> m, wp -> w).
 """
+
 from __future__ import annotations
 
 import re

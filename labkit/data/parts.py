@@ -6,6 +6,7 @@ width) centred 4 px above the eye landmark, nose 48 x 48 centred 8 px above the 
 and sizes scale with size / 256, sizes rounded to multiples of 4 (at least 8) so a part U-Net
 can halve them twice. Boxes are clamped inside the image so a crop always has the full size.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,12 @@ NOSE_SHIFT_UP = PART_SIZES["nose"][0] / 2 - 16
 def part_centres(landmarks: np.ndarray, scale: float = 1.0) -> dict[str, np.ndarray]:
     lm = np.asarray(landmarks, dtype=np.float64)
     up = np.array([0.0, -scale])
-    return {"left_eye": lm[0] + EYE_SHIFT_UP * up, "right_eye": lm[1] + EYE_SHIFT_UP * up,
-            "nose": lm[2] + NOSE_SHIFT_UP * up, "mouth": (lm[3] + lm[4]) / 2}
+    return {
+        "left_eye": lm[0] + EYE_SHIFT_UP * up,
+        "right_eye": lm[1] + EYE_SHIFT_UP * up,
+        "nose": lm[2] + NOSE_SHIFT_UP * up,
+        "mouth": (lm[3] + lm[4]) / 2,
+    }
 
 
 def part_size(part: str, size: int) -> tuple[int, int]:
@@ -27,8 +32,9 @@ def part_size(part: str, size: int) -> tuple[int, int]:
     return tuple(max(8, 4 * round(v * size / 256 / 4)) for v in PART_SIZES[part])
 
 
-def part_boxes(landmarks: np.ndarray, size: int, width: int | None = None,
-               height: int | None = None) -> dict[str, tuple[int, int, int, int]]:
+def part_boxes(
+    landmarks: np.ndarray, size: int, width: int | None = None, height: int | None = None
+) -> dict[str, tuple[int, int, int, int]]:
     """{part: (x0, y0, w, h)} on an image of width x height (default size x size) whose parts
     are scaled for a size x size canvas."""
     scale = size / 256

@@ -13,6 +13,7 @@ masks_sketch/NAME.png (parsing labels of photo and sketch, labels.LABELS), landm
 (5 points, MTCNN order), split.csv, and with misalign alignment_true.npz (per name, the field
 that brings the sketch back onto the photo, labkit.align.fields' convention, float16).
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,33 +45,36 @@ STYLES = {
 
 @dataclass(frozen=True)
 class Face:
-    cx: float          # face centre
+    cx: float  # face centre
     cy: float
-    half_w: float      # face ellipse half axes
+    half_w: float  # face ellipse half axes
     half_h: float
-    eye_dx: float      # half distance between the eyes
-    eye_y: float       # eye height relative to the centre
+    eye_dx: float  # half distance between the eyes
+    eye_y: float  # eye height relative to the centre
     eye_w: float
     eye_h: float
     nose_y: float
     mouth_y: float
     mouth_w: float
-    smile: float       # mouth curvature, negative = frown
+    smile: float  # mouth curvature, negative = frown
     brow_tilt: float
-    hair_len: float    # 0 = short, 1 = shoulder-long
+    hair_len: float  # 0 = short, 1 = shoulder-long
     skin: tuple
     hair: tuple
     lip: tuple
 
     def landmarks(self) -> np.ndarray:
         """Left eye, right eye, nose tip, left and right mouth corner (image left first)."""
-        return np.array([
-            [self.cx - self.eye_dx, self.cy + self.eye_y],
-            [self.cx + self.eye_dx, self.cy + self.eye_y],
-            [self.cx, self.cy + self.nose_y],
-            [self.cx - self.mouth_w / 2, self.cy + self.mouth_y],
-            [self.cx + self.mouth_w / 2, self.cy + self.mouth_y],
-        ], dtype=np.float64)
+        return np.array(
+            [
+                [self.cx - self.eye_dx, self.cy + self.eye_y],
+                [self.cx + self.eye_dx, self.cy + self.eye_y],
+                [self.cx, self.cy + self.nose_y],
+                [self.cx - self.mouth_w / 2, self.cy + self.mouth_y],
+                [self.cx + self.mouth_w / 2, self.cy + self.mouth_y],
+            ],
+            dtype=np.float64,
+        )
 
 
 def random_face(rng: np.random.Generator) -> Face:
@@ -80,14 +84,22 @@ def random_face(rng: np.random.Generator) -> Face:
     skin = tuple(int(v) for v in np.array([236, 196, 168]) * (1 - 0.35 * skin_tone) + rng.normal(0, 4, 3))
     hair_base = rng.choice([[30, 24, 20], [70, 45, 25], [120, 85, 50], [20, 20, 25], [150, 140, 130]])
     return Face(
-        cx=WIDTH / 2 + rng.uniform(-7, 7), cy=HEIGHT * 0.52 + rng.uniform(-7, 7),
-        half_w=half_w, half_h=half_h,
-        eye_dx=half_w * rng.uniform(0.36, 0.44), eye_y=-half_h * rng.uniform(0.12, 0.2),
-        eye_w=half_w * rng.uniform(0.18, 0.24), eye_h=half_w * rng.uniform(0.08, 0.12),
-        nose_y=half_h * rng.uniform(0.15, 0.24), mouth_y=half_h * rng.uniform(0.45, 0.55),
-        mouth_w=half_w * rng.uniform(0.6, 0.85), smile=rng.uniform(-0.3, 1.0),
-        brow_tilt=rng.uniform(-0.15, 0.15), hair_len=float(rng.uniform() < 0.45),
-        skin=skin, hair=tuple(int(v) for v in np.clip(hair_base + rng.normal(0, 8, 3), 0, 255)),
+        cx=WIDTH / 2 + rng.uniform(-7, 7),
+        cy=HEIGHT * 0.52 + rng.uniform(-7, 7),
+        half_w=half_w,
+        half_h=half_h,
+        eye_dx=half_w * rng.uniform(0.36, 0.44),
+        eye_y=-half_h * rng.uniform(0.12, 0.2),
+        eye_w=half_w * rng.uniform(0.18, 0.24),
+        eye_h=half_w * rng.uniform(0.08, 0.12),
+        nose_y=half_h * rng.uniform(0.15, 0.24),
+        mouth_y=half_h * rng.uniform(0.45, 0.55),
+        mouth_w=half_w * rng.uniform(0.6, 0.85),
+        smile=rng.uniform(-0.3, 1.0),
+        brow_tilt=rng.uniform(-0.15, 0.15),
+        hair_len=float(rng.uniform() < 0.45),
+        skin=skin,
+        hair=tuple(int(v) for v in np.clip(hair_base + rng.normal(0, 8, 3), 0, 255)),
         lip=tuple(int(v) for v in np.clip(np.array(skin) * [0.8, 0.5, 0.5] + [20, 0, 0], 0, 255)),
     )
 
@@ -98,6 +110,7 @@ def deformation(mask: np.ndarray, rng: np.random.Generator, pixels: float) -> np
     scaled so that it moves no face pixel more than `pixels`."""
     from ..align.fields import affine_field
     from ..align.regions import regions
+
     h, w = mask.shape
     angle, scale = rng.uniform(-0.03, 0.03), 1 + rng.uniform(-0.03, 0.03)
     matrix = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
@@ -106,7 +119,7 @@ def deformation(mask: np.ndarray, rng: np.random.Generator, pixels: float) -> np
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     for region in regions(mask):
         reach = region.radius + 6
-        bump = np.exp(-((xs - region.centroid[0]) ** 2 + (ys - region.centroid[1]) ** 2) / (2 * reach ** 2))
+        bump = np.exp(-((xs - region.centroid[0]) ** 2 + (ys - region.centroid[1]) ** 2) / (2 * reach**2))
         stretch = rng.uniform(-0.08, 0.08, (2, 2))
         local = (np.stack([xs, ys], -1) - region.centroid) @ stretch.T + rng.uniform(-1, 1, 2) * pixels
         field += bump[..., None] * local.astype(np.float32)
@@ -139,17 +152,27 @@ def draw_mask(face: Face) -> np.ndarray:
     img = Image.new("L", (WIDTH, HEIGHT), LABELS["background"])
     d = ImageDraw.Draw(img)
     _draw_hair_back(d, face, LABELS["hair"])
-    d.rectangle([face.cx - face.half_w * 0.45, face.cy + face.half_h * 0.6, face.cx + face.half_w * 0.45, HEIGHT],
-                fill=LABELS["skin"])
+    d.rectangle(
+        [face.cx - face.half_w * 0.45, face.cy + face.half_h * 0.6, face.cx + face.half_w * 0.45, HEIGHT],
+        fill=LABELS["skin"],
+    )
     d.ellipse(_ellipse(face.cx, face.cy, face.half_w, face.half_h), fill=LABELS["skin"])
     _draw_fringe(d, face, LABELS["hair"])
     for side in (-1, 1):
         d.line(_brow(face, side), fill=LABELS["brows"], width=4)
-        d.ellipse(_ellipse(face.cx + side * face.eye_dx, face.cy + face.eye_y, face.eye_w, face.eye_h),
-                  fill=LABELS["eyes"])
+        d.ellipse(
+            _ellipse(face.cx + side * face.eye_dx, face.cy + face.eye_y, face.eye_w, face.eye_h), fill=LABELS["eyes"]
+        )
     ny = face.cy + face.nose_y
-    d.polygon([(face.cx - 3, ny - face.half_h * 0.3), (face.cx + 3, ny - face.half_h * 0.3),
-               (face.cx + 9, ny + 3), (face.cx - 9, ny + 3)], fill=LABELS["nose"])
+    d.polygon(
+        [
+            (face.cx - 3, ny - face.half_h * 0.3),
+            (face.cx + 3, ny - face.half_h * 0.3),
+            (face.cx + 9, ny + 3),
+            (face.cx - 9, ny + 3),
+        ],
+        fill=LABELS["nose"],
+    )
     upper, lower = _mouth_points(face)
     d.polygon(upper + lower, fill=LABELS["mouth"])
     return np.asarray(img)
@@ -159,19 +182,35 @@ def _draw_hair_back(d: ImageDraw.ImageDraw, face: Face, fill):
     top = face.cy - face.half_h * 1.18
     d.ellipse([face.cx - face.half_w * 1.18, top, face.cx + face.half_w * 1.18, face.cy + face.half_h * 0.4], fill=fill)
     if face.hair_len:
-        d.rectangle([face.cx - face.half_w * 1.2, face.cy - face.half_h * 0.2,
-                     face.cx + face.half_w * 1.2, face.cy + face.half_h * 1.1], fill=fill)
+        d.rectangle(
+            [
+                face.cx - face.half_w * 1.2,
+                face.cy - face.half_h * 0.2,
+                face.cx + face.half_w * 1.2,
+                face.cy + face.half_h * 1.1,
+            ],
+            fill=fill,
+        )
 
 
 def _draw_fringe(d: ImageDraw.ImageDraw, face: Face, fill):
-    d.chord([face.cx - face.half_w * 1.05, face.cy - face.half_h * 1.1, face.cx + face.half_w * 1.05,
-             face.cy - face.half_h * 0.25], 180, 360, fill=fill)
+    d.chord(
+        [
+            face.cx - face.half_w * 1.05,
+            face.cy - face.half_h * 1.1,
+            face.cx + face.half_w * 1.05,
+            face.cy - face.half_h * 0.25,
+        ],
+        180,
+        360,
+        fill=fill,
+    )
 
 
 def _smooth_noise(rng, shape, scale):
     coarse = rng.normal(0, 1, (shape[0] // scale + 2, shape[1] // scale + 2)).astype(np.float32)
     img = Image.fromarray(coarse).resize((shape[1] + 2 * scale, shape[0] + 2 * scale), Image.BICUBIC)
-    return np.asarray(img)[scale:scale + shape[0], scale:scale + shape[1]]
+    return np.asarray(img)[scale : scale + shape[0], scale : scale + shape[1]]
 
 
 def _shading(face: Face, light: float) -> np.ndarray:
@@ -179,7 +218,7 @@ def _shading(face: Face, light: float) -> np.ndarray:
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32) + 0.5
     u = np.clip((xx - face.cx) / (face.half_w * 1.3), -1, 1)
     v = np.clip((yy - face.cy) / (face.half_h * 1.3), -1, 1)
-    nz = np.sqrt(np.clip(1 - u ** 2 - v ** 2, 0, 1))
+    nz = np.sqrt(np.clip(1 - u**2 - v**2, 0, 1))
     lx, lz = light * 0.8, 1.0
     return np.clip((u * lx + nz * lz - 0.25 * v) / np.hypot(lx, lz), 0.25, 1.0)
 
@@ -188,8 +227,13 @@ def render_photo(face: Face, style: dict, mask: np.ndarray, rng: np.random.Gener
     bg = np.array(style["background"], np.float32)
     photo = bg + _smooth_noise(rng, (HEIGHT, WIDTH), 8)[..., None] * style["texture"]
     photo += np.linspace(-12, 12, HEIGHT, dtype=np.float32)[:, None, None]
-    colours = {LABELS["skin"]: face.skin, LABELS["hair"]: face.hair, LABELS["brows"]: face.hair,
-               LABELS["nose"]: face.skin, LABELS["mouth"]: face.lip}
+    colours = {
+        LABELS["skin"]: face.skin,
+        LABELS["hair"]: face.hair,
+        LABELS["brows"]: face.hair,
+        LABELS["nose"]: face.skin,
+        LABELS["mouth"]: face.lip,
+    }
     for label, colour in colours.items():
         photo[mask == label] = colour
     photo[mask == LABELS["eyes"]] = (235, 235, 230)
@@ -204,8 +248,9 @@ def render_photo(face: Face, style: dict, mask: np.ndarray, rng: np.random.Gener
         d.ellipse(_ellipse(ex, ey, r * 0.45, r * 0.45), fill=(10, 10, 10))
         d.ellipse(_ellipse(face.cx + side * 5, face.cy + face.nose_y + 1, 2.5, 1.6), fill=(90, 60, 50))
     photo = np.asarray(img.filter(ImageFilter.GaussianBlur(0.8)), np.float32)
-    face_region = np.isin(mask, [LABELS["skin"], LABELS["nose"], LABELS["mouth"], LABELS["eyes"], LABELS["hair"],
-                                 LABELS["brows"]])
+    face_region = np.isin(
+        mask, [LABELS["skin"], LABELS["nose"], LABELS["mouth"], LABELS["eyes"], LABELS["hair"], LABELS["brows"]]
+    )
     shade = np.where(face_region, _shading(face, style["light"]), 1.0)
     photo = photo * shade[..., None] + rng.normal(0, 2.5, photo.shape)
     return np.clip(photo, 0, 255).astype(np.uint8)
@@ -223,14 +268,23 @@ def draw_sketch(face: Face, style: dict, rng: np.random.Generator) -> np.ndarray
         for y, x in hair_pts[rng.choice(len(hair_pts), size=min(len(hair_pts), 260), replace=False)]:
             angle = np.pi / 2 + (x - face.cx) / face.half_w * 0.6 + rng.normal(0, 0.15)
             length = rng.uniform(6, 16)
-            d.line([(x, y), (x + np.cos(angle) * length, y + np.sin(angle) * length)],
-                   fill=int(rng.uniform(40, 110)), width=1)
+            d.line(
+                [(x, y), (x + np.cos(angle) * length, y + np.sin(angle) * length)],
+                fill=int(rng.uniform(40, 110)),
+                width=1,
+            )
     # face contour and neck
     d.arc(_ellipse(face.cx, face.cy, face.half_w, face.half_h), 0, 180, fill=60, width=lw)
-    d.line([(face.cx - face.half_w * 0.45, face.cy + face.half_h * 0.88), (face.cx - face.half_w * 0.45, HEIGHT)],
-           fill=90, width=lw)
-    d.line([(face.cx + face.half_w * 0.45, face.cy + face.half_h * 0.88), (face.cx + face.half_w * 0.45, HEIGHT)],
-           fill=90, width=lw)
+    d.line(
+        [(face.cx - face.half_w * 0.45, face.cy + face.half_h * 0.88), (face.cx - face.half_w * 0.45, HEIGHT)],
+        fill=90,
+        width=lw,
+    )
+    d.line(
+        [(face.cx + face.half_w * 0.45, face.cy + face.half_h * 0.88), (face.cx + face.half_w * 0.45, HEIGHT)],
+        fill=90,
+        width=lw,
+    )
     for side in (-1, 1):
         ex, ey = face.cx + side * face.eye_dx, face.cy + face.eye_y
         d.line(_brow(face, side), fill=50, width=lw + 1)
@@ -256,6 +310,7 @@ def make_face(seed: int, index: int, misalign: float = 0.0) -> dict:
     """One sample: photo (H, W, 3), sketch (H, W), mask and sketch_mask (H, W), landmarks
     (5, 2), subset, and `truth`: the field that undoes the misalignment (None without)."""
     from ..align.fields import invert, warp, warp_labels
+
     rng = np.random.default_rng([seed, index])
     subset = SUBSETS[index % len(SUBSETS)]
     style = STYLES[subset]
@@ -266,16 +321,37 @@ def make_face(seed: int, index: int, misalign: float = 0.0) -> dict:
     if misalign > 0:
         moved = deformation(mask, np.random.default_rng([seed, index, 1]), misalign)
         sketch, sketch_mask, truth = warp(sketch, moved), warp_labels(mask, moved), invert(moved)
-    return dict(photo=photo, sketch=sketch, mask=mask, sketch_mask=sketch_mask, landmarks=face.landmarks(),
-                subset=subset, truth=truth)
+    return dict(
+        photo=photo,
+        sketch=sketch,
+        mask=mask,
+        sketch_mask=sketch_mask,
+        landmarks=face.landmarks(),
+        subset=subset,
+        truth=truth,
+    )
 
 
-def write_synthetic_set(root: str | Path, count: int = 48, seed: int = 0, misalign: float = 0.0,
-                        test_fraction: float = 0.25, progress: bool = True) -> Path:
+def write_synthetic_set(
+    root: str | Path,
+    count: int = 48,
+    seed: int = 0,
+    misalign: float = 0.0,
+    test_fraction: float = 0.25,
+    progress: bool = True,
+) -> Path:
     """Write `count` faces under root; reuse the folder when it already holds the same set."""
     root = Path(root)
-    manifest = dict(generator="labkit.synthetic", version=GENERATOR_VERSION, count=count, seed=seed,
-                    misalign=misalign, test_fraction=test_fraction, size=[WIDTH, HEIGHT], labels=LABELS)
+    manifest = dict(
+        generator="labkit.synthetic",
+        version=GENERATOR_VERSION,
+        count=count,
+        seed=seed,
+        misalign=misalign,
+        test_fraction=test_fraction,
+        size=[WIDTH, HEIGHT],
+        labels=LABELS,
+    )
     manifest_path = root / "manifest.json"
     root.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(root.parent / f"{root.name}.lock"):  # notebooks started together write it once
@@ -284,8 +360,9 @@ def write_synthetic_set(root: str | Path, count: int = 48, seed: int = 0, misali
     return root
 
 
-def _write(root: Path, manifest: dict, count: int, seed: int, misalign: float, test_fraction: float,
-           progress: bool) -> None:
+def _write(
+    root: Path, manifest: dict, count: int, seed: int, misalign: float, test_fraction: float, progress: bool
+) -> None:
     manifest_path = root / "manifest.json"
     for sub in ("photos", "sketches", "masks", "masks_sketch"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -301,8 +378,9 @@ def _write(root: Path, manifest: dict, count: int, seed: int, misalign: float, t
             truths[name] = sample["truth"].astype(np.float16)
         landmark_rows.append([name, *np.round(sample["landmarks"].ravel(), 2), 1.0, "synthetic"])
         # every subset gets the same share of test faces
-        split_rows.append([name, sample["subset"], "test" if (i // len(SUBSETS)) % round(1 / test_fraction) == 0
-                           else "train"])
+        split_rows.append(
+            [name, sample["subset"], "test" if (i // len(SUBSETS)) % round(1 / test_fraction) == 0 else "train"]
+        )
     with open(root / "landmarks.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(LANDMARK_COLUMNS)
@@ -315,4 +393,3 @@ def _write(root: Path, manifest: dict, count: int, seed: int, misalign: float, t
     if truths:
         np.savez_compressed(root / TRUTH_FILE, **truths)
     manifest_path.write_text(json.dumps(manifest, indent=1))  # last: marks the set complete
-

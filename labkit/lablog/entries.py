@@ -10,6 +10,7 @@ Lines are appended under a section by `labkit log add` and by `labkit ablate`; e
 happens under a lock and re-reads the file first, so appends from a batch and edits saved in
 between are all kept.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -53,7 +54,7 @@ def section_name(text: str) -> str:
 class Entry:
     date: dt.date
     title: str = ""
-    preamble: str = ""                                  # text before the first section
+    preamble: str = ""  # text before the first section
     sections: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SECTIONS})
 
     @property
@@ -110,8 +111,9 @@ def read_entry(path: Path) -> Entry:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise LabLogError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); convert it, e.g. "
-                          f"`iconv -f GBK -t UTF-8`") from None
+        raise LabLogError(
+            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); convert it, e.g. `iconv -f GBK -t UTF-8`"
+        ) from None
     return parse_entry(text, parse_date(match.group(1)))
 
 
@@ -159,6 +161,7 @@ def new(title: str = "", date: dt.date | None = None) -> tuple[Entry, bool]:
             entry.title = title
         elif title and title not in entry.title:
             entry.title = f"{entry.title} · {title}"
+
     return update(date, set_title), created
 
 

@@ -7,6 +7,7 @@ the first date, of the first dated entry; after a date, of that date's entry. Ye
 inferred: dates run forward, and a month smaller than the one before means a new year;
 the start year is given, or the latest one that puts no entry in the future.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -57,7 +58,7 @@ def parse(text: str, source: str = "journal") -> list[tuple[tuple[int, int], str
         if not blocks:
             blocks.append([date, section, []])
         blocks[-1][2].append(line)
-    return [(d, s, lines) for d, s, lines in blocks if any(l.strip() for l in lines)]
+    return [(d, s, lines) for d, s, lines in blocks if any(text.strip() for text in lines)]
 
 
 def infer_years(dates: list[tuple[int, int]], start_year: int | None, today: dt.date) -> list[dt.date]:
@@ -69,6 +70,7 @@ def infer_years(dates: list[tuple[int, int]], start_year: int | None, today: dt.
             out.append(dt.date(y, month, day))
             last = (month, day)
         return out
+
     if start_year is not None:
         return place(start_year)
     year = today.year
@@ -86,8 +88,10 @@ def import_journal(path: str | Path, start_year: int | None = None, today: dt.da
     except FileNotFoundError:
         raise LabLogError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
-        raise LabLogError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); convert it first, e.g. "
-                          f"`iconv -f GBK -t UTF-8 {path.name} > journal-utf8.md`") from None
+        raise LabLogError(
+            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); convert it first, e.g. "
+            f"`iconv -f GBK -t UTF-8 {path.name} > journal-utf8.md`"
+        ) from None
     blocks = parse(text, str(path))
     dated = [d for d, _, _ in blocks if d is not None]
     if not dated:
@@ -101,6 +105,7 @@ def import_journal(path: str | Path, start_year: int | None = None, today: dt.da
         written.setdefault(day, []).append((section, lines))
 
     for day, parts in written.items():
+
         def merge(entry, parts=parts):
             if marker in entry.preamble:
                 return
@@ -110,5 +115,6 @@ def import_journal(path: str | Path, start_year: int | None = None, today: dt.da
                 if body and body[-1].strip():
                     body.append("")
                 body.extend(lines)
+
         update(day, merge)
     return sorted(written)

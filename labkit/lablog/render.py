@@ -1,6 +1,7 @@
 """Reading the log: a plain-text view for the terminal and one HTML page, with every run
 reference replaced by its one-line summary (and a link to its MLflow page, and its last
 sample grid in HTML)."""
+
 from __future__ import annotations
 
 import base64
@@ -38,8 +39,13 @@ def _entries_matching(entries: list[Entry], ablation: str, resolver: Resolver) -
     return keep
 
 
-def select(since: dt.date | None = None, until: dt.date | None = None, ablation: str = "",
-           oldest_first: bool = False, resolver: Resolver | None = None) -> list[Entry]:
+def select(
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    ablation: str = "",
+    oldest_first: bool = False,
+    resolver: Resolver | None = None,
+) -> list[Entry]:
     entries = _entries_matching(all_entries(since, until), ablation, resolver or Resolver())
     return entries[::-1] if oldest_first else entries
 
@@ -50,6 +56,7 @@ def to_text(entries: list[Entry], resolver: Resolver | None = None) -> str:
     def replace(match):
         summary = resolver.resolve(match.group(1))
         return f"[{summary.line()}]" if summary else f"[run:{match.group(1)} unresolved: no such run]"
+
     return "\n".join(REFERENCE.sub(replace, e.text()) for e in entries)
 
 
@@ -77,14 +84,15 @@ def to_html(entries: list[Entry], resolver: Resolver | None = None, images: bool
         key = f"LABKITREF{len(markers)}X"
         summary = resolver.resolve(match.group(1))
         if summary is None:
-            markers[key] = f'<span class="unresolved">run:{html.escape(match.group(1))} (unresolved: no such run)</span>'
+            markers[key] = (
+                f'<span class="unresolved">run:{html.escape(match.group(1))} (unresolved: no such run)</span>'
+            )
         else:
             grid = ""
             if images and summary.run_id not in shown_grids and (uri := _last_grid(resolver, summary.run_id)):
                 shown_grids.add(summary.run_id)
                 grid = f'<img class="grid" src="{uri}" alt="last sample grid of {html.escape(summary.name)}">'
-            markers[key] = (f'<a class="run" href="{html.escape(summary.url)}">{html.escape(summary.line())}</a>'
-                            f'{grid}')
+            markers[key] = f'<a class="run" href="{html.escape(summary.url)}">{html.escape(summary.line())}</a>{grid}'
         return key
 
     articles = []

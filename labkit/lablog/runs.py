@@ -5,6 +5,7 @@ A reference is short to type: `run:glad-s0` (a run name; the newest run of that 
 leading characters of the run id). A reference that matches no run stays in the text, shown
 as unresolved, never dropped.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,7 +29,7 @@ class RunSummary:
     fid: float | None
     backbone: str
     url: str
-    measure: str = ""     # what a run without FID is judged by (a style run's losses)
+    measure: str = ""  # what a run without FID is judged by (a style run's losses)
     fid_ci: tuple | None = None  # its 95% bootstrap interval
 
     def line(self) -> str:
@@ -73,10 +74,19 @@ class Resolver:
         data = run.data
         fid = data.metrics.get(keys.FID_LAST, data.metrics.get(keys.FID))
         bounds = [data.metrics.get(keys.ci(keys.FID, side)) for side in ("low", "high")]
-        return RunSummary(fid_ci=tuple(bounds) if None not in bounds else None, ref=ref, run_id=run.info.run_id, name=run.info.run_name or run.info.run_id[:8],
-                          ablation=data.tags.get(keys.ABLATION, ""), seed=data.params.get("seed", "-"),
-                          status=run.info.status, fid=fid, backbone=data.tags.get(keys.FID_BACKBONE, ""),
-                          url=track.Run(self.client, run.info.run_id).url(), measure=_measure(data.metrics))
+        return RunSummary(
+            fid_ci=tuple(bounds) if None not in bounds else None,
+            ref=ref,
+            run_id=run.info.run_id,
+            name=run.info.run_name or run.info.run_id[:8],
+            ablation=data.tags.get(keys.ABLATION, ""),
+            seed=data.params.get("seed", "-"),
+            status=run.info.status,
+            fid=fid,
+            backbone=data.tags.get(keys.FID_BACKBONE, ""),
+            url=track.Run(self.client, run.info.run_id).url(),
+            measure=_measure(data.metrics),
+        )
 
 
 def _run_ids(text: str, resolver: Resolver) -> set[str]:
@@ -93,8 +103,18 @@ def mentions(run_id: str, entries: list[Entry], resolver: Resolver) -> list[str]
                 if run_id not in _run_ids(line, resolver):
                     continue
                 depth = len(line) - len(line.lstrip())
-                parent = next((p.strip().lstrip("-*+ ") for p in reversed(lines[:i])
-                               if p.strip() and len(p) - len(p.lstrip()) < depth), "") if depth else ""
+                parent = (
+                    next(
+                        (
+                            p.strip().lstrip("-*+ ")
+                            for p in reversed(lines[:i])
+                            if p.strip() and len(p) - len(p.lstrip()) < depth
+                        ),
+                        "",
+                    )
+                    if depth
+                    else ""
+                )
                 text = line.strip().lstrip("-*+ ")
                 found.append(f"- **{entry.date}** · {section} · " + (f"{parent} → {text}" if parent else text))
     return found

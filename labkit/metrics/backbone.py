@@ -8,6 +8,7 @@
               weights. Its numbers are tagged `random-init` and never compared with real FIDs.
 `auto`        `inception` when the weights can be had, else `random-init`, said loudly.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,11 +27,10 @@ WEIGHTS_FILE = WEIGHTS_URL.rsplit("/", 1)[-1]
 RANDOM_INIT_SEED = 0
 
 
-
 @dataclass
 class Backbone:
     model: nn.Module
-    name: str            # "inception" or "random-init"
+    name: str  # "inception" or "random-init"
     weights_sha256: str
     dims: int
 
@@ -50,22 +50,27 @@ def weights_path() -> Path:
 
 def ensure_weights() -> Path:
     """The FID Inception weights file, fetched into the hub cache if missing and reachable."""
-    return ensure(WEIGHTS_URL, "FID Inception", "Or set fid_backbone to 'random-init' for a smoke run whose FID "
-                  "is not comparable with real ones.")
+    return ensure(
+        WEIGHTS_URL,
+        "FID Inception",
+        "Or set fid_backbone to 'random-init' for a smoke run whose FID is not comparable with real ones.",
+    )
 
 
 def _kaiming_fid_inception() -> nn.Module:
     """pytorch-fid's FID Inception architecture, Kaiming-normal initialised from a fixed seed."""
     inception = fid_inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    for name, block in [("Mixed_5b", fid_inception.FIDInceptionA(192, pool_features=32)),
-                        ("Mixed_5c", fid_inception.FIDInceptionA(256, pool_features=64)),
-                        ("Mixed_5d", fid_inception.FIDInceptionA(288, pool_features=64)),
-                        ("Mixed_6b", fid_inception.FIDInceptionC(768, channels_7x7=128)),
-                        ("Mixed_6c", fid_inception.FIDInceptionC(768, channels_7x7=160)),
-                        ("Mixed_6d", fid_inception.FIDInceptionC(768, channels_7x7=160)),
-                        ("Mixed_6e", fid_inception.FIDInceptionC(768, channels_7x7=192)),
-                        ("Mixed_7b", fid_inception.FIDInceptionE_1(1280)),
-                        ("Mixed_7c", fid_inception.FIDInceptionE_2(2048))]:
+    for name, block in [
+        ("Mixed_5b", fid_inception.FIDInceptionA(192, pool_features=32)),
+        ("Mixed_5c", fid_inception.FIDInceptionA(256, pool_features=64)),
+        ("Mixed_5d", fid_inception.FIDInceptionA(288, pool_features=64)),
+        ("Mixed_6b", fid_inception.FIDInceptionC(768, channels_7x7=128)),
+        ("Mixed_6c", fid_inception.FIDInceptionC(768, channels_7x7=160)),
+        ("Mixed_6d", fid_inception.FIDInceptionC(768, channels_7x7=160)),
+        ("Mixed_6e", fid_inception.FIDInceptionC(768, channels_7x7=192)),
+        ("Mixed_7b", fid_inception.FIDInceptionE_1(1280)),
+        ("Mixed_7c", fid_inception.FIDInceptionE_2(2048)),
+    ]:
         setattr(inception, name, block)
     return kaiming_normal_(inception, RANDOM_INIT_SEED)
 

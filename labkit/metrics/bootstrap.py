@@ -8,8 +8,9 @@ are paired resample by resample, which is what a paired difference needs.
 
 FID is biased upwards by the noise of its covariances, and a resample, whose faces repeat,
 has more of it: its replicates sit well above the estimate (by one interval width in the
-tests' simulation, 48 dimensions and 40 faces; by 2.5 at 256 dimensions and 120 faces). The interval is therefore the bias-corrected percentile
-interval: the replicates' 2.5 and 97.5 percentiles moved down by their mean's excess over
+tests' simulation, 48 dimensions and 40 faces; by 2.5 at 256 dimensions and 120 faces). The
+interval is therefore the bias-corrected percentile interval: the replicates' 2.5 and 97.5
+percentiles moved down by their mean's excess over
 the estimate (Efron & Tibshirani 1993, ch. 10 and 13). What it covers is the value the same
 model gets, on average, on another test set of N faces drawn like this one (FID at this N, not
 at infinite N). The repeated faces also widen it, so it errs on the safe side: in the tests'
@@ -24,6 +25,7 @@ seed stage is widened for its few values (see seed_stage_scale).
 The low-rank algebra of fid_from_features makes each replicate cheap: with the Gram matrices of
 the features computed once, a resample costs one SVD of a (faces drawn) square matrix.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -46,6 +48,7 @@ def face_counts(n: int, resamples: int, subset: str = "") -> np.ndarray:
 class Grams:
     """Inner products of the real (r) and generated (f) features of the same faces, and the
     KID kernels: what every resample's FID and KID are computed from."""
+
     rr: np.ndarray
     ff: np.ndarray
     rf: np.ndarray
@@ -54,7 +57,7 @@ class Grams:
     k_rf: np.ndarray
 
     @classmethod
-    def of(cls, real: np.ndarray, fake: np.ndarray) -> "Grams":
+    def of(cls, real: np.ndarray, fake: np.ndarray) -> Grams:
         rr, ff, rf = real @ real.T, fake @ fake.T, real @ fake.T
         dims = real.shape[1]
         cubic = lambda g: (g / dims + 1) ** 3  # noqa: E731  KID's polynomial kernel
@@ -125,6 +128,7 @@ def seed_stage_scale(seeds: int, level: float = LEVEL) -> float:
     is itself uncertain (Student's t with k - 1 degrees of freedom, not the normal): with the
     seeds' spread alone the interval is the t interval of their mean."""
     from scipy.stats import norm, t
+
     q = (1 + level) / 2
     return float(np.sqrt(seeds / (seeds - 1)) * t.ppf(q, seeds - 1) / norm.ppf(q))
 
@@ -135,8 +139,9 @@ def mean_interval(estimates: np.ndarray, table: np.ndarray, seed: int = 0) -> tu
     return interval(float(np.mean(estimates)), over_seeds(table, np.random.default_rng(seed)))
 
 
-def difference(estimates_a: np.ndarray, table_a: np.ndarray, estimates_b: np.ndarray, table_b: np.ndarray,
-               seed: int = 0) -> tuple[float, float, float]:
+def difference(
+    estimates_a: np.ndarray, table_a: np.ndarray, estimates_b: np.ndarray, table_b: np.ndarray, seed: int = 0
+) -> tuple[float, float, float]:
     """(difference, low, high) of mean(a) - mean(b) over seeds, paired over the test faces:
     row r of both tables is the same face resample."""
     rng = np.random.default_rng(seed)

@@ -9,6 +9,7 @@ pytorch-fid's own function (or, with fewer images than dimensions, an exact low-
 form of it: see fid_from_features). KID is the unbiased MMD with the cubic polynomial kernel
 (Binkowski et al.), averaged over random subsets, from the same features.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,7 @@ def features(images_uint8: torch.Tensor, backbone: Backbone, batch_size: int = 5
     device = next(backbone.model.parameters()).device
     out = []
     for start in range(0, len(images_uint8), batch_size):
-        batch = images_uint8[start:start + batch_size].to(device).float() / 255.0
+        batch = images_uint8[start : start + batch_size].to(device).float() / 255.0
         feats = backbone.model(batch)[0]
         if feats.shape[2:] != (1, 1):  # blocks below 2048 dims are spatial: pooled as pytorch-fid does
             feats = torch.nn.functional.adaptive_avg_pool2d(feats, (1, 1))
@@ -77,8 +78,9 @@ def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + (a * a).sum() + (b * b).sum() - 2 * trace_sqrt)
 
 
-def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-                      seed: int = 0) -> float:
+def kid_from_features(
+    real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> float:
     """Unbiased KID; subsets of min(subset_size, N_real, N_fake) images."""
     n = min(len(real), len(fake), subset_size)
     if n < 2:
@@ -101,9 +103,18 @@ class FidEvaluator:
     split, size, channels, backbone) and kept under runs/cache/fid/. With `subsets` (one name
     per sketch) every evaluation also scores each subset on its own."""
 
-    def __init__(self, real_sketches: torch.Tensor, backbone: Backbone, data_fingerprint: str,
-                 subsets: list[str] | None = None, split: str = "test", batch_size: int = 50,
-                 cache: Path | None = None, resamples: int = 0, names: list[str] | None = None):
+    def __init__(
+        self,
+        real_sketches: torch.Tensor,
+        backbone: Backbone,
+        data_fingerprint: str,
+        subsets: list[str] | None = None,
+        split: str = "test",
+        batch_size: int = 50,
+        cache: Path | None = None,
+        resamples: int = 0,
+        names: list[str] | None = None,
+    ):
         self.backbone, self.batch_size, self.resamples = backbone, batch_size, resamples
         self.subsets = np.array(subsets if subsets is not None else [""] * len(real_sketches))
         # which faces, in which order: runs with the same digest drew the same bootstrap resamples
@@ -161,8 +172,10 @@ class FidEvaluator:
             "fid.weights_sha256": self.backbone.weights_sha256,
             "fid.dims": str(self.backbone.dims),
             keys.FID_N_REAL: str(len(self.real)),
-            **{keys.per_subset(keys.FID_N_REAL, name): str(int((self.subsets == name).sum()))
-               for name in self.subset_names},
+            **{
+                keys.per_subset(keys.FID_N_REAL, name): str(int((self.subsets == name).sum()))
+                for name in self.subset_names
+            },
             "fid.resize": "bilinear to 299 inside InceptionV3 (pytorch-fid), uint8 input",
             keys.FID_COMPARABLE: "yes" if self.backbone.is_real else "NO: random-init smoke backbone",
             keys.FID_FACES: self.faces_digest,

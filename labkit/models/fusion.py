@@ -9,6 +9,7 @@ attention  the same trunk predicts one logit per source (the global output and e
 none       the global output alone, from a global U-Net widened to the parameter count of the
            combiner model (the control: what the local networks add beyond their parameters)
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,10 +23,16 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=False),
-                                  nn.BatchNorm2d(channels), nn.ReLU(True), nn.Dropout(0.5),
-                                  nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=False),
-                                  nn.BatchNorm2d(channels))
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(True),
+            nn.Dropout(0.5),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=False),
+            nn.BatchNorm2d(channels),
+        )
 
     def forward(self, x):
         return x + self.body(x)
@@ -33,8 +40,16 @@ class ResidualBlock(nn.Module):
 
 def trunk(input_nc: int, output_nc: int, ngf: int) -> list[nn.Module]:
     """Upstream's `combiner` (n_blocks 2) up to its last conv, which gives output_nc channels."""
-    return [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
-            ResidualBlock(ngf), ResidualBlock(ngf), nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7)]
+    return [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(input_nc, ngf, 7, bias=False),
+        nn.BatchNorm2d(ngf),
+        nn.ReLU(True),
+        ResidualBlock(ngf),
+        ResidualBlock(ngf),
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(ngf, output_nc, 7),
+    ]
 
 
 class Combiner(nn.Module):
@@ -72,7 +87,7 @@ class Attention(nn.Module):
         logits = self.model(torch.cat([global_out, composite], 1)).float()
         present = torch.cat([where for _, where in sources.values()], 1) > 0
         weights = torch.softmax(logits.masked_fill(~present, float("-inf")), 1)
-        stacked = torch.stack([out.float() for out, _ in sources.values()], 1)   # (N, K, C, H, W)
+        stacked = torch.stack([out.float() for out, _ in sources.values()], 1)  # (N, K, C, H, W)
         fake = (weights[:, :, None] * stacked).sum(1).to(global_out.dtype)
         return {"fake": fake, "weights": dict(zip(sources, weights.unbind(1)))}
 
@@ -80,5 +95,6 @@ class Attention(nn.Module):
 def fusion_net(kind: str, channels: int, ngf: int) -> nn.Module | None:
     if kind not in FUSIONS:
         raise ValueError(f"unknown fusion '{kind}'; one of {', '.join(FUSIONS)}")
-    return {"combiner": Combiner, "blend": Blend, "attention": Attention}[kind](channels, ngf) \
-        if kind != "none" else None
+    return (
+        {"combiner": Combiner, "blend": Blend, "attention": Attention}[kind](channels, ngf) if kind != "none" else None
+    )

@@ -17,6 +17,7 @@ discriminators.
   masked to the region (upstream's `getLocalParts`).
 All at ngf / ndf of the global networks, as upstream (`opt.ngf`, `opt.ndf`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,31 +29,35 @@ from ..data.parts import PART_SIZES, part_boxes, part_size
 from .fusion import fusion_net
 from .pix2pix import PatchDiscriminator, UnetGenerator
 
-FACE_PARTS = tuple(PART_SIZES)          # left_eye, right_eye, nose, mouth
-REGIONS = ("hair", "background")        # whole-image regions
-LOCAL_PARTS = FACE_PARTS + REGIONS      # the six local generators and discriminators
-REGION_DEPTH = 4                        # upstream's partunet2 is built with nnG 4
+FACE_PARTS = tuple(PART_SIZES)  # left_eye, right_eye, nose, mouth
+REGIONS = ("hair", "background")  # whole-image regions
+LOCAL_PARTS = FACE_PARTS + REGIONS  # the six local generators and discriminators
+REGION_DEPTH = 4  # upstream's partunet2 is built with nnG 4
 
 
 def boxes_for(landmarks: torch.Tensor, size: int) -> dict[str, list[tuple[int, int, int, int]]]:
     """{part: [(x0, y0, w, h) per sample]} from (N, 5, 2) landmarks on the size x size canvas."""
     if torch.isnan(landmarks).any():
-        raise ValueError("the local networks need the 5 landmarks of every face; run `labkit landmarks DATA_ROOT` "
-                         "(or add landmarks_manual.csv rows) for the faces without them")
+        raise ValueError(
+            "the local networks need the 5 landmarks of every face; run `labkit landmarks DATA_ROOT` "
+            "(or add landmarks_manual.csv rows) for the faces without them"
+        )
     per_sample = [part_boxes(lm.cpu().numpy(), size) for lm in landmarks]
     return {part: [b[part] for b in per_sample] for part in FACE_PARTS}
 
 
 def crop(images: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
-    return torch.stack([img[:, y:y + h, x:x + w] for img, (x, y, w, h) in zip(images, boxes)])
+    return torch.stack([img[:, y : y + h, x : x + w] for img, (x, y, w, h) in zip(images, boxes)])
 
 
-def placed(parts: torch.Tensor, boxes: list[tuple[int, int, int, int]], height: int, width: int,
-           around: float = 1.0) -> torch.Tensor:
+def placed(
+    parts: torch.Tensor, boxes: list[tuple[int, int, int, int]], height: int, width: int, around: float = 1.0
+) -> torch.Tensor:
     """Each part on a height x width canvas at its box, `around` elsewhere (white: +1, the
     largest value a tanh output takes)."""
-    return torch.stack([F.pad(part, (x, width - x - w, y, height - y - h), value=around)
-                        for part, (x, y, w, h) in zip(parts, boxes)])
+    return torch.stack(
+        [F.pad(part, (x, width - x - w, y, height - y - h), value=around) for part, (x, y, w, h) in zip(parts, boxes)]
+    )
 
 
 def paste_min(canvas: torch.Tensor, parts: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
@@ -73,7 +78,7 @@ def region_masks(mask: torch.Tensor | None, boxes: dict, photo: torch.Tensor) ->
     outside = torch.ones(n, 1, height, width, device=photo.device, dtype=photo.dtype)
     for part in FACE_PARTS:
         for i, (x, y, w, h) in enumerate(boxes[part]):
-            outside[i, :, y:y + h, x:x + w] = 0
+            outside[i, :, y : y + h, x : x + w] = 0
     foreground = torch.ones_like(outside)
     if mask is not None:
         labelled = known_foreground(mask).to(photo.device)[:, None, None, None]
@@ -136,10 +141,14 @@ class LocalGenerator(nn.Module):
         control = fusion == "none"
         width = control_width(input_nc, output_nc, image_size, ngf) if control else ngf
         self.global_net = UnetGenerator(input_nc, output_nc, image_size, width)
-        self.parts = nn.ModuleDict() if control else nn.ModuleDict(
-            {p: part_net(input_nc, output_nc, image_size, ngf) for p in FACE_PARTS})
-        self.regions = nn.ModuleDict() if control else nn.ModuleDict(
-            {r: region_net(input_nc, output_nc, ngf) for r in REGIONS})
+        self.parts = (
+            nn.ModuleDict()
+            if control
+            else nn.ModuleDict({p: part_net(input_nc, output_nc, image_size, ngf) for p in FACE_PARTS})
+        )
+        self.regions = (
+            nn.ModuleDict() if control else nn.ModuleDict({r: region_net(input_nc, output_nc, ngf) for r in REGIONS})
+        )
         self.fusion = fusion_net(fusion, output_nc, ngf)
 
     def forward(self, photo: torch.Tensor, landmarks: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
@@ -158,22 +167,35 @@ class LocalGenerator(nn.Module):
         for p, out in parts.items():
             composite = paste_min(composite, out, boxes[p])
         # each output on the canvas with where it lies: only the attention fusion weighs them apart
-        sources = {"global": (global_out, torch.ones_like(global_out[:, :1])),
-                   **{p: (placed(out, boxes[p], self.size, self.size),
-                          placed(torch.ones_like(out[:, :1]), boxes[p], self.size, self.size, around=0.0))
-                      for p, out in parts.items()},
-                   **{r: (out, areas[r]) for r, out in regions.items()}} if self.fusion.needs_sources else None
+        sources = (
+            {
+                "global": (global_out, torch.ones_like(global_out[:, :1])),
+                **{
+                    p: (
+                        placed(out, boxes[p], self.size, self.size),
+                        placed(torch.ones_like(out[:, :1]), boxes[p], self.size, self.size, around=0.0),
+                    )
+                    for p, out in parts.items()
+                },
+                **{r: (out, areas[r]) for r, out in regions.items()},
+            }
+            if self.fusion.needs_sources
+            else None
+        )
         fused = self.fusion(global_out, composite, sources)
-        return dict(fused, global_out=global_out, composite=composite, parts=parts, regions=regions, areas=areas,
-                    boxes=boxes)
+        return dict(
+            fused, global_out=global_out, composite=composite, parts=parts, regions=regions, areas=areas, boxes=boxes
+        )
 
 
 def local_pairs(photo: torch.Tensor, sketch: torch.Tensor, out: dict) -> dict[str, torch.Tensor]:
     """cat(photo, sketch) as each local discriminator sees it: cropped to a face part's box, or
     masked (black) to the hair or background region."""
     pair = torch.cat([photo, sketch], 1)
-    return {**{p: crop(pair, out["boxes"][p]) for p in FACE_PARTS},
-            **{r: masked(pair, out["areas"][r]) for r in REGIONS}}
+    return {
+        **{p: crop(pair, out["boxes"][p]) for p in FACE_PARTS},
+        **{r: masked(pair, out["areas"][r]) for r in REGIONS},
+    }
 
 
 class LocalDiscriminators(nn.Module):
@@ -182,9 +204,10 @@ class LocalDiscriminators(nn.Module):
 
     def __init__(self, input_nc: int, image_size: int, ndf: int = 64):
         super().__init__()
-        sides = {**{p: min(part_size(p, image_size)) for p in FACE_PARTS}, **{r: image_size for r in REGIONS}}
-        self.nets = nn.ModuleDict({name: PatchDiscriminator(input_nc, ndf, n_layers=3 if side >= 32 else 1)
-                                   for name, side in sides.items()})
+        sides = {**{p: min(part_size(p, image_size)) for p in FACE_PARTS}, **dict.fromkeys(REGIONS, image_size)}
+        self.nets = nn.ModuleDict(
+            {name: PatchDiscriminator(input_nc, ndf, n_layers=3 if side >= 32 else 1) for name, side in sides.items()}
+        )
 
     def forward(self, name: str, pair: torch.Tensor) -> torch.Tensor:
         return self.nets[name](pair)

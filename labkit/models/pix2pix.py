@@ -8,6 +8,7 @@ it) carry dropout 0.5: at 256 px (8 levels) that is the reference unet_256.
 PatchGAN: conv k4 s2 + LeakyReLU, two more s2 levels with BatchNorm, one s1 level, a 1-channel
 s1 conv: 70 x 70 receptive field, 30 x 30 logits for a 256 input.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,16 @@ from torch import nn
 class UnetBlock(nn.Module):
     """One U-Net level: down, the inner levels, up, concatenated with the input (skip)."""
 
-    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None, submodule: nn.Module | None = None,
-                 outermost: bool = False, innermost: bool = False, dropout: bool = False):
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: int | None = None,
+        submodule: nn.Module | None = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        dropout: bool = False,
+    ):
         super().__init__()
         self.outermost = outermost
         input_nc = outer_nc if input_nc is None else input_nc
@@ -31,12 +40,18 @@ class UnetBlock(nn.Module):
             up = [up_relu, nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1), nn.Tanh()]
             layers = [down_conv, submodule, *up]
         elif innermost:
-            up = [up_relu, nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=False),
-                  up_norm]
+            up = [
+                up_relu,
+                nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=False),
+                up_norm,
+            ]
             layers = [down_relu, down_conv, *up]
         else:
-            up = [up_relu, nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=False),
-                  up_norm]
+            up = [
+                up_relu,
+                nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=False),
+                up_norm,
+            ]
             layers = [down_relu, down_conv, down_norm, submodule, *up] + ([nn.Dropout(0.5)] if dropout else [])
         self.model = nn.Sequential(*layers)
 
@@ -50,16 +65,23 @@ class UnetGenerator(nn.Module):
     carry dropout (at max_mult 8: levels 4 .. num_downs - 2, the reference unet_256). Any input
     whose sides divide by 2^num_downs works (the part networks use rectangles)."""
 
-    def __init__(self, input_nc: int, output_nc: int, image_size: int | None = None, ngf: int = 64,
-                 num_downs: int | None = None, max_mult: int = 8):
+    def __init__(
+        self,
+        input_nc: int,
+        output_nc: int,
+        image_size: int | None = None,
+        ngf: int = 64,
+        num_downs: int | None = None,
+        max_mult: int = 8,
+    ):
         super().__init__()
         if num_downs is None:
             num_downs = int(math.log2(image_size)) if image_size else 0
-            if 2 ** num_downs != image_size or num_downs < 5:
+            if 2**num_downs != image_size or num_downs < 5:
                 raise ValueError(f"image_size {image_size} must be a power of two >= 32")
         if num_downs < 2:
             raise ValueError("a U-Net needs at least 2 levels")
-        inner = [ngf * min(2 ** k, max_mult) for k in range(num_downs)]
+        inner = [ngf * min(2**k, max_mult) for k in range(num_downs)]
         block = UnetBlock(inner[-2], inner[-1], innermost=True)
         for k in range(num_downs - 2, 0, -1):
             block = UnetBlock(inner[k - 1], inner[k], submodule=block, dropout=inner[k - 1] == inner[k])
@@ -75,10 +97,13 @@ class PatchDiscriminator(nn.Module):
         layers = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, n_layers + 1):
-            prev, mult = mult, min(2 ** n, 8)
+            prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=stride, padding=1, bias=False),
-                       nn.BatchNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
         layers += [nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
         self.model = nn.Sequential(*layers)
 

@@ -2,6 +2,7 @@
 (decoder) and their training (training), swap functions on feature maps (swap) and the
 registry of variants built on them (variants), the measured swap run (swaprun) with its
 pictures (views), and folder stylisation (stylize)."""
+
 import importlib
 
 
@@ -10,6 +11,7 @@ def start(namespace: dict):
     works with: images, encoder and, for a swap variant, its decoder (decoder_run's, when set)."""
     from .. import track
     from .swaprun import setup
+
     cfg, run = track.start(namespace)
     return setup(cfg, run, track.run_id_of(cfg.decoder_run) if cfg.decoder_run else "")
 

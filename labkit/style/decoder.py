@@ -11,6 +11,7 @@ reflection padding and nearest-neighbour upsampling (as in AdaIN / Avatar-Net).
                      them, and a 7x7 output conv. Trained as an autoencoder (the skips are the
                      image's own features); when stylising, the skips are the style's.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,11 +35,16 @@ class Hourglass(nn.Module):
     def __init__(self):
         super().__init__()
         up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.stages = nn.ModuleList([
-            nn.Sequential(*_conv(512, 256), up, *_conv(256, 256), *_conv(256, 256), *_conv(256, 256)),  # conv4_1 .. conv3_2
-            nn.Sequential(*_conv(256, 128), up, *_conv(128, 128)),                                     # conv3_1, conv2_2
-            nn.Sequential(*_conv(128, 64), up, *_conv(64, 64)),                                        # conv2_1, conv1_2
-            nn.Sequential(*_conv(64, 64), nn.ReflectionPad2d(3), nn.Conv2d(64, 3, 7))])                # conv1_1, output
+        self.stages = nn.ModuleList(
+            [
+                nn.Sequential(
+                    *_conv(512, 256), up, *_conv(256, 256), *_conv(256, 256), *_conv(256, 256)
+                ),  # conv4_1 .. conv3_2
+                nn.Sequential(*_conv(256, 128), up, *_conv(128, 128)),  # conv3_1, conv2_2
+                nn.Sequential(*_conv(128, 64), up, *_conv(64, 64)),  # conv2_1, conv1_2
+                nn.Sequential(*_conv(64, 64), nn.ReflectionPad2d(3), nn.Conv2d(64, 3, 7)),
+            ]
+        )  # conv1_1, output
 
     def forward(self, features: dict[str, torch.Tensor], skips: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.stages[0](features["relu4_1"])
@@ -53,8 +59,15 @@ def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
 
 def _tail() -> list[nn.Module]:
     """relu3_1 resolution (256 channels) down to the image."""
-    return [*_conv(256, 128), nn.Upsample(scale_factor=2, mode="nearest"), *_conv(128, 128), *_conv(128, 64),
-            nn.Upsample(scale_factor=2, mode="nearest"), *_conv(64, 64), *_conv(64, 3, relu=False)]
+    return [
+        *_conv(256, 128),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        *_conv(128, 128),
+        *_conv(128, 64),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        *_conv(64, 64),
+        *_conv(64, 3, relu=False),
+    ]
 
 
 class Decoder(nn.Module):
@@ -63,8 +76,15 @@ class Decoder(nn.Module):
         if kind not in KINDS:
             raise ValueError(f"decoder kind must be one of {KINDS}, got {kind!r}")
         self.kind = kind
-        self.inputs = ("relu3_1",) if kind == "relu3_1" else ("relu4_1", "relu3_1") if "+" in kind else \
-            ("relu4_1", *AVATAR_SKIPS) if kind == "avatar" else ("relu4_1",)
+        self.inputs = (
+            ("relu3_1",)
+            if kind == "relu3_1"
+            else ("relu4_1", "relu3_1")
+            if "+" in kind
+            else ("relu4_1", *AVATAR_SKIPS)
+            if kind == "avatar"
+            else ("relu4_1",)
+        )
         if kind == "avatar":
             self.hourglass = Hourglass()
         elif kind == "relu3_1":
@@ -75,8 +95,7 @@ class Decoder(nn.Module):
             first = 512 if "+" in kind else 256  # the entrance: relu3_1 features joined here
             self.body = nn.Sequential(*_conv(first, 256), *_conv(256, 256), *_conv(256, 256), *_tail())
 
-    def forward(self, features: dict[str, torch.Tensor], style: dict[str, torch.Tensor] | None = None
-                ) -> torch.Tensor:
+    def forward(self, features: dict[str, torch.Tensor], style: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """The image of features; `style`, when stylising, gives the avatar decoder's skips
         (the other kinds read only features)."""
         if self.kind == "avatar":
@@ -85,4 +104,3 @@ class Decoder(nn.Module):
         if self.kind == "relu4_1+relu3_1":
             x = torch.cat([x, features["relu3_1"]], 1)
         return self.body(x)
-

@@ -1,4 +1,5 @@
 """Content and style images: RGB [0, 1] tensors, from folders or scikit-image's real photos."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ DEFAULT_STYLE = ("brick", "grass", "gravel")
 
 def _skimage(name: str) -> np.ndarray:
     from skimage import data
+
     img = getattr(data, name)()
     return np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
 
@@ -25,7 +27,7 @@ def resize_short(img: torch.Tensor, size: int) -> torch.Tensor:
     scale = size / min(h, w)
     nh, nw = max(8, round(h * scale)), max(8, round(w * scale))
     out = F.interpolate(img[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
-    return out[:, :nh - nh % 8, :nw - nw % 8]
+    return out[:, : nh - nh % 8, : nw - nw % 8]
 
 
 def load_images(folder: str, defaults: tuple[str, ...], size: int) -> list[tuple[str, torch.Tensor]]:
@@ -40,8 +42,10 @@ def load_images(folder: str, defaults: tuple[str, ...], size: int) -> list[tuple
 
 def load_sets(cfg) -> tuple[list, list]:
     """(content, style) of a style config: [(name, (3, H, W) RGB [0, 1])] each."""
-    return (load_images(cfg.content_dir, DEFAULT_CONTENT, cfg.image_size),
-            load_images(cfg.style_dir, DEFAULT_STYLE, cfg.image_size))
+    return (
+        load_images(cfg.content_dir, DEFAULT_CONTENT, cfg.image_size),
+        load_images(cfg.style_dir, DEFAULT_STYLE, cfg.image_size),
+    )
 
 
 def random_crops(images: list[torch.Tensor], count: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -52,7 +56,7 @@ def random_crops(images: list[torch.Tensor], count: int, size: int, generator: t
         h, w = img.shape[-2:]
         y = int(torch.randint(h - size + 1, (1,), generator=generator)) if h > size else 0
         x = int(torch.randint(w - size + 1, (1,), generator=generator)) if w > size else 0
-        crop = img[:, y:y + size, x:x + size]
+        crop = img[:, y : y + size, x : x + size]
         if crop.shape[-2:] != (size, size):
             crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False)[0]
         out.append(crop)

@@ -1,4 +1,5 @@
 """Losses and measures of a stylised image (pure functions of tensors)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,6 @@
 """`labkit stylize`: every image of a content folder in the style of every image of a style
 folder, batched (content images of one size go through together), with a progress bar."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,12 +28,14 @@ def stylize_folders(cfg, out_dir: str | Path, batch_size: int = 8, progress: boo
     groups: dict[tuple, list] = {}
     for name, img in content:
         groups.setdefault(tuple(img.shape), []).append((name, img))
-    batches = [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
+    batches = [group[i : i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    with torch.no_grad(), tqdm(total=len(content) * len(style), desc=f"stylize ({variant.name})",
-                               disable=not progress) as bar:
+    with (
+        torch.no_grad(),
+        tqdm(total=len(content) * len(style), desc=f"stylize ({variant.name})", disable=not progress) as bar,
+    ):
         for s_name, s_img in style:
             s_feats = encoder.encode(s_img[None].to(device), layers)
             for batch in batches:

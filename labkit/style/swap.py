@@ -14,6 +14,7 @@ Gram-aware matching (query = content + the style's mean feature); multi-scale (s
 from several scales); multi-layer (several layers at once); Avatar-Net's style decorator
 (whitening, a 5 x 5 swap, colouring).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,9 +27,9 @@ import torch.nn.functional as F
 
 @dataclass
 class SwapResult:
-    features: torch.Tensor      # (N, C, H, W) swapped features
-    index: torch.Tensor         # (N, H', W') best style patch per content patch (argmax of NCC)
-    confidence: torch.Tensor    # (N, H', W') its NCC score in [-1, 1]
+    features: torch.Tensor  # (N, C, H, W) swapped features
+    index: torch.Tensor  # (N, H', W') best style patch per content patch (argmax of NCC)
+    confidence: torch.Tensor  # (N, H', W') its NCC score in [-1, 1]
     n_style_patches: int
     bank: tuple[tuple[int, int], ...] = ()  # patch positions (rows, cols) of each style map in the bank
 
@@ -40,7 +41,7 @@ class SwapResult:
         """(rows, cols) how often each patch position of style map `which` was chosen."""
         start = sum(r * c for r, c in self.bank[:which])
         rows, cols = self.bank[which]
-        return self.usage()[start:start + rows * cols].view(rows, cols)
+        return self.usage()[start : start + rows * cols].view(rows, cols)
 
     def source_map(self) -> torch.Tensor:
         """(N, H', W') which style map of the bank each content location took its patch from."""
@@ -63,8 +64,14 @@ def _grids(style, k: int) -> tuple[tuple[int, int], ...]:
 def style_patches(style: torch.Tensor, k: int) -> torch.Tensor:
     """(P, C*k*k) every k x k patch (stride 1) of one style map (1, C, H, W) or several maps."""
     maps = _maps(style)
-    return torch.cat([F.unfold(s, k).squeeze(0).t() if s.shape[0] == 1 else
-                      F.unfold(s, k).permute(0, 2, 1).reshape(-1, s.shape[1] * k * k) for s in maps])
+    return torch.cat(
+        [
+            F.unfold(s, k).squeeze(0).t()
+            if s.shape[0] == 1
+            else F.unfold(s, k).permute(0, 2, 1).reshape(-1, s.shape[1] * k * k)
+            for s in maps
+        ]
+    )
 
 
 def _norms(patches: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -92,9 +99,16 @@ def _filters(raw: torch.Tensor, c: int, k: int, weights: torch.Tensor | None) ->
     return f / f.flatten(1).norm(dim=1).clamp_min(1e-8).view(-1, 1, 1, 1)
 
 
-def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", temperature: float = 0.05,
-         chunk: int = 2048, channel_weights: torch.Tensor | None = None, query: torch.Tensor | None = None
-         ) -> SwapResult:
+def swap(
+    content: torch.Tensor,
+    style,
+    k: int = 3,
+    mode: str = "argmax",
+    temperature: float = 0.05,
+    chunk: int = 2048,
+    channel_weights: torch.Tensor | None = None,
+    query: torch.Tensor | None = None,
+) -> SwapResult:
     """Swap every k x k patch of content (N, C, H, W) for its best-matching style patch.
 
     style: one map (1, C, Hs, Ws) or a list of maps (several scales): their patches form the
@@ -108,11 +122,11 @@ def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", tempera
     if mode not in ("argmax", "softmax"):
         raise ValueError(f"mode must be 'argmax' or 'softmax', got {mode!r}")
     n, c, h, w = content.shape
-    bank = style_patches(style, k).to(content)                       # (P, C*k*k) un-normalised
+    bank = style_patches(style, k).to(content)  # (P, C*k*k) un-normalised
     q = query if query is not None else content
     if channel_weights is not None:
         q = q * channel_weights.to(q).view(1, -1, 1, 1)
-    norms = _content_norms(q, k)                                      # (N, 1, H', W')
+    norms = _content_norms(q, k)  # (N, 1, H', W')
     grid = tuple(norms.shape[2:])
     best = torch.full((n, *grid), -float("inf"), device=content.device, dtype=content.dtype)
     index = torch.zeros((n, *grid), dtype=torch.long, device=content.device)
@@ -121,8 +135,8 @@ def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", tempera
         run_sum = torch.zeros((n, 1, *grid), device=content.device, dtype=content.dtype)
         acc = torch.zeros((n, bank.shape[1], grid[0] * grid[1]), device=content.device, dtype=content.dtype)
     for start in range(0, len(bank), chunk):
-        raw = bank[start:start + chunk]
-        scores = F.conv2d(q, _filters(raw, c, k, channel_weights)) / norms   # (N, chunk, H', W'): NCC
+        raw = bank[start : start + chunk]
+        scores = F.conv2d(q, _filters(raw, c, k, channel_weights)) / norms  # (N, chunk, H', W'): NCC
         top, arg = scores.max(1)
         better = top > best
         best = torch.where(better, top, best)
@@ -137,7 +151,7 @@ def swap(content: torch.Tensor, style, k: int = 3, mode: str = "argmax", tempera
             run_max = new_max
         del scores
     if mode == "argmax":
-        columns = bank[index.flatten(1)].permute(0, 2, 1)             # (N, C*k*k, L)
+        columns = bank[index.flatten(1)].permute(0, 2, 1)  # (N, C*k*k, L)
     else:
         columns = acc / run_sum.flatten(2)
     return SwapResult(_fold_average(columns, (h, w), k), index, best, len(bank), _grids(style, k))
@@ -171,7 +185,10 @@ def zca(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.
     values, vectors = torch.linalg.eigh(x @ x.transpose(1, 2) / (h * w))
     valid = values > eps
     values = values.clamp_min(eps)
-    scaled = lambda d: vectors @ torch.diag_embed(torch.where(valid, d, torch.zeros_like(d))) @ vectors.transpose(1, 2)
+
+    def scaled(d):
+        return vectors @ torch.diag_embed(torch.where(valid, d, torch.zeros_like(d))) @ vectors.transpose(1, 2)
+
     white = (scaled(values.rsqrt()) @ x).view(n, c, h, w)
     return white.to(features.dtype), scaled(values.sqrt()).to(features.dtype), mean.view(n, c, 1, 1).to(features.dtype)
 
@@ -197,7 +214,7 @@ def avatar_swap(content: torch.Tensor, style: torch.Tensor, k: int = 5, chunk: i
     white_content, _, _ = zca(content)
     white_style, colouring, mean = zca(style)
     result = swap(F.pad(white_content, (pad,) * 4, mode="reflect"), F.pad(white_style, (pad,) * 4), k, chunk=chunk)
-    swapped = result.features[:, :, pad:pad + h, pad:pad + w]
+    swapped = result.features[:, :, pad : pad + h, pad : pad + w]
     return dataclasses.replace(result, features=colour(swapped, colouring, mean))
 
 
@@ -207,7 +224,7 @@ def low_pass(features: torch.Tensor, cutoff: float) -> torch.Tensor:
         return features
     radius = max(1, int(3 * cutoff))
     x = torch.arange(-radius, radius + 1, dtype=features.dtype, device=features.device)
-    g = torch.exp(-x ** 2 / (2 * cutoff ** 2))
+    g = torch.exp(-(x**2) / (2 * cutoff**2))
     g = g / g.sum()
     c = features.shape[1]
     padded = F.pad(features, (radius, radius, radius, radius), mode="reflect")
@@ -234,12 +251,21 @@ def gram_aware_swap(content: torch.Tensor, style: torch.Tensor, beta: float = 1.
 def multiscale_style(style_image_features, scales=(0.5, 1.0, 2.0)) -> list[torch.Tensor]:
     """The style map resized to several scales, for a bank of patches of several sizes."""
     s = style_image_features
-    return [s if scale == 1.0 else F.interpolate(s, scale_factor=scale, mode="bilinear", align_corners=False)
-            for scale in scales]
+    return [
+        s if scale == 1.0 else F.interpolate(s, scale_factor=scale, mode="bilinear", align_corners=False)
+        for scale in scales
+    ]
 
 
-def assignment_swap(content: torch.Tensor, style: torch.Tensor, k: int = 3, limit: int = 1,
-                    method: str = "auto", iterations: int = 200, epsilon: float = 0.05) -> SwapResult:
+def assignment_swap(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    k: int = 3,
+    limit: int = 1,
+    method: str = "auto",
+    iterations: int = 200,
+    epsilon: float = 0.05,
+) -> SwapResult:
     """Globally matched swap: each style patch may be chosen at most `limit` times.
 
     'exact' solves the assignment (scipy's linear_sum_assignment on -NCC, every style patch
@@ -249,9 +275,14 @@ def assignment_swap(content: torch.Tensor, style: torch.Tensor, k: int = 3, limi
     exactly. One content image at a time; both keep a (content x style patches) matrix.
     """
     from scipy.optimize import linear_sum_assignment
+
     if content.shape[0] != 1:
-        return _stack([assignment_swap(content[i:i + 1], style, k, limit, method, iterations, epsilon)
-                       for i in range(content.shape[0])])
+        return _stack(
+            [
+                assignment_swap(content[i : i + 1], style, k, limit, method, iterations, epsilon)
+                for i in range(content.shape[0])
+            ]
+        )
     _, c, h, w = content.shape
     bank = style_patches(style, k).to(content)
     scores = (F.conv2d(content, _filters(bank, c, k, None)) / _content_norms(content, k))[0].flatten(1).t()  # (L, P)
@@ -291,5 +322,10 @@ def _round_with_capacity(plan: np.ndarray, limit: int) -> torch.Tensor:
 
 
 def _stack(results: list[SwapResult]) -> SwapResult:
-    return SwapResult(torch.cat([r.features for r in results]), torch.cat([r.index for r in results]),
-                      torch.cat([r.confidence for r in results]), results[0].n_style_patches, results[0].bank)
+    return SwapResult(
+        torch.cat([r.features for r in results]),
+        torch.cat([r.index for r in results]),
+        torch.cat([r.confidence for r in results]),
+        results[0].n_style_patches,
+        results[0].bank,
+    )

@@ -5,6 +5,7 @@ shown with its heatmaps (match confidence, style patches used, where the content
 decoder, the variant and what it prepared); `run_swap` is the measured run over every pair;
 the variants' own views (labkit.style.views) take the same SwapLab.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,11 +31,11 @@ from .vgg import STYLE_LAYERS, build_encoder, encoder_tags
 class SwapLab:
     cfg: object
     run: object
-    content: list                 # [(name, (3, H, W) RGB [0, 1])]
+    content: list  # [(name, (3, H, W) RGB [0, 1])]
     style: list
     encoder: torch.nn.Module
     decoder: Decoder | None
-    context: object = None        # what the variant prepared (channel weights)
+    context: object = None  # what the variant prepared (channel weights)
 
     @property
     def variant(self):
@@ -66,7 +67,7 @@ class SwapLab:
         self.run.log_image(image, key, step=0)
         viz.show(image, title or key)
 
-    def swap_all(self) -> "SwapOutcome":
+    def swap_all(self) -> SwapOutcome:
         """run_swap over every pair (measured and logged), its grid and heatmaps shown."""
         outcome = run_swap(self)
         viz.show(outcome.grid, f"{self.cfg.ablation}: every content image with every style")
@@ -80,16 +81,21 @@ def setup(cfg, run, decoder_run_id: str = "") -> SwapLab:
     content, style = load_sets(cfg)
     encoder = build_encoder(cfg, pick_device(cfg.device))
     run.set_tags(encoder_tags(encoder))
-    print(f"VGG19 weights: {encoder.weights}, convention: {cfg.vgg_convention}; {len(content)} content x "
-          f"{len(style)} style images")
+    print(
+        f"VGG19 weights: {encoder.weights}, convention: {cfg.vgg_convention}; {len(content)} content x "
+        f"{len(style)} style images"
+    )
     lab = SwapLab(cfg, run, content, style, encoder, None)
     variant = cfg.variant
     if variant is None:  # decoder training: the notebook trains it
         return lab
     if variant.decoder_kind and cfg.decoder_kind != variant.decoder_kind:
         raise ValueError(f"the {variant.name} variant decodes with decoder_kind '{variant.decoder_kind}': set it so")
-    lab.decoder = (trained_decoder(cfg, decoder_run_id, lab.device) if decoder_run_id
-                   else train_decoder(cfg, encoder, content, style, run).decoder)
+    lab.decoder = (
+        trained_decoder(cfg, decoder_run_id, lab.device)
+        if decoder_run_id
+        else train_decoder(cfg, encoder, content, style, run).decoder
+    )
     if variant.prepare is not None:
         lab.context = variant.prepare(cfg, encoder, [img for _, img in content + style])
     return lab
@@ -106,16 +112,20 @@ def _measures(lab: SwapLab, c_feats: dict, s_feats: dict, out: torch.Tensor, sec
     layer = lab.variant.layers(lab.cfg)[0]
     with torch.no_grad():
         out_feats = lab.encoder.encode(out[None], lab.layers)
-    return {"content_loss": float(F.mse_loss(out_feats[layer], c_feats[layer])),
-            "style_loss": float(style_loss({n: out_feats[n] for n in STYLE_LAYERS},
-                                           {n: s_feats[n] for n in STYLE_LAYERS})),
-            "distinct_patches": result.distinct_share(), "tv": float(tv(out[None])), "swap_seconds": seconds}
+    return {
+        "content_loss": float(F.mse_loss(out_feats[layer], c_feats[layer])),
+        "style_loss": float(style_loss({n: out_feats[n] for n in STYLE_LAYERS}, {n: s_feats[n] for n in STYLE_LAYERS})),
+        "distinct_patches": result.distinct_share(),
+        "tv": float(tv(out[None])),
+        "swap_seconds": seconds,
+    }
 
 
 def run_swap(lab: SwapLab) -> SwapOutcome:
     """Every content x style pair through the variant; metrics averaged over pairs and logged,
     the grid of all outputs and one heatmap row per content image (with the first style)."""
     from .views import swap_heatmaps
+
     if lab.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(lab.device)
     layer = lab.variant.layers(lab.cfg)[0]
@@ -134,20 +144,28 @@ def run_swap(lab: SwapLab) -> SwapOutcome:
                 k = lab.cfg.patch_size
                 grid = (s_feats[layer].shape[2] - k + 1, s_feats[layer].shape[3] - k + 1)
                 own = result.bank.index(grid) if grid in result.bank else 0  # multiscale: the style at its own size
-                pairs.append(dict(name=f"{c_name} × {s_name}", content=c_img, output=out.cpu(), style=s_img,
-                                  confidence=result.confidence[0].cpu().numpy(),
-                                  usage=result.usage_map(own).float().cpu().numpy(),
-                                  change=(inputs[layer] - c_feats[layer]).abs().mean(1)[0].cpu().numpy()))
+                pairs.append(
+                    dict(
+                        name=f"{c_name} × {s_name}",
+                        content=c_img,
+                        output=out.cpu(),
+                        style=s_img,
+                        confidence=result.confidence[0].cpu().numpy(),
+                        usage=result.usage_map(own).float().cpu().numpy(),
+                        change=(inputs[layer] - c_feats[layer]).abs().mean(1)[0].cpu().numpy(),
+                    )
+                )
         rows.append(row)
     metrics = {k: float(np.mean([m[k] for m in measures])) for k in measures[0]}
     metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if lab.device.type == "cuda":
-        metrics["peak_cuda_mb"] = torch.cuda.max_memory_allocated(lab.device) / 2 ** 20
+        metrics["peak_cuda_mb"] = torch.cuda.max_memory_allocated(lab.device) / 2**20
     lab.run.log_metrics(metrics)
     size = min(min(img.shape[-2:]) for _, img in lab.content + lab.style)
     square = lambda img: F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]  # noqa
     columns = [torch.stack([square(img) for _, img in lab.content]) * 2 - 1] + [
-        torch.stack([square(rows[i][j]) for i in range(len(lab.content))]) * 2 - 1 for j in range(len(lab.style))]
+        torch.stack([square(rows[i][j]) for i in range(len(lab.content))]) * 2 - 1 for j in range(len(lab.style))
+    ]
     grid = viz.titled(viz.sample_grid(columns), ["content"] + [name for name, _ in lab.style])
     heatmaps = swap_heatmaps(pairs)
     lab.run.log_image(grid, "stylised", step=0)

@@ -1,5 +1,6 @@
 """Training a decoder to invert VGG features: pixel + perceptual feature loss, optional TV and
 AdaIN losses, optionally on swapped features; checkpointed and resumable like every run."""
+
 from __future__ import annotations
 
 import time
@@ -30,8 +31,12 @@ class DecoderResult:
 
 
 def _swap_batch(feats: torch.Tensor, style_feats: torch.Tensor, cfg) -> torch.Tensor:
-    return torch.cat([swap(feats[i:i + 1], style_feats[i:i + 1], cfg.patch_size, chunk=cfg.chunk).features
-                      for i in range(len(feats))])
+    return torch.cat(
+        [
+            swap(feats[i : i + 1], style_feats[i : i + 1], cfg.patch_size, chunk=cfg.chunk).features
+            for i in range(len(feats))
+        ]
+    )
 
 
 def _losses(cfg, encoder, decoder, batch, style_batch, layers) -> dict[str, torch.Tensor]:
@@ -46,19 +51,21 @@ def _losses(cfg, encoder, decoder, batch, style_batch, layers) -> dict[str, torc
                 target[name] = _swap_batch(feats[name], style_feats[name], cfg)
     out = decoder(target)
     out_feats = encoder.encode(out, layers)
-    terms = {"pixel": cfg.lambda_pixel * F.l1_loss(out, batch),
-             "feature": cfg.lambda_feature * sum(F.mse_loss(out_feats[n], target[n]) for n in decoder.inputs)}
+    terms = {
+        "pixel": cfg.lambda_pixel * F.l1_loss(out, batch),
+        "feature": cfg.lambda_feature * sum(F.mse_loss(out_feats[n], target[n]) for n in decoder.inputs),
+    }
     if cfg.lambda_tv > 0:
         terms["tv"] = cfg.lambda_tv * tv(out)
     if cfg.lambda_adain > 0:
         reference = style_feats if style_batch is not None else feats
-        terms["adain"] = cfg.lambda_adain * adain_loss({n: out_feats[n] for n in STYLE_LAYERS},
-                                                       {n: reference[n] for n in STYLE_LAYERS})
+        terms["adain"] = cfg.lambda_adain * adain_loss(
+            {n: out_feats[n] for n in STYLE_LAYERS}, {n: reference[n] for n in STYLE_LAYERS}
+        )
     return terms
 
 
-def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, progress: bool = True
-                  ) -> DecoderResult:
+def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, progress: bool = True) -> DecoderResult:
     """Train (or continue training) the run's decoder for cfg.steps steps on random crops of the
     content and style images; a checkpoint every cfg.checkpoint_every steps holds decoder,
     optimiser, step and config."""
@@ -87,13 +94,21 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     style_images = [img for _, img in style]
     window = LossWindow(device)
     started = time.time()
-    bar = tqdm(range(start, cfg.steps), desc=f"decoder {cfg.decoder_kind}", disable=not progress,
-               initial=start, total=cfg.steps)
+    bar = tqdm(
+        range(start, cfg.steps),
+        desc=f"decoder {cfg.decoder_kind}",
+        disable=not progress,
+        initial=start,
+        total=cfg.steps,
+    )
     for step in bar:
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # same batches after a resume
         batch = random_crops(images, cfg.batch_size, cfg.image_size, generator).to(device)
-        style_batch = (random_crops(style_images, cfg.batch_size, cfg.image_size, generator).to(device)
-                       if cfg.train_with_swap else None)
+        style_batch = (
+            random_crops(style_images, cfg.batch_size, cfg.image_size, generator).to(device)
+            if cfg.train_with_swap
+            else None
+        )
         with speed.autocast():
             terms = _losses(cfg, encoder, decoder, batch, style_batch, layers)
             loss = sum(terms.values())
@@ -104,8 +119,9 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             means, bad_step = window.read()
             if bad_step:
-                raise FloatingPointError(f"non-finite decoder loss at step {bad_step} ({means}); "
-                                         f"{checkpoints.describe()}; lower lr")
+                raise FloatingPointError(
+                    f"non-finite decoder loss at step {bad_step} ({means}); {checkpoints.describe()}; lower lr"
+                )
             run.log_metrics(means, step=step + 1)
             run.beat(step + 1, force=True)
             bar.set_postfix(loss=f"{means['loss']:.3f}")
@@ -113,8 +129,14 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
         else:
             run.beat(step + 1)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            checkpoints.save({"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
-                              "config": cfg.to_dict()})
+            checkpoints.save(
+                {
+                    "decoder": decoder.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step + 1,
+                    "config": cfg.to_dict(),
+                }
+            )
     run.log_metrics({"decoder_seconds": time.time() - started})
     run.beat(cfg.steps, "views", force=True)
     return DecoderResult(decoder, cfg.steps, start, _reconstructions(cfg, encoder, decoder, images, run, cfg.steps))
@@ -140,12 +162,16 @@ def trained_decoder(cfg, run_id: str, device: torch.device) -> Decoder:
     encoder (decoder kind, input convention, channel order)."""
     state = Checkpoints(run_id, "decoder").load()
     if state is None:
-        raise FileNotFoundError(f"run {run_id} has no decoder checkpoint: is it a decoder_train run, and did it get "
-                                "past its first checkpoint?")
+        raise FileNotFoundError(
+            f"run {run_id} has no decoder checkpoint: is it a decoder_train run, and did it get "
+            "past its first checkpoint?"
+        )
     for key in ("decoder_kind", "vgg_convention", "channel_order"):
         if state["config"][key] != getattr(cfg, key):
-            raise ValueError(f"the decoder of run {run_id} was trained with {key}={state['config'][key]!r}, this run "
-                             f"has {getattr(cfg, key)!r}: they must match")
+            raise ValueError(
+                f"the decoder of run {run_id} was trained with {key}={state['config'][key]!r}, this run "
+                f"has {getattr(cfg, key)!r}: they must match"
+            )
     decoder = Decoder(cfg.decoder_kind)
     decoder.load_state_dict(state["decoder"])
     return decoder.to(device).eval()

@@ -7,16 +7,18 @@ maps and returns a SwapResult; the run swaps every layer in `layers(cfg)` and ha
 decoder the swapped maps. `prepare(cfg, encoder, images)`, when a variant has one, computes
 what its swap needs from the images first (the channel weights of channel_weighted).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 def _swaps():
     """labkit.style.swap, imported when a swap runs: the registry itself is read by the command
     line, which should not wait for torch to load."""
     from . import swap
+
     return swap
 
 
@@ -29,6 +31,7 @@ def colour_channel_weights(cfg, encoder, images: list):
     changes most between a colour image and its grayscale version gets weight 0, one that does
     not change gets 1 (the journal's 12/27 idea)."""
     import torch
+
     device = next(encoder.parameters()).device
     change, total = 0.0, 0.0
     with torch.no_grad():
@@ -80,11 +83,11 @@ def avatar(cfg, c, s, _):
 class Variant:
     name: str
     summary: str
-    params: tuple[str, ...]             # the StyleConfig fields it reads beyond patch_size and chunk
-    swap: Callable                      # (cfg, content map, style map, context) -> swap.SwapResult
-    view: str                           # its notebook's own picture: a function of labkit.style.views
-    decoder_kind: str = ""              # the decoder it needs, when only one kind will do
-    prepare: Callable | None = None     # (cfg, encoder, images) -> context for swap
+    params: tuple[str, ...]  # the StyleConfig fields it reads beyond patch_size and chunk
+    swap: Callable  # (cfg, content map, style map, context) -> swap.SwapResult
+    view: str  # its notebook's own picture: a function of labkit.style.views
+    decoder_kind: str = ""  # the decoder it needs, when only one kind will do
+    prepare: Callable | None = None  # (cfg, encoder, images) -> context for swap
     fixed_layers: tuple[str, ...] = ()  # the layers it swaps, when not cfg.swap_layer
 
     @property
@@ -94,6 +97,7 @@ class Variant:
     def show(self, lab, **options):
         """This variant's own view of a SwapLab, as an RGB array."""
         from . import views
+
         return getattr(views, self.view)(lab, **options)
 
     def layers(self, cfg) -> tuple[str, ...]:
@@ -110,32 +114,87 @@ class Variant:
         return inputs, first
 
 
-VARIANTS = {v.name: v for v in (
-    Variant("argmax", "Chen & Schmidt's swap: each 3x3 content patch takes the style patch of highest normalised "
-            "cross-correlation; overlaps are averaged.", ("swap_layer",), argmax, "correspondence"),
-    Variant("softmax", "Weights softmax(NCC / temperature) over all style patches instead of the single best "
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant(
+            "argmax",
+            "Chen & Schmidt's swap: each 3x3 content patch takes the style patch of highest normalised "
+            "cross-correlation; overlaps are averaged.",
+            ("swap_layer",),
+            argmax,
+            "correspondence",
+        ),
+        Variant(
+            "softmax",
+            "Weights softmax(NCC / temperature) over all style patches instead of the single best "
             "(journal 10/9): small temperatures approach argmax, large ones average the style's colours.",
-            ("swap_layer", "temperature"), softmax, "temperature_strip"),
-    Variant("frequency", "Only the Gaussian low-pass of the content (sigma `cutoff` feature px) is swapped; the "
+            ("swap_layer", "temperature"),
+            softmax,
+            "temperature_strip",
+        ),
+        Variant(
+            "frequency",
+            "Only the Gaussian low-pass of the content (sigma `cutoff` feature px) is swapped; the "
             "high-frequency residual is kept, preserving the content's detail (journal 10/8).",
-            ("swap_layer", "cutoff"), frequency, "frequency_split"),
-    Variant("assignment", "Globally matched: each style patch may be used at most `usage_limit` times (exact "
+            ("swap_layer", "cutoff"),
+            frequency,
+            "frequency_split",
+        ),
+        Variant(
+            "assignment",
+            "Globally matched: each style patch may be used at most `usage_limit` times (exact "
             "assignment, or Sinkhorn with capacities), instead of greedy best matches (journal 11/11).",
-            ("swap_layer", "usage_limit"), assignment, "usage_histogram"),
-    Variant("channel_weighted", "Matching with per-channel weights that play down colour-driven channels, found by "
-            "comparing colour and grayscale responses (journal 12/27).", ("swap_layer",), channel_weighted,
-            "channel_weights", prepare=colour_channel_weights),
-    Variant("gram", "Gram-aware: the query is content + beta x the style's mean feature, pulling matches towards "
-            "patches typical of the style (journal 01/06).", ("swap_layer", "beta"), gram, "query_shift"),
-    Variant("multiscale", "Style patches taken at several scales (`scales`), so textures of another size can "
-            "match (journal 10/12).", ("swap_layer", "scales"), multiscale, "scale_map"),
-    Variant("multilayer", "relu4_1 and relu3_1 swapped together and decoded by the decoder with a relu3_1 "
-            "entrance: colour and large texture from relu4_1, small texture from relu3_1 (journal 10/11).", (),
-            argmax, "both_layers", decoder_kind="relu4_1+relu3_1", fixed_layers=("relu4_1", "relu3_1")),
-    Variant("avatar", "Avatar-Net's style decorator (Sheng et al.): content and style ZCA-whitened, the whitened "
+            ("swap_layer", "usage_limit"),
+            assignment,
+            "usage_histogram",
+        ),
+        Variant(
+            "channel_weighted",
+            "Matching with per-channel weights that play down colour-driven channels, found by "
+            "comparing colour and grayscale responses (journal 12/27).",
+            ("swap_layer",),
+            channel_weighted,
+            "channel_weights",
+            prepare=colour_channel_weights,
+        ),
+        Variant(
+            "gram",
+            "Gram-aware: the query is content + beta x the style's mean feature, pulling matches towards "
+            "patches typical of the style (journal 01/06).",
+            ("swap_layer", "beta"),
+            gram,
+            "query_shift",
+        ),
+        Variant(
+            "multiscale",
+            "Style patches taken at several scales (`scales`), so textures of another size can match (journal 10/12).",
+            ("swap_layer", "scales"),
+            multiscale,
+            "scale_map",
+        ),
+        Variant(
+            "multilayer",
+            "relu4_1 and relu3_1 swapped together and decoded by the decoder with a relu3_1 "
+            "entrance: colour and large texture from relu4_1, small texture from relu3_1 (journal 10/11).",
+            (),
+            argmax,
+            "both_layers",
+            decoder_kind="relu4_1+relu3_1",
+            fixed_layers=("relu4_1", "relu3_1"),
+        ),
+        Variant(
+            "avatar",
+            "Avatar-Net's style decorator (Sheng et al.): content and style ZCA-whitened, the whitened "
             "content's 5x5 patches (reflect-padded) swapped for the best whitened style patches, the result "
             "coloured with the style's covariance and mean; decoded by Avatar-Net's hourglass decoder, its AdaIN "
-            "skips taking the style's relu3_1 .. relu1_1 statistics.", (), avatar, "decorator", decoder_kind="avatar",
-            fixed_layers=("relu4_1",)),
-)}
+            "skips taking the style's relu3_1 .. relu1_1 statistics.",
+            (),
+            avatar,
+            "decorator",
+            decoder_kind="avatar",
+            fixed_layers=("relu4_1",),
+        ),
+    )
+}
 BY_ABLATION = {v.ablation: v for v in VARIANTS.values()}

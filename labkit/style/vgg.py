@@ -15,6 +15,7 @@ names (`conv1_1.weight` ... `conv5_4.bias`). Anything else is refused with the k
 and the keys it should not have: a file that loads "with no error" but leaves the encoder
 random is the silent failure this guards against.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,12 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where style (Gram
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 # torchvision's features index of each conv, under its Caffe name (block_conv)
-CONV_INDEX = dict(zip([f"conv{b}_{j}" for b, n in zip(range(1, 6), (2, 2, 4, 4, 4)) for j in range(1, n + 1)],
-                      (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)))
+CONV_INDEX = dict(
+    zip(
+        [f"conv{b}_{j}" for b, n in zip(range(1, 6), (2, 2, 4, 4, 4)) for j in range(1, n + 1)],
+        (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34),
+    )
+)
 
 
 class InputRangeWarning(UserWarning):
@@ -59,8 +64,9 @@ def features_state(state: dict, source: str, needed: int) -> dict[str, torch.Ten
     for key, value in state.items():
         if key.startswith("classifier."):
             continue  # a whole torchvision VGG19: its classifier is not used
-        m = re.fullmatch(r"(?:features\.)?(\d+)\.(weight|bias)", key) or \
-            re.fullmatch(r"(conv\d_\d)\.(weight|bias)", key)
+        m = re.fullmatch(r"(?:features\.)?(\d+)\.(weight|bias)", key) or re.fullmatch(
+            r"(conv\d_\d)\.(weight|bias)", key
+        )
         index = (int(m.group(1)) if m.group(1).isdigit() else CONV_INDEX.get(m.group(1))) if m else None
         if index is None or index not in CONV_INDEX.values():
             foreign.append(key)
@@ -72,13 +78,20 @@ def features_state(state: dict, source: str, needed: int) -> dict[str, torch.Ten
         raise WeightsMismatch(
             f"{source}: not VGG19 weights in a layout the lab knows (torchvision's `features.N.weight`, or Caffe's "
             f"`conv1_1.weight`).\n  missing: {missing[:8] or 'none'}{' ...' if len(missing) > 8 else ''}"
-            f"\n  unexpected: {foreign[:8] or 'none'}{' ...' if len(foreign) > 8 else ''}")
+            f"\n  unexpected: {foreign[:8] or 'none'}{' ...' if len(foreign) > 8 else ''}"
+        )
     return mapped
 
 
 class VGGEncoder(nn.Module):
-    def __init__(self, weights: str = "imagenet", convention: str = "torchvision", channel_order: str = "bgr",
-                 last: str = "relu4_1", seed: int = 0):
+    def __init__(
+        self,
+        weights: str = "imagenet",
+        convention: str = "torchvision",
+        channel_order: str = "bgr",
+        last: str = "relu4_1",
+        seed: int = 0,
+    ):
         super().__init__()
         if convention not in ("torchvision", "caffe"):
             raise ValueError(f"convention must be 'torchvision' or 'caffe', got {convention!r}")
@@ -87,7 +100,7 @@ class VGGEncoder(nn.Module):
         self.convention, self.channel_order, self.weights = convention, channel_order, weights
         # only the convolutions up to `last`: torchvision's whole VGG19 would also build (and
         # initialise, for seconds) a 120 M-parameter classifier that nothing here uses
-        self.features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"])[:LAYERS[last] + 1]
+        self.features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["E"])[: LAYERS[last] + 1]
         if weights == "random-init":
             kaiming_normal_(self.features, seed)
         else:
@@ -99,8 +112,13 @@ class VGGEncoder(nn.Module):
             if not isinstance(state, dict):
                 raise WeightsMismatch(f"{path}: holds a {type(state).__name__}, not a state dict of VGG19 weights")
             mapped = features_state(state, str(path), LAYERS[last])
-            self.features.load_state_dict({key.removeprefix("features."): value for key, value in mapped.items()
-                                           if int(key.split(".")[1]) <= LAYERS[last]})
+            self.features.load_state_dict(
+                {
+                    key.removeprefix("features."): value
+                    for key, value in mapped.items()
+                    if int(key.split(".")[1]) <= LAYERS[last]
+                }
+            )
         self.features.eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
@@ -121,14 +139,20 @@ class VGGEncoder(nn.Module):
         """What is wrong with the input's range for this convention, or None."""
         top, low = float(x.detach().abs().amax()), float(x.detach().amin())
         if self.convention == "caffe" and top <= 3.0:
-            return (f"input spans at most ±{top:.2f} but this VGG expects the caffe convention (0-255 minus the mean, "
-                    "about ±127): colours will come out dull. Pass RGB [0, 1] images through encoder.preprocess().")
+            return (
+                f"input spans at most ±{top:.2f} but this VGG expects the caffe convention (0-255 minus the mean, "
+                "about ±127): colours will come out dull. Pass RGB [0, 1] images through encoder.preprocess()."
+            )
         if self.convention == "torchvision" and top > 10.0:
-            return (f"input reaches {top:.1f} but this VGG expects the torchvision convention (ImageNet-normalised, "
-                    "about -2..2.7): it looks like 0-255 data. Pass RGB [0, 1] images through encoder.preprocess().")
+            return (
+                f"input reaches {top:.1f} but this VGG expects the torchvision convention (ImageNet-normalised, "
+                "about -2..2.7): it looks like 0-255 data. Pass RGB [0, 1] images through encoder.preprocess()."
+            )
         if self.convention == "torchvision" and low >= 0.0 and top <= 1.0:
-            return ("input is all in [0, 1]: raw RGB, not ImageNet-normalised as this VGG expects. "
-                    "Pass it through encoder.preprocess().")
+            return (
+                "input is all in [0, 1]: raw RGB, not ImageNet-normalised as this VGG expects. "
+                "Pass it through encoder.preprocess()."
+            )
         return None
 
     def forward(self, x: torch.Tensor, layers=("relu4_1",), check: bool = True) -> dict[str, torch.Tensor]:
@@ -158,13 +182,18 @@ def build_encoder(cfg, device: torch.device) -> VGGEncoder:
     weights = resolve_auto(cfg.vgg_weights, "imagenet", ensure_vgg_weights, "VGG19")
     encoder = VGGEncoder(weights, cfg.vgg_convention, cfg.channel_order, seed=cfg.seed)
     if weights == "imagenet" and cfg.vgg_convention == "caffe":
-        warnings.warn("torchvision's VGG19 weights were trained on the torchvision convention; with "
-                      "vgg_convention='caffe' load Caffe-converted weights (vgg_weights=FILE.pth)", stacklevel=2)
+        warnings.warn(
+            "torchvision's VGG19 weights were trained on the torchvision convention; with "
+            "vgg_convention='caffe' load Caffe-converted weights (vgg_weights=FILE.pth)",
+            stacklevel=2,
+        )
     return encoder.to(device)
 
 
 def encoder_tags(encoder: VGGEncoder) -> dict:
     """What a style run's features mean: random-init encoders are smoke runs."""
-    return {keys.VGG_WEIGHTS: encoder.weights, "style.vgg_convention": encoder.convention,
-            "style.comparable": "yes" if encoder.weights != "random-init" else "NO: random-init smoke encoder"}
-
+    return {
+        keys.VGG_WEIGHTS: encoder.weights,
+        "style.vgg_convention": encoder.convention,
+        "style.comparable": "yes" if encoder.weights != "random-init" else "NO: random-init smoke encoder",
+    }

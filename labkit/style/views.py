@@ -12,6 +12,7 @@ multilayer        the match confidence at both layers, and relu4_1 alone against
 avatar            the feature covariance before and after whitening and after colouring, and the
                   match confidence of the whitened swap
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -48,15 +49,17 @@ def swap_heatmaps(pairs: list[dict]) -> np.ndarray:
     """One row per pair: content, output, match confidence, style patches used (on the style
     image), how much each location changed."""
     cols = ["content", "stylised", "match confidence", "style patches used", "change"]
-    fig, axes = plt.subplots(len(pairs), len(cols), figsize=(2.3 * len(cols), 2.4 * len(pairs)), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(pairs), len(cols), figsize=(2.3 * len(cols), 2.4 * len(pairs)), squeeze=False, constrained_layout=True
+    )
     for row, p in zip(axes, pairs):
         row[0].imshow(_rgb(p["content"]))
         row[1].imshow(_rgb(p["output"]))
         fig.colorbar(row[2].imshow(p["confidence"], cmap="viridis", vmin=-1, vmax=1), ax=row[2], shrink=0.7)
         row[3].imshow(_rgb(p["style"]))
-        usage = row[3].imshow(p["usage"], cmap="magma", alpha=0.6,
-                              extent=(0, p["style"].shape[2], p["style"].shape[1], 0))
+        usage = row[3].imshow(
+            p["usage"], cmap="magma", alpha=0.6, extent=(0, p["style"].shape[2], p["style"].shape[1], 0)
+        )
         fig.colorbar(usage, ax=row[3], shrink=0.7)
         fig.colorbar(row[4].imshow(p["change"], cmap="inferno"), ax=row[4], shrink=0.7)
         for ax, title in zip(row, cols):
@@ -74,9 +77,11 @@ def correspondence(lab) -> np.ndarray:
     index = result.index[0].cpu()
     key = np.stack([*np.meshgrid(np.linspace(0, 1, cols), np.linspace(0, 1, rows)), np.full((rows, cols), 0.4)], -1)
     source = key.reshape(-1, 3)[index.flatten().numpy()].reshape(*index.shape, 3)
-    return _panels([_rgb(c_img), source, key, _rgb(s_img), _rgb(out)],
-                   ["content", "source of each patch", "colour key (style grid)", "style", "output"],
-                   f"argmax: where the patches came from ({name})")
+    return _panels(
+        [_rgb(c_img), source, key, _rgb(s_img), _rgb(out)],
+        ["content", "source of each patch", "colour key (style grid)", "style", "output"],
+        f"argmax: where the patches came from ({name})",
+    )
 
 
 def temperature_strip(lab, temperatures=(0.01, 0.05, 0.2, 1.0)) -> np.ndarray:
@@ -86,9 +91,11 @@ def temperature_strip(lab, temperatures=(0.01, 0.05, 0.2, 1.0)) -> np.ndarray:
     with torch.no_grad():
         first = lab.decoder({**c, lab.cfg.swap_layer: argmax.features}, s).clamp(0, 1)[0]
     outs = [lab.stylise(c, s, temperature=t)[0] for t in temperatures]
-    return _panels([_rgb(c_img), _rgb(first), *map(_rgb, outs)],
-                   ["content", "argmax", *[f"T = {t:g}" for t in temperatures]],
-                   f"softmax over temperatures ({name})")
+    return _panels(
+        [_rgb(c_img), _rgb(first), *map(_rgb, outs)],
+        ["content", "argmax", *[f"T = {t:g}" for t in temperatures]],
+        f"softmax over temperatures ({name})",
+    )
 
 
 def frequency_split(lab) -> np.ndarray:
@@ -99,10 +106,18 @@ def frequency_split(lab) -> np.ndarray:
     low = low_pass(c[layer], lab.cfg.cutoff)
     energy = lambda f: f.abs().mean(1)[0].cpu().numpy()  # noqa: E731
     kept, all_swapped = lab.stylise(c, s)[0], lab.stylise(c, s, cutoff=0.0)[0]
-    return _panels([_rgb(c_img), energy(low), energy(c[layer] - low), _rgb(kept), _rgb(all_swapped)],
-                   ["content", f"low-pass (sigma {lab.cfg.cutoff:g}): swapped", "high residual: kept",
-                    "output", "cutoff 0: all swapped"], f"frequency-separated swap ({name})",
-                   cmaps={1: "magma", 2: "magma"})
+    return _panels(
+        [_rgb(c_img), energy(low), energy(c[layer] - low), _rgb(kept), _rgb(all_swapped)],
+        [
+            "content",
+            f"low-pass (sigma {lab.cfg.cutoff:g}): swapped",
+            "high residual: kept",
+            "output",
+            "cutoff 0: all swapped",
+        ],
+        f"frequency-separated swap ({name})",
+        cmaps={1: "magma", 2: "magma"},
+    )
 
 
 def usage_histogram(lab) -> np.ndarray:
@@ -130,8 +145,9 @@ def channel_weights(lab) -> np.ndarray:
     ax.bar(np.arange(len(weights)), np.sort(weights), width=1.0, color="tab:blue")
     ax.set_xlabel(f"{lab.cfg.swap_layer} channels, sorted by weight")
     ax.set_ylabel("matching weight")
-    ax.set_title(f"channel weights: {int((weights < 0.5).sum())} of {len(weights)} below 0.5 (most colour-driven)",
-                 fontsize=9)
+    ax.set_title(
+        f"channel weights: {int((weights < 0.5).sum())} of {len(weights)} below 0.5 (most colour-driven)", fontsize=9
+    )
     return figure_to_array(fig)
 
 
@@ -142,14 +158,17 @@ def query_shift(lab, betas=(0.0, 0.5, 1.0, 2.0)) -> np.ndarray:
     runs = [lab.stylise(c, s, beta=b) for b in betas]
     plain = runs[0][2].index
     moved = [float((r[2].index != plain).float().mean()) for r in runs]
-    return _panels([_rgb(c_img), *[_rgb(r[0]) for r in runs]],
-                   ["content", *[f"beta {b:g}: {m:.0%} moved" for b, m in zip(betas, moved)]],
-                   f"Gram-aware query shift ({name})")
+    return _panels(
+        [_rgb(c_img), *[_rgb(r[0]) for r in runs]],
+        ["content", *[f"beta {b:g}: {m:.0%} moved" for b, m in zip(betas, moved)]],
+        f"Gram-aware query shift ({name})",
+    )
 
 
 def scale_map(lab) -> np.ndarray:
     """multiscale: which scale of the style each content location took its patch from."""
     from .variants import scales
+
     name, c_img, _, c, s = _first_pair(lab)
     out, _, result = lab.stylise(c, s)
     source = result.source_map()[0].cpu().numpy()
@@ -178,10 +197,17 @@ def both_layers(lab) -> np.ndarray:
     with torch.no_grad():
         deep_only = lab.decoder({**c, "relu4_1": results["relu4_1"].features}, s).clamp(0, 1)[0]
     both = lab.stylise(c, s)[0]
-    return _panels([results["relu4_1"].confidence[0].cpu().numpy(), results["relu3_1"].confidence[0].cpu().numpy(),
-                    _rgb(deep_only), _rgb(both)],
-                   ["confidence at relu4_1", "confidence at relu3_1", "relu4_1 swapped alone", "both swapped"],
-                   f"multi-layer swap ({name})", cmaps={0: "viridis", 1: "viridis"})
+    return _panels(
+        [
+            results["relu4_1"].confidence[0].cpu().numpy(),
+            results["relu3_1"].confidence[0].cpu().numpy(),
+            _rgb(deep_only),
+            _rgb(both),
+        ],
+        ["confidence at relu4_1", "confidence at relu3_1", "relu4_1 swapped alone", "both swapped"],
+        f"multi-layer swap ({name})",
+        cmaps={0: "viridis", 1: "viridis"},
+    )
 
 
 def _covariance(features: torch.Tensor, channels: int) -> np.ndarray:
@@ -205,14 +231,18 @@ def decorator(lab, channels: int = 32) -> np.ndarray:
         limit = float(np.abs(cov).max()) or 1.0
         fig.colorbar(ax.imshow(cov, cmap="RdBu_r", vmin=-limit, vmax=limit), ax=ax, shrink=0.7)
         ax.set_title(f"{title}: covariance", fontsize=8)
-    fig.colorbar(axes[4].imshow(result.confidence[0].cpu().numpy(), cmap="viridis", vmin=-1, vmax=1), ax=axes[4],
-                 shrink=0.7)
+    fig.colorbar(
+        axes[4].imshow(result.confidence[0].cpu().numpy(), cmap="viridis", vmin=-1, vmax=1), ax=axes[4], shrink=0.7
+    )
     axes[4].set_title("match confidence (whitened)", fontsize=8)
     axes[5].imshow(_rgb(lab.stylise(c, s)[0]))
     axes[5].set_title("output", fontsize=8)
     for ax in axes:
         ax.axis("off")
     gap = np.abs(covariances[3] - covariances[2]).mean() / max(np.abs(covariances[2]).mean(), 1e-12)
-    fig.suptitle(f"Avatar-Net decorator at {layer} ({name}), first {channels} channels: "
-                 f"decorated vs style covariance differ by {gap:.0%} (mean |Δ| / mean |style|)", fontsize=9)
+    fig.suptitle(
+        f"Avatar-Net decorator at {layer} ({name}), first {channels} channels: "
+        f"decorated vs style covariance differ by {gap:.0%} (mean |Δ| / mean |style|)",
+        fontsize=9,
+    )
     return figure_to_array(fig)

@@ -10,6 +10,7 @@ writers never share a temporary file. A newest file that cannot be read falls ba
 before, saying so. Files load with `weights_only=True`: tensors, numbers, strings and plain
 containers, never code (a crafted checkpoint cannot run anything).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,17 @@ class CheckpointError(RuntimeError):
 def rng_state() -> dict:
     """Every random generator's state, as tensors and plain values (loadable without code)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached": float(cached)}}
+    state = {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -101,10 +110,12 @@ class Checkpoints:
                     shutil.copyfile(self.path, best_tmp)
                 best_tmp.replace(self.best)
         except (OSError, RuntimeError) as exc:  # torch reports a failed write as a RuntimeError
-            free = shutil.disk_usage(next(p for p in (self.folder, *self.folder.parents) if p.is_dir())).free / 2 ** 20
-            raise CheckpointError(f"cannot write a checkpoint in {self.folder} ({str(exc).splitlines()[0][:200]}; "
-                                  f"{free:.0f} MiB free there). The checkpoints already there are untouched: free "
-                                  "space (or move runs/ with LABKIT_RUNS), then rerun to resume.") from None
+            free = shutil.disk_usage(next(p for p in (self.folder, *self.folder.parents) if p.is_dir())).free / 2**20
+            raise CheckpointError(
+                f"cannot write a checkpoint in {self.folder} ({str(exc).splitlines()[0][:200]}; "
+                f"{free:.0f} MiB free there). The checkpoints already there are untouched: free "
+                "space (or move runs/ with LABKIT_RUNS), then rerun to resume."
+            ) from None
         finally:
             for leftover in (tmp, best_tmp):
                 try:
@@ -134,12 +145,16 @@ class Checkpoints:
                 problems.append(str(exc))
                 continue
             if problems:
-                warnings.warn(f"{problems[0]}\nfalling back to the previous checkpoint {path} "
-                              f"(epoch {state.get('epoch', '?')}, step {state.get('step', '?')})", stacklevel=2)
+                warnings.warn(
+                    f"{problems[0]}\nfalling back to the previous checkpoint {path} "
+                    f"(epoch {state.get('epoch', '?')}, step {state.get('step', '?')})",
+                    stacklevel=2,
+                )
             return state
         if problems:
-            raise CheckpointError("\n".join(problems) + "\nno readable checkpoint is left: move these files away to "
-                                  "start the run over")
+            raise CheckpointError(
+                "\n".join(problems) + "\nno readable checkpoint is left: move these files away to start the run over"
+            )
         return None
 
     def describe(self) -> str:

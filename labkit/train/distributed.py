@@ -25,6 +25,7 @@ N processes compute what one process computes with the same batch_size:
 - DDP averages the gradients; the losses logged are the mean over the processes.
 What differs: each process draws its own dropout masks, and sums add up in another order.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,6 +55,7 @@ class DistributedTrainingError(RuntimeError):
 @dataclass(frozen=True)
 class World:
     """This process's place among the processes that train one run (one process: rank 0 of 1)."""
+
     rank: int = 0
     size: int = 1
     local_rank: int = 0  # on this machine: which GPU
@@ -61,6 +63,7 @@ class World:
     def device(self, name: str) -> torch.device:
         """Where this rank computes: the run's device, or on GPUs the rank's own."""
         from ..provenance import pick_device
+
         device = pick_device(name)
         return torch.device("cuda", self.local_rank) if device.type == "cuda" and self.size > 1 else device
 
@@ -74,8 +77,8 @@ class World:
         multiple of size, then every size-th from rank)."""
         if self.size == 1:
             return order
-        padded = order + order[:(-len(order)) % self.size]
-        return padded[self.rank::self.size]
+        padded = order + order[: (-len(order)) % self.size]
+        return padded[self.rank :: self.size]
 
     def replicate(self, net: nn.Module | None) -> nn.Module | None:
         """The network as it trains here: itself, or its DDP replica (gradients averaged in
@@ -133,6 +136,7 @@ class SyncBatchNormCPU(nn.BatchNorm2d):
 
         def total(t):
             return all_reduce(t, "sum", dist.group.WORLD)
+
         dims, shape = (0, 2, 3), (1, -1, 1, 1)
         xf = x.float()
         sums = total(torch.cat([xf.sum(dims), xf.new_tensor([xf.numel() / xf.shape[1]])]))
@@ -159,8 +163,9 @@ def sync_batchnorm(net: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(net)
     for name, child in net.named_children():
         if type(child) is nn.BatchNorm2d:
-            synced = SyncBatchNormCPU(child.num_features, child.eps, child.momentum, child.affine,
-                                      child.track_running_stats, device=device)
+            synced = SyncBatchNormCPU(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats, device=device
+            )
             synced.load_state_dict(child.state_dict())
             if child.affine:
                 synced.weight, synced.bias = child.weight, child.bias
@@ -183,8 +188,10 @@ def rank_seed(seed: int, rank: int) -> int:
 def check_devices(cfg) -> None:
     """nproc GPUs where the run computes on GPUs; the CPU takes any nproc (gloo)."""
     if _on_gpus(cfg) and torch.cuda.device_count() < cfg.nproc:
-        raise RuntimeError(f"nproc={cfg.nproc} needs {cfg.nproc} GPUs, {torch.cuda.device_count()} are visible "
-                           "(CUDA_VISIBLE_DEVICES); lower nproc, or train on the CPU with device='cpu'")
+        raise RuntimeError(
+            f"nproc={cfg.nproc} needs {cfg.nproc} GPUs, {torch.cuda.device_count()} are visible "
+            "(CUDA_VISIBLE_DEVICES); lower nproc, or train on the CPU with device='cpu'"
+        )
 
 
 def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
@@ -195,11 +202,24 @@ def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
     check_devices(cfg)
     threads = max(1, torch.get_num_threads() // cfg.nproc)  # the cores shared out, not multiplied
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "labkit.train.worker", "torchrun", "--standalone",
-               f"--nproc-per-node={cfg.nproc}", "-m", "labkit.train.worker", run_id, json.dumps(cfg.to_dict())]
-    print(f"training in {cfg.nproc} processes (torchrun, {'NCCL' if _on_gpus(cfg) else f'gloo, {threads} threads each'}"
-          f"; {cfg.batch_size // cfg.nproc} faces each per step"
-          f"{', BatchNorm synchronised' if needs_sync_batchnorm(cfg) else ''})", flush=True)
+    command = [
+        sys.executable,
+        "-m",
+        "labkit.train.worker",
+        "torchrun",
+        "--standalone",
+        f"--nproc-per-node={cfg.nproc}",
+        "-m",
+        "labkit.train.worker",
+        run_id,
+        json.dumps(cfg.to_dict()),
+    ]
+    print(
+        f"training in {cfg.nproc} processes (torchrun, {'NCCL' if _on_gpus(cfg) else f'gloo, {threads} threads each'}"
+        f"; {cfg.batch_size // cfg.nproc} faces each per step"
+        f"{', BatchNorm synchronised' if needs_sync_batchnorm(cfg) else ''})",
+        flush=True,
+    )
     started = time.time()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     bar = tqdm(total=total_steps, desc=f"{cfg.nproc} processes", unit="step", disable=not progress)
@@ -213,7 +233,7 @@ def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
                 text = line.decode(errors="replace")
                 tail.append(text)
                 if text.startswith(FAILED):
-                    failures.append(text[len(FAILED):].strip())
+                    failures.append(text[len(FAILED) :].strip())
                 print(text, flush=True)
             beat = last_beat(run_id)
             if beat is not None and beat.time >= started and beat.step != bar.n:
@@ -234,10 +254,12 @@ def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
                 process.kill()
     if code:
         failures.sort(key=lambda error: not error.startswith("0:"))  # rank 0's own words first
-        raise DistributedTrainingError(f"rank {failures[0]}" if failures else f"torchrun exited with {code}: "
-                                       + "\n".join(list(tail)[-5:]))
+        raise DistributedTrainingError(
+            f"rank {failures[0]}" if failures else f"torchrun exited with {code}: " + "\n".join(list(tail)[-5:])
+        )
 
 
 def _on_gpus(cfg) -> bool:
     from ..provenance import pick_device
+
     return pick_device(cfg.device).type == "cuda"

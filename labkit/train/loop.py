@@ -14,6 +14,7 @@ With nproc > 1 the kernel hands the training to nproc processes (labkit.train.di
 then loads what they trained; in those processes the same steps run with their World: every
 rank trains its share of each step, rank 0 alone logs, beats, evaluates and writes checkpoints.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,8 +59,8 @@ class Evaluation:
     per_subset: dict = field(default_factory=dict)  # {subset: {fid, kid, n, fid_ci, kid_ci}}
     fid_ci: list = field(default_factory=lambda: list(NO_INTERVAL))  # 95% bootstrap interval over the test faces
     kid_ci: list = field(default_factory=lambda: list(NO_INTERVAL))
-    fid_val: float = float("nan")        # on the validation faces (val_fraction > 0): what picks the best epoch
-    fid_aligned: float = float("nan")    # +align: against the warped test sketches (a second, labelled number)
+    fid_val: float = float("nan")  # on the validation faces (val_fraction > 0): what picks the best epoch
+    fid_aligned: float = float("nan")  # +align: against the warped test sketches (a second, labelled number)
 
 
 def best_of(history: list[Evaluation]) -> Evaluation:
@@ -72,9 +73,14 @@ def best_of(history: list[Evaluation]) -> Evaluation:
 def summary_metrics(history: list[Evaluation]) -> dict[str, float]:
     """What the runs table compares: the table shows only a metric's last value."""
     best = best_of(history)
-    out = {keys.FID_BEST: best.fid, keys.FID_BEST_EPOCH: best.epoch,
-           keys.FID_MEAN: float(np.mean([e.fid for e in history])), keys.FID_LAST: history[-1].fid,
-           keys.KID_LAST: history[-1].kid, keys.FID_N_FAKE: history[-1].n_fake}
+    out = {
+        keys.FID_BEST: best.fid,
+        keys.FID_BEST_EPOCH: best.epoch,
+        keys.FID_MEAN: float(np.mean([e.fid for e in history])),
+        keys.FID_LAST: history[-1].fid,
+        keys.KID_LAST: history[-1].kid,
+        keys.FID_N_FAKE: history[-1].n_fake,
+    }
     if not np.isnan(best.fid_val):
         out[keys.FID_VAL_BEST] = best.fid_val
     return out
@@ -115,25 +121,26 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 @dataclass
 class Training:
     """A face run in progress, and its result: what a checkpoint holds and what the views need."""
+
     cfg: object
     data: object
-    run: object                         # every rank holds it; rank 0 alone writes to it
+    run: object  # every rank holds it; rank 0 alone writes to it
     device: torch.device
     model: Pix2Pix
-    evaluator: FidEvaluator | None      # rank 0's alone
+    evaluator: FidEvaluator | None  # rank 0's alone
     val_evaluator: FidEvaluator | None
     aligned_evaluator: FidEvaluator | None  # +align: the same fakes against the warped test sketches
     checkpoints: Checkpoints
     backbone: str
-    samples: dict                       # fixed test faces for the grids
+    samples: dict  # fixed test faces for the grids
     world: World = field(default_factory=World)
-    epoch: int = 0                      # epochs completed
-    batch: int = 0                      # batches of the current epoch completed
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch completed
     step: int = 0
     history: list[Evaluation] = field(default_factory=list)
     resumed_from: int = 0
-    reference_loss: float = 0.0         # the first logged generator loss (divergence check)
-    window: LossWindow | None = None    # losses summed on the device since the last log
+    reference_loss: float = 0.0  # the first logged generator loss (divergence check)
+    window: LossWindow | None = None  # losses summed on the device since the last log
     last_grid: np.ndarray | None = None
     last_heatmap: np.ndarray | None = None
     saved_at: float = field(default_factory=time.monotonic)  # of the last checkpoint
@@ -160,17 +167,26 @@ class Training:
         viz.show(image, title or key, width)
 
     def state(self) -> dict:
-        return {"model": self.model.state_dict(), "epoch": self.epoch, "batch": self.batch, "step": self.step,
-                "history": [e.__dict__ for e in self.history], "reference_loss": self.reference_loss,
-                **self.window.state(), "config": self.cfg.to_dict()}
+        return {
+            "model": self.model.state_dict(),
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "history": [e.__dict__ for e in self.history],
+            "reference_loss": self.reference_loss,
+            **self.window.state(),
+            "config": self.cfg.to_dict(),
+        }
 
 
 def _require_landmarks(data) -> None:
     missing = [p.name for ds in (data.train, data.test) for p in ds.pairs if p.landmarks is None]
     if missing:
-        raise DataError(f"{data.root}: the local networks need landmarks for every face; {len(missing)} have none "
-                        f"({', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}). Run `labkit landmarks "
-                        f"{data.root}` or add their points to landmarks_manual.csv.")
+        raise DataError(
+            f"{data.root}: the local networks need landmarks for every face; {len(missing)} have none "
+            f"({', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}). Run `labkit landmarks "
+            f"{data.root}` or add their points to landmarks_manual.csv."
+        )
 
 
 def _local_foreground(data) -> str:
@@ -181,8 +197,10 @@ def _local_foreground(data) -> str:
     labelled = sum(int(known_foreground(m).sum()) for m in masks)
     if labelled == total:
         return f"parsing maps ({total} faces)"
-    return (f"{total - labelled} of {total} faces have no parsing map: each counts wholly as foreground "
-            f"(hair = everything outside the part boxes, no background region)")
+    return (
+        f"{total - labelled} of {total} faces have no parsing map: each counts wholly as foreground "
+        f"(hair = everything outside the part boxes, no background region)"
+    )
 
 
 def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Training:
@@ -200,22 +218,67 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
     model = Pix2Pix(cfg, device, world)
     if not world.leads:
         torch.manual_seed(rank_seed(cfg.seed, world.rank))  # dropout masks of its own
-        return Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=None, val_evaluator=None,
-                        aligned_evaluator=None, checkpoints=Checkpoints(run.run_id), backbone="", samples={},
-                        window=LossWindow(device), world=world)
-    evaluator = FidEvaluator(data.test.faces(device)["sketch"], backbone, data.fingerprint,
-                             subsets=[p.subset for p in data.test.pairs], batch_size=cfg.fid_batch_size,
-                             resamples=cfg.bootstrap_resamples, names=[p.name for p in data.test.pairs])
-    val_evaluator = None if data.val is None else FidEvaluator(
-        data.val.faces(device)["sketch"], backbone, data.fingerprint, split=f"val{cfg.val_fraction:g}",
-        batch_size=cfg.fid_batch_size)
-    aligned_evaluator = None if data.test_aligned is None else FidEvaluator(
-        data.test_aligned.faces(device)["sketch"], backbone, data.fingerprint,
-        split=f"test-aligned-{data.alignment.folder.name}", batch_size=cfg.fid_batch_size)
-    t = Training(cfg=cfg, data=data, run=run, device=device, model=model, evaluator=evaluator,
-                 val_evaluator=val_evaluator, aligned_evaluator=aligned_evaluator,
-                 checkpoints=Checkpoints(run.run_id), backbone=backbone.name,
-                 samples=fixed_samples(data.test, cfg.grid_samples), window=LossWindow(device), world=world)
+        return Training(
+            cfg=cfg,
+            data=data,
+            run=run,
+            device=device,
+            model=model,
+            evaluator=None,
+            val_evaluator=None,
+            aligned_evaluator=None,
+            checkpoints=Checkpoints(run.run_id),
+            backbone="",
+            samples={},
+            window=LossWindow(device),
+            world=world,
+        )
+    evaluator = FidEvaluator(
+        data.test.faces(device)["sketch"],
+        backbone,
+        data.fingerprint,
+        subsets=[p.subset for p in data.test.pairs],
+        batch_size=cfg.fid_batch_size,
+        resamples=cfg.bootstrap_resamples,
+        names=[p.name for p in data.test.pairs],
+    )
+    val_evaluator = (
+        None
+        if data.val is None
+        else FidEvaluator(
+            data.val.faces(device)["sketch"],
+            backbone,
+            data.fingerprint,
+            split=f"val{cfg.val_fraction:g}",
+            batch_size=cfg.fid_batch_size,
+        )
+    )
+    aligned_evaluator = (
+        None
+        if data.test_aligned is None
+        else FidEvaluator(
+            data.test_aligned.faces(device)["sketch"],
+            backbone,
+            data.fingerprint,
+            split=f"test-aligned-{data.alignment.folder.name}",
+            batch_size=cfg.fid_batch_size,
+        )
+    )
+    t = Training(
+        cfg=cfg,
+        data=data,
+        run=run,
+        device=device,
+        model=model,
+        evaluator=evaluator,
+        val_evaluator=val_evaluator,
+        aligned_evaluator=aligned_evaluator,
+        checkpoints=Checkpoints(run.run_id),
+        backbone=backbone.name,
+        samples=fixed_samples(data.test, cfg.grid_samples),
+        window=LossWindow(device),
+        world=world,
+    )
     if record:
         _record_setup(t, evaluator.provenance())
     if not backbone.is_real:
@@ -229,12 +292,19 @@ def _record_setup(t: Training, provenance: dict) -> None:
     if data.alignment is not None:
         log_alignment(run, data.alignment)
     selected_on = f"validation ({len(data.val)} faces)" if data.val is not None else "test (optimistic)"
-    run.set_tags({**provenance, keys.FID_BEST_SELECTED_ON: selected_on,
-                  keys.DEVICE: device_description(t.device) + (f" x {world.size} processes" if world.size > 1 else ""),
-                  keys.SPEED: t.model.speed.describe(),
-                  keys.DATA_FINGERPRINT: data.fingerprint, keys.DATA_ROOT: str(data.root),
-                  keys.DATA_SYNTHETIC: data.synthetic,
-                  "labkit.data.n_train": len(data.train), "labkit.data.n_test": len(data.test)})
+    run.set_tags(
+        {
+            **provenance,
+            keys.FID_BEST_SELECTED_ON: selected_on,
+            keys.DEVICE: device_description(t.device) + (f" x {world.size} processes" if world.size > 1 else ""),
+            keys.SPEED: t.model.speed.describe(),
+            keys.DATA_FINGERPRINT: data.fingerprint,
+            keys.DATA_ROOT: str(data.root),
+            keys.DATA_SYNTHETIC: data.synthetic,
+            "labkit.data.n_train": len(data.train),
+            "labkit.data.n_test": len(data.test),
+        }
+    )
     if cfg.local:
         foreground = _local_foreground(data)
         run.set_tags({keys.LOCAL_FOREGROUND: foreground})
@@ -256,8 +326,9 @@ def log_alignment(run, alignment) -> None:
     run.set_tags({keys.ALIGN_MODE: alignment.mode})
     run.log_file(alignment.folder / "scores.csv", keys.ALIGN)
     run.log_file(alignment.folder / "check.png", keys.ALIGN)
-    print("sketches aligned to the photos (region overlap of the parsing maps, before -> after):\n"
-          + alignment.report())
+    print(
+        "sketches aligned to the photos (region overlap of the parsing maps, before -> after):\n" + alignment.report()
+    )
 
 
 def resume(t: Training, say: bool = True) -> None:
@@ -268,8 +339,10 @@ def resume(t: Training, say: bool = True) -> None:
         return
     changed = t.cfg.differences(state["config"])
     if changed:
-        raise RuntimeError(f"{t.checkpoints.path} was written with other settings ({'; '.join(changed)}); "
-                           "start a fresh run instead of resuming this one")
+        raise RuntimeError(
+            f"{t.checkpoints.path} was written with other settings ({'; '.join(changed)}); "
+            "start a fresh run instead of resuming this one"
+        )
     t.model.load_state_dict(state["model"])
     t.epoch, t.batch, t.step = state["epoch"], state["batch"], state["step"]
     t.history = [Evaluation(**e) for e in state["history"]]
@@ -303,8 +376,10 @@ def _check(t: Training) -> dict[str, float]:
     if not t.reference_loss:
         t.reference_loss = means["loss_G"]
     elif t.cfg.diverge_factor and means["loss_G"] > t.cfg.diverge_factor * t.reference_loss:
-        raise Diverged(f"the generator loss diverged: {means['loss_G']:.4g}, {means['loss_G'] / t.reference_loss:.0f}"
-                       f" x its first logged value {t.reference_loss:.4g}, {where}. {hint}")
+        raise Diverged(
+            f"the generator loss diverged: {means['loss_G']:.4g}, {means['loss_G'] / t.reference_loss:.0f}"
+            f" x its first logged value {t.reference_loss:.4g}, {where}. {hint}"
+        )
     return means
 
 
@@ -314,10 +389,16 @@ def train_epoch(t: Training, progress: bool = True) -> None:
     cfg, data, leads = t.cfg, t.data.train, t.world.leads
     data.set_epoch(t.epoch)
     mine, per = t.world.shard(epoch_order(len(data), cfg.seed, t.epoch)), cfg.batch_size // t.world.size
-    batches = [mine[i:i + per] for i in range(t.batch * per, len(mine), per)]
+    batches = [mine[i : i + per] for i in range(t.batch * per, len(mine), per)]
     started = time.time()
-    bar = tqdm(batches, desc=f"epoch {t.epoch + 1}/{cfg.total_epochs}", disable=not progress, leave=False,
-               initial=t.batch, total=t.batch + len(batches))
+    bar = tqdm(
+        batches,
+        desc=f"epoch {t.epoch + 1}/{cfg.total_epochs}",
+        disable=not progress,
+        leave=False,
+        initial=t.batch,
+        total=t.batch + len(batches),
+    )
     for indices in bar:
         losses = t.model.train_step(data.batch(indices, t.device))  # faces jittered on the device
         t.window.add(losses, t.step + 1)
@@ -372,8 +453,12 @@ def evaluate(t: Training) -> Evaluation:
     t.history.append(e)
     metrics = {**_with_interval(keys.FID, e.fid, e.fid_ci), **_with_interval(keys.KID, e.kid, e.kid_ci)}
     for name, v in e.per_subset.items():
-        metrics.update({**_with_interval(keys.FID, v["fid"], v.get("fid_ci", NO_INTERVAL), name),
-                        **_with_interval(keys.KID, v["kid"], v.get("kid_ci", NO_INTERVAL), name)})
+        metrics.update(
+            {
+                **_with_interval(keys.FID, v["fid"], v.get("fid_ci", NO_INTERVAL), name),
+                **_with_interval(keys.KID, v["kid"], v.get("kid_ci", NO_INTERVAL), name),
+            }
+        )
     if not np.isnan(e.fid_val):
         metrics[keys.FID_VAL] = e.fid_val
     if not np.isnan(e.fid_aligned):
@@ -387,8 +472,10 @@ def evaluate(t: Training) -> Evaluation:
     interval = "" if np.isnan(e.fid_ci[0]) else f" [{e.fid_ci[0]:.2f}, {e.fid_ci[1]:.2f}]"
     val = "" if np.isnan(e.fid_val) else f"  validation FID {e.fid_val:.2f}"
     val += "" if np.isnan(e.fid_aligned) else f"  FID vs aligned test sketches {e.fid_aligned:.2f}"
-    print(f"epoch {t.epoch}: FID {e.fid:.2f}{interval}  KID {e.kid:.4f}  (N real {e.n_real}, N fake {e.n_fake}, "
-          f"{t.backbone}){per_subset}{val}")
+    print(
+        f"epoch {t.epoch}: FID {e.fid:.2f}{interval}  KID {e.kid:.4f}  (N real {e.n_real}, N fake {e.n_fake}, "
+        f"{t.backbone}){per_subset}{val}"
+    )
     t.run.beat(t.step, "train", force=True)
     return e
 
@@ -438,8 +525,10 @@ def fit(cfg, data, run, progress: bool = True, world: World | None = None) -> Tr
     t = prepare(cfg, data, run, world, record=not launched)
     resume(t, say=not launched)
     if launched:
-        print(f"trained by {cfg.nproc} processes to epoch {t.epoch}, step {t.step}: the views below are of its "
-              "last checkpoint")
+        print(
+            f"trained by {cfg.nproc} processes to epoch {t.epoch}, step {t.step}: the views below are of its "
+            "last checkpoint"
+        )
     if t.step == 0 and world.leads:  # the untrained model's pictures: the UI's image slider starts on a picture
         _pictures(t, t.sample_outputs(), step=0)
     while t.epoch < cfg.total_epochs:

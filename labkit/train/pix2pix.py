@@ -9,6 +9,7 @@ baseline      G = GAN + lambda_L1 * L1
                   (APDrawingGAN's distance-transform loss, labkit.losses.chamfer; 0.1 each
                   in the local notebooks, as upstream)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,9 +18,18 @@ import torch
 from torch import nn
 
 from ..losses import chamfer, gan_loss, glad, l1
-from ..speed import Speed, compile_failure, eager_after_failure
 from ..models import PatchDiscriminator, UnetGenerator, init_weights, without_dropout
-from ..models.local import FACE_PARTS, LOCAL_PARTS, REGIONS, LocalDiscriminators, LocalGenerator, crop, local_pairs, masked
+from ..models.local import (
+    FACE_PARTS,
+    LOCAL_PARTS,
+    REGIONS,
+    LocalDiscriminators,
+    LocalGenerator,
+    crop,
+    local_pairs,
+    masked,
+)
+from ..speed import Speed, compile_failure, eager_after_failure
 from .distributed import World, needs_sync_batchnorm, sync_batchnorm
 
 
@@ -32,11 +42,14 @@ def loss_formula(cfg) -> str:
     """The generator's objective with its weights, as the compare table prints it."""
     terms = ["GAN", f"{cfg.lambda_l1:g}·L1"]
     if cfg.lambda_glad > 0:
-        terms.append(f"{cfg.lambda_glad:g}·glad" + ("" if (cfg.glad_mode, cfg.glad_norm) == ("components", "l1")
-                                                    else f"({cfg.glad_mode}, {cfg.glad_norm})"))
+        terms.append(
+            f"{cfg.lambda_glad:g}·glad"
+            + ("" if (cfg.glad_mode, cfg.glad_norm) == ("components", "l1") else f"({cfg.glad_mode}, {cfg.glad_norm})")
+        )
     if cfg.local:
-        terms += ([f"{cfg.lambda_local:g}·Σ L1_local"] if cfg.fusion != "none" else []) + \
-            [f"{cfg.local_gan_weight:g}·Σ GAN_local"]
+        terms += ([f"{cfg.lambda_local:g}·Σ L1_local"] if cfg.fusion != "none" else []) + [
+            f"{cfg.local_gan_weight:g}·Σ GAN_local"
+        ]
     if cfg.lambda_chamfer > 0:
         terms.append(f"{cfg.lambda_chamfer:g}·d_CM(real, fake)")
     if cfg.lambda_chamfer2 > 0:
@@ -76,9 +89,16 @@ class Pix2Pix:
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, rule)
         self.scaler = self.speed.scaler()
         # what is compiled: the networks of fixed shapes (the part crops vary in place, not in size)
-        self.compiled = ([self.G.global_net, *self.G.parts.values(), *self.G.regions.values()]
-                         + ([self.G.fusion] if self.G.fusion is not None else []) if cfg.local else [self.G]) + \
-            [self.D] + (list(self.D_parts.nets.values()) if self.D_parts else [])
+        self.compiled = (
+            (
+                [self.G.global_net, *self.G.parts.values(), *self.G.regions.values()]
+                + ([self.G.fusion] if self.G.fusion is not None else [])
+                if cfg.local
+                else [self.G]
+            )
+            + [self.D]
+            + (list(self.D_parts.nets.values()) if self.D_parts else [])
+        )
         self.speed.prepare(*self.compiled)
         self.train_G, self.train_D, self.train_D_parts = map(world.replicate, (self.G, self.D, self.D_parts))
 
@@ -135,9 +155,14 @@ class Pix2Pix:
             if self.D_parts is not None:
                 real_parts = local_pairs(photo, sketch, out)
                 fake_parts = local_pairs(photo, fake.detach(), out)
-                d_parts = sum(0.5 * (gan_loss(self.train_D_parts(p, fake_parts[p]), False)
-                                     + gan_loss(self.train_D_parts(p, real_parts[p]), True))
-                              for p in LOCAL_PARTS)
+                d_parts = sum(
+                    0.5
+                    * (
+                        gan_loss(self.train_D_parts(p, fake_parts[p]), False)
+                        + gan_loss(self.train_D_parts(p, real_parts[p]), True)
+                    )
+                    for p in LOCAL_PARTS
+                )
                 values["loss_D_parts"] = d_parts
                 loss_D = loss_D + d_parts
         self.scaler.scale(loss_D).backward()
@@ -163,18 +188,19 @@ class Pix2Pix:
     def generator_terms(self, photo, sketch, out: dict) -> dict[str, torch.Tensor]:
         """The generator's loss terms, weighted; their sum is what it minimises."""
         cfg, fake = self.cfg, out["fake"]
-        terms = {"G_GAN": gan_loss(self.D(torch.cat([photo, fake], 1)), True),
-                 "G_L1": cfg.lambda_l1 * l1(fake, sketch)}
+        terms = {"G_GAN": gan_loss(self.D(torch.cat([photo, fake], 1)), True), "G_L1": cfg.lambda_l1 * l1(fake, sketch)}
         if cfg.lambda_glad > 0:
             terms["G_glad"] = cfg.lambda_glad * glad(fake.float(), sketch.float(), cfg.glad_mode, cfg.glad_norm)
         if cfg.local and out["parts"]:  # fusion `none` has no local outputs, only local discriminators
             terms["G_local"] = cfg.lambda_local * (
                 sum(l1(out["parts"][p], crop(sketch, out["boxes"][p])) for p in FACE_PARTS)
-                + sum(l1(out["regions"][r], masked(sketch, out["areas"][r])) for r in REGIONS))
+                + sum(l1(out["regions"][r], masked(sketch, out["areas"][r])) for r in REGIONS)
+            )
         if cfg.local:
             fake_parts = local_pairs(photo, fake, out)
             terms["G_GAN_parts"] = cfg.local_gan_weight * sum(
-                gan_loss(self.D_parts(p, fake_parts[p]), True) for p in LOCAL_PARTS)
+                gan_loss(self.D_parts(p, fake_parts[p]), True) for p in LOCAL_PARTS
+            )
         if cfg.lambda_chamfer > 0 or cfg.lambda_chamfer2 > 0:
             to_fake, to_real = chamfer(fake, sketch)
             terms["G_chamfer"], terms["G_chamfer2"] = cfg.lambda_chamfer * to_fake, cfg.lambda_chamfer2 * to_real
@@ -189,8 +215,15 @@ class Pix2Pix:
         return self.opt_G.param_groups[0]["lr"]
 
     @torch.no_grad()
-    def generate(self, photos: torch.Tensor, landmarks: torch.Tensor | None = None, masks: torch.Tensor | None = None,
-                 batch_size: int = 16, pieces: bool = False, on_device: bool = False):
+    def generate(
+        self,
+        photos: torch.Tensor,
+        landmarks: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+        batch_size: int = 16,
+        pieces: bool = False,
+        on_device: bool = False,
+    ):
         """Sketches for photos, in eval mode: deterministic, unlike pix2pix's test.py default of
         train-mode dropout. On the CPU unless on_device; with pieces, the dict of every output
         (for the views)."""
@@ -200,8 +233,11 @@ class Pix2Pix:
             part = slice(start, start + batch_size)
             mask = masks[part].to(self.device) if masks is not None and self.cfg.local else None
             with self._autocast():
-                out = self.forward(self.speed.images(photos[part].to(self.device)),
-                                   None if landmarks is None else landmarks[part], mask)
+                out = self.forward(
+                    self.speed.images(photos[part].to(self.device)),
+                    None if landmarks is None else landmarks[part],
+                    mask,
+                )
             outs.append(out)
         if not pieces:
             fakes = torch.cat([o["fake"].float() for o in outs])

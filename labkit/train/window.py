@@ -1,6 +1,7 @@
 """Losses summed on the device between two reads, with the first step whose losses were not
 finite: a training loop reads them once per log step, in one transfer, instead of making the
 host wait for the device every step."""
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 launches it). Also the torchrun it is started by: `python -m labkit.train.worker torchrun ARGS`
 is torch's own launcher, made to die with the kernel that started it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,14 +26,16 @@ def _worker(run_id: str, config: str) -> None:
     from .checkpoint import CheckpointError
     from .distributed import FAILED, World
     from .loop import Diverged, fit
+
     cfg = SketchConfig.from_values(json.loads(config), "the launcher's config")
     world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
     device = world.device(cfg.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     # a collective waits as long as the watchdog lets a slow phase be silent (rank 0 measuring FID)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                            timeout=dt.timedelta(minutes=cfg.stall_minutes_slow + 5))
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", timeout=dt.timedelta(minutes=cfg.stall_minutes_slow + 5)
+    )
     try:
         run = track.Run(track.client(), run_id)  # every rank reads its checkpoints; rank 0 alone writes to it
         if world.leads:
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] == "torchrun":
         from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
         from torch.distributed.run import main as torchrun
+
         try:
             torchrun(argv[1:])
         except ChildFailedError:  # the ranks said why; torchrun's summary of it says no more
