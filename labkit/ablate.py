@@ -40,6 +40,7 @@ from papermill.iorw import papermill_io
 from . import kernels, keys, lease, track
 from .config import RUN_ID, Config, ParamError, parse_override, read_params_file, schema_for
 from .kernels import LocalKernelManager, launched_kernel
+from .keys import Status
 from .paths import project_root, runs_dir
 from .provenance import gpu_count
 
@@ -123,13 +124,16 @@ class Job:
 class Outcome:
     job: Job
     run_id: str
-    status: str  # FINISHED, FAILED, KILLED, SKIPPED (finished before), BUSY (driven elsewhere)
+    status: Status
     notebook: Path | None
     seconds: float
     error: str = ""
     name: str = ""
     restarts: int = 0
     notebooks: list[Path] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.status = Status(self.status)  # an executor may say it by name
 
 
 def notebook_path(ablation: str) -> Path:
@@ -225,7 +229,7 @@ def plan(
 
 
 def _key_lease(cfg: Config) -> lease.Lease:
-    return lease.Lease(f"key-{cfg.run_key()}")
+    return lease.Lease(keys.run_lease(cfg.run_key()))
 
 
 def _join_sweep(job: Job, run) -> None:
@@ -239,7 +243,7 @@ def _find_or_create(job: Job, fresh: bool) -> tuple[str, bool]:
     existing = None if fresh else track.find_run(job.cfg)
     if existing is not None:
         _join_sweep(job, existing)
-        return existing.info.run_id, existing.info.status == "FINISHED"
+        return existing.info.run_id, existing.info.status == Status.FINISHED
     tags = {keys.PARAMS_FILE: job.params_file} if job.params_file else {}
     return track.create_run(job.cfg, label=job.label, tags={**tags, **job.tags}), False
 
@@ -362,8 +366,8 @@ def _record_stall(run: track.OwnedRun, job: Job, stall: dict, restart: int, rest
         else f"kernel pid {stall['pid']} killed"
     )
     what = f"stalled in {stall['phase']} at step {stall['step']}: no heartbeat for {minutes:.1f} min ({killed})"
-    run.log_text(stall["stacks"], f"stalls/stall-{restart}.txt")
-    run.set_tags({"labkit.stalls": restart, "labkit.last_stall": what})
+    run.log_text(stall["stacks"], keys.STALL_STACKS.format(restart=restart))
+    run.set_tags({keys.STALLS: restart, keys.LAST_STALL: what})
     then = (
         f"restarted from its last checkpoint ({restart}/{job.cfg.max_restarts})"
         if restarting
@@ -385,13 +389,13 @@ def _execute(job: Job, run: track.OwnedRun, out: Path, progress: bool) -> tuple[
         target = out if not restarts else out.with_name(f"{out.stem}-restart{restarts}.ipynb")
         watchdog = Watchdog(run.run_id, job.cfg)
         watchdog.start()
-        status, error = "FINISHED", ""
+        status, error = Status.FINISHED, ""
         try:
             _papermill(job, run.run_id, target, progress)
         except PapermillExecutionError as exc:  # the notebook's own error
-            status, error = "FAILED", _error_of(exc)
+            status, error = Status.FAILED, _error_of(exc)
         except Exception as exc:  # a dead kernel, a full disk ...: the notebook's error (if any) came first
-            status, error = "FAILED", "; then ".join(filter(None, [WRITER.last_error(target), _error_of(exc)]))
+            status, error = Status.FAILED, "; then ".join(filter(None, [WRITER.last_error(target), _error_of(exc)]))
         finally:
             watchdog.stop.set()
             watchdog.join()
@@ -403,7 +407,12 @@ def _execute(job: Job, run: track.OwnedRun, out: Path, progress: bool) -> tuple[
         again = restarts <= job.cfg.max_restarts
         _record_stall(run, job, watchdog.stall, restarts, again)
         if not again:
-            return "FAILED", f"stalled {restarts} time(s): {run.info.run_name} kept hanging", restarts - 1, notebooks
+            return (
+                Status.FAILED,
+                f"stalled {restarts} time(s): {run.info.run_name} kept hanging",
+                restarts - 1,
+                notebooks,
+            )
 
 
 def drive(
@@ -416,7 +425,7 @@ def drive(
     try:
         key = _key_lease(job.cfg).acquire()
     except lease.LeaseHeld as exc:
-        return Outcome(job, "", "BUSY", None, 0.0, f"these parameters are being run already: lease {exc}")
+        return Outcome(job, "", Status.BUSY, None, 0.0, f"these parameters are being run already: lease {exc}")
     gpu = gpus.get() if gpus is not None else None
     try:
         if gpu is not None:
@@ -428,8 +437,8 @@ def drive(
         try:
             run = track.OwnedRun(c, run_id)
         except lease.LeaseHeld as exc:
-            return Outcome(job, run_id, "BUSY", None, 0.0, f"run {run_id} is driven already: lease {exc}")
-        run.set_tags({"labkit.queued_seconds": f"{started - (queued_since or started):.1f}"})
+            return Outcome(job, run_id, Status.BUSY, None, 0.0, f"run {run_id} is driven already: lease {exc}")
+        run.set_tags({keys.QUEUED_SECONDS: f"{started - (queued_since or started):.1f}"})
         folder = runs_dir() / dt.date.today().isoformat()
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / f"{run.name}-{run_id[:8]}.ipynb"
@@ -440,7 +449,10 @@ def drive(
                 for path in notebooks:
                     track.attach_notebook(run, path)
             except Exception as exc:  # a full disk, an unreachable artifact store: the run's own error comes first
-                status, error = "FAILED", "; ".join(filter(None, [error, f"attaching the notebook: {_error_of(exc)}"]))
+                status, error = (
+                    Status.FAILED,
+                    "; ".join(filter(None, [error, f"attaching the notebook: {_error_of(exc)}"])),
+                )
             run.end(status, error)
         return Outcome(
             job,
@@ -454,7 +466,7 @@ def drive(
             notebooks,
         )
     except Exception as exc:  # the store, the disk: the run (if any) was ended FAILED by its owner
-        return Outcome(job, run_id, "FAILED", None, time.time() - started, _error_of(exc))
+        return Outcome(job, run_id, Status.FAILED, None, time.time() - started, _error_of(exc))
     finally:
         if gpu is not None:
             gpus.put(gpu)
@@ -474,7 +486,7 @@ def _drive_in_worker(job: Job, fresh: bool, gpus, queued_since: float) -> Outcom
 
 
 def _skipped(job: Job, run_id: str) -> Outcome:
-    return Outcome(job, run_id, "SKIPPED", None, 0.0, "finished before; --fresh runs it again")
+    return Outcome(job, run_id, Status.SKIPPED, None, 0.0, "finished before; --fresh runs it again")
 
 
 def _skip_finished(queue: list[Job], follow, echo) -> tuple[list[Outcome], list[Job]]:
@@ -484,7 +496,7 @@ def _skip_finished(queue: list[Job], follow, echo) -> tuple[list[Outcome], list[
     while queue:
         job = queue.pop(0)
         run = track.find_run(job.cfg)
-        if run is None or run.info.status != "FINISHED":
+        if run is None or run.info.status != Status.FINISHED:
             left.append(job)
             continue
         _join_sweep(job, run)
@@ -595,10 +607,10 @@ def summary(outcomes: list[Outcome]) -> str:
     lines = [f"{'job':24} {'status':9} {'run id':34} notebook"]
     for o in outcomes:
         lines.append(f"{(o.name or o.job.label):24} {o.status:9} {o.run_id or '-':34} {o.notebook or '-'}")
-        if o.error and o.status in ("FAILED", "BUSY", "KILLED"):
+        if o.error and not o.status.done:
             lines.append(f"{'':24} {o.status.lower()}: {o.error.splitlines()[0][:200]}")
-    failed = sum(o.status in ("FAILED", "KILLED") for o in outcomes)
-    busy = sum(o.status == "BUSY" for o in outcomes)
+    failed = sum(o.status.failed for o in outcomes)
+    busy = sum(o.status == Status.BUSY for o in outcomes)
     lines.append(
         f"{len(outcomes)} job(s): {len(outcomes) - failed - busy} ok, {failed} failed"
         + (f", {busy} refused (driven by another command)" if busy else "")

@@ -26,9 +26,10 @@ from mlflow.exceptions import MlflowException
 
 from . import keys, track, viz
 from .config import ParamError, SketchConfig, closest
+from .keys import Status
 from .metrics import bootstrap
 from .paths import runs_dir
-from .train.pix2pix import loss_formula
+from .terms import loss_formula
 
 SMOKE_BANNER = (
     "!! SMOKE NUMBERS: FID below comes from a random-init Inception (no weights on this machine).\n"
@@ -65,7 +66,7 @@ def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
     )
     try:  # with the runs of earlier sweeps that this one took part in
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        listed = c.download_artifacts(parent.info.run_id, "sweep/runs.json", tempfile.mkdtemp())
+        listed = c.download_artifacts(parent.info.run_id, keys.SWEEP_RUNS, tempfile.mkdtemp())
         members |= set(json.loads(Path(listed).read_text()))
     except (MlflowException, OSError, ValueError):
         pass
@@ -176,7 +177,7 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
     baseline row with its paired interval and verdict."""
     if runs.empty or _tag(keys.FID_BACKBONE) not in runs.columns:  # no run measured FID (e.g. style runs)
         return pd.DataFrame()
-    done = runs[(runs["status"] == "FINISHED") & runs[_tag(keys.FID_BACKBONE)].notna()]
+    done = runs[(runs["status"] == Status.FINISHED) & runs[_tag(keys.FID_BACKBONE)].notna()]
     check_measurements(done, mixed)
     subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith(_metric(keys.per_subset(keys.FID, ""))))
     settings = done.apply(_settings, axis=1)
@@ -220,7 +221,7 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
             kid_std=kid_std,
             n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
             interval=("faces + seeds" if len(group) > 1 else "faces") if intervals else "",
-            not_finished=int(((runs[_tag(keys.ABLATION)] == ablation) & (runs["status"] != "FINISHED")).sum()),
+            not_finished=int(((runs[_tag(keys.ABLATION)] == ablation) & (runs["status"] != Status.FINISHED)).sum()),
         )
         for metric in (keys.FID, keys.KID):
             row[keys.ci(metric, "low")], row[keys.ci(metric, "high")] = intervals.get(f"{metric}_ci", (np.nan, np.nan))
@@ -509,7 +510,7 @@ def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baselin
     from .data import load_faces
     from .train.loop import fixed_samples, trained_model
 
-    done = runs[runs["status"] == "FINISHED"].sort_values("params.seed")
+    done = runs[runs["status"] == Status.FINISHED].sort_values("params.seed")
     models = {}
     for ablation, group in done.groupby(_tag(keys.ABLATION), sort=False):
         for _, row in group.iterrows():
@@ -616,7 +617,7 @@ def compare(
         run_id = c.create_run(
             track.experiment_id(c, f"{experiment}-compare"),
             run_name=f"{experiment} {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
-            tags={keys.KIND: keys.COMPARE, "labkit.compared": experiment},
+            tags={keys.KIND: keys.COMPARE, keys.COMPARED: experiment},
         ).info.run_id
         with track.OwnedRun(c, run_id, system_metrics=False):
             c.log_table(run_id, flat, "fid_table.json")

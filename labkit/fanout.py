@@ -20,6 +20,7 @@ import time
 
 from .ablate import Job, Outcome, describe, drive
 from .config import ParamError
+from .keys import Status
 
 RAY_MISSING = (
     "--executor ray needs Ray: pip install -e '.[cluster]' (make test installs it), on this machine and "
@@ -99,7 +100,7 @@ def run_on_ray(jobs: list[Job], fresh: bool, address: str = "", echo=print) -> l
                 outcome = Outcome(
                     job,
                     "",
-                    "FAILED",
+                    Status.FAILED,
                     None,
                     time.time() - started,
                     f"the Ray worker was lost ({type(exc).__name__}); rerun these parameters to resume "

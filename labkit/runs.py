@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from . import keys, lease, track
+from .keys import Status
 
 
 @dataclass
@@ -30,7 +31,7 @@ class RunState:
 
     @property
     def dead(self) -> bool:
-        return self.status == "RUNNING" and not self.holder
+        return self.status == Status.RUNNING and not self.holder
 
 
 def _heartbeat(run) -> dict | None:
@@ -49,7 +50,7 @@ def _holder(run, beat: dict | None) -> str:
     if held is not None:
         return held.describe()
     key = run.data.tags.get(keys.RUN_KEY)
-    held = lease.Lease(f"key-{key}").holder() if key else None
+    held = lease.Lease(keys.run_lease(key)).holder() if key else None
     if held is not None:
         return f"{held.describe()} (setting it up)"
     if beat and beat["host"] != socket.gethostname():
@@ -66,7 +67,7 @@ def states(experiments: list[str] | None = None, running_only: bool = False) -> 
         return []
     found = c.search_runs(
         list(exps),
-        "attributes.status = 'RUNNING'" if running_only else "",
+        f"attributes.status = '{Status.RUNNING}'" if running_only else "",
         order_by=["attributes.start_time DESC"],
         max_results=5000,
     )
@@ -81,7 +82,7 @@ def states(experiments: list[str] | None = None, running_only: bool = False) -> 
                 run.info.status,
                 beat["step"] if beat else None,
                 time.time() - beat["time"] if beat else None,
-                _holder(run, beat) if run.info.status == "RUNNING" else "",
+                _holder(run, beat) if run.info.status == Status.RUNNING else "",
             )
         )
     return out
@@ -97,7 +98,7 @@ def sweep(experiments: list[str] | None = None) -> list[str]:
             continue
         try:
             with track.run_lease(state.run_id):
-                if c.get_run(state.run_id).info.status != "RUNNING":
+                if c.get_run(state.run_id).info.status != Status.RUNNING:
                     continue
                 last = (
                     f"last heartbeat at step {state.step}, {state.beat_age / 60:.0f} min ago"
@@ -109,7 +110,7 @@ def sweep(experiments: list[str] | None = None) -> list[str]:
                     keys.ERROR,
                     f"swept: nothing drives this run any more ({last}); rerun its params to resume it",
                 )
-                c.set_terminated(state.run_id, "KILLED")
+                c.set_terminated(state.run_id, Status.KILLED)
         except lease.LeaseHeld:
             continue  # an owner took it meanwhile: alive
         swept.append(

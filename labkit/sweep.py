@@ -24,6 +24,7 @@ from mlflow.entities import Param
 
 from . import keys, lease, track
 from .config import ParamError, closest
+from .keys import Status
 from .paths import runs_dir
 
 
@@ -155,7 +156,7 @@ class Sweep:
         from .compare import compare
 
         members = sorted({o.run_id for o in outcomes if o.run_id})
-        self.run.log_text(json.dumps(members, indent=1), "sweep/runs.json")
+        self.run.log_text(json.dumps(members, indent=1), keys.SWEEP_RUNS)
         try:
             text, _, files = compare(
                 self.experiment,
@@ -169,10 +170,10 @@ class Sweep:
                 self.run.client.log_artifact(self.run.run_id, str(path), "sweep")
         except ParamError as exc:
             text = f"no table: {exc}"
-        bad = [o for o in outcomes if o.status not in ("FINISHED", "SKIPPED")]
+        bad = [o for o in outcomes if not o.status.done]
         error = "; ".join(f"{o.name or o.job.label} {o.status}" for o in bad)
         self.run.end(
-            "FAILED" if bad else "FINISHED",
+            Status.FAILED if bad else Status.FINISHED,
             f"{len(bad)} of {len(outcomes)} runs did not finish: {error}" if bad else "",
         )
         return text
@@ -223,7 +224,7 @@ class Search:
         )
         self.sweep.run.set_tags(
             {
-                "labkit.sweep.objective": "fid_val (validation faces)"
+                keys.SWEEP_OBJECTIVE: "fid_val (validation faces)"
                 if self.on_val
                 else "fid_last on the test set: the winner is picked on test data (optimistic); "
                 "set val_fraction to pick it on held-out training faces"
@@ -250,7 +251,7 @@ class Search:
 
     def _value(self, outcomes: list) -> float | None:
         c, metric = track.client(), keys.FID_VAL if self.on_val else keys.FID_LAST
-        values = [c.get_run(o.run_id).data.metrics.get(metric) for o in outcomes if o.status in ("FINISHED", "SKIPPED")]
+        values = [c.get_run(o.run_id).data.metrics.get(metric) for o in outcomes if o.status.done]
         return float(np.mean(values)) if values and None not in values and len(values) == len(outcomes) else None
 
     def run(self, run_jobs, workers: int = 1) -> list:

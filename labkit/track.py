@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from . import keys, lease
 from .config import Config, ParamError, from_namespace
+from .keys import Status
 from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
 from .provenance import git_state, package_versions
 
@@ -205,7 +206,7 @@ class Run:
         LABKIT_UI (where `labkit ui` serves; http://127.0.0.1:5000 by default)."""
         return f"{ui_url()}/#/experiments/{self.info.experiment_id}/runs/{self.run_id}"
 
-    def end(self, status: str = "FINISHED", error: str = "") -> None:
+    def end(self, status: Status = Status.FINISHED, error: str = "") -> None:
         """A plain handle does not end its run: its owner (the runner) does."""
 
     def __enter__(self) -> Run:
@@ -214,7 +215,9 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> None:
         """As MLflow's ActiveRun: FINISHED when the block ends normally, FAILED on any exception
         (the error kept as a tag)."""
-        self.end("FINISHED" if exc_type is None else "FAILED", f"{exc_type.__name__}: {exc}" if exc_type else "")
+        self.end(
+            Status.FINISHED if exc_type is None else Status.FAILED, f"{exc_type.__name__}: {exc}" if exc_type else ""
+        )
 
 
 def attach_notebook(run: Run, path: Path) -> None:
@@ -250,7 +253,7 @@ class OwnedRun(Run):
         self.lease = run_lease(run_id).acquire()
         self.ended = False
         self.notebook: Path | None = None  # attached at the end (a notebook run by hand in JupyterLab)
-        c.update_run(run_id, status="RUNNING")
+        c.update_run(run_id, status=Status.RUNNING)
         self.monitor = None
         if system_metrics:  # CPU, memory, disk, network, and GPUs when there are: system/* metrics
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -258,7 +261,7 @@ class OwnedRun(Run):
             self.monitor = SystemMetricsMonitor(run_id, resume_logging=True, tracking_uri=tracking_uri())
             self.monitor.start()
 
-    def end(self, status: str = "FINISHED", error: str = "") -> None:
+    def end(self, status: Status = Status.FINISHED, error: str = "") -> None:
         if self.ended:
             return
         self.ended = True
@@ -381,17 +384,17 @@ def open_run(cfg: Config, run_id: str = "", notebook: str | None = None) -> Run:
     git = git_state(project_root())
     run.set_tags(
         {
-            "mlflow.source.name": f"notebooks/{notebook}.ipynb" if notebook else "labkit",
-            "mlflow.source.type": "NOTEBOOK" if notebook else "LOCAL",
-            "mlflow.source.git.commit": git["commit"],
-            "labkit.git.dirty": git["dirty"],
-            "labkit.seed": cfg.seed,
-            "labkit.python": platform.python_version(),
-            **{f"labkit.version.{k}": v for k, v in package_versions().items()},
+            keys.SOURCE_NAME: f"notebooks/{notebook}.ipynb" if notebook else "labkit",
+            keys.SOURCE_TYPE: "NOTEBOOK" if notebook else "LOCAL",
+            keys.SOURCE_COMMIT: git["commit"],
+            keys.GIT_DIRTY: git["dirty"],
+            keys.SEED: cfg.seed,
+            keys.PYTHON: platform.python_version(),
+            **{keys.VERSION + k: v for k, v in package_versions().items()},
         }
     )
     if git["dirty"]:
-        run.log_text(git["diff"], "provenance/git_diff.patch")
+        run.log_text(git["diff"], keys.GIT_DIFF)
     return run
 
 
@@ -406,10 +409,10 @@ def _owned_by_this_kernel(run: OwnedRun) -> None:
         def failed(result):
             if result.error_in_exec is not None:
                 error = result.error_in_exec
-                run.end("FAILED", f"{type(error).__name__}: {error}")
+                run.end(Status.FAILED, f"{type(error).__name__}: {error}")
 
         ip.events.register("post_run_cell", failed)
-    atexit.register(lambda: run.end("KILLED", "the kernel stopped before the notebook's last cell"))
+    atexit.register(lambda: run.end(Status.KILLED, "the kernel stopped before the notebook's last cell"))
 
 
 def start(namespace: dict) -> tuple[Config, Run]:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from .. import keys, track
+from ..keys import Status
 from .entries import Entry, all_entries, update
 
 REFERENCE = re.compile(r"\brun:([A-Za-z0-9][\w.\-]*[\w])")
@@ -44,7 +45,7 @@ class RunSummary:
 
 def _measure(metrics: dict) -> str:
     """A style run's summary: the swap's style and content losses, or the decoder's loss."""
-    if "style_loss" in metrics:
+    if keys.STYLE_LOSS in metrics:
         return f"style loss {metrics['style_loss']:.3g}, content loss {metrics.get('content_loss', float('nan')):.3g}"
     if "loss" in metrics:
         return f"decoder loss {metrics['loss']:.3g}"
@@ -137,17 +138,17 @@ def record_batch(outcomes, command: str) -> Entry:
     """Append what a `labkit ablate` batch ran to today's Actions: each run by reference (its
     name, status and FID render from the reference), with its error and its executed notebook
     when it failed; then update those runs' notes."""
-    failed = sum(o.status in ("FAILED", "KILLED") for o in outcomes)
+    failed = sum(o.status.failed for o in outcomes)
     lines = [f"- {dt.datetime.now():%H:%M} `{command}`: {len(outcomes) - failed} ok, {failed} failed"]
     for o in outcomes:
         error = o.error.splitlines()[0][:200] if o.error else ""
         where = f", notebook {o.notebook}" if o.notebook else ""
         if not o.run_id:
             lines.append(f"  - {o.job.label} {o.status.lower()}: {error}")
-        elif o.status in ("FAILED", "KILLED"):
+        elif o.status.failed:
             lines.append(f"  - run:{o.run_id[:8]}: {error}{where}")
         else:
-            lines.append(f"  - run:{o.run_id[:8]}" + (" (finished before)" if o.status == "SKIPPED" else ""))
+            lines.append(f"  - run:{o.run_id[:8]}" + (" (finished before)" if o.status == Status.SKIPPED else ""))
     entry = update(dt.date.today(), lambda e: e.sections["Actions"].extend(lines))
     sync_notes(entry, Resolver())
     return entry

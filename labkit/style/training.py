@@ -137,7 +137,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
                     "config": cfg.to_dict(),
                 }
             )
-    run.log_metrics({"decoder_seconds": time.time() - started})
+    run.log_metrics({keys.DECODER_SECONDS: time.time() - started})
     run.beat(cfg.steps, "views", force=True)
     return DecoderResult(decoder, cfg.steps, start, _reconstructions(cfg, encoder, decoder, images, run, cfg.steps))
 
@@ -152,7 +152,7 @@ def _reconstructions(cfg, encoder, decoder, images: list, run, step: int) -> np.
         rebuilt = decoder(encoder.encode(shown, decoder.inputs)).clamp(0, 1)
     decoder.train(was_training)
     grid = viz.sample_grid([shown.cpu() * 2 - 1, rebuilt.cpu() * 2 - 1])
-    run.log_image(grid, "reconstructions", step=step)
+    run.log_image(grid, keys.RECONSTRUCTIONS, step=step)
     run.log_image_file(grid, keys.LAST_SAMPLES)
     return grid
 
