@@ -32,6 +32,7 @@ _SUBMODULES = {
     "models",
     "runs",
     "style",
+    "terms",
     "track",
     "train",
     "viz",

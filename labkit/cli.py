@@ -99,7 +99,7 @@ def cmd_ablate(args) -> int:
         print("\n" + table)
     if not args.no_log:
         _record(outcomes, "labkit ablate " + shlex.join(args.argv))
-    return 1 if any(o.status in ("FAILED", "KILLED", "BUSY") for o in outcomes) else 0
+    return 1 if any(not o.status.done for o in outcomes) else 0
 
 
 def cmd_compare(args) -> int:
@@ -149,7 +149,7 @@ def cmd_demo(args) -> int:
     _record(outcomes, "labkit demo")
     phases.end("lab log")
     print(f"{phases.report()}. Open the runs in MLflow:\n  .venv/bin/labkit ui\n  then http://127.0.0.1:5000")
-    return 1 if any(o.status in ("FAILED", "KILLED", "BUSY") for o in outcomes) or not_run else 0
+    return 1 if any(not o.status.done for o in outcomes) or not_run else 0
 
 
 def cmd_landmarks(args) -> int:
@@ -239,7 +239,7 @@ def cmd_stylize(args) -> int:
     from .style.stylize import stylize_folders
     from .style.variants import VARIANTS
 
-    variant = VARIANTS[args.variant]
+    variant = VARIANTS.get(args.variant)
     overrides, problems = StyleConfig.coerce(dict(parse_override(t) for t in args.set or []), "--set")
     if problems:
         raise ParamError("\n".join(problems))
@@ -299,7 +299,7 @@ def cmd_server(args) -> int:
 def variant_names() -> list[str]:
     from .style.variants import VARIANTS
 
-    return list(VARIANTS)
+    return VARIANTS.names()
 
 
 def parser() -> argparse.ArgumentParser:

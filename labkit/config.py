@@ -19,16 +19,22 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
+import functools
 import hashlib
 import json
 import math
 import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from . import terms
+from .knobs import knob
+from .paths import project_root
+from .registry import closest
+from .style import variants
 
 # The run a notebook logs to is not a parameter of what it computes: the runner injects it.
 RUN_ID = "run_id"
@@ -38,27 +44,10 @@ class ParamError(ValueError):
     """A parameter file or value the lab refuses; the message names the source and the fix."""
 
 
-def knob(default, help: str = "", *, choices=(), at_least=None, above=None, computes: bool = True):
-    """A parameter: `choices` are its allowed values, `at_least` / `above` its lower bound;
-    `computes=False` marks one that changes where or how fast a run computes, not what (a
-    resumed run may change it)."""
-    return field(
-        default=default,
-        metadata={"help": help, "choices": tuple(choices), "at_least": at_least, "above": above, "computes": computes},
-    )
-
-
-def closest(name: str, valid) -> str:
-    close = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else f" (valid: {', '.join(valid)})"
-
-
 @dataclass(frozen=True)
 class Config:
     """What both schemas share: how a run is watched, construction from any source, validation,
     identity."""
-
-    ABLATIONS: typing.ClassVar[tuple[str, ...]] = ()
 
     # liveness (labkit ablate): a run that stops beating is restarted from its last checkpoint
     stall_minutes: float = knob(
@@ -94,7 +83,7 @@ class Config:
 
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
-        return cls.ABLATIONS
+        raise NotImplementedError
 
     def __post_init__(self):
         problems = []
@@ -188,10 +177,9 @@ class Config:
 
 
 @dataclass(frozen=True)
-class SketchConfig(Config):
-    """A face photo -> sketch run: pix2pix and its ablations."""
-
-    ABLATIONS: typing.ClassVar[tuple[str, ...]] = ("baseline", "glad", "local", "local_glad", "align", "local_align")
+class SketchFields(Config):
+    """A face photo -> sketch run: pix2pix and its ablations. SketchConfig adds the parameters of
+    the loss terms (labkit.terms)."""
 
     ablation: str = knob("baseline", "the notebook: notebooks/<ablation>.ipynb")
     experiment: str = knob("faces", "MLflow experiment")
@@ -217,35 +205,7 @@ class SketchConfig(Config):
     n_epochs_decay: int = knob(10, "epochs of linear decay to 0", at_least=0)
     lr: float = knob(2e-4, above=0)
     beta1: float = knob(0.5, at_least=0)
-    lambda_l1: float = knob(100.0, at_least=0)
-    # +glad: generalized gradient loss (labkit.losses.glad)
-    lambda_glad: float = knob(0.0, "weight of the gradient loss (0: off; 100 in the user's +glad)", at_least=0)
-    glad_mode: str = knob("components", choices=("components", "magnitude"))
-    glad_norm: str = knob("l1", choices=("l1", "l2"))
-    # +local: APDrawingGAN's local networks (labkit.models.local), at ngf / ndf as upstream
-    local: bool = knob(
-        False, "APDrawingGAN's six local networks (eyes, nose, mouth on the landmarks; hair, background)"
-    )
-    lambda_local: float = knob(25.0, "weight of the local networks' L1 (upstream lambda_local)", at_least=0)
-    local_gan_weight: float = knob(
-        0.25, "weight of each local discriminator's adversarial loss (upstream 0.25)", at_least=0
-    )
-    lambda_chamfer: float = knob(
-        0.0,
-        "weight of the distance-transform loss d_CM(real, fake) (APDrawingGAN's "
-        "lambda_chamfer: 0.1 in the local notebooks)",
-        at_least=0,
-    )
-    lambda_chamfer2: float = knob(
-        0.0, "weight of d_CM(fake, real) (upstream lambda_chamfer2: 0.1 in the local notebooks)", at_least=0
-    )
-    fusion: str = knob(
-        "combiner",
-        "how the local outputs meet the global one: combiner (APDrawingGAN's) | blend "
-        "(learned soft mask) | attention (per-pixel softmax over the 7 outputs) | none (global output "
-        "only, widened to the same parameter count)",
-        choices=("combiner", "blend", "attention", "none"),
-    )
+    # the loss terms' weights and switches are theirs: labkit.terms
     # +align: the training sketches warped onto the photos' geometry (labkit.align)
     align_mode: str = knob(
         "none",
@@ -353,11 +313,55 @@ class SketchConfig(Config):
                 problems.append(f"fid_backbone='inception': {exc}")
         return problems
 
+    @classmethod
+    def ablations(cls) -> tuple[str, ...]:
+        """The face ablations: each notebook that names itself as its ablation, the style lab's aside."""
+        style = set(StyleConfig.ablations())
+        return tuple(name for name in notebook_ablations() if name not in style)
+
+
+def notebook_ablations() -> tuple[str, ...]:
+    """The notebooks, notebooks/NAME.ipynb, whose parameters cell sets `ablation = "NAME"`: the
+    lab's ablations (the lab log's notebook is none). Read again when the folder changes."""
+    folder = project_root() / "notebooks"
+    return _ablations_in(folder, folder.stat().st_mtime_ns if folder.is_dir() else 0)
+
+
+@functools.lru_cache(maxsize=8)
+def _ablations_in(folder: Path, _changed: int) -> tuple[str, ...]:
+    found = []
+    for path in sorted(folder.glob("*.ipynb")):
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for cell in cells:
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                if _assigned_value(source, "ablation") == path.stem:
+                    found.append(path.stem)
+                break
+    return tuple(found)
+
+
+def _assemble(name: str, fields: type, extensions: list[type]) -> type:
+    """A schema: `fields` and the parameters its extensions declare (each a frozen dataclass of
+    knobs), one frozen dataclass that pickles under this module's name."""
+    schema = dataclasses.make_dataclass(
+        name, [], bases=(*reversed(extensions), fields), frozen=True, namespace={"__doc__": fields.__doc__}
+    )
+    schema.__module__ = __name__
+    return schema
+
+
+SketchConfig = _assemble("SketchConfig", SketchFields, terms.knob_sets())
+
 
 @dataclass(frozen=True)
-class StyleConfig(Config):
+class StyleFields(Config):
     """A style-swap run: decoder training (ablation decoder_train) or a swap variant
-    (ablation swap_<variant>, the variant taken from the registry in labkit.style.variants)."""
+    (ablation swap_<variant>, the variant taken from the registry in labkit.style.variants; the
+    parameters a variant adds are declared by it)."""
 
     ablation: str = knob("swap_argmax", "decoder_train or swap_<variant>")
     experiment: str = knob("style", "MLflow experiment")
@@ -390,35 +394,16 @@ class StyleConfig(Config):
     # the swap (the variant itself comes from `ablation`)
     swap_layer: str = knob("relu4_1", choices=("relu3_1", "relu4_1"))
     patch_size: int = knob(3, at_least=1)
-    temperature: float = knob(0.05, "softmax: NCC / temperature", above=0)
-    cutoff: float = knob(2.0, "frequency: Gaussian sigma of the low-pass, feature px", at_least=0)
-    usage_limit: int = knob(2, "assignment: uses allowed per style patch", at_least=1)
-    beta: float = knob(1.0, "gram: weight of the style mean in the query")
-    scales: str = knob("0.5,1,2", "multiscale: style scales, comma-separated")
     chunk: int = knob(2048, "style patches scored at a time", at_least=1, computes=False)
 
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
-        from .style.variants import VARIANTS
-
-        return ("decoder_train", *(v.ablation for v in VARIANTS.values()))
+        return ("decoder_train", *(v.ablation for v in variants.VARIANTS))
 
     @property
     def variant(self):
         """The swap variant of a swap_<variant> ablation (None for decoder_train)."""
-        from .style.variants import BY_ABLATION
-
-        return BY_ABLATION.get(self.ablation)
-
-    def rules(self) -> list[str]:
-        problems = super().rules()
-        try:
-            scales = [float(x) for x in self.scales.split(",")]
-        except ValueError:
-            return problems + [f"scales={self.scales!r}: write numbers separated by commas, e.g. '0.5,1,2'"]
-        if not scales or min(scales) <= 0:
-            problems.append(f"scales={self.scales!r}: every scale must be greater than 0")
-        return problems
+        return variants.by_ablation(self.ablation)
 
     def check_inputs(self) -> list[str]:
         problems = [
@@ -439,6 +424,7 @@ class StyleConfig(Config):
         return problems
 
 
+StyleConfig = _assemble("StyleConfig", StyleFields, variants.knob_sets())
 SCHEMAS = (SketchConfig, StyleConfig)
 
 
@@ -543,6 +529,21 @@ def _assigned_names(source: str) -> list[str]:
     except SyntaxError:
         return []
     return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+
+
+def _assigned_value(source: str, name: str):
+    """The plain value a cell assigns to `name` (None when it assigns none)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            try:
+                return ast.literal_eval(node.value)
+            except ValueError:
+                return None
+    return None
 
 
 def from_namespace(namespace: dict):

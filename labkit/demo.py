@@ -40,7 +40,7 @@ def face_jobs(extra: list[str] = ()) -> list[ablate.Job]:
     """The face ablations, the longest first: +local trains seven networks, and local_align also
     aligns the misaligned set's sketches, which align then reads (so it goes last, not waiting)."""
     ablations = sorted(
-        SketchConfig.ABLATIONS, key=lambda a: (not a.startswith("local"), a != "local_align", a == "align")
+        SketchConfig.ablations(), key=lambda a: (not a.startswith("local"), a != "local_align", a == "align")
     )
     return ablate.plan(ablations, overrides=[f"experiment={FACES}", *DEMO_SIZE[SketchConfig], *extra])
 
@@ -49,7 +49,7 @@ def decoder_jobs(extra: list[str] = ()) -> list[ablate.Job]:
     """One decoder of each kind a swap variant needs, the kind most variants need first."""
     from .style.variants import VARIANTS
 
-    needed = [decoder_kind(v) for v in VARIANTS.values()]
+    needed = [decoder_kind(v) for v in VARIANTS]
     kinds = sorted(set(needed), key=lambda k: -needed.count(k))
     return [
         dataclasses.replace(job, label=f"decoder_{kind.replace('+', '_')}")
@@ -66,7 +66,7 @@ def swap_jobs(kind: str, decoder_run: str, extra: list[str] = ()) -> list[ablate
     from .style.variants import VARIANTS
 
     return ablate.plan(
-        [v.ablation for v in VARIANTS.values() if decoder_kind(v) == kind],
+        [v.ablation for v in VARIANTS if decoder_kind(v) == kind],
         overrides=[
             f"experiment={STYLE}",
             f"decoder_kind={kind}",
@@ -82,7 +82,7 @@ def after(extra: list[str] = ()):
 
     def follow(outcome: ablate.Outcome) -> list[ablate.Job]:
         cfg = outcome.job.cfg
-        if cfg.ablation != "decoder_train" or outcome.status not in ("FINISHED", "SKIPPED"):
+        if cfg.ablation != "decoder_train" or not outcome.status.done:
             return []
         return swap_jobs(cfg.decoder_kind, outcome.run_id, extra)
 

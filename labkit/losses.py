@@ -117,12 +117,22 @@ def chamfer(fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch
     its second term selects them with a hard mask, so no gradient reaches the generator through it;
     here the threshold alone picks them, and fake's pixels are picked by a soft threshold in the
     gradient (the hard one in the value), so both directions train."""
+    return chamfer_real_to_fake(fake, real), chamfer_fake_to_real(fake, real)
+
+
+def chamfer_real_to_fake(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """d_CM(real, fake) of `chamfer`: real's pixels, charged by fake's distances."""
     f, r = luminance(fake.float())[:, 0], luminance(real.float())[:, 0]
-    n, real_dark = f.shape[0], r < 0
-    real_to_fake = torch.where(real_dark, stroke_distance(f, dark=True), stroke_distance(f, dark=False)).sum() / n
+    to_fake = torch.where(r < 0, stroke_distance(f, dark=True), stroke_distance(f, dark=False))
+    return to_fake.sum() / f.shape[0]
+
+
+def chamfer_fake_to_real(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """d_CM(fake, real) of `chamfer`: fake's pixels (a soft threshold in the gradient), charged by
+    real's distances."""
+    f, r = luminance(fake.float())[:, 0], luminance(real.float())[:, 0]
     with torch.no_grad():
         to_dark, to_light = stroke_distance(r, dark=True), stroke_distance(r, dark=False)
     soft = torch.sigmoid(-f / CHAMFER_SOFTNESS)
     fake_dark = (f < 0).to(f.dtype) + (soft - soft.detach())
-    fake_to_real = (fake_dark * to_dark + (1 - fake_dark) * to_light).sum() / n
-    return real_to_fake, fake_to_real
+    return (fake_dark * to_dark + (1 - fake_dark) * to_light).sum() / f.shape[0]

@@ -254,22 +254,6 @@ def local_views(pieces: dict, photos: torch.Tensor, names: list[str]) -> np.ndar
     return figure_to_array(fig)
 
 
-def show_local(result) -> dict:
-    """A +local run's views, logged to its run: its pieces (local_views) and the strokes the
-    distance-transform loss charges (chamfer_views). Returns the pieces, for further views."""
-    pieces = result.sample_outputs(pieces=True)
-    names = result.samples["names"]
-    result.show(
-        local_views(pieces, result.samples["photo"], names), "local_views", "local: parts, composite, global, fused"
-    )
-    result.show(
-        chamfer_views(pieces["fake"], result.samples["sketch"], names),
-        "chamfer_views",
-        "distance-transform loss: missing and extra strokes",
-    )
-    return pieces
-
-
 def show_alignment(result) -> None:
     """An +align run's views, logged to its run: the photo's region outlines over the sketch
     before | after | the field (colour: direction, strength: length), and each region's IoU

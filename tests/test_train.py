@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import track, viz
+from labkit import losses, track, viz
 from labkit.data import load_faces
 from labkit.train import NonFiniteLoss, fit
-from labkit.train import pix2pix as pix2pix_module
 
 
 def _train(cfg, progress=False, run_id=""):
@@ -87,7 +86,7 @@ def test_resume_refuses_changed_settings(lab, tiny_cfg):
 
 
 def test_non_finite_loss_stops_with_a_clear_error(lab, tiny_cfg, monkeypatch):
-    monkeypatch.setattr(pix2pix_module, "l1", lambda fake, real: torch.tensor(float("nan")))
+    monkeypatch.setattr(losses, "l1", lambda fake, real: torch.tensor(float("nan")))
     cfg = tiny_cfg()
     with pytest.raises(NonFiniteLoss, match=r"loss_G=nan.*epoch 1, step 1"), track.open_run(cfg) as run:
         fit(cfg, load_faces(cfg, progress=False), run, progress=False)

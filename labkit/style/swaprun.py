@@ -3,7 +3,7 @@ shown with its heatmaps (match confidence, style patches used, where the content
 
 `setup` gathers what a style notebook works with into a SwapLab (config, run, images, encoder,
 decoder, the variant and what it prepared); `run_swap` is the measured run over every pair;
-the variants' own views (labkit.style.views) take the same SwapLab.
+the variants' own views (labkit.style.variants) take the same SwapLab.
 """
 
 from __future__ import annotations
@@ -62,10 +62,14 @@ class SwapLab:
             inputs, result = self.variant.apply(cfg, content, style, self.context)
             return self.decoder(inputs, style).clamp(0, 1)[0], inputs, result
 
-    def show(self, image: np.ndarray, key: str, title: str = "") -> None:
+    def log_view(self, image: np.ndarray, key: str, title: str = "") -> None:
         """Log a picture to the run (key, step 0) and display it in the notebook."""
         self.run.log_image(image, key, step=0)
         viz.show(image, title or key)
+
+    def show_view(self, **options) -> None:
+        """The variant's own view (its module's `view`, with these options), logged and shown."""
+        self.log_view(self.variant.view(self, **options), self.variant.view_key)
 
     def swap_all(self) -> SwapOutcome:
         """run_swap over every pair (measured and logged), its grid and heatmaps shown."""
@@ -114,7 +118,9 @@ def _measures(lab: SwapLab, c_feats: dict, s_feats: dict, out: torch.Tensor, sec
         out_feats = lab.encoder.encode(out[None], lab.layers)
     return {
         "content_loss": float(F.mse_loss(out_feats[layer], c_feats[layer])),
-        "style_loss": float(style_loss({n: out_feats[n] for n in STYLE_LAYERS}, {n: s_feats[n] for n in STYLE_LAYERS})),
+        keys.STYLE_LOSS: float(
+            style_loss({n: out_feats[n] for n in STYLE_LAYERS}, {n: s_feats[n] for n in STYLE_LAYERS})
+        ),
         "distinct_patches": result.distinct_share(),
         "tv": float(tv(out[None])),
         "swap_seconds": seconds,
@@ -168,7 +174,7 @@ def run_swap(lab: SwapLab) -> SwapOutcome:
     ]
     grid = viz.titled(viz.sample_grid(columns), ["content"] + [name for name, _ in lab.style])
     heatmaps = swap_heatmaps(pairs)
-    lab.run.log_image(grid, "stylised", step=0)
+    lab.run.log_image(grid, keys.STYLISED, step=0)
     lab.run.log_image_file(grid, keys.LAST_SAMPLES)
-    lab.run.log_image(heatmaps, "swap_heatmaps", step=0)
+    lab.run.log_image(heatmaps, keys.SWAP_HEATMAPS, step=0)
     return SwapOutcome(grid, heatmaps, metrics)

@@ -161,7 +161,7 @@ class Training:
         s = self.samples
         return self.model.generate(s["photo"], s["landmarks"], s["mask"], pieces=pieces)
 
-    def show(self, image: np.ndarray, key: str, title: str = "", width: float = 12.0) -> None:
+    def log_view(self, image: np.ndarray, key: str, title: str = "", width: float = 12.0) -> None:
         """Log a picture of the final model to the run (at the last epoch) and display it."""
         self.run.log_image(image, key, step=self.epoch)
         viz.show(image, title or key, width)
@@ -301,8 +301,8 @@ def _record_setup(t: Training, provenance: dict) -> None:
             keys.DATA_FINGERPRINT: data.fingerprint,
             keys.DATA_ROOT: str(data.root),
             keys.DATA_SYNTHETIC: data.synthetic,
-            "labkit.data.n_train": len(data.train),
-            "labkit.data.n_test": len(data.test),
+            keys.DATA_N_TRAIN: len(data.train),
+            keys.DATA_N_TEST: len(data.test),
         }
     )
     if cfg.local:
@@ -417,7 +417,7 @@ def train_epoch(t: Training, progress: bool = True) -> None:
     if t.window.count:  # the epoch's last steps are checked even when they are not logged yet
         _check(t)
     if leads:
-        t.run.log_metrics({"lr": t.model.lr, "epoch_seconds": time.time() - started}, step=t.epoch + 1)
+        t.run.log_metrics({keys.LR: t.model.lr, keys.EPOCH_SECONDS: time.time() - started}, step=t.epoch + 1)
     t.model.end_epoch()
     t.epoch, t.batch = t.epoch + 1, 0
 

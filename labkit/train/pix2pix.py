@@ -1,14 +1,8 @@
 """The pix2pix model and its ablations: networks, optimisers, schedules and one training step.
-
-baseline      G = GAN + lambda_L1 * L1
-+glad         ... + lambda_glad * glad                     (lambda_glad > 0)
-+local        ... + lambda_local * sum_local L1(local output, real local)
-                  + local_gan_weight * sum_local GAN_local  (local = True; the six local
-                  regions of APDrawingGAN: two eyes, nose, mouth, hair, background)
-                + lambda_chamfer * d_CM(real, fake) + lambda_chamfer2 * d_CM(fake, real)
-                  (APDrawingGAN's distance-transform loss, labkit.losses.chamfer; 0.1 each
-                  in the local notebooks, as upstream)
-"""
+The generator's objective is the sum of the loss terms its config turns on (labkit.terms):
+GAN + lambda_l1 L1 for the baseline, + glad, + the local networks' terms, + the distance-transform
+loss; with `local` the generator is APDrawingGAN's (global and six local networks, fused) and six
+local discriminators join the global one."""
 
 from __future__ import annotations
 
@@ -17,44 +11,17 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..losses import chamfer, gan_loss, glad, l1
+from ..losses import gan_loss
 from ..models import PatchDiscriminator, UnetGenerator, init_weights, without_dropout
-from ..models.local import (
-    FACE_PARTS,
-    LOCAL_PARTS,
-    REGIONS,
-    LocalDiscriminators,
-    LocalGenerator,
-    crop,
-    local_pairs,
-    masked,
-)
+from ..models.local import LOCAL_PARTS, LocalDiscriminators, LocalGenerator, local_pairs
 from ..speed import Speed, compile_failure, eager_after_failure
+from ..terms import GeneratorStep, generator_terms
 from .distributed import World, needs_sync_batchnorm, sync_batchnorm
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int):
     """pix2pix's 'linear' policy: constant for n_epochs, then linearly towards 0."""
     return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
-
-
-def loss_formula(cfg) -> str:
-    """The generator's objective with its weights, as the compare table prints it."""
-    terms = ["GAN", f"{cfg.lambda_l1:g}·L1"]
-    if cfg.lambda_glad > 0:
-        terms.append(
-            f"{cfg.lambda_glad:g}·glad"
-            + ("" if (cfg.glad_mode, cfg.glad_norm) == ("components", "l1") else f"({cfg.glad_mode}, {cfg.glad_norm})")
-        )
-    if cfg.local:
-        terms += ([f"{cfg.lambda_local:g}·Σ L1_local"] if cfg.fusion != "none" else []) + [
-            f"{cfg.local_gan_weight:g}·Σ GAN_local"
-        ]
-    if cfg.lambda_chamfer > 0:
-        terms.append(f"{cfg.lambda_chamfer:g}·d_CM(real, fake)")
-    if cfg.lambda_chamfer2 > 0:
-        terms.append(f"{cfg.lambda_chamfer2:g}·d_CM(fake, real)")
-    return " + ".join(terms)
 
 
 class Pix2Pix:
@@ -186,25 +153,8 @@ class Pix2Pix:
         return {k: v.detach().float() for k, v in values.items()}
 
     def generator_terms(self, photo, sketch, out: dict) -> dict[str, torch.Tensor]:
-        """The generator's loss terms, weighted; their sum is what it minimises."""
-        cfg, fake = self.cfg, out["fake"]
-        terms = {"G_GAN": gan_loss(self.D(torch.cat([photo, fake], 1)), True), "G_L1": cfg.lambda_l1 * l1(fake, sketch)}
-        if cfg.lambda_glad > 0:
-            terms["G_glad"] = cfg.lambda_glad * glad(fake.float(), sketch.float(), cfg.glad_mode, cfg.glad_norm)
-        if cfg.local and out["parts"]:  # fusion `none` has no local outputs, only local discriminators
-            terms["G_local"] = cfg.lambda_local * (
-                sum(l1(out["parts"][p], crop(sketch, out["boxes"][p])) for p in FACE_PARTS)
-                + sum(l1(out["regions"][r], masked(sketch, out["areas"][r])) for r in REGIONS)
-            )
-        if cfg.local:
-            fake_parts = local_pairs(photo, fake, out)
-            terms["G_GAN_parts"] = cfg.local_gan_weight * sum(
-                gan_loss(self.D_parts(p, fake_parts[p]), True) for p in LOCAL_PARTS
-            )
-        if cfg.lambda_chamfer > 0 or cfg.lambda_chamfer2 > 0:
-            to_fake, to_real = chamfer(fake, sketch)
-            terms["G_chamfer"], terms["G_chamfer2"] = cfg.lambda_chamfer * to_fake, cfg.lambda_chamfer2 * to_real
-        return terms
+        """The generator's loss terms (labkit.terms), weighted; their sum is what it minimises."""
+        return generator_terms(GeneratorStep(self.cfg, self, photo, sketch, out))
 
     def end_epoch(self) -> None:
         self.sched_G.step()
