@@ -50,6 +50,8 @@ def _record(outcomes, command: str) -> None:
 
 def cmd_ablate(args) -> int:
     from . import ablate, sweep
+    from .jobs import summary
+    from .plan import plan
 
     grid = sweep.parse_grid(args.grid or [])
     if args.range and not args.sample:
@@ -58,12 +60,9 @@ def cmd_ablate(args) -> int:
         raise ParamError("--grid and --sample are two kinds of sweep: use one")
     if args.sample is not None and args.sample < 1:
         raise ParamError(f"--sample {args.sample}: try at least one point")
-    if args.address and args.executor != "ray":
-        raise ParamError("--address is a Ray cluster's: add --executor ray")
-    if args.executor == "ray":
-        from .fanout import check_cluster
+    from .executors import EXECUTORS, Batch
 
-        check_cluster(args.address)
+    EXECUTORS.get(args.executor)().check(Batch(address=args.address))  # before any sweep run is made
 
     def run(jobs):
         return ablate.run_all(
@@ -82,7 +81,7 @@ def cmd_ablate(args) -> int:
             search = sweep.Search(args.params, args.range or [], args.sample, args.sampler, stem, args.seeds, overrides)
             parent = search.sweep
         else:
-            jobs = ablate.plan(args.params, seeds=args.seeds, overrides=overrides, grid=grid)
+            jobs = plan(args.params, seeds=args.seeds, overrides=overrides, grid=grid)
             parent = sweep.grid_sweep(jobs, grid, stem) if grid else None
     except LeaseHeld as exc:
         print(f"labkit: this sweep is being run already: lease {exc}", file=sys.stderr)
@@ -94,7 +93,7 @@ def cmd_ablate(args) -> int:
         with parent:
             outcomes = search.run(run, args.workers) if args.sample else run(jobs)
             table = parent.finish(outcomes)
-    print("\n" + ablate.summary(outcomes))
+    print("\n" + summary(outcomes))
     if parent is not None:
         print("\n" + table)
     if not args.no_log:
@@ -118,10 +117,11 @@ def cmd_compare(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from . import ablate, demo
+    from . import demo
     from .compare import compare
     from .config import all_ablations
     from .console import banner
+    from .jobs import summary
     from .metrics.backbone import weights_path
 
     print(
@@ -139,7 +139,7 @@ def cmd_demo(args) -> int:
             + "\n"
         )
     outcomes, phases = demo.run(args.set or [], progress=not args.no_progress)
-    print("\n" + ablate.summary(outcomes) + "\n")
+    print("\n" + summary(outcomes) + "\n")
     not_run = sorted(set(all_ablations()) - {o.job.cfg.ablation for o in outcomes})
     if not_run:
         print(f"not run (the decoder they need did not finish): {', '.join(not_run)}\n")
@@ -347,9 +347,9 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--executor",
-        choices=("local", "ray"),
         default="local",
-        help="local: processes on this machine (--workers); ray: each job a task on a Ray cluster",
+        help="an executor of labkit.executors: local, processes on this machine (--workers); ray, each "
+        "job a task on a Ray cluster; a plugin may register more",
     )
     s.add_argument(
         "--address",

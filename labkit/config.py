@@ -81,6 +81,12 @@ class Config:
         computes=False,
     )
 
+    @property
+    def processes(self) -> int:
+        """How many processes (and GPUs, where there are GPUs) one run takes: nproc where the
+        schema has it."""
+        return getattr(self, "nproc", 1)
+
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
         raise NotImplementedError

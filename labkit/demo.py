@@ -19,6 +19,8 @@ import time
 
 from . import ablate
 from .config import SketchConfig, StyleConfig
+from .jobs import Job, Outcome
+from .plan import plan
 
 FACES, STYLE = "demo", "demo-style"
 WORKERS = 2  # much of a notebook is one-threaded start-up (kernel, imports) that two processes overlap
@@ -36,16 +38,16 @@ def decoder_kind(variant) -> str:
     return variant.decoder_kind or StyleConfig.decoder_kind
 
 
-def face_jobs(extra: list[str] = ()) -> list[ablate.Job]:
+def face_jobs(extra: list[str] = ()) -> list[Job]:
     """The face ablations, the longest first: +local trains seven networks, and local_align also
     aligns the misaligned set's sketches, which align then reads (so it goes last, not waiting)."""
     ablations = sorted(
         SketchConfig.ablations(), key=lambda a: (not a.startswith("local"), a != "local_align", a == "align")
     )
-    return ablate.plan(ablations, overrides=[f"experiment={FACES}", *DEMO_SIZE[SketchConfig], *extra])
+    return plan(ablations, overrides=[f"experiment={FACES}", *DEMO_SIZE[SketchConfig], *extra])
 
 
-def decoder_jobs(extra: list[str] = ()) -> list[ablate.Job]:
+def decoder_jobs(extra: list[str] = ()) -> list[Job]:
     """One decoder of each kind a swap variant needs, the kind most variants need first."""
     from .style.variants import VARIANTS
 
@@ -54,18 +56,18 @@ def decoder_jobs(extra: list[str] = ()) -> list[ablate.Job]:
     return [
         dataclasses.replace(job, label=f"decoder_{kind.replace('+', '_')}")
         for kind in kinds
-        for job in ablate.plan(
+        for job in plan(
             ["decoder_train"],
             overrides=[f"experiment={STYLE}", f"decoder_kind={kind}", *DEMO_SIZE[StyleConfig], *extra],
         )
     ]
 
 
-def swap_jobs(kind: str, decoder_run: str, extra: list[str] = ()) -> list[ablate.Job]:
+def swap_jobs(kind: str, decoder_run: str, extra: list[str] = ()) -> list[Job]:
     """The swap variants that decode with a decoder of this kind, given its run."""
     from .style.variants import VARIANTS
 
-    return ablate.plan(
+    return plan(
         [v.ablation for v in VARIANTS if decoder_kind(v) == kind],
         overrides=[
             f"experiment={STYLE}",
@@ -80,7 +82,7 @@ def swap_jobs(kind: str, decoder_run: str, extra: list[str] = ()) -> list[ablate
 def after(extra: list[str] = ()):
     """What an ended demo job lets start: a finished decoder's swap variants."""
 
-    def follow(outcome: ablate.Outcome) -> list[ablate.Job]:
+    def follow(outcome: Outcome) -> list[Job]:
         cfg = outcome.job.cfg
         if cfg.ablation != "decoder_train" or not outcome.status.done:
             return []
@@ -110,7 +112,7 @@ class Phases:
         return f"demo finished in {total:.0f}s (" + ", ".join(f"{k} {v:.0f}s" for k, v in self.seconds.items()) + ")"
 
 
-def run(extra: list[str] = (), progress: bool = True) -> tuple[list[ablate.Outcome], Phases]:
+def run(extra: list[str] = (), progress: bool = True) -> tuple[list[Outcome], Phases]:
     """Plan every notebook (all checked before any runs; `extra` NAME=VALUE settings on top of
     every one), run them in one queue, and return their outcomes; the table and the lab log are
     the caller's (labkit.cli)."""

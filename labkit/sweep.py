@@ -14,7 +14,6 @@ sweep, is taken into the sweep rather than computed again.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import typing
 
@@ -79,18 +78,6 @@ def parse_ranges(texts: list[str], schema) -> dict[str, tuple]:
     if problems:
         raise ParamError("\n".join(problems))
     return ranges
-
-
-def points(grid: dict[str, list]) -> list[dict]:
-    """Every combination of the grid's values, in the order given ([{}] without a grid)."""
-    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-
-
-def label(stem: str, factors: dict) -> str:
-    """The run name's stem of a sweep point: `local-lambda_local=10-lr=0.0001`."""
-    return stem + "".join(
-        f"-{name}={value:.4g}" if isinstance(value, float) else f"-{name}={value}" for name, value in factors.items()
-    )
 
 
 def _key(what) -> str:
@@ -205,7 +192,7 @@ class Search:
     ):
         import optuna
 
-        from .ablate import plan
+        from .plan import plan
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.specs, self.seeds, self.overrides, self.trials = specs, seeds, overrides, trials
@@ -259,7 +246,7 @@ class Search:
         then new ones, `workers` at a time; every outcome."""
         from optuna.trial import TrialState
 
-        from .ablate import plan
+        from .plan import plan
 
         outcomes = []
         while True:

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, tiny_params, training_runs
 from PIL import Image
 
-from labkit import ablate, cli, keys, lablog, track
+from labkit import cli, keys, lablog, plan, track
 from labkit.compare import SMOKE_BANNER
 from labkit.viz import HEADER_PX
 
@@ -204,7 +204,7 @@ def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab
         "--workers",
         "2",
     ]
-    jobs = ablate.plan([params], grid={"lambda_l1": [50, 100], "ngf": [4, 8]}, seeds=2)
+    jobs = plan.plan([params], grid={"lambda_l1": [50, 100], "ngf": [4, 8]}, seeds=2)
     assert [(j.cfg.lambda_l1, j.cfg.ngf, j.cfg.seed) for j in jobs] == [
         (l1, ngf, seed) for l1 in (50.0, 100.0) for ngf in (4, 8) for seed in (0, 1)
     ]

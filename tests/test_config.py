@@ -1,8 +1,7 @@
 import pytest
 from conftest import ROOT
 
-from labkit import ablate
-from labkit.ablate import notebook_defaults
+from labkit import plan
 from labkit.config import (
     ParamError,
     SketchConfig,
@@ -13,6 +12,7 @@ from labkit.config import (
     read_params_file,
     schema_for,
 )
+from labkit.plan import notebook_defaults
 
 
 def test_unknown_name_is_refused_with_closest_suggestion():
@@ -51,7 +51,7 @@ def test_params_file_errors_name_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("ablation: baseline\nn_epoch: 3\n")
     with pytest.raises(ParamError, match=r"bad.yaml: unknown parameter 'n_epoch' \(did you mean 'n_epochs'\?\)"):
-        ablate.plan([path])
+        plan.plan([path])
     path.write_text("a: [unclosed\n")
     with pytest.raises(ParamError, match="bad.yaml: not valid YAML"):
         read_params_file(path)
@@ -94,13 +94,13 @@ def _weights_in_the_hub_cache():
 def test_every_params_file_plans_with_its_base(lab):
     _weights_in_the_hub_cache()
     runnable = [p for p in sorted((ROOT / "params").glob("*.yaml")) if "ablation" in read_params_file(p)]
-    jobs = {j.label: j.cfg for j in ablate.plan(runnable)}
+    jobs = {j.label: j.cfg for j in plan.plan(runnable)}
     assert set(jobs) == {p.stem for p in runnable}
     assert jobs["glad"].lambda_glad == 100.0 and jobs["glad"].image_size == 256  # notebook, then base file
     assert jobs["baseline"].lambda_glad == 0.0 and jobs["local_glad"].local
     assert jobs["swap_multilayer"].decoder_kind == "relu4_1+relu3_1" and jobs["decoder_train_inject"].steps == 20000
     with pytest.raises(ParamError, match="style.yaml: names no ablation"):
-        ablate.plan([ROOT / "params" / "style.yaml"])
+        plan.plan([ROOT / "params" / "style.yaml"])
 
 
 def test_params_file_faults_are_refused_naming_the_file(lab, tmp_path):
@@ -108,7 +108,7 @@ def test_params_file_faults_are_refused_naming_the_file(lab, tmp_path):
         path = tmp_path / "p.yaml"
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
         with pytest.raises(ParamError, match=match):
-            ablate.plan([path])
+            plan.plan([path])
 
     refused("", r"p.yaml: the params file is empty")
     refused("# only a comment\n", r"p.yaml: the params file is empty")
@@ -130,7 +130,7 @@ def test_inception_without_its_weights_is_refused_before_a_run_exists(bare_lab, 
     path = tmp_path / "p.yaml"
     path.write_text("ablation: baseline\nfid_backbone: inception\n")
     with pytest.raises(ParamError, match=r"(?s)fid_backbone='inception'.*pt_inception-2015-12-05-6726825d.pth"):
-        ablate.plan([path])
+        plan.plan([path])
     assert not (bare_lab / "mlflow.db").exists()
 
 

@@ -5,8 +5,10 @@ takes the next job at once."""
 import pytest
 from conftest import tiny_params
 
-from labkit import ablate, demo, track
-from labkit.config import SketchConfig, all_ablations
+from labkit import ablate, demo, plan, track
+from labkit.config import ParamError, SketchConfig, all_ablations
+from labkit.executors import local as local_executor
+from labkit.jobs import Job, Outcome
 from labkit.style.variants import VARIANTS
 
 
@@ -31,18 +33,18 @@ def test_the_demo_runs_every_notebook_once_at_demo_size(lab):
     assert all(
         j.cfg.precision == "fp32" for j in demo.decoder_jobs(["precision=fp32"]) + demo.face_jobs(["precision=fp32"])
     )
-    with pytest.raises(ablate.ParamError, match="--set: unknown parameter 'lambda_l1'"):
+    with pytest.raises(ParamError, match="--set: unknown parameter 'lambda_l1'"):
         demo.decoder_jobs(["lambda_l1=5"])
 
 
 def test_a_finished_decoder_lets_its_swaps_start_and_a_failed_one_none():
     [decoder] = [j for j in demo.decoder_jobs() if j.cfg.decoder_kind == "avatar"]
     follow = demo.after()
-    ok = ablate.Outcome(decoder, "abc123", "FINISHED", None, 1.0)
+    ok = Outcome(decoder, "abc123", "FINISHED", None, 1.0)
     assert [j.cfg.ablation for j in follow(ok)] == ["swap_avatar"] and follow(ok)[0].cfg.decoder_run == "abc123"
-    assert follow(ablate.Outcome(decoder, "abc123", "FAILED", None, 1.0)) == []
+    assert follow(Outcome(decoder, "abc123", "FAILED", None, 1.0)) == []
     face = demo.face_jobs()[0]
-    assert follow(ablate.Outcome(face, "f", "FINISHED", None, 1.0)) == []
+    assert follow(Outcome(face, "f", "FINISHED", None, 1.0)) == []
 
 
 def test_followers_join_the_queue(lab, monkeypatch):
@@ -50,18 +52,15 @@ def test_followers_join_the_queue(lab, monkeypatch):
 
     def drive(job, fresh, progress, queued_since=None):
         order.append(job.label)
-        return ablate.Outcome(job, job.label, "FINISHED", None, 0.0)
+        return Outcome(job, job.label, "FINISHED", None, 0.0)
 
-    monkeypatch.setattr(ablate, "drive", drive)
-    jobs = [
-        ablate.Job(label, "", ablate.notebook_path("baseline"), SketchConfig(experiment="q"))
-        for label in ("a", "b", "c")
-    ]
+    monkeypatch.setattr(local_executor, "drive", drive)
+    jobs = [Job(label, "", plan.notebook_path("baseline"), SketchConfig(experiment="q")) for label in ("a", "b", "c")]
     then = {"a": ["a1", "a2"], "a1": ["a11"]}
     outcomes = ablate.run_all(
         jobs,
         echo=lambda *_: None,
-        then=lambda o: [ablate.Job(label, "", o.job.notebook, o.job.cfg) for label in then.get(o.job.label, [])],
+        then=lambda o: [Job(label, "", o.job.notebook, o.job.cfg) for label in then.get(o.job.label, [])],
     )
     assert order == ["a", "b", "c", "a1", "a2", "a11"] and len(outcomes) == 6
 
@@ -74,8 +73,8 @@ def test_with_two_workers_a_follower_starts_while_a_longer_job_still_runs(lab, t
     )
     short = tiny_params(tmp_path, "short", experiment="q")
     follower = tiny_params(tmp_path, "follower", experiment="q", seed=1)
-    jobs = ablate.plan([long_, short])
-    [after] = ablate.plan([follower])
+    jobs = plan.plan([long_, short])
+    [after] = plan.plan([follower])
     outcomes = ablate.run_all(
         jobs, progress=False, workers=2, echo=lambda *_: None, then=lambda o: [after] if o.job.label == "short" else []
     )

@@ -10,8 +10,8 @@ import pytest
 from conftest import ROOT
 
 from labkit import cli, keys, lablog, track
-from labkit.ablate import Job, Outcome
 from labkit.config import SketchConfig
+from labkit.jobs import Job, Outcome
 
 JOURNAL = ROOT / "tests" / "fixtures" / "journal.md"  # the user's own journal, verbatim
 TODAY = dt.date.today()

@@ -17,7 +17,7 @@ import yaml
 from conftest import ROOT, wait_for_step
 from mlflow.exceptions import MlflowException
 
-from labkit import ablate, cli, keys, lablog, lease, runs, track
+from labkit import cli, drive, keys, lablog, lease, plan, runs, track
 from labkit.config import SketchConfig
 from labkit.data import load_faces
 from labkit.style.vgg import CONV_INDEX, VGGEncoder, WeightsMismatch
@@ -183,8 +183,8 @@ def test_identical_commands_at_once_make_one_run(lab, tmp_path):
     assert all("these parameters are being run already: lease held by pid" in o for o in refused)
     assert len(_runs("twice")) == 1
     # the same file twice in one command is one job
-    assert len(ablate.plan([params, params])) == 1
-    assert len(ablate.plan([params, params], seeds=2)) == 2
+    assert len(plan.plan([params, params])) == 1
+    assert len(plan.plan([params, params], seeds=2)) == 2
 
 
 @pytest.mark.slow
@@ -306,7 +306,7 @@ def test_a_hung_kernel_answers_with_its_stacks(lab):
     hung = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert hung.stdout.readline().strip() == "ready"  # printed inside the function: its frame is on the stack
     try:
-        stacks = ablate.python_stacks(hung.pid, lease.lease_dir() / "hung.stacks")
+        stacks = drive.python_stacks(hung.pid, lease.lease_dir() / "hung.stacks")
     finally:
         hung.kill()
     assert "waiting_for_a_lock" in stacks

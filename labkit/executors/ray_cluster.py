@@ -1,7 +1,7 @@
 """Jobs fanned out on a Ray cluster (`labkit ablate ... --executor ray [--address ADDR]`).
 
 Each job is one Ray task that drives its notebook on a worker exactly as `labkit ablate` does on
-this machine (`ablate.drive`: the lease, the run, papermill, the watchdog, the executed notebook
+this machine (`labkit.drive`: the lease, the run, papermill, the watchdog, the executed notebook
 attached to the run), with one GPU where the cluster has GPUs and one CPU otherwise (nproc of
 them, on one machine, for a run trained by several processes); Ray decides where and when.
 The workers log to the same tracking store: a team's server
@@ -18,9 +18,11 @@ import os
 import socket
 import time
 
-from .ablate import Job, Outcome, describe, drive
-from .config import ParamError
-from .keys import Status
+from ..config import ParamError
+from ..drive import drive
+from ..jobs import Job, Outcome, describe
+from ..keys import Status
+from .executor import EXECUTORS, Batch, Executor
 
 RAY_MISSING = (
     "--executor ray needs Ray: pip install -e '.[cluster]' (make test installs it), on this machine and "
@@ -87,7 +89,7 @@ def run_on_ray(jobs: list[Job], fresh: bool, address: str = "", echo=print) -> l
         started = time.time()
         pending = {}
         for job in jobs:
-            n = getattr(job.cfg, "nproc", 1)
+            n = job.cfg.processes
             options = dict(num_gpus=n, num_cpus=1) if gpus else dict(num_gpus=0, num_cpus=n)
             pending[task.options(**options, max_retries=0).remote(job, fresh, started)] = job
         outcomes = []
@@ -111,3 +113,19 @@ def run_on_ray(jobs: list[Job], fresh: bool, address: str = "", echo=print) -> l
         return outcomes
     finally:
         ray.shutdown()
+
+
+@EXECUTORS("ray")
+class Ray(Executor):
+    name = "ray"
+
+    def check(self, batch: Batch) -> None:
+        check_cluster(batch.address)
+
+    def run(self, jobs: list[Job], batch: Batch) -> list[Outcome]:
+        outcomes, wave = [], jobs
+        while wave:  # the jobs that ended let the next wave start
+            ended = run_on_ray(wave, batch.fresh, batch.address, batch.echo)
+            outcomes += ended
+            wave = [job for outcome in ended for job in batch.follow(outcome)]
+        return outcomes

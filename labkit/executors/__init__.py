@@ -1,0 +1,13 @@
+"""Executors, in one registry, looked up by name (`labkit ablate --executor NAME`): each is a class
+of a module of this package (or of a plugin, labkit.registry) that runs a batch's jobs, each
+through labkit.drive.drive, somewhere: the local process pool, the tasks of a Ray cluster.
+
+    @EXECUTORS("mine")
+    class Mine(Executor):
+        def run(self, jobs, batch): ...
+"""
+
+from . import local, ray_cluster  # noqa: F401, I001
+from .executor import EXECUTORS, Batch, Executor
+
+__all__ = ["EXECUTORS", "Batch", "Executor"]

@@ -1,0 +1,116 @@
+"""Params files -> jobs. Every params file (or bare ablation name) is resolved and checked before
+anything runs: field defaults <- the notebook's parameters cell <- the file (and its bases) <-
+`--set` (or a grid point); unknown names, wrong types, out-of-range values, a missing data folder
+or weights file are all reported at once, naming their file. Identical jobs are one job."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import itertools
+from pathlib import Path
+
+import nbformat
+
+from .config import Config, ParamError, parse_override, read_params_file, schema_for
+from .jobs import Job
+from .paths import project_root
+
+
+def notebook_path(ablation: str) -> Path:
+    return project_root() / "notebooks" / f"{ablation}.ipynb"
+
+
+def notebook_defaults(notebook: Path, schema) -> dict:
+    """The values of a notebook's parameters cell (read with Python's own parser: papermill's
+    line parser skips lines whose comments hold quotes), checked against its schema."""
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        raise ParamError(f"{notebook}: no cell is tagged 'parameters'")
+    values = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                raise ParamError(f"{notebook}: parameter '{node.targets[0].id}' is not a plain value") from None
+    clean, problems = schema.coerce(values, str(notebook))
+    if problems:
+        raise ParamError("\n".join(problems))
+    return clean
+
+
+def _resolve(spec: str, extra: dict, given: str = "--set") -> tuple[str, str, Path, Config, str]:
+    """(label, source, notebook, config, params file) of one spec: a params file, or an ablation name."""
+    is_file = spec.endswith((".yaml", ".yml")) or Path(spec).is_file()
+    raw = read_params_file(spec) if is_file else {"ablation": spec}
+    label, source = (Path(spec).stem, spec) if is_file else (spec, f"ablation '{spec}'")
+    if "ablation" not in raw:
+        raise ParamError(f"{source}: names no ablation; add `ablation: NAME` (its notebook is notebooks/NAME.ipynb)")
+    schema = schema_for(str(raw["ablation"]), source)
+    notebook = notebook_path(raw["ablation"])
+    if not notebook.is_file():
+        raise ParamError(f"{source}: ablation '{raw['ablation']}' has no notebook at {notebook}")
+    values, problems = schema.coerce(raw, source)
+    overrides, more = schema.coerce(extra, given)
+    if problems or more:
+        raise ParamError("\n".join(problems + more))
+    cfg = schema.from_values({**notebook_defaults(notebook, schema), **values, **overrides}, source)
+    return label, source, notebook, cfg, spec if is_file else ""
+
+
+def plan(
+    specs: list[str | Path], seeds: int | None = None, overrides: list[str] = (), grid: dict[str, list] | None = None
+) -> list[Job]:
+    """The jobs for these params files (or ablation names), each at every point of the grid
+    ({name: values}) and for each seed, or one ParamError listing every problem found. A job
+    identical to an earlier one (same parameters) is left out."""
+    problems, jobs, extra = [], [], {}
+    for text in overrides:
+        try:
+            name, value = parse_override(text)
+            extra[name] = value
+        except ParamError as exc:
+            problems.append(str(exc))
+    problems += [f"{name} is given by --set and by --grid: keep one" for name in grid or {} if name in extra]
+    for spec in map(str, specs):
+        for point in points(grid or {}):
+            try:
+                label, source, notebook, cfg, params_file = _resolve(
+                    spec, {**extra, **point}, "--grid" if grid else "--set"
+                )
+            except ParamError as exc:
+                problems.append(str(exc))
+                break  # the other points of this file would repeat its problem
+            problems += [f"{source}: {p}" for p in cfg.check_inputs()]
+            for seed in [cfg.seed + i for i in range(seeds)] if seeds else [cfg.seed]:
+                jobs.append(
+                    Job(
+                        point_label(label, point),
+                        source,
+                        notebook,
+                        dataclasses.replace(cfg, seed=seed),
+                        params_file,
+                        factors=point,
+                    )
+                )
+    if problems:
+        raise ParamError("\n".join(dict.fromkeys(problems)))
+    if not jobs:
+        raise ParamError("no params files given")
+    unique = {}
+    for job in jobs:
+        unique.setdefault(job.cfg.run_key(), job)
+    return list(unique.values())
+
+
+def points(grid: dict[str, list]) -> list[dict]:
+    """Every combination of the grid's values, in the order given ([{}] without a grid)."""
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+def point_label(stem: str, factors: dict) -> str:
+    """The run name's stem of a sweep point: `local-lambda_local=10-lr=0.0001`."""
+    return stem + "".join(
+        f"-{name}={value:.4g}" if isinstance(value, float) else f"-{name}={value}" for name, value in factors.items()
+    )
