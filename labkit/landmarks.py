@@ -19,9 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from .data.faces import read_pair
 from .data.geometry import BASE_SIZE
-from .data.layout import LANDMARK_COLUMNS, find_pairs, read_landmarks
+from .data.layout import LANDMARK_COLUMNS, find_pairs, read_landmarks, read_pair
 from .data.names import pair_key
 from .data.parts import part_boxes
 from .provenance import pick_device

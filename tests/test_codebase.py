@@ -1,6 +1,7 @@
 """Rules the code keeps, read from the code itself: every recorded name is written in keys.py."""
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import ROOT
@@ -44,3 +45,78 @@ def test_every_recorded_name_is_written_in_keys():
                 for name in _literal_names(node.args[position])
             ]
     assert found == [], "recorded names written outside keys.py:\n" + "\n".join(found)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The labkit modules a module imports, at its top or inside a function."""
+    name, found = _module_name(path), set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(parent + ([node.module] if node.module else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target not in modules and "." in target:
+                target = target.rpartition(".")[0]
+            if target in modules and target != name:
+                found.add(target)
+    return found
+
+
+def _floors() -> dict[str, int]:
+    """Each module's floor, from ARCHITECTURE.md's table (a path names a module, a folder every
+    module in it that no path names)."""
+    rows = re.findall(r"^\| (\d) [^|]*\| ([^|]*) \|", (ROOT / "ARCHITECTURE.md").read_text(), re.MULTILINE)
+    named = {entry: int(floor) for floor, cell in rows for entry in re.findall(r"`([\w/]+(?:\.py|/))`", cell)}
+    floors = {}
+    for path in _modules():
+        relative = path.relative_to(PACKAGE).as_posix()
+        folders = [f for f in named if f.endswith("/") and relative.startswith(f)]
+        entry = relative if relative in named else max(folders, key=len, default=None)
+        if entry is not None:
+            floors[_module_name(path)] = named[entry]
+    return floors
+
+
+def test_every_module_has_a_floor_and_imports_none_above_it():
+    floors = _floors()
+    unplaced = [_module_name(p) for p in _modules() if _module_name(p) not in floors]
+    assert unplaced == [], f"modules ARCHITECTURE.md's floor table does not place: {unplaced}"
+    upward = [
+        f"{name} (floor {floors[name]}) imports {target} (floor {floors[target]})"
+        for path in _modules()
+        for name in [_module_name(path)]
+        for target in sorted(_imports(path, set(floors)))
+        if floors[target] > floors[name]
+    ]
+    assert upward == [], "imports up a floor:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles():
+    modules = {_module_name(p) for p in _modules()}
+    graph = {_module_name(p): _imports(p, modules) for p in _modules()}
+    cycles = []
+
+    def visit(name: str, path: list[str], seen: set[str]) -> None:
+        for target in sorted(graph[name]):
+            if target == path[0]:
+                cycles.append(" -> ".join(path + [target]))
+            elif target not in seen and target > path[0]:  # each cycle once, from its smallest module
+                seen.add(target)
+                visit(target, path + [target], seen)
+
+    for name in sorted(graph):
+        visit(name, [name], {name})
+    assert cycles == [], "import cycles:\n" + "\n".join(cycles)

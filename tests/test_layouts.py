@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 from labkit.data import DataError, find_pairs, load_faces
-from labkit.data.faces import read_pair
-from labkit.data.layout import LANDMARK_COLUMNS, detect_layout
+from labkit.data.layout import LANDMARK_COLUMNS, detect_layout, read_pair
 from labkit.data.names import pair_key, subset_of, usual_split
 
 W, H = 200, 250

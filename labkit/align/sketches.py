@@ -20,9 +20,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data.faces import read_pair
 from ..data.images import DataError, read_labels
-from ..data.layout import FacePair, fingerprint
+from ..data.layout import FacePair, fingerprint, read_pair
 from ..data.synthetic import TRUTH_FILE
 from ..paths import exclusive, runs_dir
 from .estimate import estimate

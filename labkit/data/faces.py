@@ -8,32 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..paths import runs_dir
 from .geometry import Jitter, Placement, jitter_batch, jitter_points_batch
-from .images import DataError, read_image, read_labels, to_tensor
+from .images import DataError, read_labels, to_tensor
 from .labels import read_label_map
-from .layout import FacePair, find_pairs, fingerprint, hold_out
+from .layout import FacePair, find_pairs, fingerprint, hold_out, read_pair
 from .synthetic import write_synthetic_set
-
-
-def read_pair(pair: FacePair, sketch_channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """The photo (H, W, 3) and sketch (H, W[, 3]) of a pair, from two files or one aligned file
-    (the sketch from its warped copy when +align made one)."""
-    if not pair.aligned:
-        photo, sketch = read_image(pair.photo, 3), read_image(pair.sketch, sketch_channels)
-    else:
-        both = read_image(pair.photo, 3)
-        half = both.shape[1] // 2
-        photo, sketch = both[:, :half], both[:, half : 2 * half]
-        if sketch_channels == 1:
-            sketch = np.asarray(Image.fromarray(sketch).convert("L"))
-    if pair.warped is not None:
-        sketch = read_image(pair.warped, sketch_channels)
-    return photo, sketch
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from .images import IMAGE_SUFFIXES, DataError
+from .images import IMAGE_SUFFIXES, DataError, read_image
 from .names import is_sketch_name, pair_key, split_from_folders, subset_of, usual_split
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -256,3 +257,19 @@ def hold_out(pairs: list[FacePair], fraction: float) -> tuple[list[FacePair], li
         )
         held.update(p.name for p in members[: round(fraction * len(members))])
     return [p for p in pairs if p.name not in held], [p for p in pairs if p.name in held]
+
+
+def read_pair(pair: FacePair, sketch_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (H, W, 3) and sketch (H, W[, 3]) of a pair, from two files or one aligned file
+    (the sketch from its warped copy when +align made one)."""
+    if not pair.aligned:
+        photo, sketch = read_image(pair.photo, 3), read_image(pair.sketch, sketch_channels)
+    else:
+        both = read_image(pair.photo, 3)
+        half = both.shape[1] // 2
+        photo, sketch = both[:, :half], both[:, half : 2 * half]
+        if sketch_channels == 1:
+            sketch = np.asarray(Image.fromarray(sketch).convert("L"))
+    if pair.warped is not None:
+        sketch = read_image(pair.warped, sketch_channels)
+    return photo, sketch

@@ -14,7 +14,7 @@ the networks in the functions that compute, not at its top.
 """
 
 # the built-in terms, in the order of the objective
-from . import adversarial, chamfer, glad, l1, local  # noqa: E402, F401, I001
+from . import adversarial, l1, glad, local, chamfer  # noqa: F401, I001
 from .term import TERMS, GeneratorStep, Term, active, generator_terms, knob_sets, loss_formula, register, show_views
 
 __all__ = [
