@@ -6,7 +6,6 @@ the submodules (`labkit.data.load_faces`, `labkit.train.fit`, `labkit.style.swap
 quick.
 """
 
-import importlib
 import sys
 
 # jsonschema (imported by nbformat, so by papermill and every runner process) builds an RFC 3987
@@ -15,6 +14,7 @@ import sys
 sys.modules.setdefault("rfc3987_syntax", None)
 
 from .config import ParamError, SketchConfig, StyleConfig  # noqa: E402 (after the import block above)
+from .lazy import lazy_getattr  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["ParamError", "SketchConfig", "StyleConfig", "start", "__version__"]
@@ -24,12 +24,17 @@ _SUBMODULES = {
     "compare",
     "config",
     "data",
+    "drive",
+    "executors",
+    "jobs",
     "keys",
     "lablog",
     "landmarks",
     "lease",
     "metrics",
     "models",
+    "plan",
+    "registry",
     "runs",
     "style",
     "terms",
@@ -48,7 +53,4 @@ def start(namespace: dict):
     return start_run(namespace)
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'labkit' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(_SUBMODULES, ""))

@@ -485,11 +485,12 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv[1:]
     from .data.images import DataError
     from .lablog import LabLogError
+    from .registry import NotRegistered
     from .weights import WeightsUnavailable
 
     try:
         return args.func(args)
-    except ParamError as exc:
+    except (ParamError, NotRegistered) as exc:
         print(f"labkit: refused, nothing was run:\n{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -78,7 +78,3 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         load_plugins()
         return iter(list(self._entries.values()))
-
-    def __contains__(self, name: str) -> bool:
-        load_plugins()
-        return name in self._entries

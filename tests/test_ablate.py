@@ -30,6 +30,8 @@ def test_bad_params_are_refused_before_anything_runs(bare_lab, tmp_path, capsys)
     assert cli.main(["ablate", str(bad), str(wrong_type)]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'lambda_l1'" in err and "parameter 'n_epochs' must be int" in err
+    assert cli.main(["ablate", str(_params(tmp_path, "tiny")), "--executor", "rey"]) == 2
+    assert "no executor named 'rey' (did you mean 'ray'?)" in capsys.readouterr().err
     assert not (bare_lab / "mlflow.db").exists()  # nothing ran, no run was created
 
 

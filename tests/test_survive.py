@@ -14,7 +14,7 @@ import nbformat
 import pytest
 import torch
 import yaml
-from conftest import ROOT, wait_for_step
+from conftest import ROOT, TINY, wait_for_step
 from mlflow.exceptions import MlflowException
 
 from labkit import cli, drive, keys, lablog, lease, plan, runs, track
@@ -24,23 +24,7 @@ from labkit.style.vgg import CONV_INDEX, VGGEncoder, WeightsMismatch
 from labkit.train import CheckpointError, Checkpoints, Diverged, fit
 
 # slow enough per step (64 px, batch 1) that a kill lands mid-epoch; 18 training faces an epoch
-SLOW = dict(
-    ablation="baseline",
-    synthetic_count=24,
-    image_size=64,
-    ngf=16,
-    ndf=16,
-    batch_size=1,
-    n_epochs=2,
-    n_epochs_decay=1,
-    eval_every=1,
-    log_every=1,
-    checkpoint_every=3,
-    fid_backbone="random-init",
-    fid_dims=64,
-    grid_samples=2,
-    device="cpu",
-)
+SLOW = dict(TINY, ablation="baseline", image_size=64, ngf=16, ndf=16, batch_size=1, n_epochs=2, checkpoint_every=3)
 
 
 def _params(tmp_path, name, **values):

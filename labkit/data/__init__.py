@@ -1,7 +1,7 @@
 """Face data: the synthetic set, the folder layout, geometry and the torch dataset. Names load on
 first use, so the command line reads `DataError` without importing torch."""
 
-import importlib
+from ..lazy import lazy_getattr
 
 _WHERE = {
     "FaceData": "faces",
@@ -16,8 +16,4 @@ _WHERE = {
 }
 __all__ = list(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module 'labkit.data' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -3,7 +3,7 @@
 registry of variants built on them (variants), the measured swap run (swaprun) with its
 pictures (views), and folder stylisation (stylize)."""
 
-import importlib
+from ..lazy import lazy_getattr
 
 
 def start(namespace: dict):
@@ -16,9 +16,6 @@ def start(namespace: dict):
     return setup(cfg, run, track.run_id_of(cfg.decoder_run) if cfg.decoder_run else "")
 
 
-def __getattr__(name: str):
-    """The submodules load on first use (labkit.style.training in a notebook)."""
-    try:
-        return importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError:
-        raise AttributeError(f"module 'labkit.style' has no attribute '{name}'") from None
+# the submodules load on first use (labkit.style.training in a notebook)
+_SUBMODULES = ("decoder", "images", "losses", "stylize", "swap", "swaprun", "training", "variants", "vgg", "views")
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(_SUBMODULES, ""))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .. import keys
 from ..knobs import knob
-from .term import GeneratorStep, Term, register
+from .term import GeneratorStep, Term, log_sample_view, register
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,7 @@ def fake_to_real(step: GeneratorStep):
 def view(result) -> None:
     from ..viz import chamfer_views
 
-    s = result.samples
-    result.log_view(
-        chamfer_views(result.sample_outputs(), s["sketch"], s["names"]),
-        keys.CHAMFER_VIEWS,
-        "distance-transform loss: missing and extra strokes",
-    )
+    log_sample_view(result, chamfer_views, keys.CHAMFER_VIEWS, "distance-transform loss: missing and extra strokes")
 
 
 register(

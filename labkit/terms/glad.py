@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from .. import keys
 from ..knobs import knob
-from .term import GeneratorStep, Term, register
+from .term import GeneratorStep, Term, log_sample_view, register
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,7 @@ def formula(cfg) -> str:
 def view(result) -> None:
     from ..viz import glad_views
 
-    s = result.samples
-    result.log_view(
-        glad_views(result.sample_outputs(), s["sketch"], s["names"]),
-        keys.GLAD_VIEWS,
-        "glad: gradient maps and gradient error",
-    )
+    log_sample_view(result, glad_views, keys.GLAD_VIEWS, "glad: gradient maps and gradient error")
 
 
 register(

@@ -58,6 +58,13 @@ def knob_sets() -> list[type]:
     return [term.knobs for term in TERMS if term.knobs is not None]
 
 
+def log_sample_view(result, draw: Callable, key: str, title: str) -> None:
+    """A view of the final model on the run's sample faces: draw(outputs, real sketches, names)
+    -> RGB array, logged under key and shown."""
+    s = result.samples
+    result.log_view(draw(result.sample_outputs(), s["sketch"], s["names"]), key, title)
+
+
 def show_views(result) -> None:
     """The views of the terms in the run's objective, each logged to the run and shown."""
     for term in active(result.cfg):

@@ -1,7 +1,7 @@
 """Training: the pix2pix model, checkpoints and the loop. Names load on first use, so torchrun's
 launcher (labkit.train.worker) starts without the loop's imports."""
 
-import importlib
+from ..lazy import lazy_getattr
 
 _WHERE = {
     "CheckpointError": "checkpoint",
@@ -15,8 +15,4 @@ _WHERE = {
 }
 __all__ = list(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module 'labkit.train' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -242,28 +242,17 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
         resamples=cfg.bootstrap_resamples,
         names=[p.name for p in data.test.pairs],
     )
-    val_evaluator = (
-        None
-        if data.val is None
-        else FidEvaluator(
-            data.val.faces(device)["sketch"],
-            backbone,
-            data.fingerprint,
-            split=f"val{cfg.val_fraction:g}",
-            batch_size=cfg.fid_batch_size,
+
+    def against(faces, split: str) -> FidEvaluator | None:
+        """FID against another set of sketches than the test set's (when the run has one)."""
+        if faces is None:
+            return None
+        return FidEvaluator(
+            faces.faces(device)["sketch"], backbone, data.fingerprint, split=split, batch_size=cfg.fid_batch_size
         )
-    )
-    aligned_evaluator = (
-        None
-        if data.test_aligned is None
-        else FidEvaluator(
-            data.test_aligned.faces(device)["sketch"],
-            backbone,
-            data.fingerprint,
-            split=f"test-aligned-{data.alignment.folder.name}",
-            batch_size=cfg.fid_batch_size,
-        )
-    )
+
+    val_evaluator = against(data.val, f"val{cfg.val_fraction:g}")
+    aligned_evaluator = against(data.test_aligned, f"test-aligned-{data.alignment and data.alignment.folder.name}")
     t = Training(
         cfg=cfg,
         data=data,
