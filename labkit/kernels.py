@@ -192,8 +192,13 @@ def _become_kernel(request: dict, fds: list[int], threads: int, ready_w: int) ->
     os.chdir(request["cwd"])
     sys.path[0] = os.getcwd()  # as `python -m` sets it
     sys.argv = [request["argv"][0], *request["argv"][3:]]  # what `python -m ipykernel_launcher ...` shows
-    for name in [m for m in sys.modules if m == "labkit" or m.startswith("labkit.")]:
-        del sys.modules[name]  # the kernel imports the lab's code as it is on disk now
+    from .registry import plugin_modules
+
+    # the kernel imports the lab's code as it is on disk now, and the plugins register their
+    # entries again in the registries that fresh import makes
+    fresh = plugin_modules()
+    for name in [m for m in sys.modules if m == "labkit" or m.startswith("labkit.") or m in fresh]:
+        del sys.modules[name]
     _own_threads_and_random_state(threads)
     _die_with(request["client"])
     os.write(ready_w, b"1")

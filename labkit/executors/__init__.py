@@ -7,7 +7,9 @@ through labkit.drive.drive, somewhere: the local process pool, the tasks of a Ra
         def run(self, jobs, batch): ...
 """
 
-from . import local, ray_cluster  # noqa: F401, I001
+from ..registry import import_entries
 from .executor import EXECUTORS, Batch, Executor
 
 __all__ = ["EXECUTORS", "Batch", "Executor"]
+
+import_entries(__name__, __path__, first=("local",), skip=("executor",))

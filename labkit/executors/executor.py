@@ -35,4 +35,4 @@ class Executor:
         raise NotImplementedError
 
 
-EXECUTORS: Registry[type[Executor]] = Registry("executor")
+EXECUTORS: Registry[type[Executor]] = Registry("executor", "labkit.executors")

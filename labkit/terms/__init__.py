@@ -13,8 +13,7 @@ registered. A term module is read by the command line for its parameters: it imp
 the networks in the functions that compute, not at its top.
 """
 
-# the built-in terms, in the order of the objective
-from . import adversarial, l1, glad, local, chamfer  # noqa: F401, I001
+from ..registry import import_entries
 from .term import TERMS, GeneratorStep, Term, active, generator_terms, knob_sets, loss_formula, register, show_views
 
 __all__ = [
@@ -28,3 +27,6 @@ __all__ = [
     "register",
     "show_views",
 ]
+
+# the built-in terms, the objective's first terms in its order; a module added here joins after them
+import_entries(__name__, __path__, first=("adversarial", "l1", "glad", "local", "chamfer"), skip=("term",))

@@ -34,7 +34,7 @@ class Term:
     view: Callable | None = None
 
 
-TERMS: Registry[Term] = Registry("loss term")
+TERMS: Registry[Term] = Registry("loss term", "labkit.terms")
 register = TERMS.register
 
 

@@ -13,8 +13,15 @@ The command line reads this registry for the parameters and the names: a variant
 torch, the swap and matplotlib inside its functions, not at its top.
 """
 
-# the built-in variants, in the order the demo and the docs list them
-from . import argmax, softmax, frequency, assignment, channel_weighted, gram, multiscale, multilayer, avatar  # noqa: F401, I001
+from ...registry import import_entries
 from .variant import VARIANTS, Variant, by_ablation, knob_sets, register
 
 __all__ = ["VARIANTS", "Variant", "by_ablation", "knob_sets", "register"]
+
+# the built-in variants, in the order the demo and the docs list them; a module added here joins after them
+import_entries(
+    __name__,
+    __path__,
+    first=("argmax", "softmax", "frequency", "assignment", "channel_weighted", "gram", "multiscale", "multilayer"),
+    skip=("variant",),
+)

@@ -38,7 +38,7 @@ class Variant:
         return inputs, first
 
 
-VARIANTS: Registry[Variant] = Registry("swap variant")
+VARIANTS: Registry[Variant] = Registry("swap variant", "labkit.variants")
 register = VARIANTS.register
 
 
