@@ -1,4 +1,5 @@
-"""Rules the code keeps, read from the code itself: every recorded name is written in keys.py."""
+"""Rules the code keeps, read from the code itself: recorded names in keys.py, the floor table,
+no import cycles, short functions, and the README's ablation table as the terms make it."""
 
 import ast
 import re
@@ -120,3 +121,31 @@ def test_no_import_cycles():
     for name in sorted(graph):
         visit(name, [name], {name})
     assert cycles == [], "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_readme_ablation_table_is_what_the_terms_make():
+    """Each row's objective is the loss formula of its params file; every face ablation has a row."""
+    from labkit.config import SketchConfig
+    from labkit.plan import plan
+    from labkit.terms import loss_formula
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| params file | generator objective | trained on |") :].split("\n\n")[0]
+    rows = {m[0]: m[1] for m in re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", table, re.MULTILINE)}
+    made = {
+        name: loss_formula(plan([str(ROOT / "params" / f"{name}.yaml")], overrides=["fid_backbone=random-init"])[0].cfg)
+        for name in rows
+    }
+    assert rows == made
+    assert set(SketchConfig.ablations()) <= set(rows)
+
+
+def test_no_function_is_longer_than_60_lines():
+    """A function that does not fit on a screen does several things: each gets a name."""
+    long = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in _modules()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert long == [], "functions over 60 lines:\n" + "\n".join(long)
