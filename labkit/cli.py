@@ -302,10 +302,7 @@ def variant_names() -> list[str]:
     return VARIANTS.names()
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="labkit", description="Lab notebook for image-translation experiments.")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_ablate(sub) -> None:
     s = sub.add_parser("ablate", help="run params files' notebooks with papermill, one MLflow run each")
     s.add_argument("params", nargs="+", help="params/*.yaml files, or ablation names (a notebook at its defaults)")
     s.add_argument("--seeds", type=int, help="run each file with seeds seed, seed+1, ... (N of them)")
@@ -360,6 +357,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_ablate)
 
+
+def _add_compare(sub) -> None:
     s = sub.add_parser("compare", help="print the FID table across an experiment's ablations")
     s.add_argument("--experiment", default="faces")
     s.add_argument("--out", type=Path, help="folder for the .md and .csv (default runs/compare/)")
@@ -378,6 +377,73 @@ def parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_compare)
 
+
+def _add_align(sub) -> None:
+    s = sub.add_parser("align", help="warp every sketch onto its photo's geometry from the parsing maps (+align)")
+    s.add_argument("data_root", type=Path)
+    knobs = {f.name: f for f in dataclasses.fields(SketchConfig)}
+    s.add_argument(
+        "--mode",
+        default="dense",
+        choices=knobs["align_mode"].metadata["choices"][1:],
+        help="how the warp is estimated from the parsing maps (default: dense, the align notebooks')",
+    )
+    for option in ("transform", "smoothness"):
+        knob = knobs[f"align_{option}"]
+        s.add_argument(
+            f"--{option}",
+            default=knob.default,
+            type=type(knob.default),
+            choices=knob.metadata["choices"] or None,
+            help=knob.metadata["help"],
+        )
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_align)
+
+
+def _add_log(sub) -> None:
+    s = sub.add_parser("log", help="the dated lab log: new, add, show, import")
+    s.set_defaults(func=cmd_log)
+    log = s.add_subparsers(dest="log_command", required=True)
+    x = log.add_parser("new", help="create (or open) today's entry")
+    x.add_argument("title", nargs="?", default="")
+    x.add_argument("--date", help="YYYY-MM-DD instead of today")
+    x.add_argument("--no-edit", action="store_true", help="do not open $EDITOR")
+    x = log.add_parser("add", help="append a line to a section of today's entry")
+    x.add_argument("text", help="the line; refer to runs as run:NAME or run:IDPREFIX")
+    x.add_argument("--section", default="actions", help="problems | causes | actions | ideas")
+    x.add_argument("--date", help="YYYY-MM-DD instead of today")
+    x = log.add_parser("show", help="print the log with runs resolved, and write it as one HTML page")
+    x.add_argument("--since", help="YYYY-MM-DD")
+    x.add_argument("--until", help="YYYY-MM-DD")
+    x.add_argument("--ablation", default="", help="only entries about this ablation")
+    x.add_argument("--oldest-first", action="store_true")
+    x.add_argument("--html", type=Path, help="where to write the page (default runs/lablog.html)")
+    x.add_argument("--no-images", action="store_true", help="do not embed the runs' last sample grids")
+    x = log.add_parser("import", help="read a free-form journal (## 9/24 headings) into dated entries")
+    x.add_argument("file", type=Path)
+    x.add_argument("--start-year", type=int, help="year of the first date (default: the latest not in the future)")
+
+
+def _add_stylize(sub) -> None:
+    s = sub.add_parser("stylize", help="every content image in the style of every style image (a swap variant)")
+    s.add_argument("--content", help="folder of content images (default: scikit-image's photographs)")
+    s.add_argument("--style", help="folder of style images (default: scikit-image's textures)")
+    s.add_argument("--variant", default="argmax", choices=variant_names(), help="the swap variant")
+    s.add_argument("--decoder-run", help="the decoder_train run (name or id) whose decoder to use")
+    s.add_argument("--out", type=Path, default=Path("runs/stylized"))
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="any style parameter, e.g. temperature=0.1")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_stylize)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="labkit", description="Lab notebook for image-translation experiments.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    _add_ablate(sub)
+    _add_compare(sub)
     s = sub.add_parser("demo", help="the main job: every notebook at demo size (minutes on a CPU), the FID table")
     s.add_argument(
         "--set",
@@ -402,59 +468,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_landmarks)
 
-    s = sub.add_parser("align", help="warp every sketch onto its photo's geometry from the parsing maps (+align)")
-    s.add_argument("data_root", type=Path)
-    knobs = {f.name: f for f in dataclasses.fields(SketchConfig)}
-    s.add_argument(
-        "--mode",
-        default="dense",
-        choices=knobs["align_mode"].metadata["choices"][1:],
-        help="how the warp is estimated from the parsing maps (default: dense, the align notebooks')",
-    )
-    for option in ("transform", "smoothness"):
-        knob = knobs[f"align_{option}"]
-        s.add_argument(
-            f"--{option}",
-            default=knob.default,
-            type=type(knob.default),
-            choices=knob.metadata["choices"] or None,
-            help=knob.metadata["help"],
-        )
-    s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(func=cmd_align)
-
-    s = sub.add_parser("log", help="the dated lab log: new, add, show, import")
-    s.set_defaults(func=cmd_log)
-    log = s.add_subparsers(dest="log_command", required=True)
-    x = log.add_parser("new", help="create (or open) today's entry")
-    x.add_argument("title", nargs="?", default="")
-    x.add_argument("--date", help="YYYY-MM-DD instead of today")
-    x.add_argument("--no-edit", action="store_true", help="do not open $EDITOR")
-    x = log.add_parser("add", help="append a line to a section of today's entry")
-    x.add_argument("text", help="the line; refer to runs as run:NAME or run:IDPREFIX")
-    x.add_argument("--section", default="actions", help="problems | causes | actions | ideas")
-    x.add_argument("--date", help="YYYY-MM-DD instead of today")
-    x = log.add_parser("show", help="print the log with runs resolved, and write it as one HTML page")
-    x.add_argument("--since", help="YYYY-MM-DD")
-    x.add_argument("--until", help="YYYY-MM-DD")
-    x.add_argument("--ablation", default="", help="only entries about this ablation")
-    x.add_argument("--oldest-first", action="store_true")
-    x.add_argument("--html", type=Path, help="where to write the page (default runs/lablog.html)")
-    x.add_argument("--no-images", action="store_true", help="do not embed the runs' last sample grids")
-    x = log.add_parser("import", help="read a free-form journal (## 9/24 headings) into dated entries")
-    x.add_argument("file", type=Path)
-    x.add_argument("--start-year", type=int, help="year of the first date (default: the latest not in the future)")
-
-    s = sub.add_parser("stylize", help="every content image in the style of every style image (a swap variant)")
-    s.add_argument("--content", help="folder of content images (default: scikit-image's photographs)")
-    s.add_argument("--style", help="folder of style images (default: scikit-image's textures)")
-    s.add_argument("--variant", default="argmax", choices=variant_names(), help="the swap variant")
-    s.add_argument("--decoder-run", help="the decoder_train run (name or id) whose decoder to use")
-    s.add_argument("--out", type=Path, default=Path("runs/stylized"))
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="any style parameter, e.g. temperature=0.1")
-    s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(func=cmd_stylize)
+    _add_align(sub)
+    _add_log(sub)
+    _add_stylize(sub)
 
     s = sub.add_parser("runs", help="the runs with status, step, heartbeat and holder; --sweep ends dead ones")
     s.add_argument("--experiment", help="only this experiment")
@@ -476,6 +492,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=5000)
     s.add_argument("--print-only", action="store_true")
     s.set_defaults(func=cmd_ui)
+
     return p
 
 

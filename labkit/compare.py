@@ -171,81 +171,47 @@ def _setting(ablation: str, varied: dict) -> str:
     return f"{ablation} ({', '.join(f'{k}={v}' for k, v in varied.items())})" if varied else ablation
 
 
-def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -> pd.DataFrame:
-    """One row per measurement and setting (runs that differ only in their seed): FID and KID
-    as mean ± std over seeds with their 95% intervals, and the difference from the closest
-    baseline row with its paired interval and verdict."""
-    if runs.empty or _tag(keys.FID_BACKBONE) not in runs.columns:  # no run measured FID (e.g. style runs)
-        return pd.DataFrame()
-    done = runs[(runs["status"] == Status.FINISHED) & runs[_tag(keys.FID_BACKBONE)].notna()]
-    check_measurements(done, mixed)
-    subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith(_metric(keys.per_subset(keys.FID, ""))))
-    settings = done.apply(_settings, axis=1)
-    keyed = done.assign(_m=done.apply(_measurement, axis=1), _s=settings.map(lambda s: tuple(s.values())))
-    # a row is named by its ablation and the settings that tell it from the ablation's other rows
-    varying = {
-        key: [k for k in SETTINGS if len({s[k] for s in settings[group.index]}) > 1]
-        for key, group in keyed.groupby(["_m", _tag(keys.ABLATION)], sort=False)
-    }
-    replicates = {run_id: _replicates(run_id) for run_id in done["run_id"]}
-    rows, tables = [], []
-    for (measurement, _), group in keyed.groupby(["_m", "_s"], sort=False):
-        first, ablation = group.iloc[0], group.iloc[0][_tag(keys.ABLATION)]
-        values = settings[group.index[0]]
-        varied = {k: values[k] for k in varying[(measurement, ablation)]}
-        fid, fid_std = _mean_std(group.get(_metric(keys.FID_LAST), pd.Series(dtype=float)))
-        mean_fid, mean_fid_std = _mean_std(group.get(_metric(keys.FID_MEAN), pd.Series(dtype=float)))
-        kid, kid_std = _mean_std(group.get(_metric(keys.KID_LAST), pd.Series(dtype=float)))
-        intervals = _intervals(group, replicates)
-        best = group[_metric(keys.FID_BEST)].astype(float)
-        selected = group.get(_tag(keys.FID_BEST_SELECTED_ON), pd.Series(dtype=object)).fillna("test")
-        row = dict(
-            backbone=measurement[0],
-            n_real=measurement[1],
-            faces=measurement[2],
-            ablation=ablation,
-            setting=_setting(ablation, varied),
-            varied=varied,
-            values=values,
-            loss=loss_formula(_config_of(first)),
-            runs=len(group),
-            run_ids=list(group["run_id"]),
-            seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
-            fid=fid,
-            fid_std=fid_std,
-            mean_fid=mean_fid,
-            mean_fid_std=mean_fid_std,
-            fid_best=float(best.min()),
-            best_on="validation" if selected.str.startswith("validation").all() else "test",
-            kid=kid,
-            kid_std=kid_std,
-            n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
-            interval=("faces + seeds" if len(group) > 1 else "faces") if intervals else "",
-            not_finished=int(((runs[_tag(keys.ABLATION)] == ablation) & (runs["status"] != Status.FINISHED)).sum()),
-        )
+def _score_columns(group: pd.DataFrame, intervals: dict) -> dict:
+    """A row's FID and KID (mean ± std over its runs), its best FID and the faces that picked it."""
+    fid, fid_std = _mean_std(group.get(_metric(keys.FID_LAST), pd.Series(dtype=float)))
+    mean_fid, mean_fid_std = _mean_std(group.get(_metric(keys.FID_MEAN), pd.Series(dtype=float)))
+    kid, kid_std = _mean_std(group.get(_metric(keys.KID_LAST), pd.Series(dtype=float)))
+    selected = group.get(_tag(keys.FID_BEST_SELECTED_ON), pd.Series(dtype=object)).fillna("test")
+    return dict(
+        fid=fid,
+        fid_std=fid_std,
+        mean_fid=mean_fid,
+        mean_fid_std=mean_fid_std,
+        fid_best=float(group[_metric(keys.FID_BEST)].astype(float).min()),
+        best_on="validation" if selected.str.startswith("validation").all() else "test",
+        kid=kid,
+        kid_std=kid_std,
+        n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
+        interval=("faces + seeds" if len(group) > 1 else "faces") if intervals else "",
+    )
+
+
+def _more_columns(group: pd.DataFrame, subsets: list[str], intervals: dict) -> dict:
+    """A row's intervals, its per-subset FID and KID, and +align's scores (means over its runs)."""
+    mean = lambda name: _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan  # noqa: E731
+    row = {}
+    for metric in (keys.FID, keys.KID):
+        row[keys.ci(metric, "low")], row[keys.ci(metric, "high")] = intervals.get(f"{metric}_ci", (np.nan, np.nan))
+    for subset in subsets:
         for metric in (keys.FID, keys.KID):
-            row[keys.ci(metric, "low")], row[keys.ci(metric, "high")] = intervals.get(f"{metric}_ci", (np.nan, np.nan))
-        for subset in subsets:
-            for metric in (keys.FID, keys.KID):
-                name = keys.per_subset(metric, subset)
-                row[name] = _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan
-                row[f"{name}_ci"] = intervals.get(f"{name}_ci", (np.nan, np.nan))
-            n = group.get(_tag(keys.per_subset(keys.FID_N_REAL, subset)), pd.Series(dtype=object)).dropna()
-            row[f"n/{subset}"] = int(n.iloc[0]) if len(n) else 0
-        for score in ("iou", "dice", "epe"):
-            for when in ("before", "after"):
-                name = keys.align_metric(score, when)
-                row[name] = _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan
-        row[keys.FID_ALIGNED] = (
-            _mean_std(group[_metric(keys.FID_ALIGNED)])[0] if _metric(keys.FID_ALIGNED) in group else np.nan
-        )
-        data = first.get(_tag(keys.DATA_FINGERPRINT))
-        row["data"] = data if isinstance(data, str) else ""  # a run without the tag reads NaN, never equal
-        rows.append(row)
-        tables.append(intervals.get("_tables", {}).get(keys.FID))
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
+            name = keys.per_subset(metric, subset)
+            row[name], row[f"{name}_ci"] = mean(name), intervals.get(f"{name}_ci", (np.nan, np.nan))
+        n = group.get(_tag(keys.per_subset(keys.FID_N_REAL, subset)), pd.Series(dtype=object)).dropna()
+        row[f"n/{subset}"] = int(n.iloc[0]) if len(n) else 0
+    for score in ("iou", "dice", "epe"):
+        for when in ("before", "after"):
+            row[keys.align_metric(score, when)] = mean(keys.align_metric(score, when))
+    row[keys.FID_ALIGNED] = mean(keys.FID_ALIGNED)
+    return row
+
+
+def _against_baseline(out: pd.DataFrame, tables: list, baseline: str) -> None:
+    """Each row's difference from the closest baseline row, with its paired interval and verdict."""
     for column in ("delta_vs_baseline", "delta_ci_low", "delta_ci_high"):
         out[column] = np.nan
     out["baseline_setting"], out["verdict"] = "", ""
@@ -274,6 +240,55 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
             out.at[i, "verdict"] = bootstrap.verdict(low, high)
         else:
             out.at[i, "verdict"] = "n/a (no bootstrap replicates)"
+
+
+def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -> pd.DataFrame:
+    """One row per measurement and setting (runs that differ only in their seed): FID and KID
+    as mean ± std over seeds with their 95% intervals, and the difference from the closest
+    baseline row with its paired interval and verdict."""
+    if runs.empty or _tag(keys.FID_BACKBONE) not in runs.columns:  # no run measured FID (e.g. style runs)
+        return pd.DataFrame()
+    done = runs[(runs["status"] == Status.FINISHED) & runs[_tag(keys.FID_BACKBONE)].notna()]
+    check_measurements(done, mixed)
+    subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith(_metric(keys.per_subset(keys.FID, ""))))
+    settings = done.apply(_settings, axis=1)
+    keyed = done.assign(_m=done.apply(_measurement, axis=1), _s=settings.map(lambda s: tuple(s.values())))
+    # a row is named by its ablation and the settings that tell it from the ablation's other rows
+    varying = {
+        key: [k for k in SETTINGS if len({s[k] for s in settings[group.index]}) > 1]
+        for key, group in keyed.groupby(["_m", _tag(keys.ABLATION)], sort=False)
+    }
+    replicates = {run_id: _replicates(run_id) for run_id in done["run_id"]}
+    rows, tables = [], []
+    for (measurement, _), group in keyed.groupby(["_m", "_s"], sort=False):
+        first, ablation = group.iloc[0], group.iloc[0][_tag(keys.ABLATION)]
+        values = settings[group.index[0]]
+        varied = {k: values[k] for k in varying[(measurement, ablation)]}
+        intervals = _intervals(group, replicates)
+        row = dict(
+            backbone=measurement[0],
+            n_real=measurement[1],
+            faces=measurement[2],
+            ablation=ablation,
+            setting=_setting(ablation, varied),
+            varied=varied,
+            values=values,
+            loss=loss_formula(_config_of(first)),
+            runs=len(group),
+            run_ids=list(group["run_id"]),
+            seeds=",".join(str(s) for s in sorted(group["params.seed"].astype(int).unique())),
+            **_score_columns(group, intervals),
+            not_finished=int(((runs[_tag(keys.ABLATION)] == ablation) & (runs["status"] != Status.FINISHED)).sum()),
+        )
+        row.update(_more_columns(group, subsets, intervals))
+        data = first.get(_tag(keys.DATA_FINGERPRINT))
+        row["data"] = data if isinstance(data, str) else ""  # a run without the tag reads NaN, never equal
+        rows.append(row)
+        tables.append(intervals.get("_tables", {}).get(keys.FID))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    _against_baseline(out, tables, baseline)
     order = out["ablation"].map(lambda a: a != baseline)
     return (
         out.assign(_order=order)
@@ -312,6 +327,100 @@ LEGEND = (
 )
 
 
+HEADER = [
+    "ablation",
+    "objective",
+    "seeds",
+    "FID (last)",
+    "95% interval",
+    "mean FID",
+    "best FID",
+    "KID",
+    "N",
+    "Δ FID vs baseline [95%]",
+    "verdict",
+]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table, and the blank line after it."""
+    return [_row(header), "|" + "---|" * len(header), *map(_row, rows), ""]
+
+
+def _main_cells(r: pd.Series) -> list[str]:
+    delta = (
+        "-"
+        if np.isnan(r["delta_vs_baseline"])
+        else f"{r['delta_vs_baseline']:+.2f} "
+        + (_ci(r["delta_ci_low"], r["delta_ci_high"], sign=True) if not np.isnan(r["delta_ci_low"]) else "")
+    )
+    return [
+        r["setting"],
+        r["loss"],
+        _seeds(r["seeds"]),
+        _pm(r["fid"], r["fid_std"]),
+        _ci(r["fid_ci_low"], r["fid_ci_high"]),
+        _pm(r["mean_fid"], r["mean_fid_std"]),
+        f"{r['fid_best']:.2f}" + ("†" if r["best_on"] == "test" else ""),
+        _pm(r["kid"], r["kid_std"], 4),
+        str(r["n_real"]) if r["n_real"] == r["n_fake"] else f"{r['n_real']} real / {r['n_fake']} generated",
+        delta.strip(),
+        r["verdict"] or "-",
+    ]
+
+
+def _subset_table(block: pd.DataFrame, subsets: list[str]) -> list[str]:
+    cell = lambda r, s: f"{r[f'fid/{s}']:.2f} {_ci(*r[f'fid/{s}_ci'])} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"  # noqa: E731
+    return [
+        "Per subset, at the final evaluation: FID [95% interval] · KID (N test faces)",
+        "",
+        *_table(["ablation", *subsets], [[r["setting"], *[cell(r, s) for s in subsets]] for _, r in block.iterrows()]),
+    ]
+
+
+def _align_table(aligned: pd.DataFrame) -> list[str]:
+    def cells(r):
+        shown = [
+            f"{r[keys.align_metric(score, 'before')]:.{d}f} → {r[keys.align_metric(score, 'after')]:.{d}f}"
+            if not np.isnan(r[keys.align_metric(score, "after")])
+            else "-"
+            for score, d in (("iou", 3), ("dice", 3), ("epe", 2))
+        ]
+        return [r["setting"], r["values"]["align_mode"], *shown, _pm(r[keys.FID_ALIGNED], np.nan)]
+
+    return [
+        "## +align: how well the training sketches sit on the photos",
+        "",
+        "Mean over the faces of the parsing maps' region overlap (photo vs sketch) before → after the "
+        "warp; on the synthetic set also the end-point error against the true field. FID (last) above is "
+        "against the real test sketches; here also against the aligned ones.",
+        "",
+        *_table(
+            ["ablation", "align", "IoU", "Dice", "end-point error (px)", "FID vs aligned test sketches"],
+            [cells(r) for _, r in aligned.iterrows()],
+        ),
+    ]
+
+
+def _factor_table(t: pd.DataFrame, factor: str) -> list[str]:
+    by_value = t.assign(_x=t["values"].map(lambda v: (_number(v[factor]) is None, _number(v[factor]) or 0, v[factor])))
+    rows = [
+        [
+            r["values"][factor],
+            r["setting"],
+            _seeds(r["seeds"]),
+            _pm(r["fid"], r["fid_std"]),
+            _ci(r["fid_ci_low"], r["fid_ci_high"]),
+        ]
+        for _, r in by_value.sort_values(["_x", "setting"]).iterrows()
+    ]
+    return [f"## FID against {factor}", "", *_table([factor, "setting", "seeds", "FID (last)", "95% interval"], rows)]
+
+
 def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | None = None, by: list[str] = ()) -> str:
     """The table as Markdown: one table per measurement (smoke numbers apart, under a banner),
     one per subset, one per factor of `by`, and the figures embedded by relative path."""
@@ -320,118 +429,17 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
     if (t["backbone"] != "inception").any():
         lines += ["```", SMOKE_BANNER, "```", ""]
     lines += [LEGEND, ""]
-    header = [
-        "ablation",
-        "objective",
-        "seeds",
-        "FID (last)",
-        "95% interval",
-        "mean FID",
-        "best FID",
-        "KID",
-        "N",
-        "Δ FID vs baseline [95%]",
-        "verdict",
-    ]
     blocks = list(t.groupby(["backbone", "n_real", "faces"], sort=False))
     for (backbone, n, _), block in blocks:
         title = "Inception" if backbone == "inception" else f"{backbone} backbone: smoke numbers"
-        lines += [
-            f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""),
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "---|" * len(header),
-        ]
-        for _, r in block.iterrows():
-            delta = (
-                "-"
-                if np.isnan(r["delta_vs_baseline"])
-                else f"{r['delta_vs_baseline']:+.2f} "
-                + (_ci(r["delta_ci_low"], r["delta_ci_high"], sign=True) if not np.isnan(r["delta_ci_low"]) else "")
-            )
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        r["setting"],
-                        r["loss"],
-                        _seeds(r["seeds"]),
-                        _pm(r["fid"], r["fid_std"]),
-                        _ci(r["fid_ci_low"], r["fid_ci_high"]),
-                        _pm(r["mean_fid"], r["mean_fid_std"]),
-                        f"{r['fid_best']:.2f}" + ("†" if r["best_on"] == "test" else ""),
-                        _pm(r["kid"], r["kid_std"], 4),
-                        str(r["n_real"])
-                        if r["n_real"] == r["n_fake"]
-                        else f"{r['n_real']} real / {r['n_fake']} generated",
-                        delta.strip(),
-                        r["verdict"] or "-",
-                    ]
-                )
-                + " |"
-            )
-        lines.append("")
-        if subsets:
-            lines += [
-                "Per subset, at the final evaluation: FID [95% interval] · KID (N test faces)",
-                "",
-                "| ablation | " + " | ".join(subsets) + " |",
-                "|" + "---|" * (len(subsets) + 1),
-            ]
-            lines += [
-                "| "
-                + " | ".join(
-                    [
-                        r["setting"],
-                        *[
-                            f"{r[f'fid/{s}']:.2f} {_ci(*r[f'fid/{s}_ci'])} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"
-                            for s in subsets
-                        ],
-                    ]
-                )
-                + " |"
-                for _, r in block.iterrows()
-            ]
-            lines.append("")
-    aligned = t[t[keys.align_metric("iou", "after")].notna()] if keys.align_metric("iou", "after") in t else t[:0]
-    if len(aligned):
-        lines += [
-            "## +align: how well the training sketches sit on the photos",
-            "",
-            "Mean over the faces of the parsing maps' region overlap (photo vs sketch) before → after the "
-            "warp; on the synthetic set also the end-point error against the true field. FID (last) above is "
-            "against the real test sketches; here also against the aligned ones.",
-            "",
-            "| ablation | align | IoU | Dice | end-point error (px) | FID vs aligned test sketches |",
-            "|---|---|---|---|---|---|",
-        ]
-        for _, r in aligned.iterrows():
-            cells = [
-                f"{r[keys.align_metric(score, 'before')]:.{d}f} → {r[keys.align_metric(score, 'after')]:.{d}f}"
-                if not np.isnan(r[keys.align_metric(score, "after")])
-                else "-"
-                for score, d in (("iou", 3), ("dice", 3), ("epe", 2))
-            ]
-            lines.append(
-                f"| {r['setting']} | {r['values']['align_mode']} | "
-                + " | ".join(cells)
-                + f" | {_pm(r[keys.FID_ALIGNED], np.nan)} |"
-            )
-        lines.append("")
+        lines += [f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""), ""]
+        lines += _table(HEADER, [_main_cells(r) for _, r in block.iterrows()])
+        lines += _subset_table(block, subsets) if subsets else []
+    after = keys.align_metric("iou", "after")
+    aligned = t[t[after].notna()] if after in t else t[:0]
+    lines += _align_table(aligned) if len(aligned) else []
     for factor in by:
-        lines += [
-            f"## FID against {factor}",
-            "",
-            f"| {factor} | setting | seeds | FID (last) | 95% interval |",
-            "|---|---|---|---|---|",
-        ]
-        by_value = t.assign(_x=t["values"].map(lambda v, f=factor: (_number(v[f]) is None, _number(v[f]) or 0, v[f])))
-        for _, r in by_value.sort_values(["_x", "setting"]).iterrows():
-            lines.append(
-                f"| {r['values'][factor]} | {r['setting']} | {_seeds(r['seeds'])} | "
-                f"{_pm(r['fid'], r['fid_std'])} | {_ci(r['fid_ci_low'], r['fid_ci_high'])} |"
-            )
-        lines.append("")
+        lines += _factor_table(t, factor)
     unfinished = int(t.drop_duplicates("ablation")["not_finished"].sum())
     if unfinished:
         lines += [f"{unfinished} run(s) not finished (running, failed or killed) are left out.", ""]
@@ -559,6 +567,46 @@ def _save(fig, stem: Path) -> list[Path]:
     return paths
 
 
+def _write(t: pd.DataFrame, runs: pd.DataFrame, experiment: str, sweep: str, by, out_dir: Path) -> tuple[str, list]:
+    """The figures, and the table as Markdown, HTML and CSV, under out_dir; (the text, the files)."""
+    stem = f"{experiment}-{sweep}" if sweep else experiment
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = _save(fid_curves_figure(t), out_dir / f"{stem}-fid")
+    figures = {"FID over training": files[0]}
+    for factor in by:
+        files += _save(factor_figure(t, factor), out_dir / f"{stem}-by-{factor}")
+        figures[f"FID against {factor}"] = files[-3]
+    grid = cross_ablation_grid(runs)
+    if grid is not None:
+        files += _save(grid, out_dir / f"{stem}-samples")
+        figures["photo | real sketch | each ablation, on the same test faces"] = files[-3]
+    text = to_markdown(t, experiment + (f", sweep {sweep}" if sweep else ""), figures, by)
+    files += [out_dir / f"{stem}.md", out_dir / f"{stem}.html", out_dir / f"{stem}.csv"]
+    files[-3].write_text(text, encoding="utf-8")
+    files[-2].write_text(_html(text, out_dir), encoding="utf-8")
+    _flat(t).to_csv(files[-1], index=False)
+    return text, files
+
+
+def _flat(t: pd.DataFrame) -> pd.DataFrame:
+    """The table without its columns of dicts and lists: what a CSV and MLflow's table hold."""
+    return t.drop(columns=["values", "varied", "run_ids"])
+
+
+def _log_table(experiment: str, t: pd.DataFrame, files: list[Path]) -> None:
+    """The table and its files, in a run of `<experiment>-compare` (apart from the training runs)."""
+    c = track.client()
+    run_id = c.create_run(
+        track.experiment_id(c, f"{experiment}-compare"),
+        run_name=f"{experiment} {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
+        tags={keys.KIND: keys.COMPARE, keys.COMPARED: experiment},
+    ).info.run_id
+    with track.OwnedRun(c, run_id, system_metrics=False):
+        c.log_table(run_id, _flat(t), "fid_table.json")
+        for path in files:
+            c.log_artifact(run_id, str(path))
+
+
 def compare(
     experiment: str = "faces",
     out_dir: Path | None = None,
@@ -594,33 +642,7 @@ def compare(
                 f"--by {factor}: every finished run has {factor}={t.iloc[0]['values'][factor]}; "
                 "nothing to set against it"
             )
-    stem = f"{experiment}-{sweep}" if sweep else experiment
-    out_dir = Path(out_dir) if out_dir else runs_dir() / "compare"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = _save(fid_curves_figure(t), out_dir / f"{stem}-fid")
-    figures = {"FID over training": files[0]}
-    for factor in by:
-        files += _save(factor_figure(t, factor), out_dir / f"{stem}-by-{factor}")
-        figures[f"FID against {factor}"] = files[-3]
-    grid = cross_ablation_grid(runs)
-    if grid is not None:
-        files += _save(grid, out_dir / f"{stem}-samples")
-        figures["photo | real sketch | each ablation, on the same test faces"] = files[-3]
-    text = to_markdown(t, experiment + (f", sweep {sweep}" if sweep else ""), figures, by)
-    files += [out_dir / f"{stem}.md", out_dir / f"{stem}.html", out_dir / f"{stem}.csv"]
-    files[-3].write_text(text, encoding="utf-8")
-    files[-2].write_text(_html(text, out_dir), encoding="utf-8")
-    flat = t.drop(columns=["values", "varied", "run_ids"])
-    flat.to_csv(files[-1], index=False)
+    text, files = _write(t, runs, experiment, sweep, by, Path(out_dir) if out_dir else runs_dir() / "compare")
     if log:
-        c = track.client()
-        run_id = c.create_run(
-            track.experiment_id(c, f"{experiment}-compare"),
-            run_name=f"{experiment} {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
-            tags={keys.KIND: keys.COMPARE, keys.COMPARED: experiment},
-        ).info.run_id
-        with track.OwnedRun(c, run_id, system_metrics=False):
-            c.log_table(run_id, flat, "fid_table.json")
-            for path in files:
-                c.log_artifact(run_id, str(path))
+        _log_table(experiment, t, files)
     return text, t, files

@@ -1,6 +1,7 @@
 """The style lab: VGG encoder and its input convention, decoders, decoder training with
 resume, swap runs through their notebooks, stylize on folders."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -102,6 +103,10 @@ def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
     with pytest.raises(KeyboardInterrupt):
         style_training.train_decoder(cfg, encoder, content, style, run, progress=False)
     monkeypatch.setattr(track.Run, "log_metrics", original)
+    with pytest.raises(RuntimeError, match=r"other settings \(lr"):  # one identity, as for the face runs
+        style_training.train_decoder(
+            dataclasses.replace(cfg, lr=0.1), encoder, content, style, track.open_run(cfg, run_id=run.run_id)
+        )
     resumed = style_training.train_decoder(
         cfg, encoder, content, style, track.open_run(cfg, run_id=run.run_id), progress=False
     )

@@ -65,6 +65,29 @@ def _losses(cfg, encoder, decoder, batch, style_batch, layers) -> dict[str, torc
     return terms
 
 
+def _resume(state: dict | None, decoder, optimizer, run) -> int:
+    """The step a decoder's training goes on from: its checkpoint's (loaded into it), else 0."""
+    if state is None:
+        return 0
+    decoder.load_state_dict(state["decoder"])
+    optimizer.load_state_dict(state["optimizer"])
+    print(f"resuming decoder training of run {run.run_id} at step {state['step']}")
+    return state["step"]
+
+
+def _log_window(window: LossWindow, run, step: int, checkpoints: Checkpoints) -> float:
+    """The mean losses since the last log, checked finite, logged at this step; the mean loss."""
+    means, bad_step = window.read()
+    if bad_step:
+        raise FloatingPointError(
+            f"non-finite decoder loss at step {bad_step} ({means}); {checkpoints.describe()}; lower lr"
+        )
+    run.log_metrics(means, step=step)
+    run.beat(step, force=True)
+    window.clear()
+    return means["loss"]
+
+
 def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, progress: bool = True) -> DecoderResult:
     """Train (or continue training) the run's decoder for cfg.steps steps on random crops of the
     content and style images; a checkpoint every cfg.checkpoint_every steps holds decoder,
@@ -79,14 +102,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     print(f"decoder training on {device}: {speed.describe()}")
     run.set_tags({keys.SPEED: speed.describe()})
     checkpoints = Checkpoints(run.run_id, "decoder")
-    checkpoints.clean_stale()
-    start = 0
-    state = checkpoints.load()
-    if state is not None:
-        decoder.load_state_dict(state["decoder"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
-        print(f"resuming decoder training of run {run.run_id} at step {start}")
+    start = _resume(checkpoints.resume(cfg), decoder, optimizer, run)
     layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs), key=STYLE_LAYERS.index))
     images = [img for _, img in content] + [img for _, img in style]
     if start == 0:  # the untrained decoder's pictures: the UI's image slider starts on a picture
@@ -117,15 +133,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
         optimizer.step()
         window.add({"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}, step + 1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            means, bad_step = window.read()
-            if bad_step:
-                raise FloatingPointError(
-                    f"non-finite decoder loss at step {bad_step} ({means}); {checkpoints.describe()}; lower lr"
-                )
-            run.log_metrics(means, step=step + 1)
-            run.beat(step + 1, force=True)
-            bar.set_postfix(loss=f"{means['loss']:.3f}")
-            window.clear()
+            bar.set_postfix(loss=f"{_log_window(window, run, step + 1, checkpoints):.3f}")
         else:
             run.beat(step + 1)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:

@@ -157,6 +157,19 @@ class Checkpoints:
             )
         return None
 
+    def resume(self, cfg) -> dict | None:
+        """What a run resumes from: stale temporary files cleaned, the newest readable checkpoint,
+        refused when it was written with other settings than cfg's (one identity decides)."""
+        self.clean_stale()
+        state = self.load()
+        changed = cfg.differences(state["config"]) if state is not None else []
+        if changed:
+            raise RuntimeError(
+                f"{self.path} was written with other settings ({'; '.join(changed)}); "
+                "start a fresh run instead of resuming this one"
+            )
+        return state
+
     def describe(self) -> str:
         """Where the run would resume from, for messages (names only files that exist)."""
         for path in (self.path, self.prev):

@@ -194,6 +194,31 @@ def check_devices(cfg) -> None:
         )
 
 
+def _relay(process: subprocess.Popen, run_id: str, started: float, bar, tail: deque, failures: list) -> int:
+    """Print what the processes print as it comes (the last lines kept in tail, the ranks' own
+    failures in failures), move the bar to rank 0's heartbeat; torchrun's exit code."""
+    pending = b""
+    while True:
+        ready, _, _ = select.select([process.stdout], [], [], 0.5)
+        chunk = os.read(process.stdout.fileno(), 1 << 16) if ready else b""
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            text = line.decode(errors="replace")
+            tail.append(text)
+            if text.startswith(FAILED):
+                failures.append(text[len(FAILED) :].strip())
+            print(text, flush=True)
+        beat = last_beat(run_id)
+        if beat is not None and beat.time >= started and beat.step != bar.n:
+            bar.update(beat.step - bar.n)
+        if ready and not chunk:  # the pipe closed: torchrun ended
+            break
+    if pending:
+        tail.append(pending.decode(errors="replace"))
+        print(tail[-1], flush=True)
+    return process.wait()
+
+
 def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
     """Train the run in cfg.nproc processes under torchrun and wait for them, showing what they
     print and a progress bar of rank 0's heartbeat (a bar drawn by a process of its own would
@@ -223,27 +248,9 @@ def launch(cfg, run_id: str, total_steps: int, progress: bool = True) -> None:
     started = time.time()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     bar = tqdm(total=total_steps, desc=f"{cfg.nproc} processes", unit="step", disable=not progress)
-    tail, failures, pending = deque(maxlen=20), [], b""
+    tail, failures = deque(maxlen=20), []
     try:
-        while True:
-            ready, _, _ = select.select([process.stdout], [], [], 0.5)
-            chunk = os.read(process.stdout.fileno(), 1 << 16) if ready else b""
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                text = line.decode(errors="replace")
-                tail.append(text)
-                if text.startswith(FAILED):
-                    failures.append(text[len(FAILED) :].strip())
-                print(text, flush=True)
-            beat = last_beat(run_id)
-            if beat is not None and beat.time >= started and beat.step != bar.n:
-                bar.update(beat.step - bar.n)
-            if ready and not chunk:  # the pipe closed: torchrun ended
-                break
-        if pending:
-            tail.append(pending.decode(errors="replace"))
-            print(tail[-1], flush=True)
-        code = process.wait()
+        code = _relay(process, run_id, started, bar, tail, failures)
     finally:  # interrupted (the notebook's stop button): torchrun stops its workers on SIGTERM
         bar.close()
         if process.poll() is None:

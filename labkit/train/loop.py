@@ -203,6 +203,30 @@ def _local_foreground(data) -> str:
     )
 
 
+def _evaluators(cfg, data, backbone, device) -> tuple:
+    """FID on the test faces (per subset, with bootstrap intervals), and against the validation
+    sketches and the warped test sketches where the run has them (else None)."""
+    evaluator = FidEvaluator(
+        data.test.faces(device)["sketch"],
+        backbone,
+        data.fingerprint,
+        subsets=[p.subset for p in data.test.pairs],
+        batch_size=cfg.fid_batch_size,
+        resamples=cfg.bootstrap_resamples,
+        names=[p.name for p in data.test.pairs],
+    )
+
+    def against(faces, split: str) -> FidEvaluator | None:
+        if faces is None:
+            return None
+        return FidEvaluator(
+            faces.faces(device)["sketch"], backbone, data.fingerprint, split=split, batch_size=cfg.fid_batch_size
+        )
+
+    aligned_split = f"test-aligned-{data.alignment and data.alignment.folder.name}"
+    return evaluator, against(data.val, f"val{cfg.val_fraction:g}"), against(data.test_aligned, aligned_split)
+
+
 def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Training:
     """Device, FID backbone and evaluator, seeded model, and (with record) the run's data tags:
     the evaluators and the tags on rank 0 alone."""
@@ -216,60 +240,28 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
     backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device) if world.leads else None
     seed_everything(cfg.seed)
     model = Pix2Pix(cfg, device, world)
-    if not world.leads:
-        torch.manual_seed(rank_seed(cfg.seed, world.rank))  # dropout masks of its own
-        return Training(
-            cfg=cfg,
-            data=data,
-            run=run,
-            device=device,
-            model=model,
-            evaluator=None,
-            val_evaluator=None,
-            aligned_evaluator=None,
-            checkpoints=Checkpoints(run.run_id),
-            backbone="",
-            samples={},
-            window=LossWindow(device),
-            world=world,
-        )
-    evaluator = FidEvaluator(
-        data.test.faces(device)["sketch"],
-        backbone,
-        data.fingerprint,
-        subsets=[p.subset for p in data.test.pairs],
-        batch_size=cfg.fid_batch_size,
-        resamples=cfg.bootstrap_resamples,
-        names=[p.name for p in data.test.pairs],
-    )
-
-    def against(faces, split: str) -> FidEvaluator | None:
-        """FID against another set of sketches than the test set's (when the run has one)."""
-        if faces is None:
-            return None
-        return FidEvaluator(
-            faces.faces(device)["sketch"], backbone, data.fingerprint, split=split, batch_size=cfg.fid_batch_size
-        )
-
-    val_evaluator = against(data.val, f"val{cfg.val_fraction:g}")
-    aligned_evaluator = against(data.test_aligned, f"test-aligned-{data.alignment and data.alignment.folder.name}")
     t = Training(
         cfg=cfg,
         data=data,
         run=run,
         device=device,
         model=model,
-        evaluator=evaluator,
-        val_evaluator=val_evaluator,
-        aligned_evaluator=aligned_evaluator,
+        evaluator=None,
+        val_evaluator=None,
+        aligned_evaluator=None,
         checkpoints=Checkpoints(run.run_id),
-        backbone=backbone.name,
-        samples=fixed_samples(data.test, cfg.grid_samples),
+        backbone="",
+        samples={},
         window=LossWindow(device),
         world=world,
     )
+    if not world.leads:
+        torch.manual_seed(rank_seed(cfg.seed, world.rank))  # dropout masks of its own
+        return t
+    t.evaluator, t.val_evaluator, t.aligned_evaluator = _evaluators(cfg, data, backbone, device)
+    t.backbone, t.samples = backbone.name, fixed_samples(data.test, cfg.grid_samples)
     if record:
-        _record_setup(t, evaluator.provenance())
+        _record_setup(t, t.evaluator.provenance())
     if not backbone.is_real:
         print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
     return t
@@ -322,16 +314,9 @@ def log_alignment(run, alignment) -> None:
 
 def resume(t: Training, say: bool = True) -> None:
     """Continue from the run's newest readable checkpoint, when it has one of the same parameters."""
-    t.checkpoints.clean_stale()
-    state = t.checkpoints.load()
+    state = t.checkpoints.resume(t.cfg)
     if state is None:
         return
-    changed = t.cfg.differences(state["config"])
-    if changed:
-        raise RuntimeError(
-            f"{t.checkpoints.path} was written with other settings ({'; '.join(changed)}); "
-            "start a fresh run instead of resuming this one"
-        )
     t.model.load_state_dict(state["model"])
     t.epoch, t.batch, t.step = state["epoch"], state["batch"], state["step"]
     t.history = [Evaluation(**e) for e in state["history"]]
