@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from . import keys, track, viz
+from . import evaluators, keys, track, viz
 from .config import ParamError, SketchConfig, closest
 from .keys import Status
 from .metrics import bootstrap
@@ -192,7 +192,8 @@ def _score_columns(group: pd.DataFrame, intervals: dict) -> dict:
 
 
 def _more_columns(group: pd.DataFrame, subsets: list[str], intervals: dict) -> dict:
-    """A row's intervals, its per-subset FID and KID, and +align's scores (means over its runs)."""
+    """A row's intervals, its per-subset FID and KID, and the evaluators' columns (means over its
+    runs; a tag column: its first run's)."""
     mean = lambda name: _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan  # noqa: E731
     row = {}
     for metric in (keys.FID, keys.KID):
@@ -203,10 +204,11 @@ def _more_columns(group: pd.DataFrame, subsets: list[str], intervals: dict) -> d
             row[name], row[f"{name}_ci"] = mean(name), intervals.get(f"{name}_ci", (np.nan, np.nan))
         n = group.get(_tag(keys.per_subset(keys.FID_N_REAL, subset)), pd.Series(dtype=object)).dropna()
         row[f"n/{subset}"] = int(n.iloc[0]) if len(n) else 0
-    for score in ("iou", "dice", "epe"):
-        for when in ("before", "after"):
-            row[keys.align_metric(score, when)] = mean(keys.align_metric(score, when))
-    row[keys.FID_ALIGNED] = mean(keys.FID_ALIGNED)
+    for column in (c for evaluator in evaluators.columns() for c in evaluator.columns):
+        if column.tag:
+            row[column.key] = group.get(_tag(column.key), pd.Series([""])).fillna("").iloc[0]
+        else:
+            row.update({k: mean(k) for k in (column.key, column.then) if k})
     return row
 
 
@@ -382,26 +384,28 @@ def _subset_table(block: pd.DataFrame, subsets: list[str]) -> list[str]:
     ]
 
 
-def _align_table(aligned: pd.DataFrame) -> list[str]:
-    def cells(r):
-        shown = [
-            f"{r[keys.align_metric(score, 'before')]:.{d}f} → {r[keys.align_metric(score, 'after')]:.{d}f}"
-            if not np.isnan(r[keys.align_metric(score, "after")])
-            else "-"
-            for score, d in (("iou", 3), ("dice", 3), ("epe", 2))
-        ]
-        return [r["setting"], r["values"]["align_mode"], *shown, _pm(r[keys.FID_ALIGNED], np.nan)]
+def _cell(r: pd.Series, column: evaluators.Column) -> str:
+    if column.tag:
+        return str(r[column.key])
+    if column.then:
+        after = r[column.then]
+        return f"{r[column.key]:.{column.digits}f} → {after:.{column.digits}f}" if not np.isnan(after) else "-"
+    return _pm(r[column.key], np.nan, column.digits)
 
+
+def _evaluator_table(t: pd.DataFrame, evaluator: type[evaluators.Evaluator]) -> list[str]:
+    """An evaluator's columns for the rows that have any of its numbers (none: no table)."""
+    numbers = [k for c in evaluator.columns if not c.tag for k in (c.key, c.then) if k]
+    shown = t[t[numbers].notna().any(axis=1)]
+    if shown.empty:
+        return []
     return [
-        "## +align: how well the training sketches sit on the photos",
+        f"## {evaluator.title}",
         "",
-        "Mean over the faces of the parsing maps' region overlap (photo vs sketch) before → after the "
-        "warp; on the synthetic set also the end-point error against the true field. FID (last) above is "
-        "against the real test sketches; here also against the aligned ones.",
-        "",
+        *([evaluator.note, ""] if evaluator.note else []),
         *_table(
-            ["ablation", "align", "IoU", "Dice", "end-point error (px)", "FID vs aligned test sketches"],
-            [cells(r) for _, r in aligned.iterrows()],
+            ["ablation", *[c.header for c in evaluator.columns]],
+            [[r["setting"], *[_cell(r, c) for c in evaluator.columns]] for _, r in shown.iterrows()],
         ),
     ]
 
@@ -435,9 +439,8 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
         lines += [f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""), ""]
         lines += _table(HEADER, [_main_cells(r) for _, r in block.iterrows()])
         lines += _subset_table(block, subsets) if subsets else []
-    after = keys.align_metric("iou", "after")
-    aligned = t[t[after].notna()] if after in t else t[:0]
-    lines += _align_table(aligned) if len(aligned) else []
+    for evaluator in evaluators.columns():
+        lines += _evaluator_table(t, evaluator)
     for factor in by:
         lines += _factor_table(t, factor)
     unfinished = int(t.drop_duplicates("ablation")["not_finished"].sum())
@@ -602,7 +605,7 @@ def _log_table(experiment: str, t: pd.DataFrame, files: list[Path]) -> None:
         tags={keys.KIND: keys.COMPARE, keys.COMPARED: experiment},
     ).info.run_id
     with track.OwnedRun(c, run_id, system_metrics=False):
-        c.log_table(run_id, _flat(t), "fid_table.json")
+        c.log_table(run_id, _flat(t), keys.FID_TABLE)
         for path in files:
             c.log_artifact(run_id, str(path))
 

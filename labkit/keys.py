@@ -55,6 +55,7 @@ SWEEP_FACTORS = "labkit.sweep.factors"  # the swept parameters, comma-separated
 PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a run under its parent
 FACTOR = "labkit.factor."  # + name: a swept parameter's value, on each run of a sweep
 SWEEP_OBJECTIVE = "labkit.sweep.objective"  # which metric picked the winner, and on which faces
+SWEEP_FILES = "sweep"  # artifact folder of a sweep's parent: its table and figures
 SWEEP_RUNS = "sweep/runs.json"  # artifact of a sweep's parent: its runs' ids, which compare tabulates
 
 # --- tags: what it ran on (the code, the machine, the data)
@@ -106,6 +107,7 @@ SWAP_HEATMAPS = "swap_heatmaps"  # where each content patch found its style patc
 STYLE_LOSS = "style_loss"  # a swap run's Gram distance to its styles (the lab log reads it)
 STALL_STACKS = "stalls/stall-{restart}.txt"  # artifact: every thread's stack when a run stalled
 NOTEBOOK_DIR = "notebook"  # the executed notebook, attached to its run
+FID_TABLE = "fid_table.json"  # the compare run's table, one row per setting
 BOOTSTRAP = "fid/bootstrap.npz"  # the last evaluation's bootstrap replicates, for paired comparisons
 ALIGN_VIEWS = "align_views"  # +align: outlines before / after and the field, per face
 ALIGN_OVERLAP = "align_overlap"  # +align: each region's IoU before and after

@@ -27,7 +27,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-GROUPS = ("labkit.terms", "labkit.variants", "labkit.executors")  # the registries' entry point groups
+# the registries' entry point groups
+GROUPS = ("labkit.terms", "labkit.variants", "labkit.executors", "labkit.evaluators")
 
 
 def plugin_modules() -> set[str]:

@@ -154,7 +154,7 @@ class Sweep:
                 out_dir=runs_dir() / "compare" / f"sweep-{self.run.run_id[:8]}",
             )
             for path in files:
-                self.run.client.log_artifact(self.run.run_id, str(path), "sweep")
+                self.run.client.log_artifact(self.run.run_id, str(path), keys.SWEEP_FILES)
         except ParamError as exc:
             text = f"no table: {exc}"
         bad = [o for o in outcomes if not o.status.done]
