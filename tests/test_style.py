@@ -18,6 +18,7 @@ from labkit.style import images as style_images
 from labkit.style import training as style_training
 from labkit.style.decoder import KINDS, Decoder
 from labkit.style.vgg import CAFFE_MEAN_BGR, VGG19_URL, InputRangeWarning, VGGEncoder, build_encoder
+from labkit.train import Checkpoints, NonFiniteLoss
 
 SMALL = dict(
     image_size=32, vgg_weights="random-init", steps=6, batch_size=2, log_every=2, checkpoint_every=3, device="cpu"
@@ -115,6 +116,27 @@ def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
         assert torch.allclose(tensor, resumed.decoder.state_dict()[name], atol=1e-6), name
     logged = track.client().get_run(run.run_id).data.metrics
     assert {"loss", "loss_pixel", "loss_feature", "loss_tv", "loss_adain"} <= set(logged)
+
+
+def test_a_non_finite_decoder_loss_stops_the_run_before_its_checkpoint(lab, monkeypatch):
+    """The decoder loop runs on the runner the face loop uses: a non-finite loss is named by its
+    step, and the checkpoint due at that step is not written."""
+    cfg = StyleConfig(ablation="decoder_train", **SMALL)
+    content = style_images.load_images("", style_images.DEFAULT_CONTENT, 32)
+    encoder = build_encoder(cfg, torch.device("cpu"))
+    losses, steps = style_training._losses, []
+
+    def nan_at_step_3(*args):
+        terms = losses(*args)
+        steps.append(len(steps) + 1)
+        return {**terms, "pixel": terms["pixel"] * float("nan")} if len(steps) == 3 else terms
+
+    monkeypatch.setattr(style_training, "_losses", nan_at_step_3)
+    run = track.open_run(cfg)
+    with pytest.raises(NonFiniteLoss, match=r"loss_pixel=nan.* of the decoder at step 3\. no checkpoint was written"):
+        style_training.train_decoder(cfg, encoder, content, content, run, progress=False)
+    assert steps == [1, 2, 3] and Checkpoints(run.run_id, "decoder").load() is None
+    assert [s for s, _ in run.metric_history("loss")] == [2]
 
 
 def _params(tmp_path, name, **values):

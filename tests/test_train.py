@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import losses, track, viz
+from labkit import keys, losses, track, viz
 from labkit.data import load_faces
-from labkit.train import NonFiniteLoss, fit
+from labkit.train import Checkpoints, NonFiniteLoss, fit
 
 
 def _train(cfg, progress=False, run_id=""):
@@ -161,3 +161,48 @@ def test_intervals_are_logged_and_a_validation_split_picks_the_best_epoch(lab, t
     assert m["fid_best"] == best.fid and m["fid_best_epoch"] == best.epoch and m["fid_val_best"] == best.fid_val
     replicates = np.load(run.client.download_artifacts(run.run_id, "fid/bootstrap.npz"))
     assert int(replicates["epoch"]) == 2 and len(replicates["fid"]) == 50 and len(replicates["kid/ar"]) == 50
+
+
+def _interval(metrics: dict, metric: str, subset: str = "") -> list[float]:
+    name = (lambda m: keys.per_subset(m, subset)) if subset else (lambda m: m)
+    return [metrics.get(name(keys.ci(metric, side)), float("nan")) for side in ("low", "high")]
+
+
+def _legacy(e) -> dict:
+    """An evaluation as checkpoints kept it before the evaluators: named fields."""
+    m, subsets = e.metrics, ("ar", "cuhk", "xm2vts")
+    per_subset = {
+        s: {"n": 2, **{k: m[keys.per_subset(k, s)] for k in ("fid", "kid")}, "fid_ci": _interval(m, "fid", s)}
+        for s in subsets
+    }
+    for s in subsets:
+        per_subset[s]["kid_ci"] = _interval(m, "kid", s)
+    return dict(
+        epoch=e.epoch,
+        fid=e.fid,
+        kid=e.kid,
+        n_real=6,
+        n_fake=m[keys.FID_N_FAKE],
+        per_subset=per_subset,
+        fid_ci=_interval(m, "fid"),
+        kid_ci=_interval(m, "kid"),
+        fid_val=float("nan"),
+        fid_aligned=float("nan"),
+    )
+
+
+def test_a_checkpoint_written_before_the_evaluators_resumes(lab, tiny_cfg):
+    """Checkpoints once kept each evaluation as named fields; such a history still resumes, to
+    the evaluators' metrics under their recorded names."""
+    cfg = tiny_cfg()
+    run, result = _train(cfg)
+    run.end()
+    checkpoints = Checkpoints(run.run_id)
+    state = checkpoints.load()
+    state["history"] = [_legacy(e) for e in result.history]
+    checkpoints.save(state)
+    _, resumed = _train(cfg, run_id=run.run_id)
+    assert resumed.resumed_from == 2 and [e.epoch for e in resumed.history] == [1, 2]
+    for old, new in zip(result.history, resumed.history):
+        assert new.metrics == pytest.approx(old.metrics), new.epoch
+        assert "fid_ci_low/cuhk" in new.metrics and new.fid_ci == pytest.approx(old.fid_ci)

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .. import keys, viz
 from ..speed import Speed
 from ..train.checkpoint import Checkpoints
+from ..train.runner import Runner
 from ..train.window import LossWindow
 from .decoder import Decoder
 from .images import random_crops
@@ -75,23 +76,30 @@ def _resume(state: dict | None, decoder, optimizer, run) -> int:
     return state["step"]
 
 
-def _log_window(window: LossWindow, run, step: int, checkpoints: Checkpoints) -> float:
-    """The mean losses since the last log, checked finite, logged at this step; the mean loss."""
-    means, bad_step = window.read()
-    if bad_step:
-        raise FloatingPointError(
-            f"non-finite decoder loss at step {bad_step} ({means}); {checkpoints.describe()}; lower lr"
-        )
-    run.log_metrics(means, step=step)
-    run.beat(step, force=True)
-    window.clear()
-    return means["loss"]
+def _runner(cfg, run, decoder, optimizer, checkpoints: Checkpoints) -> Runner:
+    """The loss window, logging, beats, finite check and checkpoint cadence of a decoder's training:
+    a checkpoint every cfg.checkpoint_every steps and at the end holds decoder, optimiser, step
+    and config."""
+
+    def save(step: int) -> None:
+        state = {"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+        checkpoints.save({**state, "config": cfg.to_dict()})
+
+    return Runner(
+        run=run,
+        window=LossWindow(next(decoder.parameters()).device),
+        log_every=cfg.log_every,
+        save=save,
+        checkpoint_due=lambda step: step % cfg.checkpoint_every == 0 or step == cfg.steps,
+        where=lambda step: f"of the decoder at step {step}",
+        checkpoints=checkpoints,
+        advice="lower lr",
+    )
 
 
 def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, progress: bool = True) -> DecoderResult:
     """Train (or continue training) the run's decoder for cfg.steps steps on random crops of the
-    content and style images; a checkpoint every cfg.checkpoint_every steps holds decoder,
-    optimiser, step and config."""
+    content and style images."""
     device = next(encoder.parameters()).device
     run.set_tags(encoder_tags(encoder))
     run.beat(0, "start", force=True)
@@ -108,7 +116,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     if start == 0:  # the untrained decoder's pictures: the UI's image slider starts on a picture
         _reconstructions(cfg, encoder, decoder, images, run, 0)
     style_images = [img for _, img in style]
-    window = LossWindow(device)
+    runner = _runner(cfg, run, decoder, optimizer, checkpoints)
     started = time.time()
     bar = tqdm(
         range(start, cfg.steps),
@@ -131,20 +139,10 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        window.add({"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}, step + 1)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            bar.set_postfix(loss=f"{_log_window(window, run, step + 1, checkpoints):.3f}")
-        else:
-            run.beat(step + 1)
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            checkpoints.save(
-                {
-                    "decoder": decoder.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step + 1,
-                    "config": cfg.to_dict(),
-                }
-            )
+        losses = {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}
+        means = runner.step_done(losses, step + 1, log=step + 1 == cfg.steps)
+        if means:
+            bar.set_postfix(loss=f"{means['loss']:.3f}")
     run.log_metrics({keys.DECODER_SECONDS: time.time() - started})
     run.beat(cfg.steps, "views", force=True)
     return DecoderResult(decoder, cfg.steps, start, _reconstructions(cfg, encoder, decoder, images, run, cfg.steps))

@@ -1,13 +1,13 @@
 """Training a face run: small steps (prepare, resume, one epoch, evaluate, save) joined by `fit`.
 
 The training faces live on the device as uint8 and each batch is jittered there (labkit.data);
-losses stay on the device and are read once per `log_every` steps; a device-side flag keeps
-the first step whose losses were not finite, so a bad step is found exactly without a host
-sync every step. At each read the weights and BatchNorm statistics are checked too, and a
+the losses are read, checked and logged by the runner every training loop shares
+(labkit.train.runner). At each read the weights and BatchNorm statistics are checked too, and a
 generator loss far beyond its first logged value counts as divergence: either fails the run
-with the step and a hint. Checkpoints are written every `checkpoint_every` steps (or every
-`checkpoint_minutes`), after each evaluation and at the end; each holds the position in the
-epoch's order, so a resume continues with the very next batch. (Not at every epoch's end:
+with the step and a hint. A run is scored by the evaluators (labkit.evaluators). Checkpoints
+are written every `checkpoint_every` steps (or every `checkpoint_minutes`), after each
+evaluation and at the end; each holds the position in the epoch's order, so a resume continues
+with the very next batch. (Not at every epoch's end:
 a CUFS epoch is seconds on a GPU, and the model with its optimiser states is 700 MB.)
 
 With nproc > 1 the kernel hands the training to nproc processes (labkit.train.distributed) and
@@ -27,40 +27,61 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import keys, viz
-from ..console import banner
 from ..data import DataError
-from ..metrics import FidEvaluator, load_backbone
+from ..evaluators import Evaluator, Generated, Setting, build_all
+from ..evaluators.fid import with_interval
+from ..metrics import load_backbone
 from ..models.local import known_foreground
 from ..provenance import device_description
 from .checkpoint import Checkpoints, rng_state, set_rng_state
 from .distributed import World, launch, rank_seed
 from .pix2pix import Pix2Pix
+from .runner import Diverged, Runner
 from .window import LossWindow
 
-
-class Diverged(FloatingPointError):
-    """Training went off the rails: non-finite losses, weights or statistics, or a runaway loss."""
-
-
-class NonFiniteLoss(Diverged):
-    pass
-
-
-NO_INTERVAL = [float("nan"), float("nan")]
+NAN = float("nan")
 
 
 @dataclass
 class Evaluation:
+    """One evaluation's results: what the evaluators returned, by the metrics' recorded names."""
+
     epoch: int
-    fid: float
-    kid: float
-    n_real: int
-    n_fake: int
-    per_subset: dict = field(default_factory=dict)  # {subset: {fid, kid, n, fid_ci, kid_ci}}
-    fid_ci: list = field(default_factory=lambda: list(NO_INTERVAL))  # 95% bootstrap interval over the test faces
-    kid_ci: list = field(default_factory=lambda: list(NO_INTERVAL))
-    fid_val: float = float("nan")  # on the validation faces (val_fraction > 0): what picks the best epoch
-    fid_aligned: float = float("nan")  # +align: against the warped test sketches (a second, labelled number)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def fid(self) -> float:
+        return self.metrics.get(keys.FID, NAN)
+
+    @property
+    def kid(self) -> float:
+        return self.metrics.get(keys.KID, NAN)
+
+    @property
+    def fid_ci(self) -> list[float]:  # 95% bootstrap interval over the test faces
+        return [self.metrics.get(keys.ci(keys.FID, side), NAN) for side in ("low", "high")]
+
+    @property
+    def fid_val(self) -> float:  # on the validation faces (val_fraction > 0): what picks the best epoch
+        return self.metrics.get(keys.FID_VAL, NAN)
+
+    @property
+    def fid_aligned(self) -> float:  # +align: against the warped test sketches
+        return self.metrics.get(keys.FID_ALIGNED, NAN)
+
+    @classmethod
+    def from_state(cls, state: dict) -> Evaluation:
+        """From a checkpoint's history, also one written before evaluations were the evaluators'
+        results (named fields: fid, kid, their intervals, per_subset, fid_val, fid_aligned)."""
+        if "metrics" in state:
+            return cls(**state)
+        metrics = {keys.FID_N_FAKE: state["n_fake"], keys.FID_VAL: state["fid_val"]}
+        metrics[keys.FID_ALIGNED] = state["fid_aligned"]
+        for metric in (keys.FID, keys.KID):
+            metrics.update(with_interval(metric, state[metric], state.get(f"{metric}_ci")))
+            for subset, sub in state["per_subset"].items():
+                metrics.update(with_interval(metric, sub[metric], sub.get(f"{metric}_ci"), subset))
+        return cls(state["epoch"], {k: v for k, v in metrics.items() if not np.isnan(v)})
 
 
 def best_of(history: list[Evaluation]) -> Evaluation:
@@ -79,7 +100,6 @@ def summary_metrics(history: list[Evaluation]) -> dict[str, float]:
         keys.FID_MEAN: float(np.mean([e.fid for e in history])),
         keys.FID_LAST: history[-1].fid,
         keys.KID_LAST: history[-1].kid,
-        keys.FID_N_FAKE: history[-1].n_fake,
     }
     if not np.isnan(best.fid_val):
         out[keys.FID_VAL_BEST] = best.fid_val
@@ -127,13 +147,12 @@ class Training:
     run: object  # every rank holds it; rank 0 alone writes to it
     device: torch.device
     model: Pix2Pix
-    evaluator: FidEvaluator | None  # rank 0's alone
-    val_evaluator: FidEvaluator | None
-    aligned_evaluator: FidEvaluator | None  # +align: the same fakes against the warped test sketches
+    evaluators: list[Evaluator]  # rank 0's alone (labkit.evaluators)
     checkpoints: Checkpoints
-    backbone: str
+    backbone: str  # the FID backbone's name
     samples: dict  # fixed test faces for the grids
     world: World = field(default_factory=World)
+    fid_backbone: object = None  # the FID backbone itself (rank 0's), that evaluators share
     epoch: int = 0  # epochs completed
     batch: int = 0  # batches of the current epoch completed
     step: int = 0
@@ -203,30 +222,6 @@ def _local_foreground(data) -> str:
     )
 
 
-def _evaluators(cfg, data, backbone, device) -> tuple:
-    """FID on the test faces (per subset, with bootstrap intervals), and against the validation
-    sketches and the warped test sketches where the run has them (else None)."""
-    evaluator = FidEvaluator(
-        data.test.faces(device)["sketch"],
-        backbone,
-        data.fingerprint,
-        subsets=[p.subset for p in data.test.pairs],
-        batch_size=cfg.fid_batch_size,
-        resamples=cfg.bootstrap_resamples,
-        names=[p.name for p in data.test.pairs],
-    )
-
-    def against(faces, split: str) -> FidEvaluator | None:
-        if faces is None:
-            return None
-        return FidEvaluator(
-            faces.faces(device)["sketch"], backbone, data.fingerprint, split=split, batch_size=cfg.fid_batch_size
-        )
-
-    aligned_split = f"test-aligned-{data.alignment and data.alignment.folder.name}"
-    return evaluator, against(data.val, f"val{cfg.val_fraction:g}"), against(data.test_aligned, aligned_split)
-
-
 def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Training:
     """Device, FID backbone and evaluator, seeded model, and (with record) the run's data tags:
     the evaluators and the tags on rank 0 alone."""
@@ -246,9 +241,7 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
         run=run,
         device=device,
         model=model,
-        evaluator=None,
-        val_evaluator=None,
-        aligned_evaluator=None,
+        evaluators=[],
         checkpoints=Checkpoints(run.run_id),
         backbone="",
         samples={},
@@ -258,24 +251,21 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
     if not world.leads:
         torch.manual_seed(rank_seed(cfg.seed, world.rank))  # dropout masks of its own
         return t
-    t.evaluator, t.val_evaluator, t.aligned_evaluator = _evaluators(cfg, data, backbone, device)
-    t.backbone, t.samples = backbone.name, fixed_samples(data.test, cfg.grid_samples)
+    t.evaluators = build_all(Setting(cfg, data, backbone, device))
+    t.fid_backbone, t.backbone, t.samples = backbone, backbone.name, fixed_samples(data.test, cfg.grid_samples)
     if record:
-        _record_setup(t, t.evaluator.provenance())
-    if not backbone.is_real:
-        print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
+        _record_setup(t)
     return t
 
 
-def _record_setup(t: Training, provenance: dict) -> None:
-    """What the run records of its setting: FID provenance, device and speed, the data."""
+def _record_setup(t: Training) -> None:
+    """What the run records of its setting: what its metrics mean, device and speed, the data."""
     cfg, data, run, world = t.cfg, t.data, t.run, t.world
-    if data.alignment is not None:
-        log_alignment(run, data.alignment)
+    for evaluator in t.evaluators:
+        evaluator.setup(run)
     selected_on = f"validation ({len(data.val)} faces)" if data.val is not None else "test (optimistic)"
     run.set_tags(
         {
-            **provenance,
             keys.FID_BEST_SELECTED_ON: selected_on,
             keys.DEVICE: device_description(t.device) + (f" x {world.size} processes" if world.size > 1 else ""),
             keys.SPEED: t.model.speed.describe(),
@@ -295,23 +285,6 @@ def _record_setup(t: Training, provenance: dict) -> None:
     print(f"training on {data.summary()}\non {where}: {t.model.speed.describe()}")
 
 
-def log_alignment(run, alignment) -> None:
-    """How well the sketches sat on the photos before and after +align: overall, per subset,
-    and the per-face scores and check picture as artifacts."""
-    metrics = {}
-    for subset in ["", *alignment.subsets()]:
-        for name, value in alignment.summary(subset).items():
-            metric = keys.align_metric(*name.split("_"))
-            metrics[keys.per_subset(metric, subset) if subset else metric] = value
-    run.log_metrics(metrics)
-    run.set_tags({keys.ALIGN_MODE: alignment.mode})
-    run.log_file(alignment.folder / "scores.csv", keys.ALIGN)
-    run.log_file(alignment.folder / "check.png", keys.ALIGN)
-    print(
-        "sketches aligned to the photos (region overlap of the parsing maps, before -> after):\n" + alignment.report()
-    )
-
-
 def resume(t: Training, say: bool = True) -> None:
     """Continue from the run's newest readable checkpoint, when it has one of the same parameters."""
     state = t.checkpoints.resume(t.cfg)
@@ -319,7 +292,7 @@ def resume(t: Training, say: bool = True) -> None:
         return
     t.model.load_state_dict(state["model"])
     t.epoch, t.batch, t.step = state["epoch"], state["batch"], state["step"]
-    t.history = [Evaluation(**e) for e in state["history"]]
+    t.history = [Evaluation.from_state(e) for e in state["history"]]
     t.reference_loss = state["reference_loss"]
     t.window = LossWindow(t.device, state["sums"], state["window"])
     ranks = state.get("rng_ranks", [])
@@ -334,27 +307,35 @@ def resume(t: Training, say: bool = True) -> None:
         print(f"resuming run {t.run.run_id} at epoch {t.epoch + 1}, batch {t.batch} (step {t.step})")
 
 
-def _check(t: Training) -> dict[str, float]:
-    """The mean losses since the last log, read from the device in one go, with the step of the
-    first non-finite one; raises Diverged naming the step. Several processes read the mean of their
-    windows, and so decide alike."""
-    t.window.merge(t.world)
-    means, bad_step = t.window.read()
-    where = f"at epoch {t.epoch + 1}, step {bad_step or t.step}"
-    hint = f"{t.checkpoints.describe()}; lower lr or check the data"
-    if bad_step:
-        raise NonFiniteLoss(f"non-finite loss ({', '.join(f'{k}={v:.4g}' for k, v in means.items())}) {where}. {hint}")
+def _check_model(t: Training, means: dict[str, float], where: str) -> None:
+    """At each read of the losses: the weights and BatchNorm statistics finite, and the generator
+    loss within diverge_factor of its first logged value; raises Diverged saying where."""
     finite = torch.stack([torch.isfinite(x).all() for x in t.model.tensors()]).all()
     if not bool(finite):
-        raise Diverged(f"non-finite weights or BatchNorm statistics {where}. {hint}")
+        raise Diverged(f"non-finite weights or BatchNorm statistics {where}")
     if not t.reference_loss:
         t.reference_loss = means["loss_G"]
     elif t.cfg.diverge_factor and means["loss_G"] > t.cfg.diverge_factor * t.reference_loss:
         raise Diverged(
             f"the generator loss diverged: {means['loss_G']:.4g}, {means['loss_G'] / t.reference_loss:.0f}"
-            f" x its first logged value {t.reference_loss:.4g}, {where}. {hint}"
+            f" x its first logged value {t.reference_loss:.4g}, {where}"
         )
-    return means
+
+
+def _runner(t: Training) -> Runner:
+    """The loss window, logging, beats, checks and checkpoint cadence of the face training."""
+    return Runner(
+        run=t.run,
+        window=t.window,
+        log_every=t.cfg.log_every,
+        save=lambda step: save(t),
+        checkpoint_due=lambda step: checkpoint_due(t),
+        where=lambda step: f"at epoch {t.epoch + 1}, step {step}",
+        checkpoints=t.checkpoints,
+        advice="lower lr or check the data",
+        check=lambda means, where: _check_model(t, means, where),
+        world=t.world,
+    )
 
 
 def train_epoch(t: Training, progress: bool = True) -> None:
@@ -373,83 +354,50 @@ def train_epoch(t: Training, progress: bool = True) -> None:
         initial=t.batch,
         total=t.batch + len(batches),
     )
+    runner = _runner(t)
     for indices in bar:
         losses = t.model.train_step(data.batch(indices, t.device))  # faces jittered on the device
-        t.window.add(losses, t.step + 1)
         t.step, t.batch = t.step + 1, t.batch + 1
-        if t.step % cfg.log_every == 0:
-            means = _check(t)
-            if leads:
-                t.run.log_metrics(means, step=t.step)
-                t.run.beat(t.step, force=True)
+        means = runner.step_done(losses, t.step)
+        if means:
             bar.set_postfix(G=f"{means['loss_G']:.3f}", D=f"{means['loss_D']:.3f}")
-            t.window.clear()
-        elif leads:
-            t.run.beat(t.step)
-        if checkpoint_due(t):
-            save(t)
     if t.window.count:  # the epoch's last steps are checked even when they are not logged yet
-        _check(t)
+        runner.read()
     if leads:
         t.run.log_metrics({keys.LR: t.model.lr, keys.EPOCH_SECONDS: time.time() - started}, step=t.epoch + 1)
     t.model.end_epoch()
     t.epoch, t.batch = t.epoch + 1, 0
 
 
-def _generate(t: Training, faces) -> torch.Tensor:
-    """The model's sketches of a face set's photos, on the device, in batches of fid_batch_size."""
-    f = faces.faces(t.device)
+def _generate(t: Training, split: str) -> torch.Tensor:
+    """The model's sketches of a split's photos, on the device, in batches of fid_batch_size."""
+    f = {"test": t.data.test, "val": t.data.val}[split].faces(t.device)
     return t.model.generate(f["photo"], f["landmarks"], f["mask"], t.cfg.fid_batch_size, on_device=True)
 
 
-def _with_interval(metric: str, value: float, interval: list, subset: str = "") -> dict[str, float]:
-    """A metric and its interval's bounds under their logged names (per subset with one)."""
-    name = (lambda m: keys.per_subset(m, subset)) if subset else (lambda m: m)
-    out = {name(metric): value}
-    if not np.isnan(interval[0]):
-        out.update({name(keys.ci(metric, side)): bound for side, bound in zip(("low", "high"), interval)})
-    return out
-
-
 def evaluate(t: Training) -> Evaluation:
-    """FID and KID of the model on the whole test set (per subset too), with their bootstrap
-    intervals, and on the validation faces when there are; logged with the grids."""
+    """The model scored by the run's evaluators (FID and KID on the test set with their
+    intervals, per subset, on the validation faces, ...): logged at this epoch with the grids."""
     t.run.beat(t.step, "evaluate", force=True)
-    fakes = _generate(t, t.data.test)
-    fake_features = t.evaluator.features_of(fakes)
-    scores = t.evaluator.evaluate(fake=fake_features)
-    replicates = scores.pop("replicates")
-    e = Evaluation(epoch=t.epoch, **scores)
-    if t.aligned_evaluator is not None:
-        e.fid_aligned = t.aligned_evaluator.evaluate(fake=fake_features)["fid"]
-    if t.val_evaluator is not None:
-        e.fid_val = t.val_evaluator.evaluate(_generate(t, t.data.val))["fid"]
+    splits = {"test"} | {split for e in t.evaluators for split in e.splits}
+    generated = {split: Generated(_generate(t, split), t.fid_backbone, t.cfg.fid_batch_size) for split in splits}
+    e = Evaluation(epoch=t.epoch)
+    lines = []
+    for evaluator in t.evaluators:
+        evaluator.reset()
+        for split in evaluator.splits:
+            evaluator.process(split, generated[split])
+        results = evaluator.results()
+        e.metrics.update(results)
+        lines.append(evaluator.summary(results))
     t.history.append(e)
-    metrics = {**_with_interval(keys.FID, e.fid, e.fid_ci), **_with_interval(keys.KID, e.kid, e.kid_ci)}
-    for name, v in e.per_subset.items():
-        metrics.update(
-            {
-                **_with_interval(keys.FID, v["fid"], v.get("fid_ci", NO_INTERVAL), name),
-                **_with_interval(keys.KID, v["kid"], v.get("kid_ci", NO_INTERVAL), name),
-            }
-        )
-    if not np.isnan(e.fid_val):
-        metrics[keys.FID_VAL] = e.fid_val
-    if not np.isnan(e.fid_aligned):
-        metrics[keys.FID_ALIGNED] = e.fid_aligned
-    t.run.log_metrics(metrics, step=t.epoch)
+    t.run.log_metrics(e.metrics, step=t.epoch)
     t.run.log_metrics(summary_metrics(t.history))
-    if replicates:  # the newest evaluation's: what compare pairs runs with
-        t.run.log_arrays({"epoch": np.array(t.epoch), **replicates}, keys.BOOTSTRAP)
+    for evaluator in t.evaluators:
+        evaluator.record(t.run, t.epoch)
+    fakes = generated["test"].images
     _pictures(t, fakes[t.samples["index"].to(fakes.device)].cpu(), step=t.epoch)
-    per_subset = "".join(f"  {name} {v['fid']:.2f} (N {v['n']})" for name, v in e.per_subset.items())
-    interval = "" if np.isnan(e.fid_ci[0]) else f" [{e.fid_ci[0]:.2f}, {e.fid_ci[1]:.2f}]"
-    val = "" if np.isnan(e.fid_val) else f"  validation FID {e.fid_val:.2f}"
-    val += "" if np.isnan(e.fid_aligned) else f"  FID vs aligned test sketches {e.fid_aligned:.2f}"
-    print(
-        f"epoch {t.epoch}: FID {e.fid:.2f}{interval}  KID {e.kid:.4f}  (N real {e.n_real}, N fake {e.n_fake}, "
-        f"{t.backbone}){per_subset}{val}"
-    )
+    print(f"epoch {t.epoch}: " + "  ".join(lines))
     t.run.beat(t.step, "train", force=True)
     return e
 

@@ -25,7 +25,8 @@ def _worker(run_id: str, config: str) -> None:
     from ..lease import dump_stacks_on_signal
     from .checkpoint import CheckpointError
     from .distributed import FAILED, World
-    from .loop import Diverged, fit
+    from .loop import fit
+    from .runner import Diverged
 
     cfg = SketchConfig.from_values(json.loads(config), "the launcher's config")
     world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
