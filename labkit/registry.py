@@ -1,6 +1,6 @@
 """Registries: the lab's extension points, each a set of named entries of one kind (as papermill
 registers its engines and detectron2 its backbones). A face ablation's loss terms, the swap
-variants and the executors are each one registry; adding one is registering an entry in a
+variants, the metrics (evaluators) and the executors are each one registry; adding one is registering an entry in a
 module of its own.
 
 A module outside the package registers its entries when it is imported; to be imported in every

@@ -1,7 +1,8 @@
 """Extending the lab from outside the package, as CONTRIBUTING.md tells: a package of its own
-registers a loss term (a new face ablation, with a parameter of its own) and an executor through
-its entry points; the ablation's notebook is added to the lab's notebooks; `labkit ablate` runs it
-on tiny data with that executor, the runner, the kernel and the table all seeing the plugin."""
+registers a loss term (a new face ablation, with a parameter of its own), a metric and an executor
+through its entry points; the ablation's notebook is added to the lab's notebooks; `labkit ablate`
+runs it on tiny data with that executor, the runner, the kernel and the table all seeing the
+plugin."""
 
 import json
 import os
@@ -42,6 +43,31 @@ register(
 )
 '''
 
+METRIC = '''
+"""Ink: the share of the generated test sketches' pixels darker than mid-grey, a toy metric."""
+
+from labkit.evaluators import Column, Evaluator, register
+
+
+@register
+class Ink(Evaluator):
+    name = "ink"
+    title = "Ink"
+    note = "The share of the generated test sketches' pixels darker than mid-grey."
+    columns = (Column("ink (last)", "ink", digits=3),)
+
+    def reset(self):
+        self.images = []
+
+    def process(self, split, generated):
+        self.images.append(generated.images)
+
+    def results(self):
+        import torch
+
+        return {"ink": float((torch.cat(self.images) < 0).float().mean())}
+'''
+
 EXECUTOR = '''
 """The jobs one at a time, the last queued first: a toy executor."""
 
@@ -69,6 +95,7 @@ def _plugin(folder: Path) -> Path:
     (folder / "toy_lab").mkdir(parents=True)
     (folder / "toy_lab" / "__init__.py").write_text("")
     (folder / "toy_lab" / "tv_term.py").write_text(TERM)
+    (folder / "toy_lab" / "ink_metric.py").write_text(METRIC)
     (folder / "toy_lab" / "reversed_executor.py").write_text(EXECUTOR)
     info = folder / "toy_lab-0.1.dist-info"
     info.mkdir()
@@ -78,6 +105,9 @@ def _plugin(folder: Path) -> Path:
             """\
             [labkit.terms]
             tv = toy_lab.tv_term
+
+            [labkit.evaluators]
+            ink = toy_lab.ink_metric
 
             [labkit.executors]
             reversed = toy_lab.reversed_executor
@@ -98,7 +128,7 @@ def _lab_with_notebook(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_term_and_an_executor_registered_from_outside_run_end_to_end(lab, tmp_path):
+def test_a_term_a_metric_and_an_executor_registered_from_outside_run_end_to_end(lab, tmp_path):
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(_plugin(tmp_path / "plugin")), os.environ.get("PYTHONPATH", "")]),
@@ -131,3 +161,10 @@ def test_a_term_and_an_executor_registered_from_outside_run_end_to_end(lab, tmp_
     )
     assert table.returncode == 0, table.stdout + table.stderr
     assert "| tv | GAN + 100·L1 + 1·TV | 3 (0, 1, 2) |" in table.stdout
+
+    # the metric: logged at every evaluation of every run, and its column in the table
+    for run in runs.values():
+        ink = [v for _, v in track.Run(c, run.info.run_id).metric_history("ink")]
+        assert len(ink) == 2 and all(0 <= v <= 1 for v in ink), run.info.run_name
+    mean = sum(runs[f"tv-s{seed}"].data.metrics["ink"] for seed in (0, 1, 2)) / 3
+    assert "## Ink\n\nThe share of" in table.stdout and f"| tv | {mean:.3f} |" in table.stdout
