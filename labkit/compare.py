@@ -251,6 +251,8 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
     if runs.empty or _tag(keys.FID_BACKBONE) not in runs.columns:  # no run measured FID (e.g. style runs)
         return pd.DataFrame()
     done = runs[(runs["status"] == Status.FINISHED) & runs[_tag(keys.FID_BACKBONE)].notna()]
+    if done.empty:  # every run failed, was killed or is still running
+        return pd.DataFrame()
     check_measurements(done, mixed)
     subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith(_metric(keys.per_subset(keys.FID, ""))))
     settings = done.apply(_settings, axis=1)

@@ -226,16 +226,12 @@ def attach_notebook(run: Run, path: Path) -> None:
     from nbconvert import HTMLExporter
 
     html, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
-    page = path.with_name(f".{path.stem}.html")  # beside it, hidden, under the notebook's own name
-    page.write_text(html, encoding="utf-8")
-    try:
-        run.client.log_artifact(run.run_id, str(path), keys.NOTEBOOK_DIR)
-        with tempfile.TemporaryDirectory() as tmp:
-            named = Path(tmp) / f"{path.stem}.html"
-            page.replace(named)
-            run.client.log_artifact(run.run_id, str(named), keys.NOTEBOOK_DIR)
-    finally:
-        page.unlink(missing_ok=True)
+    run.client.log_artifact(run.run_id, str(path), keys.NOTEBOOK_DIR)
+    # written where it is logged from, never moved: runs/ may be on another filesystem than $TMPDIR
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / f"{path.stem}.html"
+        page.write_text(html, encoding="utf-8")
+        run.client.log_artifact(run.run_id, str(page), keys.NOTEBOOK_DIR)
     run.set_tags({keys.NOTEBOOK: path})
 
 

@@ -4,9 +4,11 @@ real SQLite store with real kernels; a full disk; checkpoints and weights that m
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -300,6 +302,41 @@ def test_compare_of_an_unknown_experiment_lists_the_experiments(lab, capsys):
     track.experiment_id(track.client(), "faces-real")
     assert cli.main(["compare", "--experiment", "nosuch"]) == 2
     assert "no experiment 'nosuch'" in (err := capsys.readouterr().err) and "faces-real" in err
+
+
+def test_compare_of_an_experiment_whose_runs_were_all_killed_says_so(lab, capsys):
+    with track.open_run(SketchConfig(experiment="killed")) as run:
+        run.set_tags({keys.FID_BACKBONE: "random-init", keys.FID_N_REAL: "6"})  # set up, never evaluated
+        run.end(keys.Status.KILLED)
+    assert cli.main(["compare", "--experiment", "killed", "--no-log"]) == 0
+    assert "No finished runs with an FID in experiment 'killed' yet" in capsys.readouterr().out
+
+
+def _other_filesystem(path: Path) -> Path | None:
+    """A writable folder on another filesystem than `path`'s (/dev/shm is a tmpfs where there is one)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != path.stat().st_dev:
+        return shm
+    return None
+
+
+def test_a_notebook_on_another_filesystem_than_the_temp_folder_is_attached(lab, tmp_path):
+    """runs/ on its own disk (or a tmpfs), $TMPDIR elsewhere: the executed notebook and its HTML
+    still reach the run (a move across the two once failed every run at its very end)."""
+    other = _other_filesystem(tmp_path)
+    if other is None:
+        pytest.skip("no second filesystem to put the notebook on (/dev/shm)")
+    folder = Path(tempfile.mkdtemp(dir=other))
+    try:
+        notebook = folder / "baseline-s0.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# done")]), notebook)
+        with track.open_run(SketchConfig(experiment="disks")) as run:
+            track.attach_notebook(run, notebook)
+        names = {a.path for a in run.client.list_artifacts(run.run_id, keys.NOTEBOOK_DIR)}
+        assert names == {"notebook/baseline-s0.ipynb", "notebook/baseline-s0.html"}
+        assert sorted(p.name for p in folder.iterdir()) == ["baseline-s0.ipynb"]  # nothing left beside it
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_ui_runs_mlflow_of_this_python_with_an_argument_list(lab, monkeypatch, tmp_path, capsys):
