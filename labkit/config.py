@@ -44,6 +44,15 @@ class ParamError(ValueError):
     """A parameter file or value the lab refuses; the message names the source and the fix."""
 
 
+class InvalidValues(ParamError):
+    """Values out of their range or in conflict: `problems` holds (parameter, problem) pairs, the
+    parameter empty where the problem is between several."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("invalid parameters: " + "; ".join(text for _, text in problems))
+
+
 @dataclass(frozen=True)
 class Config:
     """What both schemas share: how a run is watched, construction from any source, validation,
@@ -94,20 +103,24 @@ class Config:
     def __post_init__(self):
         problems = []
         if self.ablation not in self.ablations():
-            problems.append(f"unknown ablation '{self.ablation}'{closest(self.ablation, self.ablations())}")
+            problems.append(
+                ("ablation", f"unknown ablation '{self.ablation}'{closest(self.ablation, self.ablations())}")
+            )
         for f in dataclasses.fields(self):
             value, rule = getattr(self, f.name), f.metadata
             if isinstance(value, float) and not math.isfinite(value):
-                problems.append(f"{f.name}={value} must be a finite number")
+                problems.append((f.name, f"{f.name}={value} must be a finite number"))
+            elif rule.get("required") and not str(value).strip():
+                problems.append((f.name, f"{f.name} must not be empty"))
             elif rule.get("choices") and value not in rule["choices"]:
-                problems.append(f"{f.name}={value!r} is not one of {list(rule['choices'])}")
+                problems.append((f.name, f"{f.name}={value!r} is not one of {list(rule['choices'])}"))
             elif rule.get("at_least") is not None and value < rule["at_least"]:
-                problems.append(f"{f.name}={value} must be at least {rule['at_least']}")
+                problems.append((f.name, f"{f.name}={value} must be at least {rule['at_least']}"))
             elif rule.get("above") is not None and value <= rule["above"]:
-                problems.append(f"{f.name}={value} must be greater than {rule['above']}")
-        problems += self.rules()
+                problems.append((f.name, f"{f.name}={value} must be greater than {rule['above']}"))
+        problems += [("", text) for text in self.rules()]
         if problems:
-            raise ParamError("invalid parameters: " + "; ".join(problems))
+            raise InvalidValues(problems)
 
     def rules(self) -> list[str]:
         """Problems that involve more than one field (each schema adds its own)."""
@@ -159,21 +172,28 @@ class Config:
         return clean, problems
 
     @classmethod
-    def from_values(cls, values: dict, source: str = "parameters"):
+    def from_values(cls, values: dict, source: str = "parameters", origins: dict[str, str] | None = None):
+        """The config of these values, or every problem at once: unknown names, wrong types and,
+        among the values that are well typed, those out of range, each blamed on where its value
+        came from (`origins`: a parameter's source where it is not `source`, e.g. --set)."""
         clean, problems = cls.coerce(values, source)
+        try:
+            config = cls(**clean)
+        except InvalidValues as exc:
+            by_source = {}
+            for name, text in exc.problems:
+                by_source.setdefault((origins or {}).get(name, source), []).append(text)
+            problems += [f"{where}: invalid parameters: {'; '.join(texts)}" for where, texts in by_source.items()]
         if problems:
             raise ParamError("\n".join(problems))
-        try:
-            return cls(**clean)
-        except ParamError as exc:
-            raise ParamError(f"{source}: {exc}") from None
+        return config
 
     @classmethod
     def from_logged(cls, logged: dict[str, str]):
         """A config back from an MLflow run's params (all logged as strings)."""
         hints = typing.get_type_hints(cls)
         return cls.from_values(
-            {k: v if hints[k] is str else yaml.safe_load(v) for k, v in logged.items() if k in hints},
+            {k: v if hints[k] is str else yaml_value(v, f"logged {k}") for k, v in logged.items() if k in hints},
             source="logged params",
         )
 
@@ -188,7 +208,7 @@ class SketchFields(Config):
     the loss terms (labkit.terms)."""
 
     ablation: str = knob("baseline", "the notebook: notebooks/<ablation>.ipynb")
-    experiment: str = knob("faces", "MLflow experiment")
+    experiment: str = knob("faces", "MLflow experiment", required=True)
     seed: int = knob(0, at_least=0)
     # data
     data_root: str = knob("", "face data folder (empty: the synthetic set)")
@@ -370,7 +390,7 @@ class StyleFields(Config):
     parameters a variant adds are declared by it)."""
 
     ablation: str = knob("swap_argmax", "decoder_train or swap_<variant>")
-    experiment: str = knob("style", "MLflow experiment")
+    experiment: str = knob("style", "MLflow experiment", required=True)
     seed: int = knob(0, at_least=0)
     # images: RGB [0, 1]; empty folders = scikit-image's photographs and textures
     content_dir: str = knob("", "content images (empty: astronaut, coffee, chelsea)")
@@ -457,6 +477,8 @@ def _coerce(value, expected):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         raise TypeError
+    if expected is bool and isinstance(value, str) and value.lower() in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[value.lower()]
     if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise TypeError
     if not isinstance(value, expected):
@@ -464,7 +486,36 @@ def _coerce(value, expected):
     return value
 
 
-class _UniqueKeys(yaml.SafeLoader):
+class LabYaml(yaml.SafeLoader):
+    """YAML as the lab reads values, as in YAML 1.2: `2e-4` is a number, and only true / false are
+    booleans (YAML 1.1, PyYAML's default, reads `on`, `off`, `yes`, `no` as booleans too, so
+    `compile: on` would not be the word the parameter takes)."""
+
+
+LabYaml.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+LabYaml.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+LabYaml.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+BOOLEAN_WORDS = {"yes": True, "on": True, "no": False, "off": False}  # what a yes/no parameter also takes
+
+
+def yaml_value(text: str, source: str):
+    """One value as YAML (3 an int, 1e-4 a float, [1, 2] a list); unreadable YAML is refused
+    naming where it came from."""
+    try:
+        return yaml.load(text, Loader=LabYaml)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", "") or exc).strip()
+        raise ParamError(f"{source}: {text!r} is not a value YAML can read ({problem}); quote it or fix it") from None
+
+
+class _UniqueKeys(LabYaml):
     """YAML that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
 
 
@@ -479,10 +530,6 @@ def _mapping_without_repeats(loader, node, deep=False):
 
 
 _UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats)
-# `lr: 2e-4` is a number, as in YAML 1.2 (YAML 1.1, PyYAML's default, reads it as a string)
-_UniqueKeys.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
-)
 
 
 def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
@@ -525,7 +572,7 @@ def parse_override(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise ParamError(f"override '{text}' must look like name=value")
     name, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    value = yaml_value(raw, f"--set {text}") if raw.strip() else ""
     return name.strip(), "" if value is None else value
 
 

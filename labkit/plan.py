@@ -53,9 +53,14 @@ def _resolve(spec: str, extra: dict, given: str = "--set") -> tuple[str, str, Pa
         raise ParamError(f"{source}: ablation '{raw['ablation']}' has no notebook at {notebook}")
     values, problems = schema.coerce(raw, source)
     overrides, more = schema.coerce(extra, given)
+    try:  # the values that are well typed checked too: every problem at once, each named by its source
+        cfg = schema.from_values(
+            {**notebook_defaults(notebook, schema), **values, **overrides}, source, dict.fromkeys(overrides, given)
+        )
+    except ParamError as exc:
+        problems.append(str(exc))
     if problems or more:
         raise ParamError("\n".join(problems + more))
-    cfg = schema.from_values({**notebook_defaults(notebook, schema), **values, **overrides}, source)
     return label, source, notebook, cfg, spec if is_file else ""
 
 

@@ -18,11 +18,10 @@ import json
 import typing
 
 import numpy as np
-import yaml
 from mlflow.entities import Param
 
 from . import keys, lease, track
-from .config import ParamError, closest
+from .config import ParamError, closest, yaml_value
 from .keys import Status
 from .paths import runs_dir
 
@@ -33,7 +32,7 @@ def parse_grid(texts: list[str]) -> dict[str, list]:
     for text in texts:
         name, _, values = text.partition("=")
         name = name.strip()
-        parsed = [yaml.safe_load(v) for v in values.split(",") if v.strip()]
+        parsed = [yaml_value(v, f"--grid {text}") for v in values.split(",") if v.strip()]
         if not name or not parsed:
             problems.append(f"--grid {text!r}: write NAME=V1,V2,... (e.g. --grid lambda_local=10,25,50)")
         elif name in grid:
@@ -64,7 +63,7 @@ def parse_ranges(texts: list[str], schema) -> dict[str, tuple]:
             )
             continue
         try:
-            low, high = (hints[name](yaml.safe_load(p)) for p in parts[:2])
+            low, high = (hints[name](yaml_value(p, f"--range {text}")) for p in parts[:2])
             log = parts[2:] == ["log"]
             if len(parts) not in (2, 3) or (len(parts) == 3 and not log) or not low < high or (log and low <= 0):
                 raise ValueError

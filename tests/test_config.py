@@ -161,3 +161,30 @@ def test_a_notebook_cell_sets_what_makes_its_ablation_and_restates_no_default():
         assert restated == [], f"{notebook.name} restates the defaults of {restated}"
         checked += 1
     assert checked == len(all_ablations())
+
+
+def test_every_problem_of_a_file_and_the_command_line_at_once_each_named_by_its_source(lab, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("ablation: baseline\nlamda_l1: 5\nn_epochs: ten\nlr: -0.1\nngf: 0\n")
+    with pytest.raises(ParamError) as refused:
+        plan.plan([path], overrides=["seed=-1", "experiment="])
+    lines = str(refused.value).splitlines()
+    assert f"{path}: unknown parameter 'lamda_l1' (did you mean 'lambda_l1'?)" in lines
+    assert f"{path}: parameter 'n_epochs' must be int, got str 'ten'" in lines
+    assert f"{path}: invalid parameters: ngf=0 must be at least 1; lr=-0.1 must be greater than 0" in lines
+    assert "--set: invalid parameters: experiment must not be empty; seed=-1 must be at least 0" in lines
+    with pytest.raises(ParamError, match=r"^--set lr=\[1: '\[1' is not a value YAML can read .*; quote it"):
+        plan.plan(["baseline"], overrides=["lr=[1"])
+
+
+def test_yaml_booleans_leave_the_lab_words_alone(lab, tmp_path):
+    """YAML 1.1 reads on / off / yes / no as booleans; the lab reads them as the words they are
+    (compile: on), and a yes/no parameter takes them as well as true / false."""
+    path = tmp_path / "p.yaml"
+    path.write_text("ablation: baseline\ncompile: on\nlr: 2e-4\n")
+    (job,) = plan.plan([path])
+    assert job.cfg.compile == "on" and job.cfg.lr == 2e-4
+    assert parse_override("compile=off") == ("compile", "off") and parse_override("fast=true") == ("fast", True)
+    assert SketchConfig.from_values({"fast": "no"}).fast is False and SketchConfig.from_values({"fast": "on"}).fast
+    (job,) = plan.plan(["baseline"], overrides=["compile=on"])
+    assert job.cfg.compile == "on"
