@@ -14,6 +14,25 @@ from .lease import LeaseHeld
 from .paths import runs_dir, tracking_uri
 
 
+def count(text: str) -> int:
+    """A whole number of at least 1 (seeds, workers, processes, images): 0 or less is refused by
+    argparse, naming the option, before any work."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    value = count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
+
+
 def ui_command(port: int = 5000) -> list[str]:
     # one person's UI on this machine: one worker answers it (MLflow starts four by default, each
     # importing its server before the first page comes)
@@ -265,8 +284,10 @@ def cmd_stylize(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from . import runs
+    from . import runs, track
 
+    if args.experiment:
+        track.existing_experiment(track.client(), args.experiment)
     if args.sweep:
         swept = runs.sweep([args.experiment] if args.experiment else None)
         print("\n".join(swept) if swept else "nothing to sweep: every RUNNING run has a live process driving it")
@@ -305,7 +326,7 @@ def variant_names() -> list[str]:
 def _add_ablate(sub) -> None:
     s = sub.add_parser("ablate", help="run params files' notebooks with papermill, one MLflow run each")
     s.add_argument("params", nargs="+", help="params/*.yaml files, or ablation names (a notebook at its defaults)")
-    s.add_argument("--seeds", type=int, help="run each file with seeds seed, seed+1, ... (N of them)")
+    s.add_argument("--seeds", type=count, help="run each file with seeds seed, seed+1, ... (N of them)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter in every file")
     s.add_argument(
         "--grid",
@@ -314,7 +335,7 @@ def _add_ablate(sub) -> None:
         help="sweep a parameter over these values (repeat for a grid: every combination), the runs "
         "nested under one parent run",
     )
-    s.add_argument("--sample", type=int, metavar="N", help="sweep N points drawn by Optuna from the --range's")
+    s.add_argument("--sample", type=count, metavar="N", help="sweep N points drawn by Optuna from the --range's")
     s.add_argument(
         "--range",
         action="append",
@@ -331,13 +352,13 @@ def _add_ablate(sub) -> None:
     s.add_argument("--no-log", action="store_true", help="do not add the batch to today's lab log entry")
     s.add_argument(
         "--workers",
-        type=int,
+        type=count,
         default=1,
         help="notebooks executed at a time (processes; one GPU each when there are GPUs)",
     )
     s.add_argument(
         "--nproc",
-        type=int,
+        type=count,
         metavar="N",
         help="each face run trained by N processes under torchrun (DDP; one GPU each, or gloo on the "
         "CPU), batch_size split among them: --set nproc=N",
@@ -432,7 +453,7 @@ def _add_stylize(sub) -> None:
     s.add_argument("--variant", default="argmax", choices=variant_names(), help="the swap variant")
     s.add_argument("--decoder-run", help="the decoder_train run (name or id) whose decoder to use")
     s.add_argument("--out", type=Path, default=Path("runs/stylized"))
-    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--batch-size", type=count, default=8)
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="any style parameter, e.g. temperature=0.1")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_stylize)
@@ -456,7 +477,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="write the synthetic face set")
     s.add_argument("out", type=Path)
-    s.add_argument("--count", type=int, default=48)
+    s.add_argument("--count", type=count, default=48)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--misalign", type=float, default=0.0, help="px of sketch-vs-photo misalignment")
     s.set_defaults(func=cmd_synth)
@@ -464,7 +485,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("landmarks", help="detect 5 facial landmarks on every photo of a data folder (MTCNN)")
     s.add_argument("data_root", type=Path)
     s.add_argument("--device", default="auto")
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--batch-size", type=count, default=16)
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_landmarks)
 
@@ -484,12 +505,12 @@ def parser() -> argparse.ArgumentParser:
         "--artifacts", type=Path, help="where the server keeps the artifacts (default: runs/server-artifacts)"
     )
     s.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default: this machine only)")
-    s.add_argument("--port", type=int, default=5000)
-    s.add_argument("--workers", type=int, default=4, help="server processes answering requests")
+    s.add_argument("--port", type=port, default=5000)
+    s.add_argument("--workers", type=count, default=4, help="server processes answering requests")
     s.set_defaults(func=cmd_server)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
-    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--port", type=port, default=5000)
     s.add_argument("--print-only", action="store_true")
     s.set_defaults(func=cmd_ui)
 

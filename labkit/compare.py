@@ -42,13 +42,7 @@ def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
     each (MLflow's pandas columns); an unknown experiment or sweep is refused with the list of
     those that exist."""
     c = track.client()
-    exp = c.get_experiment_by_name(experiment)
-    if exp is None:
-        names = sorted(e.name for e in c.search_experiments() if e.name != "Default")
-        raise ParamError(
-            f"no experiment '{experiment}' in {track.tracking_uri()}; the experiments are: "
-            f"{', '.join(names) or 'none yet (run `labkit ablate` first)'}"
-        )
+    exp = track.existing_experiment(c, experiment)
     runs = mlflow.search_runs(
         [exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'", output_format="pandas"
     )

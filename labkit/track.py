@@ -88,6 +88,18 @@ def follow_moved_runs(db: Path) -> list[str]:
     return sorted(roots)
 
 
+def existing_experiment(c: MlflowClient, name: str):
+    """The experiment of this name; an unknown one is refused with the list of those that exist."""
+    exp = c.get_experiment_by_name(name)
+    if exp is None:
+        names = sorted(e.name for e in c.search_experiments() if e.name != "Default")
+        raise ParamError(
+            f"no experiment '{name}' in {tracking_uri()}; the experiments are: "
+            f"{', '.join(names) or 'none yet (run `labkit ablate` first)'}"
+        )
+    return exp
+
+
 def experiment_id(c: MlflowClient, name: str) -> str:
     """The experiment's id, created on first use (artifacts under runs/ for the default store)."""
     exp = c.get_experiment_by_name(name)

@@ -382,3 +382,28 @@ def test_two_runs_storing_the_same_new_data_at_once_both_record_it(lab, monkeypa
     monkeypatch.setattr(c, "log_inputs", lambda *a: (_ for _ in ()).throw(MlflowException("store unreachable")))
     with pytest.raises(MlflowException, match="unreachable"):  # any other failure still fails
         second.log_dataset("faces", "d2", "/data/faces")
+
+
+@pytest.mark.parametrize(
+    "args, refusal",
+    [
+        (["ablate", "baseline", "--seeds", "0"], "argument --seeds: must be at least 1, got 0"),
+        (["ablate", "baseline", "--seeds", "-2"], "argument --seeds: must be at least 1, got -2"),
+        (["ablate", "baseline", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
+        (["ablate", "baseline", "--nproc", "0"], "argument --nproc: must be at least 1, got 0"),
+        (["ablate", "baseline", "--sample", "0"], "argument --sample: must be at least 1, got 0"),
+        (["synth", "out", "--count", "0"], "argument --count: must be at least 1, got 0"),
+        (["server", "--port", "70000"], "argument --port: a port is at most 65535, got 70000"),
+    ],
+)
+def test_the_command_line_is_checked_before_any_work(bare_lab, args, refusal, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(args)
+    assert exited.value.code == 2 and refusal in capsys.readouterr().err
+    assert not (bare_lab / "mlflow.db").exists() and not Path("out").exists()
+
+
+def test_runs_of_an_unknown_experiment_lists_the_experiments(lab, capsys):
+    track.experiment_id(track.client(), "faces-real")
+    assert cli.main(["runs", "--experiment", "nosuch"]) == 2
+    assert "no experiment 'nosuch'" in (err := capsys.readouterr().err) and "faces-real" in err
