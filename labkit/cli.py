@@ -287,12 +287,23 @@ def cmd_runs(args) -> int:
     from . import runs, track
 
     if args.experiment:
-        track.existing_experiment(track.client(), args.experiment)
+        track.existing_experiment(track.client(create=False), args.experiment)
     if args.sweep:
         swept = runs.sweep([args.experiment] if args.experiment else None)
         print("\n".join(swept) if swept else "nothing to sweep: every RUNNING run has a live process driving it")
     rows = runs.states([args.experiment] if args.experiment else None, running_only=not args.all)
     print(runs.table(rows))
+    return 0
+
+
+def cmd_backup(args) -> int:
+    from . import track
+
+    dest = track.backup(args.dest)
+    print(
+        f"the store copied to {dest} ({dest.stat().st_size / 1e6:.1f} MB); to restore it, stop the lab and put it in "
+        f"place of {track.store_path()}"
+    )
     return 0
 
 
@@ -499,6 +510,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--sweep", action="store_true", help="mark RUNNING runs that nothing drives any more KILLED")
     s.set_defaults(func=cmd_runs)
 
+    s = sub.add_parser("backup", help="a consistent copy of the live SQLite store (runs may go on meanwhile)")
+    s.add_argument("dest", nargs="?", type=Path, help="the copy's file (default runs/backups/mlflow-TIME.db)")
+    s.set_defaults(func=cmd_backup)
+
     s = sub.add_parser("server", help="a team's tracking server: mlflow server on PostgreSQL, artifacts proxied")
     s.add_argument("store", help="the PostgreSQL database: postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE")
     s.add_argument(
@@ -539,6 +554,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (DataError, WeightsUnavailable, FileNotFoundError) as exc:
         print(f"labkit: {exc}", file=sys.stderr)
+        return 2
+    except Exception:  # a store whose file breaks mid-command is named with the fix, not a traceback
+        from .track import damaged_store
+
+        damaged = damaged_store()
+        if damaged is None:
+            raise
+        print(f"labkit: {damaged}", file=sys.stderr)
         return 2
 
 

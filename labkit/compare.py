@@ -41,7 +41,7 @@ def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
     """Every ablation run of the experiment (of one sweep, by its parent's name or id), one row
     each (MLflow's pandas columns); an unknown experiment or sweep is refused with the list of
     those that exist."""
-    c = track.client()
+    c = track.client(create=False)
     exp = track.existing_experiment(c, experiment)
     runs = mlflow.search_runs(
         [exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'", output_format="pandas"

@@ -61,7 +61,7 @@ def _holder(run, beat: dict | None) -> str:
 
 
 def states(experiments: list[str] | None = None, running_only: bool = False) -> list[RunState]:
-    c = track.client()
+    c = track.client(create=False)
     exps = {e.experiment_id: e.name for e in c.search_experiments() if experiments is None or e.name in experiments}
     if not exps:
         return []

@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import sqlite3
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,27 +43,159 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)
 _READY: set[str] = set()
 
 
+class StoreError(ParamError):
+    """The tracking store is missing where it is only read, empty, damaged or locked too long:
+    the message names the file and the fix; nothing was changed."""
+
+
+def store_wait_minutes() -> float:
+    """How long a write waits for a store another process holds locked (LABKIT_STORE_WAIT_MINUTES)."""
+    return float(os.environ.get("LABKIT_STORE_WAIT_MINUTES", "10"))
+
+
+def _locked(exc: Exception) -> bool:
+    return "database is locked" in str(exc)
+
+
+class PatientClient:
+    """An MlflowClient that waits out a locked SQLite store (a backup, a `sqlite3` shell, another
+    tool holding it): a call that finds the store locked is tried again with backoff, saying so
+    once, for up to store_wait_minutes(); a locked store's call changed nothing, so trying it
+    again is safe. Every other error goes through as it came."""
+
+    def __init__(self, c: MlflowClient, uri: str):
+        self._client, self._uri = c, uri
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def patient(*args, **kwargs):
+            started, delay, said = time.monotonic(), 1.0, False
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except MlflowException as exc:
+                    waited, limit = time.monotonic() - started, 60 * store_wait_minutes()
+                    if not _locked(exc):
+                        raise
+                    if waited >= limit:
+                        raise StoreError(
+                            f"{self._uri}: the store stayed locked by another process for {waited:.0f} s; gave up "
+                            f"(LABKIT_STORE_WAIT_MINUTES={store_wait_minutes():g}). Close what holds it (a "
+                            "`sqlite3` shell, a backup) and run the same command again: it resumes"
+                        ) from None
+                    if not said:
+                        print(
+                            f"labkit: the store {self._uri} is locked by another process; waiting up to "
+                            f"{store_wait_minutes():g} min (LABKIT_STORE_WAIT_MINUTES)",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        said = True
+                    time.sleep(min(delay, max(limit - waited, 0)))
+                    delay = min(2 * delay, 30.0)
+
+        return patient
+
+
+def _damage(path: Path) -> str:
+    """What SQLite finds wrong with a store file ('' when nothing)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            found = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return "" if found == "ok" else found
+
+
+def store_path() -> Path | None:
+    """The SQLite file of the store (None for a server or another database)."""
+    uri = tracking_uri()
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def damaged_store() -> StoreError | None:
+    """The error to give when the store's file is damaged (None: it is not): asked after a failure."""
+    path = store_path()
+    damage = _damage(path) if path is not None and path.exists() else ""
+    if not damage:
+        return None
+    return StoreError(
+        f"{path}: the store is damaged ({damage}); nothing was changed. Restore it from a backup (`labkit backup` "
+        f"makes one), or recover what it holds: `sqlite3 {path} .recover | sqlite3 recovered.db`, then put "
+        "recovered.db in its place"
+    )
+
+
+def _check_store(path: Path, create: bool) -> None:
+    """Refuse a store that is not there where it is only read, or is empty: MLflow would make a
+    new empty one in its place, and every run would be gone from view without a word."""
+    if not path.exists() and not create:
+        raise StoreError(
+            f"no tracking store at {path}: nothing has run in this lab yet (`labkit ablate` makes it), or "
+            "LABKIT_RUNS points at another folder than the lab's runs/"
+        )
+    if path.exists() and path.stat().st_size == 0:
+        raise StoreError(
+            f"{path} is empty (0 bytes): the store was truncated or lost, and labkit will not start a new one over "
+            "it. Restore it from a backup (`labkit backup` makes one), or move it aside to start an empty store"
+        )
+
+
 def ui_url() -> str:
     base = tracking_uri()
     return (base if base.startswith("http") else os.environ.get("LABKIT_UI", "http://127.0.0.1:5000")).rstrip("/")
 
 
-def client() -> MlflowClient:
-    """A client of the store. A SQLite store is created (schema and migrations) under a file
-    lock the first time a process opens it: parallel first starts would otherwise race."""
+def backup(dest: Path | None = None) -> Path:
+    """A consistent copy of the live SQLite store (SQLite's online backup: runs may go on
+    logging meanwhile), by default under runs/backups/ with the time in its name."""
+    path = store_path()
+    if path is None:
+        raise StoreError(f"the store is {tracking_uri()}: back up a server's database with its own tools")
+    _check_store(path, create=False)
+    dest = Path(dest) if dest else runs_dir() / "backups" / f"mlflow-{time.strftime('%Y%m%d-%H%M%S')}.db"
+    if dest.exists():
+        raise StoreError(f"{dest} exists already: name another file")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.partial")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as source, sqlite3.connect(partial) as copy:
+        source.backup(copy)
+    partial.replace(dest)  # a backup is whole or absent
+    return dest
+
+
+def client(create: bool = True) -> MlflowClient:
+    """A client of the store (waiting out a locked SQLite store: PatientClient). A SQLite store is
+    created (schema and migrations) under a file lock the first time a process opens it, where
+    `create` (parallel first starts would otherwise race); one that is empty or damaged is
+    refused naming the fix."""
     uri = tracking_uri()
     chosen = "MLFLOW_TRACKING_URI" in os.environ
     mlflow.set_tracking_uri(uri)  # for MLflow's own functions (search_runs as a table)
     if not chosen:  # MLflow exports it; ours is derived from LABKIT_RUNS each time, not a user's choice
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if not uri.startswith("sqlite:///") or uri in _READY:
+    path = store_path()
+    if path is None:
         return MlflowClient(uri)
-    with open(f"{uri[len('sqlite:///') :]}.lock", "a") as lock:
+    if uri in _READY:
+        return PatientClient(MlflowClient(uri), uri)
+    _check_store(path, create)
+    with open(f"{path}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        c = MlflowClient(uri)  # creates and migrates the database when it is new
-        c.search_experiments(max_results=1)
+        _check_store(path, create)
+        try:
+            c = PatientClient(MlflowClient(uri), uri)  # creates and migrates the database when it is new
+            c.search_experiments(max_results=1)
+        except MlflowException as exc:
+            damaged = damaged_store()
+            if damaged is None:
+                raise
+            raise damaged from exc
         if uri == default_tracking_uri():
-            follow_moved_runs(Path(uri[len("sqlite:///") :]))
+            follow_moved_runs(path)
     _READY.add(uri)
     return c
 

@@ -6,9 +6,11 @@ import os
 import pickle
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -407,3 +409,53 @@ def test_runs_of_an_unknown_experiment_lists_the_experiments(lab, capsys):
     track.experiment_id(track.client(), "faces-real")
     assert cli.main(["runs", "--experiment", "nosuch"]) == 2
     assert "no experiment 'nosuch'" in (err := capsys.readouterr().err) and "faces-real" in err
+
+
+def test_a_missing_empty_or_damaged_store_is_named_and_never_replaced(bare_lab, tmp_path, monkeypatch, capsys):
+    db = bare_lab / "mlflow.db"
+    for reading in (["runs", "--all"], ["compare", "--experiment", "faces", "--no-log"]):
+        assert cli.main(reading) == 2
+        assert f"no tracking store at {db}" in capsys.readouterr().err and not db.exists()
+    db.write_bytes(b"")
+    for command in (["runs", "--all"], ["ablate", "baseline", "--no-log"]):
+        assert cli.main(command) == 2
+        assert f"{db} is empty (0 bytes)" in capsys.readouterr().err and db.stat().st_size == 0
+
+    db.unlink()
+    with track.open_run(SketchConfig(experiment="kept")):
+        pass
+    assert cli.main(["backup", str(tmp_path / "copy.db")]) == 0 and "the store copied to" in capsys.readouterr().out
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    damaged = db.read_bytes()
+    monkeypatch.setattr(track, "_READY", set())  # a new process: the store is opened afresh
+    assert cli.main(["runs", "--all"]) == 2
+    err = capsys.readouterr().err
+    assert f"{db}: the store is damaged (database disk image is malformed)" in err and ".recover" in err
+    assert db.read_bytes() == damaged  # nothing was changed
+
+    (tmp_path / "copy.db").replace(db)  # the backup restores every run (read by a new process, as a user would)
+    listed = subprocess.run(
+        [sys.executable, "-m", "labkit.cli", "runs", "--all", "--experiment", "kept"], capture_output=True, text=True
+    )
+    assert listed.returncode == 0 and "FINISHED" in listed.stdout, listed.stderr
+
+
+@pytest.mark.slow
+def test_a_store_locked_longer_than_sqlite_waits_is_waited_out(lab, monkeypatch, capsys):
+    """SQLite itself waits 20 s for a lock; a backup or a `sqlite3` shell may hold one longer. A
+    write waits, says so, and lands; past LABKIT_STORE_WAIT_MINUTES it fails naming the store."""
+    run = track.open_run(SketchConfig(experiment="locked"))
+    holder = sqlite3.connect(lab / "mlflow.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setenv("LABKIT_STORE_WAIT_MINUTES", "0.01")
+    with pytest.raises(track.StoreError, match=r"stayed locked by another process for 2\d s; gave up"):
+        run.log_metrics({"loss": 1.0}, step=1)
+    capsys.readouterr()
+    monkeypatch.setenv("LABKIT_STORE_WAIT_MINUTES", "1")
+    threading.Timer(24, holder.rollback).start()  # longer than SQLite's own 20 s
+    started = time.monotonic()
+    run.log_metrics({"loss": 2.0}, step=1)
+    assert time.monotonic() - started > 23
+    assert "is locked by another process; waiting up to 1 min" in capsys.readouterr().err
+    assert [v for _, v in run.metric_history("loss")] == [2.0]
+    run.end()

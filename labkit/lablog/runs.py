@@ -60,12 +60,24 @@ class Resolver:
     """Looks references up once per rendering: every run of the store, by name and id."""
 
     def __init__(self):
-        self.client = track.client()
-        self._runs = None
+        self._client, self._runs = None, None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = track.client(create=False)
+        return self._client
 
     def _all_runs(self):
+        """Every run of the store; none where no store exists yet (a lab log read before any run)."""
         if self._runs is None:
-            self._runs = track.all_runs(self.client)
+            try:
+                self._runs = track.all_runs(self.client)
+            except track.StoreError:
+                path = track.store_path()
+                if path is None or path.exists():  # empty, damaged or locked: said, never hidden
+                    raise
+                self._runs = []
         return self._runs
 
     def resolve(self, ref: str) -> RunSummary | None:
