@@ -124,6 +124,8 @@ class Config:
 
     def rules(self) -> list[str]:
         """Problems that involve more than one field (each schema adds its own)."""
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            return [f"device={self.device!r} is not auto, cpu, cuda or cuda:N (a GPU is 'cuda'; the second 'cuda:1')"]
         if self.precision == "fp16" and self.device == "cpu":
             return ["precision='fp16' needs CUDA (device='cpu'): use 'bf16' or 'fp32'"]
         return []
@@ -181,8 +183,10 @@ class Config:
             config = cls(**clean)
         except InvalidValues as exc:
             by_source = {}
-            for name, text in exc.problems:
-                by_source.setdefault((origins or {}).get(name, source), []).append(text)
+            for name, text in exc.problems:  # a problem between values: blamed where they all came from
+                named = [name] if name else [n for n in cls.names() if re.search(rf"\b{n}=", text)]
+                where = {(origins or {}).get(n, source) for n in named}
+                by_source.setdefault(where.pop() if len(where) == 1 else source, []).append(text)
             problems += [f"{where}: invalid parameters: {'; '.join(texts)}" for where, texts in by_source.items()]
         if problems:
             raise ParamError("\n".join(problems))
@@ -198,7 +202,21 @@ class Config:
         )
 
     def check_inputs(self) -> list[str]:
-        """Problems with what the run will read (folders, weight files), found before it starts."""
+        """Problems with what the run will read or compute on (folders, weight files, the GPUs
+        this machine has), found before it starts."""
+        from .provenance import gpu_count
+
+        gpus = gpu_count()
+        if self.device.startswith("cuda") and int(self.device.partition(":")[2] or 0) >= gpus:
+            return [
+                f"device={self.device!r}: {gpus or 'no'} GPU(s) visible here (the driver, CUDA_VISIBLE_DEVICES); "
+                "use device='auto' or 'cpu'"
+            ]
+        if self.precision == "fp16" and not gpus:
+            return [
+                f"precision='fp16' needs CUDA, and no GPU is visible here (device={self.device!r}): use 'bf16' or "
+                "'fp32'"
+            ]
         return []
 
 
@@ -307,21 +325,27 @@ class SketchFields(Config):
     def total_epochs(self) -> int:
         return self.n_epochs + self.n_epochs_decay
 
+    def _data_problems(self) -> list[str]:
+        """The data folder: there, not empty, its layout, pairs and files readable (seconds)."""
+        from .data.layout import check_folder
+
+        root = Path(self.data_root).expanduser()
+        if not root.is_dir():
+            return [f"data_root={self.data_root!r}: no such folder"]
+        if not any(root.iterdir()):
+            return [f"data_root={self.data_root!r}: the folder is empty"]
+        problems = [f"data_root={self.data_root!r}: {p}" for p in check_folder(root, self.skip_bad_files)]
+        if self.align_mode != "none" and not (root / "masks_sketch").is_dir():
+            problems.append(
+                f"data_root={self.data_root!r}: align_mode={self.align_mode!r} needs the sketches' "
+                "parsing maps in masks_sketch/NAME.png beside masks/ (found "
+                + ("photo masks only" if (root / "masks").is_dir() else "no masks at all")
+                + "); run the face parser on the sketches, or set align_mode='none'"
+            )
+        return problems
+
     def check_inputs(self) -> list[str]:
-        problems = []
-        if self.data_root:
-            root = Path(self.data_root).expanduser()
-            if not root.is_dir():
-                problems.append(f"data_root={self.data_root!r}: no such folder")
-            elif not any(root.iterdir()):
-                problems.append(f"data_root={self.data_root!r}: the folder is empty")
-            elif self.align_mode != "none" and not (root / "masks_sketch").is_dir():
-                problems.append(
-                    f"data_root={self.data_root!r}: align_mode={self.align_mode!r} needs the sketches' "
-                    "parsing maps in masks_sketch/NAME.png beside masks/ (found "
-                    + ("photo masks only" if (root / "masks").is_dir() else "no masks at all")
-                    + "); run the face parser on the sketches, or set align_mode='none'"
-                )
+        problems = super().check_inputs() + (self._data_problems() if self.data_root else [])
         if self.nproc > 1:
             from .train.distributed import check_devices
 
@@ -432,7 +456,7 @@ class StyleFields(Config):
         return variants.by_ablation(self.ablation)
 
     def check_inputs(self) -> list[str]:
-        problems = [
+        problems = super().check_inputs() + [
             f"{name}={getattr(self, name)!r}: no such folder"
             for name in ("content_dir", "style_dir")
             if getattr(self, name) and not Path(getattr(self, name)).expanduser().is_dir()

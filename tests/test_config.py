@@ -188,3 +188,44 @@ def test_yaml_booleans_leave_the_lab_words_alone(lab, tmp_path):
     assert SketchConfig.from_values({"fast": "no"}).fast is False and SketchConfig.from_values({"fast": "on"}).fast
     (job,) = plan.plan(["baseline"], overrides=["compile=on"])
     assert job.cfg.compile == "on"
+
+
+def test_a_data_folder_s_bad_files_are_refused_before_a_run_exists(bare_lab, tmp_path):
+    """Empty, damaged, oversized and unpaired files each once started a kernel and left a FAILED
+    run; the data folder is read before any run exists, every problem listed."""
+    from PIL import Image
+
+    from labkit.data import write_synthetic_set
+
+    root = write_synthetic_set(tmp_path / "faces", count=8, progress=False)
+    (root / "sketches" / "ar-0001.png").write_bytes(b"")
+    (root / "photos" / "cuhk-0000.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    Image.new("1", (12_000, 12_000)).save(root / "photos" / "xm2vts-0002.png")  # 144 Mpx: past PIL's bomb limit
+    path = tmp_path / "p.yaml"
+    path.write_text(f"ablation: baseline\ndata_root: {root}\n")
+    with pytest.raises(ParamError) as refused:
+        plan.plan([path])
+    text = str(refused.value)
+    assert f"{path}: data_root='{root}': {root}: 3 image file(s) a run cannot read:" in text
+    assert "ar-0001.png: an empty file (0 bytes)" in text and "cuhk-0000.png: cannot read this image" in text
+    assert "xm2vts-0002.png: too large (Image size (144000000 pixels) exceeds limit" in text
+    assert "set skip_bad_files to leave them out" in text
+    (job,) = plan.plan([path], overrides=["skip_bad_files=true"])  # the run lists and leaves them out
+    Image.new("RGB", (64, 64)).save(root / "photos" / "lonely.png")
+    with pytest.raises(ParamError, match=r"1 unpaired file\(s\):\n  photo photos/lonely.png has no sketch"):
+        plan.plan([path])
+    assert not (bare_lab / "mlflow.db").exists()
+
+
+def test_a_device_this_machine_has_not_is_refused_before_a_run_exists(bare_lab):
+    from labkit.provenance import gpu_count
+
+    with pytest.raises(ParamError, match=r"--set: invalid parameters: device='gpu' is not auto, cpu, cuda"):
+        plan.plan(["baseline"], overrides=["device=gpu"])
+    if gpu_count():
+        pytest.skip("this machine has a GPU: cuda and fp16 are its to run")
+    with pytest.raises(ParamError, match=r"device='cuda': no GPU\(s\) visible here"):
+        plan.plan(["baseline"], overrides=["device=cuda"])
+    with pytest.raises(ParamError, match=r"precision='fp16' needs CUDA, and no GPU is visible here"):
+        plan.plan(["baseline"], overrides=["precision=fp16"])
+    assert not (bare_lab / "mlflow.db").exists()

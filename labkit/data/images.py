@@ -32,7 +32,7 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
                 img = Image.alpha_composite(white, rgba)
             img = img.convert("RGB" if channels == 3 else "L")
             return np.asarray(img).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: cannot read this image ({exc}). Replace or remove the file.") from None
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .images import IMAGE_SUFFIXES, DataError, read_image
 from .names import is_sketch_name, pair_key, split_from_folders, subset_of, usual_split
@@ -229,6 +229,44 @@ def find_pairs(root: str | Path, skip_missing: bool = False) -> list[FacePair]:
     if not pairs:
         raise DataError(f"{root} ({layout} layout): no photo / sketch pairs found")
     return sorted(pairs, key=lambda p: p.name)
+
+
+def unreadable(path: Path) -> str:
+    """Why an image file cannot be read as a face ('' when it can): empty, not an image, damaged
+    or truncated, or larger than PIL opens (a decompression bomb)."""
+    if path.stat().st_size == 0:
+        return "an empty file (0 bytes)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        return f"too large ({exc})"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"cannot read this image ({exc})"
+    return ""
+
+
+def check_folder(root: str | Path, skip_bad: bool = False) -> list[str]:
+    """What a run would stop on in this data folder, found before it starts (seconds, not a
+    failed run): no layout, unpaired files, and image files that are empty, damaged or too large.
+    With skip_bad the run lists and leaves those out, so they are no problem here."""
+    try:
+        pairs = find_pairs(root, skip_missing=skip_bad)
+    except DataError as exc:
+        return [str(exc)]
+    if skip_bad:
+        return []
+    files = sorted({f for p in pairs for f in (p.photo, p.sketch, p.mask, p.sketch_mask) if f is not None})
+    bad = [f"{f}: {why}" for f in files if (why := unreadable(f))]
+    if not bad:
+        return []
+    listing = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+    return [
+        f"{root}: {len(bad)} image file(s) a run cannot read:\n  {listing}\n"
+        "Replace or remove them, or set skip_bad_files to leave them out."
+    ]
 
 
 def fingerprint(pairs: list[FacePair]) -> str:
