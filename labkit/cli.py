@@ -68,20 +68,23 @@ def _record(outcomes, command: str) -> None:
 
 
 def cmd_ablate(args) -> int:
-    from . import ablate, sweep
     from .jobs import summary
-    from .plan import plan
+    from .plan import parse_grid, plan
 
-    grid = sweep.parse_grid(args.grid or [])
+    grid = parse_grid(args.grid or [])
     if args.range and not args.sample:
         raise ParamError("--range needs --sample N (how many points to try)")
     if grid and args.sample:
         raise ParamError("--grid and --sample are two kinds of sweep: use one")
-    if args.sample is not None and args.sample < 1:
-        raise ParamError(f"--sample {args.sample}: try at least one point")
+    stem = "+".join(dict.fromkeys(Path(spec).stem for spec in args.params))
+    overrides = (args.set or []) + ([f"nproc={args.nproc}"] if args.nproc else [])
+    if not args.sample:  # every problem of the params refused first, before the executors' imports
+        jobs = plan(args.params, seeds=args.seeds, overrides=overrides, grid=grid)
     from .executors import EXECUTORS, Batch
 
     EXECUTORS.get(args.executor)().check(Batch(address=args.address))  # before any sweep run is made
+
+    from . import ablate, sweep
 
     def run(jobs):
         return ablate.run_all(
@@ -93,14 +96,11 @@ def cmd_ablate(args) -> int:
             address=args.address,
         )
 
-    stem = "+".join(dict.fromkeys(Path(spec).stem for spec in args.params))
-    overrides = (args.set or []) + ([f"nproc={args.nproc}"] if args.nproc else [])
     try:
         if args.sample:
             search = sweep.Search(args.params, args.range or [], args.sample, args.sampler, stem, args.seeds, overrides)
             parent = search.sweep
         else:
-            jobs = plan(args.params, seeds=args.seeds, overrides=overrides, grid=grid)
             parent = sweep.grid_sweep(jobs, grid, stem) if grid else None
     except LeaseHeld as exc:
         print(f"labkit: this sweep is being run already: lease {exc}", file=sys.stderr)
@@ -121,6 +121,9 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from . import track
+
+    track.existing_experiment(track.client(create=False), args.experiment)  # refused before the plotting imports
     from .compare import compare
 
     text, _, _ = compare(

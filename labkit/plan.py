@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 
-from .config import Config, ParamError, parse_override, read_params_file, schema_for
+from .config import Config, ParamError, parse_override, read_params_file, schema_for, yaml_value
 from .jobs import Job
 from .paths import project_root
 
@@ -107,6 +107,26 @@ def plan(
     for job in jobs:
         unique.setdefault(job.cfg.run_key(), job)
     return list(unique.values())
+
+
+def parse_grid(texts: list[str]) -> dict[str, list]:
+    """`NAME=V1,V2,...` each (values read as YAML: 1e-4 is a number) -> {name: values}."""
+    grid, problems = {}, []
+    for text in texts:
+        name, _, values = text.partition("=")
+        name = name.strip()
+        parsed = [yaml_value(v, f"--grid {text}") for v in values.split(",") if v.strip()]
+        if not name or not parsed:
+            problems.append(f"--grid {text!r}: write NAME=V1,V2,... (e.g. --grid lambda_local=10,25,50)")
+        elif name in grid:
+            problems.append(f"--grid {name} is given twice; put all its values in one --grid")
+        elif len(set(map(str, parsed))) < len(parsed):
+            problems.append(f"--grid {text!r}: a value is given twice")
+        else:
+            grid[name] = parsed
+    if problems:
+        raise ParamError("\n".join(problems))
+    return grid
 
 
 def points(grid: dict[str, list]) -> list[dict]:

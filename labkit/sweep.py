@@ -18,32 +18,11 @@ import json
 import typing
 
 import numpy as np
-from mlflow.entities import Param
 
 from . import keys, lease, track
 from .config import ParamError, closest, yaml_value
 from .keys import Status
 from .paths import runs_dir
-
-
-def parse_grid(texts: list[str]) -> dict[str, list]:
-    """`NAME=V1,V2,...` each (values read as YAML: 1e-4 is a number) -> {name: values}."""
-    grid, problems = {}, []
-    for text in texts:
-        name, _, values = text.partition("=")
-        name = name.strip()
-        parsed = [yaml_value(v, f"--grid {text}") for v in values.split(",") if v.strip()]
-        if not name or not parsed:
-            problems.append(f"--grid {text!r}: write NAME=V1,V2,... (e.g. --grid lambda_local=10,25,50)")
-        elif name in grid:
-            problems.append(f"--grid {name} is given twice; put all its values in one --grid")
-        elif len(set(map(str, parsed))) < len(parsed):
-            problems.append(f"--grid {text!r}: a value is given twice")
-        else:
-            grid[name] = parsed
-    if problems:
-        raise ParamError("\n".join(problems))
-    return grid
 
 
 def parse_ranges(texts: list[str], schema) -> dict[str, tuple]:
@@ -106,6 +85,8 @@ class Sweep:
                 run_name=track.unique_name(c, exp, name, key),
                 tags={keys.KIND: keys.SWEEP, keys.SWEEP_KEY: key, keys.SWEEP_FACTORS: ",".join(factors)},
             ).info.run_id
+            from mlflow.entities import Param
+
             common = {k: v for k, v in jobs[0].cfg.to_dict().items() if k not in factors and k != "seed"}
             c.log_batch(
                 run_id,

@@ -13,6 +13,7 @@ from PIL import Image
 
 from labkit import cli, keys, lablog, plan, track
 from labkit.compare import SMOKE_BANNER
+from labkit.data import write_synthetic_set
 from labkit.viz import HEADER_PX
 
 
@@ -38,10 +39,9 @@ def test_bad_params_are_refused_before_anything_runs(bare_lab, tmp_path, capsys)
 @pytest.mark.slow
 def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, capsys):
     good = _params(tmp_path, "tiny")
-    junk = tmp_path / "no-face-layout"  # exists, so it passes the checks before the run: fails inside the notebook
-    junk.mkdir()
-    (junk / "notes.txt").write_text("not faces")
-    broken = _params(tmp_path, "broken", data_root=str(junk))
+    # faces that pass every check before the run, and too few to hold out: it fails inside the notebook
+    faces = write_synthetic_set(tmp_path / "too-few-to-hold-out", count=8, progress=False)
+    broken = _params(tmp_path, "broken", data_root=str(faces), val_fraction=0.05)
     assert cli.main(["ablate", str(good), str(broken), "--no-progress"]) == 1  # one failed
     out = capsys.readouterr().out
     assert "1 job(s)" not in out and "2 job(s): 1 ok, 1 failed" in out
@@ -70,7 +70,7 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     # the failed notebook is kept, with its error, and attached to its run
     failed_nb = nbformat.read(failed.data.tags["labkit.notebook"], as_version=4)
     assert any(
-        o.get("output_type") == "error" and "no-face-layout" in o.get("evalue", "")
+        o.get("output_type") == "error" and "too-few-to-hold-out: val_fraction=0.05" in o.get("evalue", "")
         for c in failed_nb.cells
         for o in c.get("outputs", [])
     )

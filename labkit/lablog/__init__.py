@@ -1,26 +1,15 @@
-"""The dated lab log, tied to the runs it talks about."""
+"""The dated lab log, tied to the runs it talks about. Names load on first use, so a command that
+only needs LabLogError (every `labkit` command catches it) does not import MLflow."""
 
-from .entries import SECTIONS, Entry, LabLogError, add, all_entries, log_dir, new, parse_date, read_entry
-from .journal import import_journal
-from .render import select, to_html, to_text
-from .runs import Resolver, record_batch, references, sync_notes
+from ..lazy import lazy_getattr
 
-__all__ = [
-    "SECTIONS",
-    "Entry",
-    "LabLogError",
-    "add",
-    "all_entries",
-    "log_dir",
-    "new",
-    "parse_date",
-    "read_entry",
-    "import_journal",
-    "select",
-    "to_html",
-    "to_text",
-    "Resolver",
-    "record_batch",
-    "references",
-    "sync_notes",
-]
+_WHERE = {
+    **dict.fromkeys(["SECTIONS", "Entry", "LabLogError", "add", "all_entries", "log_dir", "new"], "entries"),
+    **dict.fromkeys(["parse_date", "read_entry"], "entries"),
+    "import_journal": "journal",
+    **dict.fromkeys(["select", "to_html", "to_text"], "render"),
+    **dict.fromkeys(["Resolver", "record_batch", "references", "sync_notes"], "runs"),
+}
+__all__ = list(_WHERE)
+
+__getattr__ = lazy_getattr(__name__, _WHERE)
