@@ -20,6 +20,7 @@ import yaml
 from conftest import TINY, free_port, wait_for_step
 
 from labkit import cli, keys, runs, track
+from labkit.data import write_synthetic_set
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]' (make test installs it)")
 
@@ -93,10 +94,9 @@ def _params(folder: Path, name: str, **fields) -> Path:
 
 @pytest.mark.slow
 def test_jobs_run_as_ray_tasks_and_a_failing_one_stays_apart(lab, ray_head, tmp_path, capsys):
-    junk = tmp_path / "no-face-layout"  # passes the checks before the run, fails inside the notebook
-    junk.mkdir()
-    (junk / "notes.txt").write_text("not faces")
-    files = [_params(tmp_path, "tiny"), _params(tmp_path, "broken", data_root=str(junk))]
+    # faces that pass every check before the run, and too few to hold out: it fails inside the notebook
+    faces = write_synthetic_set(tmp_path / "too-few-to-hold-out", count=8, progress=False)
+    files = [_params(tmp_path, "tiny"), _params(tmp_path, "broken", data_root=str(faces), val_fraction=0.05)]
     assert cli.main(["ablate", *map(str, files), "--executor", "ray", "--address", ray_head, "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert f"on Ray ({ray_head}: 2 CPUs, 0 GPUs), one CPU each" in out and "2 job(s): 1 ok, 1 failed" in out
