@@ -249,6 +249,15 @@ def _record_stall(run: track.OwnedRun, job: Job, stall: dict, restart: int, rest
     print(f"    {run.name}: {what}; {then}")
 
 
+def _unused(path: Path) -> Path:
+    """The path, or `-attempt2`, `-attempt3`, ... beside it: a resumed run's notebook of the same
+    day keeps the killed attempt's, which shows where it stopped."""
+    n, found = 2, path
+    while found.exists():
+        found, n = path.with_name(f"{path.stem}-attempt{n}{path.suffix}"), n + 1
+    return found
+
+
 def _execute(job: Job, run: track.OwnedRun, out: Path, progress: bool) -> tuple[str, str, int, list[Path]]:
     """Execute the job's notebook for its run, watched, restarting stalled kernels; returns
     (status, error, restarts, executed notebooks)."""
@@ -309,7 +318,7 @@ def drive(
         run.set_tags({keys.QUEUED_SECONDS: f"{started - (queued_since or started):.1f}"})
         folder = runs_dir() / dt.date.today().isoformat()
         folder.mkdir(parents=True, exist_ok=True)
-        out = folder / f"{run.name}-{run_id[:8]}.ipynb"
+        out = _unused(folder / f"{run.name}-{run_id[:8]}.ipynb")
         papermill_io.register(str(runs_dir()), WRITER)
         with run:
             status, error, restarts, notebooks = _execute(job, run, out, progress)

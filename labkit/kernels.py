@@ -445,6 +445,23 @@ class WarmProvisioner(LocalProvisioner):
         return info
 
 
+SOCKET_DIR_PREFIX = "labkit-kernels-"  # then the pid of the process whose kernels' sockets it holds
+
+
+def _remove_dead_socket_dirs() -> None:
+    """The socket folders of processes that are gone: a runner killed with -9 runs no atexit."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SOCKET_DIR_PREFIX}*-*"):
+        pid = folder.name[len(SOCKET_DIR_PREFIX) :].partition("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 class LocalKernelManager(AsyncKernelManager):
     """A kernel on this machine, started warm where it can, spoken to over Unix sockets: no TCP
     port is opened (nothing to eavesdrop on, and ipykernel has no unencrypted-TCP warning to
@@ -457,7 +474,9 @@ class LocalKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         folder = self.socket_dirs.get(os.getpid())
         if folder is None:
-            folder = self.socket_dirs[os.getpid()] = Path(tempfile.mkdtemp(prefix="labkit-kernels-"))
+            _remove_dead_socket_dirs()
+            folder = Path(tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-"))
+            self.socket_dirs[os.getpid()] = folder
             atexit.register(shutil.rmtree, folder, ignore_errors=True)
         self.transport = "ipc"
         self.ip = str(folder / "kernel")  # jupyter_client numbers the sockets after it

@@ -55,8 +55,17 @@ class Holder:
         )
 
 
+def shortened(text: str, most: int = 300) -> str:
+    """At most `most` characters, the middle cut: two commands usually differ at their end (the
+    params file, a --set) as much as at their start."""
+    if len(text) <= most:
+        return text
+    half = (most - 3) // 2
+    return f"{text[:half]} … {text[-half:]}"
+
+
 def me(command: str = "") -> Holder:
-    return Holder(socket.gethostname(), os.getpid(), command or " ".join(sys.argv)[:300], time.time())
+    return Holder(socket.gethostname(), os.getpid(), shortened(command or " ".join(sys.argv)), time.time())
 
 
 class Lease:

@@ -417,6 +417,13 @@ class OwnedRun(Run):
                 attach_notebook(self, self.notebook)  # as last saved: JupyterLab saves every two minutes
             if error.strip():
                 self.client.set_tag(self.run_id, keys.ERROR, error.strip().splitlines()[0][:500])
+            elif status == Status.FINISHED:  # a resumed run: an earlier attempt's error and beat are stale
+                tags = self.client.get_run(self.run_id).data.tags
+                if keys.ERROR in tags:
+                    self.client.set_tag(self.run_id, keys.EARLIER_ERROR, tags[keys.ERROR])
+                for stale in (keys.ERROR, keys.HEARTBEAT):
+                    if stale in tags:
+                        self.client.delete_tag(self.run_id, stale)
             self.client.set_terminated(self.run_id, status)
         finally:
             self.lease.release()

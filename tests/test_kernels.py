@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -92,3 +93,20 @@ def test_a_kernel_dies_with_the_process_that_asked_for_it(start):
         alive = {p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
         time.sleep(0.2)
     assert not alive, "processes outlived the one that asked for the kernel"
+
+
+def test_a_killed_runner_s_socket_folder_goes_with_the_next_start(tmp_path):
+    """A runner killed with -9 runs no exit handler: its kernels' socket folder stays in the temp
+    folder until the next process that starts kernels finds its owner gone."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    stale = tmp_path / f"{kernels.SOCKET_DIR_PREFIX}{gone.pid}-abc"
+    alive = tmp_path / f"{kernels.SOCKET_DIR_PREFIX}{os.getpid()}-def"
+    for folder in (stale, alive):
+        folder.mkdir()
+        (folder / "kernel-1").touch()
+    code = "from labkit.kernels import LocalKernelManager; print(LocalKernelManager().ip)"
+    own = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert not stale.exists() and alive.is_dir()  # the live process's folder is its own to remove
+    assert own.startswith(str(tmp_path / kernels.SOCKET_DIR_PREFIX)) and not Path(own.strip()).parent.exists()

@@ -1,6 +1,7 @@
 """Long runs that survive: real `labkit ablate` processes killed, frozen and started twice on a
 real SQLite store with real kernels; a full disk; checkpoints and weights that must not load."""
 
+import datetime as dt
 import json
 import os
 import pickle
@@ -108,7 +109,11 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes_one_run_exactly(lab, tmp
     assert cli.main(["ablate", str(params), "--no-progress", "--no-log"]) == 0  # the same command again
     [run] = _runs("killed")
     assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
-    assert "swept" in run.data.tags[keys.ERROR]  # the dead run was seen as dead, then resumed
+    assert "swept" in run.data.tags[keys.EARLIER_ERROR]  # the dead run was seen as dead, then resumed
+    assert keys.ERROR not in run.data.tags and keys.HEARTBEAT not in run.data.tags  # none of it stale
+    killed_attempt = lab / dt.date.today().isoformat() / f"killed-s0-{run.info.run_id[:8]}.ipynb"
+    assert run.data.tags[keys.NOTEBOOK] == str(killed_attempt.with_name(f"{killed_attempt.stem}-attempt2.ipynb"))
+    assert killed_attempt.is_file()  # the killed attempt's notebook is kept beside it
     assert _repeated_steps(run.info.run_id) == []
     _same_weights(_weights(run.info.run_id), _weights(_runs("reference")[0].info.run_id))
     executed = nbformat.read(run.data.tags[keys.NOTEBOOK], as_version=4)
@@ -221,9 +226,11 @@ def test_a_checkpoint_that_carries_code_is_refused(lab, tmp_path):
     payload.marker = tmp_path / "ran"
     with open(checkpoints.path, "wb") as f:
         pickle.dump({"model": payload}, f)
-    with pytest.raises(CheckpointError, match="cannot read this checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=r"cannot read this checkpoint \(it holds objects that would run code"
+    ) as e:
         checkpoints.load()
-    assert not payload.marker.exists()
+    assert not payload.marker.exists() and "weights_only=False" not in str(e.value)
 
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(lab):
@@ -459,3 +466,11 @@ def test_a_store_locked_longer_than_sqlite_waits_is_waited_out(lab, monkeypatch,
     assert "is locked by another process; waiting up to 1 min" in capsys.readouterr().err
     assert [v for _, v in run.metric_history("loss")] == [2.0]
     run.end()
+
+
+def test_a_long_holder_command_keeps_its_start_and_its_end():
+    """A BUSY message names the holder's command; two commands usually differ at their end."""
+    command = "labkit ablate " + " ".join(f"params/run{i}.yaml" for i in range(40)) + " --set lr=1e-3"
+    short = lease.shortened(command)
+    assert len(short) <= 300 and short.startswith("labkit ablate params/run0.yaml") and short.endswith("--set lr=1e-3")
+    assert lease.shortened("labkit ablate glad") == "labkit ablate glad"

@@ -130,7 +130,10 @@ class Checkpoints:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated, foreign, or holding objects that would run code
-            raise CheckpointError(f"{path}: cannot read this checkpoint ({str(exc).splitlines()[0][:300]})") from None
+            reason = str(exc).splitlines()[0][:300]
+            if "Weights only load failed" in reason:  # torch's own text goes on to advise loading it unsafely
+                reason = "it holds objects that would run code when loaded; it was not loaded"
+            raise CheckpointError(f"{path}: cannot read this checkpoint ({reason})") from None
 
     def load(self) -> dict | None:
         """The newest readable checkpoint, or None when the run has none yet. A corrupt newest
