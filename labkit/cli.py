@@ -328,7 +328,8 @@ def cmd_ui(args) -> int:
 def cmd_server(args) -> int:
     from .server import serve
 
-    return serve(args.store, args.artifacts or runs_dir() / "server-artifacts", args.host, args.port, args.workers)
+    artifacts = args.artifacts or runs_dir() / "server-artifacts"
+    return serve(args.store, artifacts, args.host, args.port, args.workers, args.admin_password_file, args.open)
 
 
 def variant_names() -> list[str]:
@@ -525,6 +526,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default: this machine only)")
     s.add_argument("--port", type=port, default=5000)
     s.add_argument("--workers", type=count, default=4, help="server processes answering requests")
+    s.add_argument(
+        "--admin-password-file",
+        type=Path,
+        help="turns the login on: the first line is the password of the user 'admin' (or set "
+        "MLFLOW_AUTH_ADMIN_PASSWORD); required on any --host but loopback",
+    )
+    s.add_argument("--open", action="store_true", help="off loopback, run without a login (a trusted network only)")
     s.set_defaults(func=cmd_server)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
@@ -558,13 +566,13 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, WeightsUnavailable, FileNotFoundError) as exc:
         print(f"labkit: {exc}", file=sys.stderr)
         return 2
-    except Exception:  # a store whose file breaks mid-command is named with the fix, not a traceback
-        from .track import damaged_store
+    except Exception as exc:  # a damaged store or a refused login: named with the fix, not a traceback
+        from .track import damaged_store, login_refused
 
-        damaged = damaged_store()
-        if damaged is None:
+        problem = login_refused(exc) or damaged_store()
+        if problem is None:
             raise
-        print(f"labkit: {damaged}", file=sys.stderr)
+        print(f"labkit: {problem}", file=sys.stderr)
         return 2
 
 

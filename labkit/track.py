@@ -129,6 +129,23 @@ def damaged_store() -> StoreError | None:
     )
 
 
+def login_refused(exc: Exception) -> StoreError | None:
+    """The error to give when a tracking server with a login (labkit server) turned a call away."""
+    text = str(exc)
+    if not isinstance(exc, MlflowException) or not ("401 != 200" in text or "403 != 200" in text):
+        return None
+    who = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if "401 != 200" in text:
+        return StoreError(
+            f"{tracking_uri()} asks for a login"
+            + (f": user '{who}' and its password were not accepted" if who else "")
+            + ". Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (the server's admin adds users)"
+        )
+    return StoreError(
+        f"{tracking_uri()}: user '{who}' may not do this; ask the server's admin for EDIT (or MANAGE) on the experiment"
+    )
+
+
 def _check_store(path: Path, create: bool) -> None:
     """Refuse a store that is not there where it is only read, or is empty: MLflow would make a
     new empty one in its place, and every run would be gone from view without a word."""

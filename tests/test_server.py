@@ -3,6 +3,7 @@ when the tests run as root, since the server refuses root) on a free loopback po
 folder, and `labkit server` on it. Ablations, compare, the lab log and eight runners at once go
 through HTTP; everything is read back through the server's REST API."""
 
+import base64
 import contextlib
 import glob
 import json
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -61,7 +63,7 @@ def postgres():
 
 
 @contextlib.contextmanager
-def _labkit_server(store: str, artifacts: Path, log_file: Path):
+def _labkit_server(store: str, artifacts: Path, log_file: Path, *options: str):
     url = f"http://127.0.0.1:{free_port()}"
     command = [
         sys.executable,
@@ -75,6 +77,7 @@ def _labkit_server(store: str, artifacts: Path, log_file: Path):
         url.rsplit(":", 1)[1],
         "--workers",
         "2",
+        *options,
     ]
     with open(log_file, "w") as log, serving(command, f"{url}/health", log, timeout=180, stop_wait=90):
         yield url
@@ -89,12 +92,15 @@ def tracking_server(postgres, tmp_path_factory):
         yield url, folder / "artifacts"
 
 
-def _api(url: str, endpoint: str, body: dict | None = None, **query) -> dict:
-    """One call of MLflow's REST API: GET with the query, POST with a JSON body."""
-    address = f"{url}/api/2.0/mlflow/{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    request = urllib.request.Request(
-        address, data=None if body is None else json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+def _api(url: str, endpoint: str, body: dict | None = None, login: tuple[str, str] | None = None, **query) -> dict:
+    """One call of MLflow's REST API (2.0, unless the endpoint names its version: 3.0/...): GET with
+    the query, POST with a JSON body; as a user with login."""
+    version, endpoint = endpoint.split("/", 1) if endpoint.startswith("3.0/") else ("2.0", endpoint)
+    address = f"{url}/api/{version}/mlflow/{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    headers = {"Content-Type": "application/json"}
+    if login:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(login).encode()).decode()
+    request = urllib.request.Request(address, data=None if body is None else json.dumps(body).encode(), headers=headers)
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())
 
@@ -217,3 +223,53 @@ def test_eight_runners_logging_at_once_lose_nothing(lab, tracking_server, monkey
             ]
         assert {t["key"]: t["value"] for t in run["data"]["tags"]}["reached"] == str(steps)
         assert _artifact(url, run, "summary.txt") == f"runner {index} done".encode()
+
+
+def test_off_loopback_the_server_refuses_to_start_without_a_login(postgres, tmp_path, capsys):
+    port = free_port()
+    assert server.serve(postgres, tmp_path / "artifacts", "0.0.0.0", port, 1) == 2
+    assert "--host 0.0.0.0 is reachable from other machines" in capsys.readouterr().err
+    short = tmp_path / "short"
+    short.write_text("too-short\n")
+    assert server.serve(postgres, tmp_path / "artifacts", "0.0.0.0", port, 1, password_file=short) == 2
+    assert "at least 12 characters" in capsys.readouterr().err
+    with pytest.raises(OSError):  # nothing was started
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+@pytest.mark.slow
+def test_the_login_keeps_out_who_does_not_belong(lab, postgres, tmp_path, monkeypatch):
+    """MLflow's basic-auth app in front of the team's store: no anonymous call, a reader cannot
+    delete, and `labkit ablate` logs with the MLflow way's credentials."""
+    secret = "correct-horse-battery"
+    (tmp_path / "admin").write_text(secret + "\n")
+    admin, reader = ("admin", secret), ("reader", "a-reader-password")
+    options = ("--admin-password-file", str(tmp_path / "admin"))
+    with _labkit_server(postgres, tmp_path / "artifacts", tmp_path / "server.log", *options) as url:
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            _api(url, "experiments/search", max_results=10)
+        assert anonymous.value.code == 401
+        _api(url, "users/create", {"username": reader[0], "password": reader[1]}, login=admin)
+        exp = _api(url, "experiments/create", {"name": "guarded"}, login=admin)["experiment_id"]
+        run_id = _api(url, "runs/create", {"experiment_id": exp}, login=admin)["run"]["info"]["run_id"]
+        grant = {"username": reader[0], "resource_type": "experiment", "resource_id": exp, "permission": "READ"}
+        _api(url, "3.0/users/permissions/grant", grant, login=admin)
+        assert _api(url, "runs/get", login=reader, run_id=run_id)["run"]["info"]["run_id"] == run_id
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _api(url, "runs/delete", {"run_id": run_id}, login=reader)
+        assert refused.value.code == 403
+
+        env = {**os.environ, "MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": admin[0]}
+        params = tmp_path / "tiny.yaml"
+        params.write_text(yaml.safe_dump({"ablation": "baseline", **TINY, "experiment": "guarded"}))
+        ablate = [sys.executable, "-m", "labkit.cli", "ablate", str(params), "--no-progress", "--no-log"]
+        unknown = subprocess.run(ablate, env=env, capture_output=True, text=True)  # no password: refused
+        assert unknown.returncode == 2 and "user 'admin' and its password were not accepted" in unknown.stderr
+        done = subprocess.run(ablate, env={**env, "MLFLOW_TRACKING_PASSWORD": secret}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs = _api(url, "runs/search", {"experiment_ids": [exp]}, login=admin)["runs"]
+        assert {r["info"]["status"] for r in runs if r["info"]["run_name"] == "tiny-s0"} == {"FINISHED"}
+    assert secret not in (tmp_path / "server.log").read_text()  # never printed
+    private = list((tmp_path / ".artifacts.login").iterdir())  # beside the artifacts the server serves
+    assert sorted(p.name for p in private) == ["basic_auth.ini", "flask_secret_key"]
+    assert all(p.stat().st_mode & 0o077 == 0 and secret not in p.read_text() for p in private)
