@@ -474,6 +474,41 @@ def _add_stylize(sub) -> None:
     s.set_defaults(func=cmd_stylize)
 
 
+def _add_store(sub) -> None:
+    """The commands about the tracking store: the runs in it, a backup, a team's server, the UI."""
+    s = sub.add_parser("runs", help="the runs with status, step, heartbeat and holder; --sweep ends dead ones")
+    s.add_argument("--experiment", help="only this experiment")
+    s.add_argument("--all", action="store_true", help="every run, not only those marked RUNNING")
+    s.add_argument("--sweep", action="store_true", help="mark RUNNING runs that nothing drives any more KILLED")
+    s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("backup", help="a consistent copy of the live SQLite store (runs may go on meanwhile)")
+    s.add_argument("dest", nargs="?", type=Path, help="the copy's file (default runs/backups/mlflow-TIME.db)")
+    s.set_defaults(func=cmd_backup)
+
+    s = sub.add_parser("server", help="a team's tracking server: mlflow server on PostgreSQL, artifacts proxied")
+    s.add_argument("store", help="the PostgreSQL database: postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE")
+    s.add_argument(
+        "--artifacts", type=Path, help="where the server keeps the artifacts (default: runs/server-artifacts)"
+    )
+    s.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default: this machine only)")
+    s.add_argument("--port", type=port, default=5000)
+    s.add_argument("--workers", type=count, default=4, help="server processes answering requests")
+    s.add_argument(
+        "--admin-password-file",
+        type=Path,
+        help="turns the login on: the first line is the password of the user 'admin' (or set "
+        "MLFLOW_AUTH_ADMIN_PASSWORD); required on any --host but loopback",
+    )
+    s.add_argument("--open", action="store_true", help="off loopback, run without a login (a trusted network only)")
+    s.set_defaults(func=cmd_server)
+
+    s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
+    s.add_argument("--port", type=port, default=5000)
+    s.add_argument("--print-only", action="store_true")
+    s.set_defaults(func=cmd_ui)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labkit", description="Lab notebook for image-translation experiments.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -508,37 +543,7 @@ def parser() -> argparse.ArgumentParser:
     _add_log(sub)
     _add_stylize(sub)
 
-    s = sub.add_parser("runs", help="the runs with status, step, heartbeat and holder; --sweep ends dead ones")
-    s.add_argument("--experiment", help="only this experiment")
-    s.add_argument("--all", action="store_true", help="every run, not only those marked RUNNING")
-    s.add_argument("--sweep", action="store_true", help="mark RUNNING runs that nothing drives any more KILLED")
-    s.set_defaults(func=cmd_runs)
-
-    s = sub.add_parser("backup", help="a consistent copy of the live SQLite store (runs may go on meanwhile)")
-    s.add_argument("dest", nargs="?", type=Path, help="the copy's file (default runs/backups/mlflow-TIME.db)")
-    s.set_defaults(func=cmd_backup)
-
-    s = sub.add_parser("server", help="a team's tracking server: mlflow server on PostgreSQL, artifacts proxied")
-    s.add_argument("store", help="the PostgreSQL database: postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE")
-    s.add_argument(
-        "--artifacts", type=Path, help="where the server keeps the artifacts (default: runs/server-artifacts)"
-    )
-    s.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default: this machine only)")
-    s.add_argument("--port", type=port, default=5000)
-    s.add_argument("--workers", type=count, default=4, help="server processes answering requests")
-    s.add_argument(
-        "--admin-password-file",
-        type=Path,
-        help="turns the login on: the first line is the password of the user 'admin' (or set "
-        "MLFLOW_AUTH_ADMIN_PASSWORD); required on any --host but loopback",
-    )
-    s.add_argument("--open", action="store_true", help="off loopback, run without a login (a trusted network only)")
-    s.set_defaults(func=cmd_server)
-
-    s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
-    s.add_argument("--port", type=port, default=5000)
-    s.add_argument("--print-only", action="store_true")
-    s.set_defaults(func=cmd_ui)
+    _add_store(sub)
 
     return p
 

@@ -143,7 +143,7 @@ def test_kill_9_mid_run_ends_every_process_and_the_same_command_resumes_exactly(
 
     assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == 0  # the same command again
     [run] = training_runs("killed")
-    assert run.info.status == "FINISHED" and "swept" in run.data.tags[keys.ERROR]
+    assert run.info.status == "FINISHED" and "swept" in run.data.tags[keys.EARLIER_ERROR]
     [reference] = training_runs("reference")
     resumed, uninterrupted = (Checkpoints(r.info.run_id).load() for r in (run, reference))
     assert resumed["step"] == uninterrupted["step"] == 27

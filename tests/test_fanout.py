@@ -153,7 +153,7 @@ def test_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tm
     assert cli.main(command) == 0  # the same command again
     [run] = _runs("lost")
     assert run.info.run_id == lost.info.run_id and run.info.status == "FINISHED"
-    assert "swept" in run.data.tags[keys.ERROR]  # seen as dead, then resumed from its checkpoint
+    assert "swept" in run.data.tags[keys.EARLIER_ERROR]  # seen as dead, then resumed from its checkpoint
     executed = nbformat.read(run.data.tags[keys.NOTEBOOK], as_version=4)
     assert any("resuming run" in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
 
