@@ -249,6 +249,22 @@ def _record_stall(run: track.OwnedRun, job: Job, stall: dict, restart: int, rest
     print(f"    {run.name}: {what}; {then}")
 
 
+def _notices(notebooks: list[Path]) -> list[str]:
+    """What the notebooks' kernels warned that the command should repeat in the terminal: a
+    checkpoint that could not be read, and the one the run fell back to."""
+    found = []
+    for path in notebooks:
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                lines = output.get("text", "").splitlines() if output.get("name") == "stderr" else []
+                found += [
+                    f"{lines[i - 1].rpartition('UserWarning: ')[2]}; {line.strip()}" if i else line.strip()
+                    for i, line in enumerate(lines)
+                    if line.startswith(keys.CHECKPOINT_FALLBACK)
+                ]
+    return found
+
+
 def _unused(path: Path) -> Path:
     """The path, or `-attempt2`, `-attempt3`, ... beside it: a resumed run's notebook of the same
     day keeps the killed attempt's, which shows where it stopped."""
@@ -341,6 +357,7 @@ def drive(
             run.name,
             restarts,
             notebooks,
+            _notices(notebooks),
         )
     except Exception as exc:  # the store, the disk: the run (if any) was ended FAILED by its owner
         return Outcome(job, run_id, Status.FAILED, None, time.time() - started, _error_of(exc))

@@ -36,6 +36,7 @@ class Outcome:
     name: str = ""
     restarts: int = 0
     notebooks: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what the notebook said that its command repeats
 
     def __post_init__(self):
         self.status = Status(self.status)  # an executor may say it by name
@@ -53,6 +54,7 @@ def describe(outcome: Outcome) -> str:
         + (f" in {outcome.seconds:.0f}s" if outcome.seconds else "")
         + (f" after {outcome.restarts} restart(s)" if outcome.restarts else "")
         + (f": {outcome.error}" if outcome.error else "")
+        + "".join(f"\n    note: {notice}" for notice in outcome.notices)
         + (f"\n    notebook {outcome.notebook}" if outcome.notebook else "")
     )
 

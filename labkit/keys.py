@@ -42,6 +42,7 @@ LABEL = "labkit.label"  # the params file's stem (or the ablation): the run name
 PARAMS_FILE = "labkit.params_file"
 NOTEBOOK = "labkit.notebook"  # the executed notebook on disk
 ERROR = "labkit.error"  # why a run ended FAILED or KILLED
+CHECKPOINT_FALLBACK = "falling back to the previous checkpoint"  # what a resume warns, the runner repeats
 EARLIER_ERROR = "labkit.error.earlier"  # why an earlier attempt ended, once a resume FINISHED the run
 HEARTBEAT = "labkit.heartbeat"  # the last beat (host, pid, step, phase, time), for other machines
 NOTE = "mlflow.note.content"  # the run's note in the UI (Markdown)

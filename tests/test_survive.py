@@ -90,7 +90,7 @@ def _same_weights(a: dict, b: dict) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_epoch_then_the_same_command_resumes_one_run_exactly(lab, tmp_path):
+def test_kill_9_mid_epoch_then_the_same_command_resumes_one_run_exactly(lab, tmp_path, capsys):
     reference = _params(tmp_path, "reference", experiment="reference")
     assert cli.main(["ablate", str(reference), "--no-progress", "--no-log"]) == 0
     params = _params(tmp_path, "killed", experiment="killed")
@@ -106,7 +106,16 @@ def test_kill_9_mid_epoch_then_the_same_command_resumes_one_run_exactly(lab, tmp
     [killed] = _runs("killed")
     assert killed.info.status == "RUNNING" and runs.states(["killed"])[0].dead
 
+    # the newest checkpoint damaged as well: the resume falls back to the previous one, and says so here
+    checkpoints = Checkpoints(killed.info.run_id)
+    if not checkpoints.path.is_file():  # killed between a checkpoint's two renames: the previous one is whole
+        shutil.copy(checkpoints.prev, checkpoints.path)
+    newest = checkpoints.path
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    capsys.readouterr()
     assert cli.main(["ablate", str(params), "--no-progress", "--no-log"]) == 0  # the same command again
+    assert f"note: {newest}: cannot read this checkpoint" in (out := capsys.readouterr().out)
+    assert "; falling back to the previous checkpoint" in out and "model.prev.pt" in out
     [run] = _runs("killed")
     assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
     assert "swept" in run.data.tags[keys.EARLIER_ERROR]  # the dead run was seen as dead, then resumed

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import keys
 from ..paths import checkpoint_dir
 
 
@@ -149,7 +150,7 @@ class Checkpoints:
                 continue
             if problems:
                 warnings.warn(
-                    f"{problems[0]}\nfalling back to the previous checkpoint {path} "
+                    f"{problems[0]}\n{keys.CHECKPOINT_FALLBACK} {path} "
                     f"(epoch {state.get('epoch', '?')}, step {state.get('step', '?')})",
                     stacklevel=2,
                 )
