@@ -149,10 +149,9 @@ class Training:
     model: Pix2Pix
     evaluators: list[Evaluator]  # rank 0's alone (labkit.evaluators)
     checkpoints: Checkpoints
-    backbone: str  # the FID backbone's name
     samples: dict  # fixed test faces for the grids
     world: World = field(default_factory=World)
-    fid_backbone: object = None  # the FID backbone itself (rank 0's), that evaluators share
+    fid_backbone: object = None  # rank 0's: the evaluators share its features
     epoch: int = 0  # epochs completed
     batch: int = 0  # batches of the current epoch completed
     step: int = 0
@@ -163,6 +162,11 @@ class Training:
     last_grid: np.ndarray | None = None
     last_heatmap: np.ndarray | None = None
     saved_at: float = field(default_factory=time.monotonic)  # of the last checkpoint
+
+    @property
+    def backbone(self) -> str:
+        """The FID backbone's name ('' on the ranks that do not evaluate)."""
+        return self.fid_backbone.name if self.fid_backbone is not None else ""
 
     @property
     def checkpoint(self):
@@ -243,7 +247,6 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
         model=model,
         evaluators=[],
         checkpoints=Checkpoints(run.run_id),
-        backbone="",
         samples={},
         window=LossWindow(device),
         world=world,
@@ -252,7 +255,7 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
         torch.manual_seed(rank_seed(cfg.seed, world.rank))  # dropout masks of its own
         return t
     t.evaluators = build_all(Setting(cfg, data, backbone, device))
-    t.fid_backbone, t.backbone, t.samples = backbone, backbone.name, fixed_samples(data.test, cfg.grid_samples)
+    t.fid_backbone, t.samples = backbone, fixed_samples(data.test, cfg.grid_samples)
     if record:
         _record_setup(t)
     return t
