@@ -33,6 +33,14 @@ def port(text: str) -> int:
     return value
 
 
+def folder(text: str) -> Path:
+    """A folder that exists (a data folder a command reads), refused by argparse otherwise."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {'not a folder' if path.exists() else 'no such folder'}")
+    return path
+
+
 def ui_command(port: int = 5000) -> list[str]:
     # one person's UI on this machine: one worker answers it (MLflow starts four by default, each
     # importing its server before the first page comes)
@@ -69,7 +77,7 @@ def _record(outcomes, command: str) -> None:
 
 def cmd_ablate(args) -> int:
     from .jobs import summary
-    from .plan import parse_grid, plan
+    from .plan import parse_grid, plan, plan_search
 
     grid = parse_grid(args.grid or [])
     if args.range and not args.sample:
@@ -78,10 +86,15 @@ def cmd_ablate(args) -> int:
         raise ParamError("--grid and --sample are two kinds of sweep: use one")
     stem = "+".join(dict.fromkeys(Path(spec).stem for spec in args.params))
     overrides = (args.set or []) + ([f"nproc={args.nproc}"] if args.nproc else [])
-    if not args.sample:  # every problem of the params refused first, before the executors' imports
+    # every problem of the params refused first, before the executors' imports
+    if args.sample:
+        jobs, ranges = plan_search(args.params, args.range or [], args.seeds, overrides)
+    else:
         jobs = plan(args.params, seeds=args.seeds, overrides=overrides, grid=grid)
+    from . import store
     from .executors import EXECUTORS, Batch
 
+    store.require(create=True)  # an empty or truncated store refused before MLflow loads
     EXECUTORS.get(args.executor)().check(Batch(address=args.address))  # before any sweep run is made
 
     from . import ablate, sweep
@@ -98,7 +111,7 @@ def cmd_ablate(args) -> int:
 
     try:
         if args.sample:
-            search = sweep.Search(args.params, args.range or [], args.sample, args.sampler, stem, args.seeds, overrides)
+            search = sweep.Search(args.params, jobs, ranges, args.sample, args.sampler, stem, args.seeds, overrides)
             parent = search.sweep
         else:
             parent = sweep.grid_sweep(jobs, grid, stem) if grid else None
@@ -121,9 +134,12 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from . import store
+
+    store.require(args.experiment)  # a missing store or experiment refused before MLflow loads
     from . import track
 
-    track.existing_experiment(track.client(create=False), args.experiment)  # refused before the plotting imports
+    track.existing_experiment(track.client(create=False), args.experiment)  # and before the plotting imports
     from .compare import compare
 
     text, _, _ = compare(
@@ -140,27 +156,30 @@ def cmd_compare(args) -> int:
 
 def cmd_demo(args) -> int:
     from . import demo
+
+    jobs = demo.plan_all(args.set or [])  # refused before the heavy imports
     from .compare import compare
     from .config import all_ablations
     from .console import banner
     from .jobs import summary
-    from .metrics.backbone import weights_path
+    from .weights import FID_INCEPTION_URL, cached
 
+    weights = cached(FID_INCEPTION_URL)
     print(
         f"labkit demo: every notebook at demo size (the face ablations on the synthetic face set, and the "
         f"style-swap lab), {demo.WORKERS} at a time\n  runs in {runs_dir()}\n"
     )
-    if not weights_path().is_file():
+    if not weights.is_file():
         print(
             banner(
-                f"The FID Inception weights are not at {weights_path()}.",
+                f"The FID Inception weights are not at {weights}.",
                 "The demo tries to download them; "
                 "without a network it falls back to a random-init Inception:\nits FIDs are smoke numbers, NOT "
                 "comparable with real FID.",
             )
             + "\n"
         )
-    outcomes, phases = demo.run(args.set or [], progress=not args.no_progress)
+    outcomes, phases = demo.run(jobs, args.set or [], progress=not args.no_progress)
     print("\n" + summary(outcomes) + "\n")
     not_run = sorted(set(all_ablations()) - {o.job.cfg.ablation for o in outcomes})
     if not_run:
@@ -199,7 +218,7 @@ def cmd_align(args) -> int:
     from .data.labels import read_label_map
     from .data.layout import find_pairs
 
-    root = args.data_root.expanduser()
+    root = args.data_root
     aligned = align_sketches(
         root,
         find_pairs(root, skip_missing=True),
@@ -238,14 +257,10 @@ def cmd_log(args) -> int:
         updated = lablog.sync_notes(entry)
         print(f"added to {entry.path}" + (f" (note of {len(updated)} run(s) updated)" if updated else ""))
     elif args.log_command == "show":
+        since = lablog.parse_date(args.since) if args.since else None
+        until = lablog.parse_date(args.until) if args.until else None
         resolver = lablog.Resolver()
-        entries = lablog.select(
-            lablog.parse_date(args.since) if args.since else None,
-            lablog.parse_date(args.until) if args.until else None,
-            args.ablation,
-            args.oldest_first,
-            resolver,
-        )
+        entries = lablog.select(since, until, args.ablation, args.oldest_first, resolver)
         print(lablog.to_text(entries, resolver))
         out = args.html or runs_dir() / "lablog.html"
         Path(out).write_text(lablog.to_html(entries, resolver, images=not args.no_images), encoding="utf-8")
@@ -258,7 +273,6 @@ def cmd_log(args) -> int:
 
 def cmd_stylize(args) -> int:
     from .config import StyleConfig, parse_override
-    from .style.stylize import stylize_folders
     from .style.variants import VARIANTS
 
     variant = VARIANTS.get(args.variant)
@@ -281,12 +295,20 @@ def cmd_stylize(args) -> int:
             "stylize needs a trained decoder: run `labkit ablate params/decoder_train.yaml`, then pass "
             "--decoder-run decoder_train-s0 (or another decoder_train run's name or id)"
         )
+    problems = cfg.check_inputs()  # the folders and weights, before the networks' imports
+    if problems:
+        raise ParamError("\n".join(f"labkit stylize: {p}" for p in problems))
+    from .style.stylize import stylize_folders
+
     written = stylize_folders(cfg, args.out, batch_size=args.batch_size, progress=not args.no_progress)
     print(f"{len(written)} images written to {args.out}")
     return 0
 
 
 def cmd_runs(args) -> int:
+    from . import store
+
+    store.require(args.experiment)  # before MLflow loads
     from . import runs, track
 
     if args.experiment:
@@ -300,12 +322,12 @@ def cmd_runs(args) -> int:
 
 
 def cmd_backup(args) -> int:
-    from . import track
+    from . import store
 
-    dest = track.backup(args.dest)
+    dest = store.backup(args.dest)
     print(
         f"the store copied to {dest} ({dest.stat().st_size / 1e6:.1f} MB); to restore it, stop the lab and put it in "
-        f"place of {track.store_path()}"
+        f"place of {store.store_path()}"
     )
     return 0
 
@@ -416,7 +438,7 @@ def _add_compare(sub) -> None:
 
 def _add_align(sub) -> None:
     s = sub.add_parser("align", help="warp every sketch onto its photo's geometry from the parsing maps (+align)")
-    s.add_argument("data_root", type=Path)
+    s.add_argument("data_root", type=folder)
     knobs = {f.name: f for f in dataclasses.fields(SketchConfig)}
     s.add_argument(
         "--mode",
@@ -533,7 +555,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("landmarks", help="detect 5 facial landmarks on every photo of a data folder (MTCNN)")
-    s.add_argument("data_root", type=Path)
+    s.add_argument("data_root", type=folder)
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=count, default=16)
     s.add_argument("--no-progress", action="store_true")
@@ -572,9 +594,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labkit: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a damaged store or a refused login: named with the fix, not a traceback
-        from .track import damaged_store, login_refused
+        from .store import damaged
+        from .track import login_refused
 
-        problem = login_refused(exc) or damaged_store()
+        problem = login_refused(exc) or damaged()
         if problem is None:
             raise
         print(f"labkit: {problem}", file=sys.stderr)

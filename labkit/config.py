@@ -163,7 +163,11 @@ class Config:
         clean, problems = {}, []
         for name, value in values.items():
             if name not in cls.names():
-                problems.append(f"{source}: unknown parameter '{name}'{closest(name, cls.names())}")
+                other = next((schema for schema in SCHEMAS if name in schema.names()), None)
+                problems.append(
+                    f"{source}: unknown parameter '{name}'"
+                    + (f": it is one of {other.lab}'s, not of {cls.lab}'s" if other else closest(name, cls.names()))
+                )
                 continue
             try:
                 clean[name] = _coerce(value, hints[name])
@@ -225,6 +229,7 @@ class SketchFields(Config):
     """A face photo -> sketch run: pix2pix and its ablations. SketchConfig adds the parameters of
     the loss terms (labkit.terms)."""
 
+    lab = "the face-sketch lab"  # a class attribute, not a parameter: how messages name the schema
     ablation: str = knob("baseline", "the notebook: notebooks/<ablation>.ipynb")
     experiment: str = knob("faces", "MLflow experiment", required=True)
     seed: int = knob(0, at_least=0)
@@ -354,11 +359,10 @@ class SketchFields(Config):
             except RuntimeError as exc:
                 problems.append(str(exc))
         if self.fid_backbone == "inception":
-            from .metrics.backbone import ensure_weights
-            from .weights import WeightsUnavailable
+            from .weights import WeightsUnavailable, ensure_fid_inception
 
             try:
-                ensure_weights()
+                ensure_fid_inception()
             except WeightsUnavailable as exc:
                 problems.append(f"fid_backbone='inception': {exc}")
         return problems
@@ -413,6 +417,8 @@ class StyleFields(Config):
     (ablation swap_<variant>, the variant taken from the registry in labkit.style.variants; the
     parameters a variant adds are declared by it)."""
 
+    lab = "the style-swap lab"
+
     ablation: str = knob("swap_argmax", "decoder_train or swap_<variant>")
     experiment: str = knob("style", "MLflow experiment", required=True)
     seed: int = knob(0, at_least=0)
@@ -462,11 +468,10 @@ class StyleFields(Config):
             if getattr(self, name) and not Path(getattr(self, name)).expanduser().is_dir()
         ]
         if self.vgg_weights == "imagenet":
-            from .style.vgg import ensure_vgg_weights
-            from .weights import WeightsUnavailable
+            from .weights import WeightsUnavailable, ensure_vgg19
 
             try:
-                ensure_vgg_weights()
+                ensure_vgg19()
             except WeightsUnavailable as exc:
                 problems.append(f"vgg_weights='imagenet': {exc}")
         elif self.vgg_weights not in ("auto", "random-init") and not Path(self.vgg_weights).expanduser().is_file():
@@ -482,11 +487,22 @@ def all_ablations() -> list[str]:
     return [a for schema in SCHEMAS for a in schema.ablations()]
 
 
+def outside_the_lab() -> None:
+    """Refuse a command run where no lab is (its notebooks nowhere to be found), saying where to run it."""
+    root = project_root()
+    if not (root / "notebooks").is_dir():
+        raise ParamError(
+            f"no lab here: {root} and the folders above it hold no notebooks/ and params/. Run labkit in the lab's "
+            "folder (the repository), or set LABKIT_ROOT to it"
+        )
+
+
 def schema_for(ablation: str, source: str = "parameters"):
     """The schema whose ablations include this one; an unknown name is refused with the closest."""
     for schema in SCHEMAS:
         if ablation in schema.ablations():
             return schema
+    outside_the_lab()
     raise ParamError(f"{source}: unknown ablation '{ablation}'{closest(ablation, all_ablations())}")
 
 
@@ -561,7 +577,8 @@ def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     the file: missing, not UTF-8, empty, not YAML, a key given twice, a base that loops."""
     path = Path(path)
     if not path.is_file():
-        raise ParamError(f"{path}: no such params file")
+        missing = f"{path}: {'a folder, not a params file' if path.is_dir() else 'no such params file'}"
+        raise ParamError(f"{_chain[-1]}: its `base:` {missing}" if _chain else missing)
     if path.resolve() in _chain:
         raise ParamError(f"{path}: its `base:` chain comes back to itself ({' -> '.join(map(str, _chain))})")
     try:
@@ -576,7 +593,9 @@ def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     except ParamError as exc:
         raise ParamError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ParamError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     if data is None:
         raise ParamError(
             f"{path}: the params file is empty; it needs at least `ablation: NAME` ({', '.join(all_ablations())})"
@@ -594,7 +613,7 @@ def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
 def parse_override(text: str) -> tuple[str, object]:
     """`name=value` from the command line, the value read as YAML (so 3 is int, 1e-4 float)."""
     if "=" not in text:
-        raise ParamError(f"override '{text}' must look like name=value")
+        raise ParamError(f"--set {text}: write NAME=VALUE, e.g. --set {text or 'lr'}=2e-4")
     name, raw = text.split("=", 1)
     value = yaml_value(raw, f"--set {text}") if raw.strip() else ""
     return name.strip(), "" if value is None else value

@@ -17,8 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from . import ablate
-from .config import SketchConfig, StyleConfig
+from .config import ParamError, SketchConfig, StyleConfig, parse_override
 from .jobs import Job, Outcome
 from .plan import plan
 
@@ -112,14 +111,27 @@ class Phases:
         return f"demo finished in {total:.0f}s (" + ", ".join(f"{k} {v:.0f}s" for k, v in self.seconds.items()) + ")"
 
 
-def run(extra: list[str] = (), progress: bool = True) -> tuple[list[Outcome], Phases]:
-    """Plan every notebook (all checked before any runs; `extra` NAME=VALUE settings on top of
-    every one), run them in one queue, and return their outcomes; the table and the lab log are
-    the caller's (labkit.cli)."""
-    phases = Phases()
+def plan_all(extra: list[str] = ()) -> list[Job]:
+    """Every notebook the demo starts with, checked before any runs, `extra` NAME=VALUE settings
+    on top of every one: the decoder most variants need and the longest face run first."""
+    shared = set(SketchConfig.names()) & set(StyleConfig.names()) - {"ablation", "experiment"}  # the demo's own
+    for text in extra:
+        name, _ = parse_override(text)
+        if name not in shared:
+            raise ParamError(
+                f"--set {text}: the demo's --set takes a parameter every notebook has ({', '.join(sorted(shared))}); "
+                f"to run one ablation with it: labkit ablate ABLATION --set {text}"
+            )
     decoders, faces = decoder_jobs(extra), face_jobs(extra)
-    # the decoder most variants need and the longest face run first, the short swaps last
-    jobs = [decoders[0], faces[0], *decoders[1:], *faces[1:]]
+    return [decoders[0], faces[0], *decoders[1:], *faces[1:]]
+
+
+def run(jobs: list[Job], extra: list[str] = (), progress: bool = True) -> tuple[list[Outcome], Phases]:
+    """Run the planned notebooks (plan_all) in one queue, each swap variant when its decoder has
+    finished, and return their outcomes; the table and the lab log are the caller's (labkit.cli)."""
+    from . import ablate
+
+    phases = Phases()
     phases.end("start-up and plan")
     outcomes = ablate.run_all(jobs, progress=progress, workers=WORKERS, then=after(extra))
     phases.end(f"notebooks ({len(outcomes)})")

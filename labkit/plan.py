@@ -8,11 +8,21 @@ from __future__ import annotations
 import ast
 import dataclasses
 import itertools
+import typing
 from pathlib import Path
 
 import nbformat
 
-from .config import Config, ParamError, parse_override, read_params_file, schema_for, yaml_value
+from .config import (
+    Config,
+    ParamError,
+    closest,
+    outside_the_lab,
+    parse_override,
+    read_params_file,
+    schema_for,
+    yaml_value,
+)
 from .jobs import Job
 from .paths import project_root
 
@@ -42,7 +52,7 @@ def notebook_defaults(notebook: Path, schema) -> dict:
 
 def _resolve(spec: str, extra: dict, given: str = "--set") -> tuple[str, str, Path, Config, str]:
     """(label, source, notebook, config, params file) of one spec: a params file, or an ablation name."""
-    is_file = spec.endswith((".yaml", ".yml")) or Path(spec).is_file()
+    is_file = spec.endswith((".yaml", ".yml")) or Path(spec).exists()  # a folder is refused as a params file
     raw = read_params_file(spec) if is_file else {"ablation": spec}
     label, source = (Path(spec).stem, spec) if is_file else (spec, f"ablation '{spec}'")
     if "ablation" not in raw:
@@ -50,6 +60,7 @@ def _resolve(spec: str, extra: dict, given: str = "--set") -> tuple[str, str, Pa
     schema = schema_for(str(raw["ablation"]), source)
     notebook = notebook_path(raw["ablation"])
     if not notebook.is_file():
+        outside_the_lab()
         raise ParamError(f"{source}: ablation '{raw['ablation']}' has no notebook at {notebook}")
     values, problems = schema.coerce(raw, source)
     overrides, more = schema.coerce(extra, given)
@@ -127,6 +138,55 @@ def parse_grid(texts: list[str]) -> dict[str, list]:
     if problems:
         raise ParamError("\n".join(problems))
     return grid
+
+
+def parse_ranges(texts: list[str], schema) -> dict[str, tuple]:
+    """`NAME=LOW:HIGH[:log]` each -> {name: (low, high, log)}, for numeric fields of the schema."""
+    ranges, problems = {}, []
+    hints = typing.get_type_hints(schema)
+    for text in texts:
+        name, _, spec = text.partition("=")
+        name, parts = name.strip(), spec.split(":")
+        if name not in hints:
+            problems.append(f"--range {name}: unknown parameter{closest(name, schema.names())}")
+            continue
+        if hints[name] not in (int, float):
+            problems.append(
+                f"--range {name}: a range needs a number parameter ({name} is {hints[name].__name__}); "
+                "use --grid for its values"
+            )
+            continue
+        try:
+            low, high = (hints[name](yaml_value(p, f"--range {text}")) for p in parts[:2])
+            log = parts[2:] == ["log"]
+            if len(parts) not in (2, 3) or (len(parts) == 3 and not log) or not low < high or (log and low <= 0):
+                raise ValueError
+        except (ValueError, TypeError):
+            problems.append(
+                f"--range {text!r}: write NAME=LOW:HIGH or NAME=LOW:HIGH:log with LOW < HIGH (and "
+                "LOW > 0 for log), e.g. --range lr=1e-5:1e-3:log"
+            )
+            continue
+        ranges[name] = (low, high, log)
+    if problems:
+        raise ParamError("\n".join(problems))
+    return ranges
+
+
+def plan_search(
+    specs: list[str], ranges: list[str], seeds: int | None, overrides: list[str]
+) -> tuple[list[Job], dict[str, tuple]]:
+    """The jobs a search starts from and its ranges ({name: (low, high, log)}), every file and
+    range checked, the ranges' ends against the schema's bounds too."""
+    if not ranges:
+        raise ParamError(
+            "--sample N needs what to search: one --range NAME=LOW:HIGH[:log] or more, e.g. --range lr=1e-5:1e-3:log"
+        )
+    base = plan(specs, seeds=seeds, overrides=overrides)
+    parsed = parse_ranges(ranges, type(base[0].cfg))
+    for name, (low, high, _) in parsed.items():
+        plan(specs, seeds=1, overrides=overrides, grid={name: [low, high]})
+    return base, parsed
 
 
 def points(grid: dict[str, list]) -> list[dict]:

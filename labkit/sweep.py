@@ -15,47 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import typing
 
 import numpy as np
 
 from . import keys, lease, track
-from .config import ParamError, closest, yaml_value
+from .config import ParamError
 from .keys import Status
 from .paths import runs_dir
-
-
-def parse_ranges(texts: list[str], schema) -> dict[str, tuple]:
-    """`NAME=LOW:HIGH[:log]` each -> {name: (low, high, log)}, for numeric fields of the schema."""
-    ranges, problems = {}, []
-    hints = typing.get_type_hints(schema)
-    for text in texts:
-        name, _, spec = text.partition("=")
-        name, parts = name.strip(), spec.split(":")
-        if name not in hints:
-            problems.append(f"--range {name}: unknown parameter{closest(name, schema.names())}")
-            continue
-        if hints[name] not in (int, float):
-            problems.append(
-                f"--range {name}: a range needs a number parameter ({name} is {hints[name].__name__}); "
-                "use --grid for its values"
-            )
-            continue
-        try:
-            low, high = (hints[name](yaml_value(p, f"--range {text}")) for p in parts[:2])
-            log = parts[2:] == ["log"]
-            if len(parts) not in (2, 3) or (len(parts) == 3 and not log) or not low < high or (log and low <= 0):
-                raise ValueError
-        except (ValueError, TypeError):
-            problems.append(
-                f"--range {text!r}: write NAME=LOW:HIGH or NAME=LOW:HIGH:log with LOW < HIGH (and "
-                "LOW > 0 for log), e.g. --range lr=1e-5:1e-3:log"
-            )
-            continue
-        ranges[name] = (low, high, log)
-    if problems:
-        raise ParamError("\n".join(problems))
-    return ranges
 
 
 def _key(what) -> str:
@@ -163,7 +129,8 @@ class Search:
     def __init__(
         self,
         specs: list[str],
-        ranges_text: list[str],
+        base: list,
+        ranges: dict[str, tuple],
         trials: int,
         sampler: str,
         stem: str,
@@ -172,14 +139,9 @@ class Search:
     ):
         import optuna
 
-        from .plan import plan
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.specs, self.seeds, self.overrides, self.trials = specs, seeds, overrides, trials
-        base = plan(specs, seeds=seeds, overrides=overrides)  # every file checked before anything runs
-        self.ranges = parse_ranges(ranges_text, type(base[0].cfg))
-        for name, (low, high, _) in self.ranges.items():  # the range's ends pass the schema's bounds
-            plan(specs, seeds=1, overrides=overrides, grid={name: [low, high]})
+        self.ranges = ranges  # base and ranges: labkit.plan.plan_search, checked before anything runs
         self.on_val = getattr(base[0].cfg, "val_fraction", 0) > 0
         key = _key([sorted(j.cfg.run_key() for j in base), self.ranges, trials, sampler])
         self.sweep = Sweep(

@@ -13,7 +13,7 @@ else holds a plain `Run`: it logs, and leaves the status alone.
 from __future__ import annotations
 
 import atexit
-import fcntl
+import contextlib
 import json
 import logging
 import os
@@ -29,7 +29,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from . import keys, lease
+from . import keys, lease, store
 from .config import Config, ParamError, from_namespace
 from .keys import Status
 from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
@@ -41,11 +41,6 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 _READY: set[str] = set()
-
-
-class StoreError(ParamError):
-    """The tracking store is missing where it is only read, empty, damaged or locked too long:
-    the message names the file and the fix; nothing was changed."""
 
 
 def store_wait_minutes() -> float:
@@ -81,7 +76,7 @@ class PatientClient:
                     if not _locked(exc):
                         raise
                     if waited >= limit:
-                        raise StoreError(
+                        raise store.StoreError(
                             f"{self._uri}: the store stayed locked by another process for {waited:.0f} s; gave up "
                             f"(LABKIT_STORE_WAIT_MINUTES={store_wait_minutes():g}). Close what holds it (a "
                             "`sqlite3` shell, a backup) and run the same command again: it resumes"
@@ -100,88 +95,26 @@ class PatientClient:
         return patient
 
 
-def _damage(path: Path) -> str:
-    """What SQLite finds wrong with a store file ('' when nothing)."""
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            found = db.execute("PRAGMA quick_check").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    return "" if found == "ok" else found
-
-
-def store_path() -> Path | None:
-    """The SQLite file of the store (None for a server or another database)."""
-    uri = tracking_uri()
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
-def damaged_store() -> StoreError | None:
-    """The error to give when the store's file is damaged (None: it is not): asked after a failure."""
-    path = store_path()
-    damage = _damage(path) if path is not None and path.exists() else ""
-    if not damage:
-        return None
-    return StoreError(
-        f"{path}: the store is damaged ({damage}); nothing was changed. Restore it from a backup (`labkit backup` "
-        f"makes one), or recover what it holds: `sqlite3 {path} .recover | sqlite3 recovered.db`, then put "
-        "recovered.db in its place"
-    )
-
-
-def login_refused(exc: Exception) -> StoreError | None:
+def login_refused(exc: Exception) -> store.StoreError | None:
     """The error to give when a tracking server with a login (labkit server) turned a call away."""
     text = str(exc)
     if not isinstance(exc, MlflowException) or not ("401 != 200" in text or "403 != 200" in text):
         return None
     who = os.environ.get("MLFLOW_TRACKING_USERNAME")
     if "401 != 200" in text:
-        return StoreError(
+        return store.StoreError(
             f"{tracking_uri()} asks for a login"
             + (f": user '{who}' and its password were not accepted" if who else "")
             + ". Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (the server's admin adds users)"
         )
-    return StoreError(
+    return store.StoreError(
         f"{tracking_uri()}: user '{who}' may not do this; ask the server's admin for EDIT (or MANAGE) on the experiment"
     )
-
-
-def _check_store(path: Path, create: bool) -> None:
-    """Refuse a store that is not there where it is only read, or is empty: MLflow would make a
-    new empty one in its place, and every run would be gone from view without a word."""
-    if not path.exists() and not create:
-        raise StoreError(
-            f"no tracking store at {path}: nothing has run in this lab yet (`labkit ablate` makes it), or "
-            "LABKIT_RUNS points at another folder than the lab's runs/"
-        )
-    if path.exists() and path.stat().st_size == 0:
-        raise StoreError(
-            f"{path} is empty (0 bytes): the store was truncated or lost, and labkit will not start a new one over "
-            "it. Restore it from a backup (`labkit backup` makes one), or move it aside to start an empty store"
-        )
 
 
 def ui_url() -> str:
     base = tracking_uri()
     return (base if base.startswith("http") else os.environ.get("LABKIT_UI", "http://127.0.0.1:5000")).rstrip("/")
-
-
-def backup(dest: Path | None = None) -> Path:
-    """A consistent copy of the live SQLite store (SQLite's online backup: runs may go on
-    logging meanwhile), by default under runs/backups/ with the time in its name."""
-    path = store_path()
-    if path is None:
-        raise StoreError(f"the store is {tracking_uri()}: back up a server's database with its own tools")
-    _check_store(path, create=False)
-    dest = Path(dest) if dest else runs_dir() / "backups" / f"mlflow-{time.strftime('%Y%m%d-%H%M%S')}.db"
-    if dest.exists():
-        raise StoreError(f"{dest} exists already: name another file")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.partial")
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as source, sqlite3.connect(partial) as copy:
-        source.backup(copy)
-    partial.replace(dest)  # a backup is whole or absent
-    return dest
 
 
 def client(create: bool = True) -> MlflowClient:
@@ -194,20 +127,19 @@ def client(create: bool = True) -> MlflowClient:
     mlflow.set_tracking_uri(uri)  # for MLflow's own functions (search_runs as a table)
     if not chosen:  # MLflow exports it; ours is derived from LABKIT_RUNS each time, not a user's choice
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    path = store_path()
+    path = store.store_path()
     if path is None:
         return MlflowClient(uri)
     if uri in _READY:
         return PatientClient(MlflowClient(uri), uri)
-    _check_store(path, create)
-    with open(f"{path}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        _check_store(path, create)
+    store.check(path, create)
+    with store.creating(path) if create else contextlib.nullcontext():  # a store only read exists already
+        store.check(path, create)
         try:
             c = PatientClient(MlflowClient(uri), uri)  # creates and migrates the database when it is new
             c.search_experiments(max_results=1)
         except MlflowException as exc:
-            damaged = damaged_store()
+            damaged = store.damaged()
             if damaged is None:
                 raise
             raise damaged from exc
@@ -242,11 +174,7 @@ def existing_experiment(c: MlflowClient, name: str):
     """The experiment of this name; an unknown one is refused with the list of those that exist."""
     exp = c.get_experiment_by_name(name)
     if exp is None:
-        names = sorted(e.name for e in c.search_experiments() if e.name != "Default")
-        raise ParamError(
-            f"no experiment '{name}' in {tracking_uri()}; the experiments are: "
-            f"{', '.join(names) or 'none yet (run `labkit ablate` first)'}"
-        )
+        raise store.unknown_experiment(name, sorted(e.name for e in c.search_experiments() if e.name != "Default"))
     return exp
 
 

@@ -4,6 +4,8 @@ is reachable, or an error that names the file, where it comes from and where to 
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 import urllib.request
 import warnings
 from collections.abc import Callable
@@ -16,13 +18,28 @@ class WeightsUnavailable(RuntimeError):
     pass
 
 
-# torch is imported where it is used: the command line imports this module (WeightsUnavailable) without it
+# torch is imported where it is used: the command line checks a params file's weights without it.
+# The files' addresses are pytorch-fid's and torchvision's own (tests/test_config.py compares them).
+FID_INCEPTION_URL = (
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+)
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
 
 def hub_path(filename: str) -> Path:
-    import torch
+    """Where torch.hub keeps a downloaded file: its own answer once torch is loaded (set_dir may
+    have moved it), else the same rule read from the environment."""
+    if "torch" in sys.modules:
+        hub = sys.modules["torch"].hub.get_dir()
+    else:
+        cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+        hub = os.path.join(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch"))), "hub")
+    return Path(hub) / "checkpoints" / filename
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+def cached(url: str) -> Path:
+    """Where the hub cache keeps the file at url."""
+    return hub_path(url.rsplit("/", 1)[-1])
 
 
 def _download(url: str, dest: Path, timeout: float = 30.0) -> None:
@@ -37,7 +54,7 @@ def _download(url: str, dest: Path, timeout: float = 30.0) -> None:
 def ensure(url: str, what: str, instead: str) -> Path:
     """The cached file for url, downloaded if missing and reachable; `instead` says what the
     user can do without it."""
-    path = hub_path(url.rsplit("/", 1)[-1])
+    path = cached(url)
     if path.is_file():
         return path
     try:
@@ -49,6 +66,19 @@ def ensure(url: str, what: str, instead: str) -> Path:
             f"  (TORCH_HOME moves the cache.) {instead}"
         ) from None
     return path
+
+
+def ensure_fid_inception() -> Path:
+    """The FID Inception weights file, fetched into the hub cache if missing and reachable."""
+    return ensure(
+        FID_INCEPTION_URL,
+        "FID Inception",
+        "Or set fid_backbone to 'random-init' for a smoke run whose FID is not comparable with real ones.",
+    )
+
+
+def ensure_vgg19() -> Path:
+    return ensure(VGG19_URL, "VGG19 (torchvision)", "Or set vgg_weights to 'random-init' for a smoke run.")
 
 
 def sha256(path: Path) -> str:

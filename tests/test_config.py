@@ -81,11 +81,9 @@ def test_each_notebook_is_its_ablation_with_valid_knobs(notebook):
 def _weights_in_the_hub_cache():
     """The paper settings name real weights: empty files where the hub cache keeps them (their
     presence is what is checked before a run)."""
-    from labkit.metrics.backbone import WEIGHTS_URL
-    from labkit.style.vgg import VGG19_URL
-    from labkit.weights import hub_path
+    from labkit.weights import FID_INCEPTION_URL, VGG19_URL, hub_path
 
-    for url in (WEIGHTS_URL, VGG19_URL):
+    for url in (FID_INCEPTION_URL, VGG19_URL):
         path = hub_path(url.rsplit("/", 1)[-1])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
@@ -101,6 +99,32 @@ def test_every_params_file_plans_with_its_base(lab):
     assert jobs["swap_multilayer"].decoder_kind == "relu4_1+relu3_1" and jobs["decoder_train_inject"].steps == 20000
     with pytest.raises(ParamError, match="style.yaml: names no ablation"):
         plan.plan([ROOT / "params" / "style.yaml"])
+
+
+def test_the_weights_checked_before_a_run_are_the_files_the_libraries_load(tmp_path, monkeypatch):
+    """A params file's weights are checked without importing torch: the addresses and the hub
+    cache's place are labkit's copies of pytorch-fid's, torchvision's and torch.hub's own."""
+    import subprocess
+    import sys
+
+    import torch
+    import torchvision
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+
+    from labkit.weights import FID_INCEPTION_URL, VGG19_URL
+
+    assert FID_INCEPTION_URL == FID_WEIGHTS_URL and torchvision.models.VGG19_Weights.IMAGENET1K_V1.url == VGG19_URL
+    for env in ({"TORCH_HOME": str(tmp_path / "th")}, {"XDG_CACHE_HOME": str(tmp_path / "xdg")}, {}):
+        for name in ("TORCH_HOME", "XDG_CACHE_HOME"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        code = (
+            "import sys; from labkit.weights import hub_path; print(hub_path('w.pth')); print('torch' in sys.modules)"
+        )
+        without_torch = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        monkeypatch.setattr(torch.hub, "_hub_dir", None)
+        assert without_torch.stdout.split() == [f"{torch.hub.get_dir()}/checkpoints/w.pth", "False"]
 
 
 def test_params_file_faults_are_refused_naming_the_file(lab, tmp_path):

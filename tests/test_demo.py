@@ -6,8 +6,8 @@ import pytest
 from conftest import tiny_params
 
 from labkit import ablate, demo, plan, track
+from labkit import drive as drive_module
 from labkit.config import ParamError, SketchConfig, all_ablations
-from labkit.executors import local as local_executor
 from labkit.jobs import Job, Outcome
 from labkit.style.variants import VARIANTS
 
@@ -33,7 +33,9 @@ def test_the_demo_runs_every_notebook_once_at_demo_size(lab):
     assert all(
         j.cfg.precision == "fp32" for j in demo.decoder_jobs(["precision=fp32"]) + demo.face_jobs(["precision=fp32"])
     )
-    with pytest.raises(ParamError, match="--set: unknown parameter 'lambda_l1'"):
+    with pytest.raises(ParamError, match="--set lambda_l1=5: the demo's --set takes a parameter every notebook has"):
+        demo.plan_all(["lambda_l1=5"])
+    with pytest.raises(ParamError, match="--set: unknown parameter 'lambda_l1': it is one of the face-sketch lab's"):
         demo.decoder_jobs(["lambda_l1=5"])
 
 
@@ -54,7 +56,7 @@ def test_followers_join_the_queue(lab, monkeypatch):
         order.append(job.label)
         return Outcome(job, job.label, "FINISHED", None, 0.0)
 
-    monkeypatch.setattr(local_executor, "drive", drive)
+    monkeypatch.setattr(drive_module, "drive", drive)  # the local executor looks it up when a batch runs
     jobs = [Job(label, "", plan.notebook_path("baseline"), SketchConfig(experiment="q")) for label in ("a", "b", "c")]
     then = {"a": ["a1", "a2"], "a1": ["a11"]}
     outcomes = ablate.run_all(

@@ -17,8 +17,9 @@ from labkit.config import StyleConfig
 from labkit.style import images as style_images
 from labkit.style import training as style_training
 from labkit.style.decoder import KINDS, Decoder
-from labkit.style.vgg import CAFFE_MEAN_BGR, VGG19_URL, InputRangeWarning, VGGEncoder, build_encoder
+from labkit.style.vgg import CAFFE_MEAN_BGR, InputRangeWarning, VGGEncoder, build_encoder
 from labkit.train import Checkpoints, NonFiniteLoss
+from labkit.weights import VGG19_URL
 
 SMALL = dict(
     image_size=32, vgg_weights="random-init", steps=6, batch_size=2, log_every=2, checkpoint_every=3, device="cpu"

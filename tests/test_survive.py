@@ -22,7 +22,7 @@ import yaml
 from conftest import ROOT, TINY, wait_for_step
 from mlflow.exceptions import MlflowException
 
-from labkit import cli, drive, keys, lablog, lease, plan, runs, track
+from labkit import cli, drive, keys, lablog, lease, plan, runs, store, track
 from labkit.config import SketchConfig
 from labkit.data import load_faces
 from labkit.style.vgg import CONV_INDEX, VGGEncoder, WeightsMismatch
@@ -464,7 +464,7 @@ def test_a_store_locked_longer_than_sqlite_waits_is_waited_out(lab, monkeypatch,
     holder = sqlite3.connect(lab / "mlflow.db", isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
     monkeypatch.setenv("LABKIT_STORE_WAIT_MINUTES", "0.01")
-    with pytest.raises(track.StoreError, match=r"stayed locked by another process for 2\d s; gave up"):
+    with pytest.raises(store.StoreError, match=r"stayed locked by another process for 2\d s; gave up"):
         run.log_metrics({"loss": 1.0}, step=1)
     capsys.readouterr()
     monkeypatch.setenv("LABKIT_STORE_WAIT_MINUTES", "1")

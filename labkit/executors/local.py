@@ -1,15 +1,15 @@
 """The local executor: the jobs one after another in this process, or `workers` at a time in
 processes (one GPU each where there are GPUs, nproc each for a run trained by several processes)
 that die with the command, so their kernels do too. Runs that finished before are skipped here,
-before any worker starts."""
+before any worker starts. The runner's machinery (MLflow, papermill, Jupyter) loads when a batch
+runs, not when the executor is looked up: a mistyped --executor is refused at once."""
 
 from __future__ import annotations
 
 import os
 
-from .. import kernels, lease, track
+from .. import lease
 from ..config import ParamError
-from ..drive import drive, join_sweep
 from ..jobs import Job, Outcome, describe
 from ..jobs import skipped as skipped_job
 from ..keys import Status
@@ -26,6 +26,8 @@ class Local(Executor):
             raise ParamError("--address is a Ray cluster's: add --executor ray")
 
     def run(self, jobs: list[Job], batch: Batch) -> list[Outcome]:
+        from .. import kernels
+
         outcomes, queue = ([], list(jobs)) if batch.fresh else skip_finished(list(jobs), batch.follow, batch.echo)
         if len(queue) > 1 or batch.follows:
             kernels.warm_up()  # several kernels to come: it imports their libraries while the first run is made
@@ -39,6 +41,8 @@ class Local(Executor):
 
 
 def _one_at_a_time(queue: list[Job], batch: Batch, done: int) -> list[Outcome]:
+    from ..drive import drive
+
     outcomes = []
     while queue:
         job = queue.pop(0)
@@ -55,6 +59,9 @@ def _one_at_a_time(queue: list[Job], batch: Batch, done: int) -> list[Outcome]:
 def skip_finished(queue: list[Job], follow, echo) -> tuple[list[Outcome], list[Job]]:
     """The jobs whose runs finished before, skipped here rather than by a worker started for each,
     and the jobs left to run (what the skipped ones let start among them)."""
+    from .. import track
+    from ..drive import join_sweep
+
     skipped, left = [], []
     while queue:
         job = queue.pop(0)
@@ -72,16 +79,16 @@ def skip_finished(queue: list[Job], follow, echo) -> tuple[list[Outcome], list[J
 def _start_worker(threads: int, warm_kernels: str) -> None:
     """A worker process: killed when the command that started it dies, so its kernel (which
     dies with it) ends too; its share of the CPU cores; kernels from the runner's warm process."""
+    from .. import kernels
+
     lease.die_with_parent()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     kernels.share(warm_kernels)
 
 
 def _drive_in_worker(job: Job, fresh: bool, gpus, queued_since: float) -> Outcome:
-    return drive(job, fresh, progress=False, gpus=gpus, queued_since=queued_since)
+    from ..drive import drive
 
-
-def _drive_in_worker(job: Job, fresh: bool, gpus, queued_since: float) -> Outcome:
     return drive(job, fresh, progress=False, gpus=gpus, queued_since=queued_since)
 
 
@@ -90,6 +97,8 @@ def _run_in_processes(queue: list[Job], batch: Batch) -> list[Outcome]:
     the next queued job at once, so no worker waits for a batch."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from .. import kernels
 
     ctx = multiprocessing.get_context("spawn")
     gpus, count = None, gpu_count()

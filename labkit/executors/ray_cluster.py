@@ -19,7 +19,6 @@ import socket
 import time
 
 from ..config import ParamError
-from ..drive import drive
 from ..jobs import Job, Outcome, describe
 from ..keys import Status
 from .executor import EXECUTORS, Batch, Executor
@@ -33,6 +32,8 @@ SHARED_ENVIRONMENT = ("LABKIT_ROOT", "LABKIT_RUNS", "LABKIT_LOG", "LABKIT_UI", "
 
 
 def _drive_task(job: Job, fresh: bool, queued_since: float) -> Outcome:
+    from ..drive import drive
+
     return drive(job, fresh, progress=False, queued_since=queued_since)
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from .. import keys, track
+from .. import keys, store, track
 from ..keys import Status
 from .entries import Entry, all_entries, update
 
@@ -73,8 +73,8 @@ class Resolver:
         if self._runs is None:
             try:
                 self._runs = track.all_runs(self.client)
-            except track.StoreError:
-                path = track.store_path()
+            except store.StoreError:
+                path = store.store_path()
                 if path is None or path.exists():  # empty, damaged or locked: said, never hidden
                     raise
                 self._runs = []

@@ -20,10 +20,8 @@ import torch
 from pytorch_fid import inception as fid_inception
 from torch import nn
 
-from ..weights import ensure, hub_path, kaiming_normal_, resolve_auto, sha256
+from ..weights import FID_INCEPTION_URL, cached, ensure_fid_inception, kaiming_normal_, resolve_auto, sha256
 
-WEIGHTS_URL = fid_inception.FID_WEIGHTS_URL
-WEIGHTS_FILE = WEIGHTS_URL.rsplit("/", 1)[-1]
 RANDOM_INIT_SEED = 0
 
 
@@ -45,16 +43,7 @@ class Backbone:
 
 
 def weights_path() -> Path:
-    return hub_path(WEIGHTS_FILE)
-
-
-def ensure_weights() -> Path:
-    """The FID Inception weights file, fetched into the hub cache if missing and reachable."""
-    return ensure(
-        WEIGHTS_URL,
-        "FID Inception",
-        "Or set fid_backbone to 'random-init' for a smoke run whose FID is not comparable with real ones.",
-    )
+    return cached(FID_INCEPTION_URL)
 
 
 def _kaiming_fid_inception() -> nn.Module:
@@ -99,9 +88,9 @@ def load_backbone(name: str = "inception", dims: int = 2048, device: str | torch
     block = fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM.get(dims)
     if block is None:
         raise ValueError(f"fid_dims={dims}: pytorch-fid offers {sorted(fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM)}")
-    name = resolve_auto(name, "inception", ensure_weights, "FID BACKBONE")
+    name = resolve_auto(name, "inception", ensure_fid_inception, "FID BACKBONE")
     if name == "inception":
-        sha = sha256(ensure_weights())
+        sha = sha256(ensure_fid_inception())
         model = fid_inception.InceptionV3([block])  # loads the cached weights through pytorch-fid itself
     elif name == "random-init":
         with _inception_built_by(_kaiming_fid_inception):

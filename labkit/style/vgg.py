@@ -28,9 +28,8 @@ from torch import nn
 
 from .. import keys
 from ..console import banner
-from ..weights import ensure, kaiming_normal_, resolve_auto
+from ..weights import ensure_vgg19, kaiming_normal_, resolve_auto
 
-VGG19_URL = torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
 LAYERS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "conv5_1": 28, "relu5_1": 29}
 CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "conv5_1": 512, "relu5_1": 512}
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where style (Gram) losses are measured
@@ -51,10 +50,6 @@ class InputRangeWarning(UserWarning):
 
 class WeightsMismatch(ValueError):
     """A weights file whose keys do not fit VGG19; the message lists what is missing and extra."""
-
-
-def ensure_vgg_weights() -> Path:
-    return ensure(VGG19_URL, "VGG19 (torchvision)", "Or set vgg_weights to 'random-init' for a smoke run.")
 
 
 def features_state(state: dict, source: str, needed: int) -> dict[str, torch.Tensor]:
@@ -104,7 +99,7 @@ class VGGEncoder(nn.Module):
         if weights == "random-init":
             kaiming_normal_(self.features, seed)
         else:
-            path = ensure_vgg_weights() if weights == "imagenet" else Path(weights).expanduser()
+            path = ensure_vgg19() if weights == "imagenet" else Path(weights).expanduser()
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:  # not a torch file, or one that carries code: refuse it, say which
@@ -179,7 +174,7 @@ class VGGEncoder(nn.Module):
 
 def build_encoder(cfg, device: torch.device) -> VGGEncoder:
     """The VGG19 encoder of a style config; `auto` falls back to random-init, loudly."""
-    weights = resolve_auto(cfg.vgg_weights, "imagenet", ensure_vgg_weights, "VGG19")
+    weights = resolve_auto(cfg.vgg_weights, "imagenet", ensure_vgg19, "VGG19")
     encoder = VGGEncoder(weights, cfg.vgg_convention, cfg.channel_order, seed=cfg.seed)
     if weights == "imagenet" and cfg.vgg_convention == "caffe":
         warnings.warn(
