@@ -351,7 +351,16 @@ def cmd_server(args) -> int:
     from .server import serve
 
     artifacts = args.artifacts or runs_dir() / "server-artifacts"
-    return serve(args.store, artifacts, args.host, args.port, args.workers, args.admin_password_file, args.open)
+    return serve(
+        args.store,
+        artifacts,
+        args.host,
+        args.port,
+        args.workers,
+        args.admin_password_file,
+        args.open,
+        [name.strip() for name in args.allowed_hosts.split(",") if name.strip()],
+    )
 
 
 def variant_names() -> list[str]:
@@ -523,6 +532,13 @@ def _add_store(sub) -> None:
         "MLFLOW_AUTH_ADMIN_PASSWORD); required on any --host but loopback",
     )
     s.add_argument("--open", action="store_true", help="off loopback, run without a login (a trusted network only)")
+    s.add_argument(
+        "--allowed-hosts",
+        default="",
+        metavar="NAME[,NAME]",
+        help="the names clients reach the server by (mlflow.lab.example), besides loopback and private addresses; "
+        "a request naming any other host is refused (against DNS rebinding)",
+    )
     s.set_defaults(func=cmd_server)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")

@@ -101,6 +101,15 @@ def server_command(
     ]
 
 
+def host_patterns(names: list[str]) -> list[str]:
+    """MLflow's --allowed-hosts for a server reached by these names: MLflow's own default
+    (loopback, private addresses, any port) and each name, with or without a port. MLflow
+    refuses a request whose Host header matches none (a DNS rebinding page in a browser)."""
+    from mlflow.server.security_utils import get_default_allowed_hosts
+
+    return [*get_default_allowed_hosts(), *(pattern for name in names for pattern in (name, f"{name}:*"))]
+
+
 def admin_password(password_file: Path | None) -> str:
     """The admin's password: from the file (its first line), else MLFLOW_AUTH_ADMIN_PASSWORD ('' without either)."""
     if password_file is None:
@@ -161,6 +170,7 @@ def serve(
     workers: int,
     password_file: Path | None = None,
     open_: bool = False,
+    allowed_hosts: list[str] = (),
 ) -> int:
     """Check the store and the login, then run the server until it is stopped; returns its exit code."""
     password = admin_password(password_file)
@@ -171,6 +181,8 @@ def serve(
     artifacts = Path(artifacts).expanduser()
     artifacts.mkdir(parents=True, exist_ok=True)
     command, env = server_command(store_uri, artifacts, host, port, workers), dict(os.environ)
+    if allowed_hosts:
+        command += ["--allowed-hosts", ",".join(host_patterns(allowed_hosts))]
     if password:
         command += ["--app-name", "basic-auth"]
         # beside the artifacts, never among them: the server serves any file under --artifacts

@@ -244,11 +244,16 @@ def test_the_login_keeps_out_who_does_not_belong(lab, postgres, tmp_path, monkey
     secret = "correct-horse-battery"
     (tmp_path / "admin").write_text(secret + "\n")
     admin, reader = ("admin", secret), ("reader", "a-reader-password")
-    options = ("--admin-password-file", str(tmp_path / "admin"))
+    options = ("--admin-password-file", str(tmp_path / "admin"), "--allowed-hosts", "mlflow.lab.example")
     with _labkit_server(postgres, tmp_path / "artifacts", tmp_path / "server.log", *options) as url:
         with pytest.raises(urllib.error.HTTPError) as anonymous:
             _api(url, "experiments/search", max_results=10)
         assert anonymous.value.code == 401
+        for host, code in (("mlflow.lab.example:5000", 401), ("rebound.example", 403)):  # DNS rebinding refused
+            request = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search", headers={"Host": host})
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(request, timeout=30)
+            assert answer.value.code == code, host
         _api(url, "users/create", {"username": reader[0], "password": reader[1]}, login=admin)
         exp = _api(url, "experiments/create", {"name": "guarded"}, login=admin)["experiment_id"]
         run_id = _api(url, "runs/create", {"experiment_id": exp}, login=admin)["run"]["info"]["run_id"]
