@@ -94,17 +94,45 @@ def test_the_compile_path_matches_eager(lab, tiny_cfg):
     assert np.allclose(eager, compiled, rtol=1e-3, atol=1e-4), (eager, compiled)
 
 
-def test_a_compile_that_fails_falls_back_to_eager_with_one_warning(lab, tiny_cfg, monkeypatch):
+def _failing_compiler(monkeypatch) -> None:
+    """torch.compile as on a machine whose compiler cannot build (no C++ compiler, no Triton)."""
+
     def failing_backend(graph, example_inputs):
         raise RuntimeError("no compiler for this machine")
 
     compile_in_place = torch.nn.Module.compile
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self: compile_in_place(self, backend=failing_backend))
+
+
+def test_a_compile_that_fails_falls_back_to_eager_with_one_warning(lab, tiny_cfg, monkeypatch):
+    _failing_compiler(monkeypatch)
     cfg = tiny_cfg(compile="on", fast=False)
     with pytest.warns(UserWarning, match="torch.compile failed .*no compiler for this machine.*run eagerly") as seen:
         losses = _losses(cfg, steps=3)
     assert len([w for w in seen if "torch.compile failed" in str(w.message)]) == 1
     assert np.allclose(losses, _losses(tiny_cfg(fast=False), steps=3))
+
+
+def test_a_compile_that_fails_first_when_generating_falls_back_too(lab, tiny_cfg, monkeypatch):
+    """The step-0 pictures and FID generation call the compiled generator before any training
+    step: a compiler that fails there falls back as a training step's does, with the same output
+    as an eager generator; a whole run goes through with one warning."""
+    cfg = tiny_cfg(fast=False)
+    photos = load_faces(cfg, progress=False).test.faces(torch.device("cpu"))["photo"][:5]
+    torch.manual_seed(0)
+    eager = Pix2Pix(cfg, torch.device("cpu")).generate(photos, batch_size=2)
+    _failing_compiler(monkeypatch)
+    torch.manual_seed(0)
+    model = Pix2Pix(tiny_cfg(fast=False, compile="on"), torch.device("cpu"))
+    with pytest.warns(UserWarning, match="torch.compile failed .*no compiler for this machine") as seen:
+        assert torch.equal(model.generate(photos, batch_size=2), eager)
+        assert torch.equal(model.generate(photos, batch_size=2), eager)
+    assert len([w for w in seen if "torch.compile failed" in str(w.message)]) == 1
+    cfg = tiny_cfg(fast=False, compile="on")
+    with pytest.warns(UserWarning, match="torch.compile failed") as seen:
+        result = fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg), progress=False)
+    assert np.isfinite(result.history[-1].fid) and "eager" in result.model.speed.describe()
+    assert len([w for w in seen if "torch.compile failed" in str(w.message)]) == 1
 
 
 @cuda

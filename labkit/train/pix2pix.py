@@ -89,16 +89,22 @@ class Pix2Pix:
         """One D step then one G step; the losses, detached, still on the device (reading them
         would make the host wait for the device every step). A compile that fails in the first
         step falls back to eager networks, with one warning."""
+        return self._eager_if_compile_fails(lambda: self._train_step(batch))
+
+    def _eager_if_compile_fails(self, work):
+        """work(), and once more with eager networks when the compiler failed (no C++ compiler,
+        no Triton, ...): wherever the compiled networks first run (a training step, the step-0
+        pictures, FID's generation at new shapes), with one warning."""
         if not self.speed.compile:
-            return self._train_step(batch)
+            return work()
         try:
-            return self._train_step(batch)
-        except Exception as exc:  # a compiler that cannot build here (no C++ compiler, no Triton, ...)
+            return work()
+        except Exception as exc:
             if not compile_failure(exc):
                 raise
             eager_after_failure(self.compiled, exc)
             self.speed = dataclasses.replace(self.speed, compile=False)
-            return self._train_step(batch)
+            return work()
 
     def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         photo = self.speed.images(batch["photo"].to(self.device, non_blocking=True))
@@ -178,17 +184,7 @@ class Pix2Pix:
         train-mode dropout. On the CPU unless on_device; with pieces, the dict of every output
         (for the views)."""
         self.G.eval()
-        outs = []
-        for start in range(0, len(photos), batch_size):
-            part = slice(start, start + batch_size)
-            mask = masks[part].to(self.device) if masks is not None and self.cfg.local else None
-            with self._autocast():
-                out = self.forward(
-                    self.speed.images(photos[part].to(self.device)),
-                    None if landmarks is None else landmarks[part],
-                    mask,
-                )
-            outs.append(out)
+        outs = self._eager_if_compile_fails(lambda: self._generate_batches(photos, landmarks, masks, batch_size))
         if not pieces:
             fakes = torch.cat([o["fake"].float() for o in outs])
             return fakes if on_device else fakes.cpu()
@@ -200,6 +196,20 @@ class Pix2Pix:
         if "boxes" in outs[0]:
             merged["boxes"] = {p: sum((o["boxes"][p] for o in outs), []) for p in outs[0]["boxes"]}
         return merged
+
+    def _generate_batches(self, photos, landmarks, masks, batch_size: int) -> list[dict]:
+        outs = []
+        for start in range(0, len(photos), batch_size):
+            part = slice(start, start + batch_size)
+            mask = masks[part].to(self.device) if masks is not None and self.cfg.local else None
+            with self._autocast():
+                out = self.forward(
+                    self.speed.images(photos[part].to(self.device)),
+                    None if landmarks is None else landmarks[part],
+                    mask,
+                )
+            outs.append(out)
+        return outs
 
     def tensors(self) -> list[torch.Tensor]:
         """Every weight and floating-point buffer (BatchNorm statistics) of the networks."""
