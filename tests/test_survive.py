@@ -251,6 +251,27 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(lab):
         assert checkpoints.load()["step"] == 10
 
 
+def test_a_checkpoint_resumes_where_other_gpus_or_another_precision_are(tiny_cfg):
+    """A checkpoint holds the CUDA generator of the GPU its process trained on: one saved with
+    two GPUs visible (older checkpoints: every visible GPU's) resumes where one or none is; a run
+    checkpointed without fp16 (its gradient scaler disabled, saved empty) resumes with fp16."""
+    from labkit.train.checkpoint import cuda_rng_to_restore, rng_state, set_rng_state
+    from labkit.train.pix2pix import Pix2Pix
+
+    first, second = torch.zeros(16, dtype=torch.uint8), torch.ones(16, dtype=torch.uint8)
+    assert cuda_rng_to_restore([first, second], visible=1) is first
+    assert cuda_rng_to_restore(second, visible=2) is second
+    assert cuda_rng_to_restore([first, second], visible=0) is None and cuda_rng_to_restore(None, visible=1) is None
+    set_rng_state({**rng_state(), "cuda": [first, second]})  # a two-GPU checkpoint, here on the CPU
+
+    bf16 = Pix2Pix(tiny_cfg(fast=False), torch.device("cpu"))
+    fp16 = Pix2Pix(tiny_cfg(fast=False), torch.device("cpu"))
+    fp16.scaler = torch.amp.GradScaler("cpu", enabled=True)  # what precision: fp16 makes on a GPU
+    assert bf16.state_dict()["scaler"] == {}
+    fp16.load_state_dict(bf16.state_dict())
+    assert fp16.scaler.is_enabled() and fp16.scaler.get_scale() == torch.amp.GradScaler("cpu").get_scale()
+
+
 @pytest.mark.slow
 def test_a_resume_mid_epoch_is_exact(lab, tiny_cfg, monkeypatch):
     cfg = tiny_cfg(checkpoint_every=2, n_epochs=2, n_epochs_decay=0, batch_size=2)

@@ -45,9 +45,19 @@ def rng_state() -> dict:
             "cached": float(cached),
         },
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # the GPU this process trains on, only
+        state["cuda"] = torch.cuda.get_rng_state(torch.cuda.current_device())
     return state
+
+
+def cuda_rng_to_restore(saved, visible: int) -> torch.Tensor | None:
+    """The CUDA generator state to give the GPU this process trains on: the one saved (older
+    checkpoints saved every visible GPU's, a list: the first, the one a single-GPU run drew from),
+    or None where no GPU is visible or none was saved (a run resumed on another machine draws
+    its dropout masks anew there; the CPU generators are restored all the same)."""
+    if saved is None or not visible:
+        return None
+    return saved[0] if isinstance(saved, (list, tuple)) else saved
 
 
 def set_rng_state(state: dict) -> None:
@@ -55,8 +65,9 @@ def set_rng_state(state: dict) -> None:
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = cuda_rng_to_restore(state.get("cuda"), torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, torch.cuda.current_device())
 
 
 def _writer_alive(tmp: Path) -> bool:

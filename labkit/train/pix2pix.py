@@ -221,4 +221,6 @@ class Pix2Pix:
 
     def load_state_dict(self, state: dict) -> None:
         for name, value in state.items():
+            if name == "scaler" and not value:  # saved by a run without fp16 (a disabled scaler): start at its default
+                continue
             getattr(self, name).load_state_dict(value)
