@@ -3,9 +3,10 @@ baseline and +local at 256 px, batch 1 and 8.
 
     .venv/bin/python benchmarks/train_step.py [--device cpu|cuda] [--steps 5] [--rounds 3]
 
-reference  the upstream networks (pix2pix's U-Net and PatchGAN, APDrawingGAN-style parts) in fp32,
-           eager, plain Adam, each batch assembled face by face on the host and every loss read
-           (`.item()`) after every step, as the reference training script does
+reference  the upstream networks (pix2pix's U-Net and PatchGAN, APDrawingGAN-style parts) in fp32
+           (on CUDA without cuDNN autotuning or TF32), eager, plain Adam, each batch assembled
+           face by face on the host and every loss read (`.item()`) after every step, as the
+           reference training script does
 labkit     the same networks on labkit's default path (labkit.speed: native mixed precision,
            fused Adam, and on CUDA channels_last, cuDNN autotuning and torch.compile), the
            faces jittered on the device as one batch, losses read every 100 steps
@@ -67,8 +68,18 @@ def runner(cfg, data, reference: bool):
     return step, model
 
 
-def timed(step, steps: int, device: str) -> float:
+def cuda_backend(reference: bool) -> None:
+    """The process-wide CUDA switches each path runs under: the reference as its code runs (no
+    cuDNN autotuning, no TF32: fp32 is fp32), labkit's path with cuDNN's autotuning (and torch's
+    TF32 default for convolutions). Set before each path's steps, so neither inherits the other's."""
+    torch.backends.cudnn.benchmark = not reference
+    torch.backends.cudnn.allow_tf32 = not reference
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def timed(step, steps: int, device: str, reference: bool) -> float:
     if device.startswith("cuda"):
+        cuda_backend(reference)
         torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(steps):
@@ -104,6 +115,7 @@ def main() -> int:
         for label, cfg in (("reference", ref_cfg), ("labkit", fast_cfg)):
             step, model = runner(cfg, data, reference=label == "reference")
             if args.device.startswith("cuda"):
+                cuda_backend(reference=label == "reference")
                 torch.cuda.reset_peak_memory_stats()
             for _ in range(args.warmup):
                 step()
@@ -113,7 +125,7 @@ def main() -> int:
         rates = {"reference": [], "labkit": []}
         for _ in range(args.rounds):
             for label in ("reference", "labkit"):
-                rates[label].append(timed(paths[label][0], args.steps, args.device))
+                rates[label].append(timed(paths[label][0], args.steps, args.device, label == "reference"))
         ratio = statistics.median(b / a for a, b in zip(rates["reference"], rates["labkit"]))
         ref, fast = statistics.median(rates["reference"]), statistics.median(rates["labkit"])
         print(

@@ -64,8 +64,6 @@ class Speed:
             raise ValueError("precision='fp16' needs CUDA; on a CPU use 'bf16' or 'fp32'")
         compile_ = cfg.compile == "on" or (cfg.compile == "auto" and cfg.fast and device.type == "cuda")
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        if device.type == "cuda" and cfg.fast:
-            torch.backends.cudnn.benchmark = True
         return cls(device, dtype, compile_, cfg.fast)
 
     @property
@@ -90,7 +88,11 @@ class Speed:
         return torch.optim.Adam(params, lr=lr, betas=betas, **({"fused": True} if self.fast else {"foreach": False}))
 
     def prepare(self, *nets: nn.Module) -> None:
-        """Memory format and compilation of the networks, in place (their state_dict keys stay)."""
+        """Memory format and compilation of the networks, in place (their state_dict keys stay);
+        cuDNN's autotuning on for the fast path on CUDA (a process-wide switch: set when the fast
+        path's networks are made, not when a Speed is merely described)."""
+        if self.device.type == "cuda" and self.fast:
+            torch.backends.cudnn.benchmark = True
         for net in nets:
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)

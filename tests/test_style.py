@@ -11,7 +11,7 @@ import torchvision
 import yaml
 from PIL import Image
 
-from labkit import cli, track
+from labkit import cli, keys, track
 from labkit import weights as weights_module
 from labkit.config import StyleConfig
 from labkit.style import images as style_images
@@ -87,7 +87,11 @@ def test_decoders_invert_the_feature_shapes(kind):
 
 
 def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
-    cfg = StyleConfig(ablation="decoder_train", train_with_swap=True, lambda_adain=1.0, lambda_tv=0.1, **SMALL)
+    """... with its gradient scaler (fp16's loss scale) in the checkpoint, and eagerly: a decoder
+    is not compiled, and its run says so whatever `compile` asks."""
+    cfg = StyleConfig(
+        ablation="decoder_train", train_with_swap=True, lambda_adain=1.0, lambda_tv=0.1, compile="on", **SMALL
+    )
     content = style_images.load_images("", style_images.DEFAULT_CONTENT, 32)
     style = style_images.load_images("", style_images.DEFAULT_STYLE, 32)
     encoder = build_encoder(cfg, torch.device("cpu"))
@@ -113,6 +117,8 @@ def test_decoder_training_resumes_where_it_stopped(lab, monkeypatch, capsys):
         cfg, encoder, content, style, track.open_run(cfg, run_id=run.run_id), progress=False
     )
     assert resumed.resumed_from == 3 and "resuming decoder training" in capsys.readouterr().out
+    assert "scaler" in Checkpoints(run.run_id, "decoder").load()
+    assert "eager" in track.client().get_run(run.run_id).data.tags[keys.SPEED]
     for name, tensor in reference.decoder.state_dict().items():
         assert torch.allclose(tensor, resumed.decoder.state_dict()[name], atol=1e-6), name
     logged = track.client().get_run(run.run_id).data.metrics

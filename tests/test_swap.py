@@ -63,6 +63,20 @@ def test_chunked_equals_unchunked(maps):
     assert torch.allclose(soft[0], soft[1], atol=1e-5)
 
 
+def test_the_swap_under_autocast_is_the_fp32_swap():
+    """A decoder trained with swapped features runs the swap inside autocast: it still matches and
+    rebuilds in fp32 (bf16's three digits flip near-tied argmaxes; fp16 overflows patch energies)."""
+    torch.manual_seed(1)
+    content, style = torch.randn(2, 64, 12, 12) * 30, torch.randn(1, 64, 12, 12) * 30  # VGG-like magnitudes
+    for mode in ("argmax", "softmax"):
+        fp32 = swap(content, style, mode=mode)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = swap(content, style, mode=mode)
+            low = swap(content.bfloat16(), style.bfloat16(), mode=mode)
+        assert torch.equal(mixed.index, fp32.index) and torch.equal(mixed.features, fp32.features), mode
+        assert low.features.dtype == torch.float32
+
+
 def test_swapping_a_map_with_itself_returns_it(maps):
     _, style = maps
     result = swap(style, style)

@@ -109,7 +109,10 @@ def swap(
     channel_weights: torch.Tensor | None = None,
     query: torch.Tensor | None = None,
 ) -> SwapResult:
-    """Swap every k x k patch of content (N, C, H, W) for its best-matching style patch.
+    """Swap every k x k patch of content (N, C, H, W) for its best-matching style patch, in
+    fp32 whatever autocast is on (a decoder trained with swapped features runs it inside fp16 or
+    bf16 autocast): patch energies over C*k*k values overflow fp16, whose clamp floors are 0,
+    and bf16's three digits flip near-tied argmaxes.
 
     style: one map (1, C, Hs, Ws) or a list of maps (several scales): their patches form the
     bank. mode 'argmax' takes the best NCC; 'softmax' averages the style patches with weights
@@ -121,6 +124,21 @@ def swap(
     """
     if mode not in ("argmax", "softmax"):
         raise ValueError(f"mode must be 'argmax' or 'softmax', got {mode!r}")
+    as_fp32 = lambda t: None if t is None else t.float()  # noqa: E731
+    with torch.autocast(content.device.type, enabled=False):
+        return _swap(
+            content.float(),
+            [as_fp32(m) for m in style] if isinstance(style, (list, tuple)) else as_fp32(style),
+            k,
+            mode,
+            temperature,
+            chunk,
+            as_fp32(channel_weights),
+            as_fp32(query),
+        )
+
+
+def _swap(content, style, k, mode, temperature, chunk, channel_weights, query) -> SwapResult:
     n, c, h, w = content.shape
     bank = style_patches(style, k).to(content)  # (P, C*k*k) un-normalised
     q = query if query is not None else content

@@ -4,7 +4,7 @@ AdaIN losses, optionally on swapped features; checkpointed and resumable like ev
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -66,23 +66,30 @@ def _losses(cfg, encoder, decoder, batch, style_batch, layers) -> dict[str, torc
     return terms
 
 
-def _resume(state: dict | None, decoder, optimizer, run) -> int:
+def _resume(state: dict | None, decoder, optimizer, scaler, run) -> int:
     """The step a decoder's training goes on from: its checkpoint's (loaded into it), else 0."""
     if state is None:
         return 0
     decoder.load_state_dict(state["decoder"])
     optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler"):  # fp16's loss scale (empty, or absent in older checkpoints, without fp16)
+        scaler.load_state_dict(state["scaler"])
     print(f"resuming decoder training of run {run.run_id} at step {state['step']}")
     return state["step"]
 
 
-def _runner(cfg, run, decoder, optimizer, checkpoints: Checkpoints) -> Runner:
+def _runner(cfg, run, decoder, optimizer, scaler, checkpoints: Checkpoints) -> Runner:
     """The loss window, logging, beats, finite check and checkpoint cadence of a decoder's training:
     a checkpoint every cfg.checkpoint_every steps and at the end holds decoder, optimiser, step
     and config."""
 
     def save(step: int) -> None:
-        state = {"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+        state = {
+            "decoder": decoder.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "step": step,
+        }
         checkpoints.save({**state, "config": cfg.to_dict()})
 
     return Runner(
@@ -105,18 +112,20 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     run.beat(0, "start", force=True)
     torch.manual_seed(cfg.seed)
     decoder = Decoder(cfg.decoder_kind).to(device)
-    speed = Speed.of(cfg, device)
-    optimizer = speed.adam(decoder.parameters(), cfg.lr, (0.9, 0.999))
+    # eager: a decoder trains for minutes, less than compiling it (and the encoder feeding it) takes
+    speed = replace(Speed.of(cfg, device), compile=False)
+    speed.prepare(decoder)
+    optimizer, scaler = speed.adam(decoder.parameters(), cfg.lr, (0.9, 0.999)), speed.scaler()
     print(f"decoder training on {device}: {speed.describe()}")
     run.set_tags({keys.SPEED: speed.describe()})
     checkpoints = Checkpoints(run.run_id, "decoder")
-    start = _resume(checkpoints.resume(cfg), decoder, optimizer, run)
+    start = _resume(checkpoints.resume(cfg), decoder, optimizer, scaler, run)
     layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs), key=STYLE_LAYERS.index))
     images = [img for _, img in content] + [img for _, img in style]
     if start == 0:  # the untrained decoder's pictures: the UI's image slider starts on a picture
         _reconstructions(cfg, encoder, decoder, images, run, 0)
     style_images = [img for _, img in style]
-    runner = _runner(cfg, run, decoder, optimizer, checkpoints)
+    runner = _runner(cfg, run, decoder, optimizer, scaler, checkpoints)
     started = time.time()
     bar = tqdm(
         range(start, cfg.steps),
@@ -127,9 +136,9 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     )
     for step in bar:
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # same batches after a resume
-        batch = random_crops(images, cfg.batch_size, cfg.image_size, generator).to(device)
+        batch = speed.images(random_crops(images, cfg.batch_size, cfg.image_size, generator).to(device))
         style_batch = (
-            random_crops(style_images, cfg.batch_size, cfg.image_size, generator).to(device)
+            speed.images(random_crops(style_images, cfg.batch_size, cfg.image_size, generator).to(device))
             if cfg.train_with_swap
             else None
         )
@@ -137,8 +146,9 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
             terms = _losses(cfg, encoder, decoder, batch, style_batch, layers)
             loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()  # fp16's gradients scaled out of underflow; a no-op otherwise
+        scaler.step(optimizer)
+        scaler.update()
         losses = {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}
         means = runner.step_done(losses, step + 1, log=step + 1 == cfg.steps)
         if means:
