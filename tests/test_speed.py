@@ -148,3 +148,30 @@ def test_a_cuda_run_trains_on_the_fast_path(lab, tiny_cfg):
     result = fit(cfg, load_faces(cfg, progress=False), track.open_run(cfg), progress=False)
     assert "fused Adam" in result.model.speed.describe() and "channels_last" in result.model.speed.describe()
     assert np.isfinite(result.history[-1].fid)
+
+
+class _ListsToTensors(torch.overrides.TorchFunctionMode):
+    """Counts tensors made from Python lists or tuples: on a GPU each is a copy the host waits for."""
+
+    def __init__(self):
+        super().__init__()
+        self.made = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.tensor, torch.as_tensor) and args and isinstance(args[0], (list, tuple)):
+            self.made.append(len(args[0]))
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_a_training_step_turns_no_python_list_into_a_device_tensor(lab, tiny_cfg, local):
+    """A step's batch is one small host tensor (which faces, their jitters) copied to the device
+    once, from pinned memory without waiting; nothing else in the step is made from Python values."""
+    cfg = tiny_cfg(fast=False, local=local, image_size=64)
+    data = load_faces(cfg, progress=False)
+    model = Pix2Pix(cfg, torch.device("cpu"))
+    model.train_step(data.train.batch([0, 1, 2, 3], torch.device("cpu")))  # the first step's one-off set-up
+    with _ListsToTensors() as seen:
+        model.train_step(data.train.batch([4, 5, 6, 7], torch.device("cpu")))
+    assert seen.made == [4], seen.made  # the batch's plan: 4 faces

@@ -155,14 +155,25 @@ class FaceDataset(Dataset):
     def batch(self, indices: list[int], device: torch.device) -> dict:
         """Training faces at these indices, each jittered as __getitem__ jitters it, built on the
         device in one go."""
-        b, at = self.on(device), torch.as_tensor(indices, device=device)
-        jitters = [self._jitter(i) for i in indices]
+        b, jitters = self.on(device), [self._jitter(i) for i in indices]
+        # what the batch is made of, as one small host tensor copied once without waiting (pinned
+        # memory): a blocking copy per list would make the host wait for the GPU every step
+        plan = torch.tensor([[i, j.y, j.x, j.flip] for i, j in zip(indices, jitters)], dtype=torch.long)
+        at, y, x, flip = to_device(plan, device).unbind(1)
+        moved = lambda images, fill: jitter_batch(images[at], jitters[0].pad, y, x, flip, fill)  # noqa: E731
         return dict(
-            photo=dequantize(jitter_batch(b["photo"][at], jitters, 255)),
-            sketch=dequantize(jitter_batch(b["sketch"][at], jitters, 255)),
-            mask=jitter_batch(b["mask"][at][:, None], jitters, 0)[:, 0].long(),
+            photo=dequantize(moved(b["photo"], 255)),
+            sketch=dequantize(moved(b["sketch"], 255)),
+            mask=moved(b["mask"][:, None], 0)[:, 0].long(),
             landmarks=jitter_points_batch(b["landmarks"][list(indices)], jitters, self.size),
         )
+
+
+def to_device(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on the device without the host waiting: from pinned memory on CUDA."""
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
 
 
 @dataclass

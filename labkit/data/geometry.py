@@ -109,17 +109,17 @@ class Jitter:
         return out
 
 
-def jitter_batch(images: torch.Tensor, jitters: list[Jitter], fill: float) -> torch.Tensor:
-    """Each image (B, C, S, S) padded, cropped and flipped by its own Jitter, all at once on
-    the images' device: the same result as jitter.image per image."""
+def jitter_batch(images: torch.Tensor, pad: int, y: torch.Tensor, x: torch.Tensor, flip: torch.Tensor, fill: float):
+    """Each image (B, C, S, S) padded by `pad`, cropped at its (y, x) and flipped where `flip`,
+    all at once on the images' device (y, x, flip: (B,) tensors there, one Jitter's fields per
+    image): the same result as jitter.image per image."""
     b, c, size, _ = images.shape
-    pad = jitters[0].pad
     padded = _pad(images, pad // 2, pad - pad // 2, pad // 2, pad - pad // 2, fill)
     device = images.device
     steps = torch.arange(size, device=device)
-    ys = torch.tensor([j.y for j in jitters], device=device)[:, None] + steps
-    xs = torch.tensor([j.x for j in jitters], device=device)[:, None] + steps
-    xs = torch.where(torch.tensor([j.flip for j in jitters], device=device)[:, None], xs.flip(1), xs)
+    ys = y[:, None] + steps
+    xs = x[:, None] + steps
+    xs = torch.where(flip.bool()[:, None], xs.flip(1), xs)
     return padded[
         torch.arange(b, device=device)[:, None, None, None],
         torch.arange(c, device=device)[None, :, None, None],

@@ -121,10 +121,11 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     checkpoints = Checkpoints(run.run_id, "decoder")
     start = _resume(checkpoints.resume(cfg), decoder, optimizer, scaler, run)
     layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs), key=STYLE_LAYERS.index))
-    images = [img for _, img in content] + [img for _, img in style]
+    # on the device once: each step's crops are cut there, with no copy from the host per step
+    images = [img.to(device) for _, img in content] + [img.to(device) for _, img in style]
     if start == 0:  # the untrained decoder's pictures: the UI's image slider starts on a picture
         _reconstructions(cfg, encoder, decoder, images, run, 0)
-    style_images = [img for _, img in style]
+    style_images = images[len(content) :]
     runner = _runner(cfg, run, decoder, optimizer, scaler, checkpoints)
     started = time.time()
     bar = tqdm(
@@ -136,9 +137,9 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     )
     for step in bar:
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # same batches after a resume
-        batch = speed.images(random_crops(images, cfg.batch_size, cfg.image_size, generator).to(device))
+        batch = speed.images(random_crops(images, cfg.batch_size, cfg.image_size, generator))
         style_batch = (
-            speed.images(random_crops(style_images, cfg.batch_size, cfg.image_size, generator).to(device))
+            speed.images(random_crops(style_images, cfg.batch_size, cfg.image_size, generator))
             if cfg.train_with_swap
             else None
         )
