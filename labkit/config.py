@@ -85,7 +85,7 @@ class Config:
     )
     compile: str = knob(
         "auto",
-        "torch.compile of the networks: auto (on CUDA, with fast) | on | off",
+        "torch.compile of the networks: auto (with fast, on CUDA, one process, no part networks) | on | off",
         choices=("auto", "on", "off"),
         computes=False,
     )

@@ -18,6 +18,7 @@ from labkit.metrics import (
     weights_path,
 )
 from labkit.metrics import backbone as backbone_module
+from labkit.metrics import fid as fid_module
 
 
 @pytest.fixture
@@ -122,6 +123,10 @@ def test_reference_features_are_cached(lab):
     assert scores["n_real"] == scores["n_fake"] == 5 and scores["fid"] == pytest.approx(0, abs=1e-3)
     assert first.provenance()["fid.backbone"] == "random-init"
     assert first.provenance()["fid.comparable"].startswith("NO")
+    # features cached on one device (or with TF32 on CUDA) are not read back for another
+    assert first.cache_path.stem.endswith("-cpu")
+    backbone.model.to("meta")
+    assert fid_module.numerics(backbone) == "meta"
 
 
 @pytest.mark.slow

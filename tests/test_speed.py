@@ -49,6 +49,16 @@ def test_the_paths_this_machine_takes(tiny_cfg):
     assert fast.opt_G.defaults["fused"] and not reference.opt_G.defaults["foreach"]
 
 
+def test_compile_auto_compiles_only_what_has_been_shown_to_gain(tiny_cfg):
+    """On CUDA, auto compiles one process's baseline networks; not +local's fifteen networks
+    (minutes of recompiling before a short run trains) nor a run on several processes (DDP with
+    SyncBatchNorm has never run compiled); `on` compiles them all the same."""
+    cuda = torch.device("cuda")  # only described here: nothing is put on it
+    compiled = lambda **kw: speed_module.Speed.of(tiny_cfg(device="auto", precision="fp32", **kw), cuda).compile  # noqa: E731
+    assert compiled() and not compiled(local=True) and not compiled(nproc=2, batch_size=4)
+    assert compiled(local=True, compile="on") and not compiled(fast=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", [CPU_FAST_PATH])
 def test_the_fast_path_follows_fp32_over_100_steps(lab, tiny_cfg, path):

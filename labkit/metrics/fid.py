@@ -98,9 +98,19 @@ def kid_from_features(
     return float(total / subsets)
 
 
+def numerics(backbone: Backbone) -> str:
+    """Where the backbone computes and how, as far as it moves the features' last bits: the
+    device type, and on CUDA whether convolutions may use TF32. Reference features cached on one
+    are not mixed with generated features measured on another."""
+    device = next(backbone.model.parameters()).device
+    if device.type != "cuda":
+        return device.type
+    return "cuda-tf32" if torch.backends.cudnn.allow_tf32 else "cuda-fp32"
+
+
 class FidEvaluator:
     """Reference features of the real test sketches are computed once per (data fingerprint,
-    split, size, channels, backbone) and kept under runs/cache/fid/. With `subsets` (one name
+    split, size, channels, backbone, numerics) and kept under runs/cache/fid/. With `subsets` (one name
     per sketch) every evaluation also scores each subset on its own."""
 
     def __init__(
@@ -120,7 +130,7 @@ class FidEvaluator:
         # which faces, in which order: runs with the same digest drew the same bootstrap resamples
         self.faces_digest = hashlib.sha256("\n".join(names or []).encode()).hexdigest()[:16]
         size, channels = real_sketches.shape[-1], real_sketches.shape[1]
-        key = f"{data_fingerprint}-{split}-s{size}-c{channels}-u8-{backbone.key}"
+        key = f"{data_fingerprint}-{split}-s{size}-c{channels}-u8-{backbone.key}-{numerics(backbone)}"
         path = (cache or cache_dir("fid")) / f"{key}.npz"
         if path.is_file():
             self.real = np.load(path)["features"]
