@@ -1,7 +1,8 @@
 """Peak extra memory and time of the chunked style swap against the plain conv2d /
-conv_transpose2d formulation, at relu3_1 of two SIZE x SIZE images (256 channels at SIZE/4).
+conv_transpose2d formulation, at relu3_1 (256 channels at SIZE/4) or relu4_1 (512 at SIZE/8)
+of two SIZE x SIZE images.
 
-    .venv/bin/python benchmarks/swap_memory.py --size 512 [--device cuda] [--chunk 2048]
+    .venv/bin/python benchmarks/swap_memory.py --size 512 [--layer relu4_1] [--device cuda] [--chunk 2048]
 
 Each method runs in a fresh process so its peak is its own: on CUDA the allocator's peak,
 on the CPU the growth of the process's maximum resident set over the inputs. Prints one
@@ -26,17 +27,21 @@ def gemm_flops(side: int, channels: int = 256, k: int = 3) -> int:
     return 2 * grid * grid * grid * grid * channels * k * k
 
 
-def measure(method: str, size: int, chunk: int, device: str) -> dict:
+LAYERS = {"relu3_1": (256, 4), "relu4_1": (512, 8)}  # channels, and how much smaller than the image
+
+
+def measure(method: str, size: int, chunk: int, device: str, layer: str = "relu3_1") -> dict:
     import torch
 
     from labkit.style.swap import swap, swap_plain
 
     torch.manual_seed(0)
-    small = torch.rand(1, 256, 8, 8, device=device)
+    channels, shrink = LAYERS[layer]
+    small = torch.rand(1, channels, 8, 8, device=device)
     swap_plain(small, small) if method == "plain" else swap(small, small, chunk=chunk)  # load the kernels first
-    side = size // 4
-    content = torch.rand(1, 256, side, side, device=device)
-    style = torch.rand(1, 256, side, side, device=device)
+    side = size // shrink
+    content = torch.rand(1, channels, side, side, device=device)
+    style = torch.rand(1, channels, side, side, device=device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -64,19 +69,21 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--chunk", type=int, default=2048)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--layer", choices=sorted(LAYERS), default="relu3_1")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.size, args.chunk, args.device)))
+        print(json.dumps(measure(args.one, args.size, args.chunk, args.device, args.layer)))
         return
-    side = args.size // 4
+    channels, shrink = LAYERS[args.layer]
+    side = args.size // shrink
     from labkit.speed import cpu_features
 
     print(f"CPU: {cpu_features()}")
     print(
-        f"relu3_1 of {args.size}x{args.size} images: 256 x {side} x {side} features, "
+        f"{args.layer} of {args.size}x{args.size} images: {channels} x {side} x {side} features, "
         f"{(side - 2) ** 2} style patches, device {args.device}, chunk {args.chunk}, "
-        f"{gemm_flops(side) / 1e9:.1f} GFLOP of correlation"
+        f"{gemm_flops(side, channels) / 1e9:.1f} GFLOP of correlation"
     )
     results = {}
     for method in ("plain", "chunked"):
@@ -92,6 +99,8 @@ def main() -> None:
                 str(args.chunk),
                 "--device",
                 args.device,
+                "--layer",
+                args.layer,
             ],
             capture_output=True,
             text=True,
@@ -99,7 +108,7 @@ def main() -> None:
         )
         results[method] = json.loads(line.stdout.strip().splitlines()[-1])
         r = results[method]
-        tflops = gemm_flops(side) / r["seconds"] / 1e12
+        tflops = gemm_flops(side, channels) / r["seconds"] / 1e12
         print(
             f"  {method:8} {r['seconds']:8.2f} s   peak extra memory {r['peak_extra_mb']:9.1f} MiB   "
             f"{tflops:7.3f} TFLOP/s"

@@ -185,3 +185,20 @@ def test_a_training_step_turns_no_python_list_into_a_device_tensor(lab, tiny_cfg
     with _ListsToTensors() as seen:
         model.train_step(data.train.batch([4, 5, 6, 7], torch.device("cpu")))
     assert seen.made == [4], seen.made  # the batch's plan: 4 faces
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the script runs its checks")
+def test_the_gpu_check_refuses_at_once_where_no_gpu_is_visible():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu_check.sh")],
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "no GPU is visible here" in done.stderr and done.stdout == ""
