@@ -116,6 +116,7 @@ def a_journal(lab: Path) -> None:
 # ---- the cases ----
 
 GLAD = "ablation: glad\n"
+ON_FACES = ("ablate", "glad", "--set", "data_root=faces")  # a run on the folder `faces` sets up
 CASES = [
     # a params file
     Case("an empty params file", ("ablate", "p.yaml"), "the params file is empty", {"p.yaml": ""}),
@@ -168,30 +169,10 @@ CASES = [
         "the folder is empty",
         setup=an_empty_folder,
     ),
-    Case(
-        "an empty (0-byte) sketch",
-        ("ablate", "glad", "--set", "data_root=faces"),
-        "an empty file (0 bytes)",
-        setup=faces_with(_an_empty_sketch),
-    ),
-    Case(
-        "a damaged photo",
-        ("ablate", "glad", "--set", "data_root=faces"),
-        "cannot read this image",
-        setup=faces_with(_a_damaged_photo),
-    ),
-    Case(
-        "a photo past PIL's decompression-bomb limit",
-        ("ablate", "glad", "--set", "data_root=faces"),
-        "too large",
-        setup=faces_with(_an_oversized_photo),
-    ),
-    Case(
-        "a photo without its sketch",
-        ("ablate", "glad", "--set", "data_root=faces"),
-        "has no sketch",
-        setup=faces_with(_an_unpaired_photo),
-    ),
+    Case("an empty (0-byte) sketch", ON_FACES, "an empty file (0 bytes)", setup=faces_with(_an_empty_sketch)),
+    Case("a damaged photo", ON_FACES, "cannot read this image", setup=faces_with(_a_damaged_photo)),
+    Case("a photo past PIL's decompression-bomb limit", ON_FACES, "too large", setup=faces_with(_an_oversized_photo)),
+    Case("a photo without its sketch", ON_FACES, "has no sketch", setup=faces_with(_an_unpaired_photo)),
     # the machine
     Case("`device: gpu`", ("ablate", "glad", "--set", "device=gpu"), "is not auto, cpu, cuda"),
     Case("`device: cuda:7`", ("ablate", "glad", "--set", "device=cuda:7"), "cuda:7"),

@@ -124,10 +124,11 @@ def swap(
     """
     if mode not in ("argmax", "softmax"):
         raise ValueError(f"mode must be 'argmax' or 'softmax', got {mode!r}")
-    as_fp32 = lambda t: None if t is None else t.float()  # noqa: E731
+    # fp16 and bf16 inputs computed in fp32; fp32 and fp64 as they come
+    as_fp32 = lambda t: t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t  # noqa: E731
     with torch.autocast(content.device.type, enabled=False):
         return _swap(
-            content.float(),
+            as_fp32(content),
             [as_fp32(m) for m in style] if isinstance(style, (list, tuple)) else as_fp32(style),
             k,
             mode,
