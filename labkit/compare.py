@@ -208,7 +208,7 @@ def _more_columns(group: pd.DataFrame, subsets: list[str], intervals: dict) -> d
 
 def _against_baseline(out: pd.DataFrame, tables: list, baseline: str) -> None:
     """Each row's difference from the closest baseline row, with its paired interval and verdict."""
-    for column in ("delta_vs_baseline", "delta_ci_low", "delta_ci_high"):
+    for column in ("delta_vs_baseline", "delta_ci_low", "delta_ci_high", "delta_detectable"):
         out[column] = np.nan
     out["baseline_setting"], out["verdict"] = "", ""
     for i, row in out.iterrows():
@@ -233,6 +233,7 @@ def _against_baseline(out: pd.DataFrame, tables: list, baseline: str) -> None:
         if tables[i] is not None and tables[j] is not None and len(tables[i][1]) == len(tables[j][1]):
             _, low, high = bootstrap.difference(*tables[i], *tables[j])
             out.at[i, "delta_ci_low"], out.at[i, "delta_ci_high"] = low, high
+            out.at[i, "delta_detectable"] = bootstrap.detectable(low, high)
             out.at[i, "verdict"] = bootstrap.verdict(low, high)
         else:
             out.at[i, "verdict"] = "n/a (no bootstrap replicates)"
@@ -371,6 +372,21 @@ def _main_cells(r: pd.Series) -> list[str]:
     ]
 
 
+def _detectable(block: pd.DataFrame) -> list[str]:
+    """The verdicts' power, under the table: per row with a paired difference, the smallest true
+    difference from its baseline that the verdict would call (95% interval, 80% power)."""
+    rows = block.dropna(subset=["delta_detectable"])
+    if rows.empty:
+        return []
+    sizes = ", ".join(f"{r['setting']} {r['delta_detectable']:.2f}" for _, r in rows.iterrows())
+    return [
+        f"Smallest difference from the baseline this table tells apart (a Δ its verdict calls 4 times in 5, "
+        f"at N = {block['n_real'].iloc[0]} and these runs' spread): {sizes} FID. Smaller real differences "
+        "read as `no clear difference`; more test faces or seeds narrow it.",
+        "",
+    ]
+
+
 def _subset_table(block: pd.DataFrame, subsets: list[str]) -> list[str]:
     cell = lambda r, s: f"{r[f'fid/{s}']:.2f} {_ci(*r[f'fid/{s}_ci'])} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"  # noqa: E731
     return [
@@ -434,6 +450,7 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
         title = "Inception" if backbone == "inception" else f"{backbone} backbone: smoke numbers"
         lines += [f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""), ""]
         lines += _table(HEADER, [_main_cells(r) for _, r in block.iterrows()])
+        lines += _detectable(block)
         lines += _subset_table(block, subsets) if subsets else []
     for evaluator in evaluators.columns():
         lines += _evaluator_table(t, evaluator)

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 
@@ -159,6 +160,13 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     ) in table
     glad_row = next(line for line in table.splitlines() if line.startswith("| glad |"))
     assert " ± " in glad_row and glad_row.rstrip(" |").split("| ")[-1] in ("lower", "higher", "no clear difference")
+    # under the table, each row's detectable difference, from the width of its paired interval
+    low, high = map(float, re.search(r"\[([-+.\d]+), ([-+.\d]+)\] \| [a-z ]+ \|$", glad_row).groups())
+    power = next(line for line in table.splitlines() if line.startswith("Smallest difference from the baseline"))
+    sizes = dict(item.rsplit(" ", 1) for item in power.split("spread): ")[1].split(" FID.")[0].split(", "))
+    assert set(sizes) == {"glad", "local_glad"}, power
+    detectable = float(sizes["glad"])
+    assert detectable == pytest.approx((high - low) / 2 * (1.959964 + 0.841621) / 1.959964, abs=0.015)
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
     # 4 faces x (photo | real | baseline | glad | local_glad) at their own 32 px, 2 px gaps, the titles above
     assert grid.shape[:2] == (HEADER_PX + 4 * 32 + 3 * 2, 5 * 32 + 4 * 2)

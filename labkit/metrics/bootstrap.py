@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LEVEL = 0.95
+POWER = 0.80  # the chance that a real difference of the detectable size gets a verdict
 SEED = 2718  # fixed: the same test faces give the same resamples in every run
 
 
@@ -148,6 +149,19 @@ def difference(
     values = over_seeds(table_a, rng) - over_seeds(table_b, rng)
     estimate = float(np.mean(estimates_a) - np.mean(estimates_b))
     return (estimate, *interval(estimate, values))
+
+
+def detectable(low: float, high: float, level: float = LEVEL, power: float = POWER) -> float:
+    """The smallest true difference that a paired interval this wide tells from 0 with
+    probability `power`: (z_{(1+level)/2} + z_power) standard errors, the standard error read
+    from the interval's half-width. With these intervals wider than the sampling they describe
+    (see above), it errs high: a smaller difference may be told apart."""
+    from scipy.stats import norm
+
+    if np.isnan(low):
+        return float("nan")
+    z = norm.ppf((1 + level) / 2)
+    return float((high - low) / 2 / z * (z + norm.ppf(power)))
 
 
 def verdict(low: float, high: float) -> str:
