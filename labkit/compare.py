@@ -1,7 +1,8 @@
 """`labkit compare`: the FID table across the ablations of an experiment (or of one sweep).
 
 One row per setting (runs that differ only in their seed): runs and seeds, FID at the last
-evaluation as mean ± std over seeds with its 95% bootstrap interval (labkit.metrics.bootstrap),
+evaluation as mean ± std over seeds with its 95% jackknife interval (labkit.metrics.jackknife;
+runs logged before it keep their bootstrap intervals, labkit.metrics.bootstrap),
 the user's "mean FID" (over a run's evaluations, then over seeds), best FID (marked when picked
 on the test set), KID, N, FID and KID per subset (cuhk / ar / xm2vts), and the difference from
 the baseline row set up most like it, with its paired interval and verdict. With `by`, FID
@@ -27,7 +28,7 @@ from mlflow.exceptions import MlflowException
 from . import evaluators, keys, track, viz
 from .config import ParamError, SketchConfig, closest
 from .keys import Status
-from .metrics import bootstrap
+from .metrics import bootstrap, jackknife
 from .paths import runs_dir
 from .terms import loss_formula
 
@@ -131,38 +132,56 @@ def check_measurements(done: pd.DataFrame, mixed: bool) -> None:
         )
 
 
-def _replicates(run_id: str) -> dict | None:
-    """The bootstrap replicates a run logged at its last evaluation (None when it has none)."""
+INTERVALS = {jackknife.METHOD: (keys.JACKKNIFE, jackknife), "bootstrap": (keys.BOOTSTRAP, bootstrap)}
+OLDER = "‡"  # marks an interval of runs logged before the jackknife
+
+
+def _left_out(run_id: str) -> tuple[str, dict] | None:
+    """(method, arrays): what a run logged at its last evaluation for its intervals, the values
+    with each face left out, or a run logged before the jackknife its bootstrap replicates
+    (None when it has neither)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per run would fill the table
-    try:
-        with np.load(track.client().download_artifacts(run_id, keys.BOOTSTRAP, tempfile.mkdtemp())) as f:
-            return dict(f)
-    except (MlflowException, OSError, ValueError):
-        return None
+    for method, (artifact, _) in INTERVALS.items():
+        try:
+            with np.load(track.client().download_artifacts(run_id, artifact, tempfile.mkdtemp())) as f:
+                return method, dict(f)
+        except (MlflowException, OSError, ValueError):
+            continue
+    return None
 
 
-def _intervals(group: pd.DataFrame, replicates: dict) -> dict:
-    """The row's 95% intervals (overall and per subset, FID and KID) from its runs' replicates,
-    two-stage over seeds; with the estimates and replicate tables kept for paired differences.
-    The estimates are the metrics' latest values: a finished run's final evaluation, the one
-    its replicates were drawn at."""
-    reps = [replicates.get(r) for r in group["run_id"]]
-    if any(r is None for r in reps) or len({len(r["fid"]) for r in reps}) != 1:
+def _intervals(group: pd.DataFrame, left_out: dict) -> dict:
+    """The row's 95% intervals (overall and per subset, FID and KID) from its runs' left-out
+    values (or older runs' bootstrap replicates), over faces and seeds; with the method, the
+    estimates and the tables kept for paired differences. The estimates are the metrics' latest
+    values: a finished run's final evaluation, the one its values were computed at. None when
+    a run has neither, or the runs hold different kinds."""
+    found = [left_out.get(r) for r in group["run_id"]]
+    if any(f is None for f in found) or len({(m, len(a["fid"])) for m, a in found}) != 1:
         return {}
-    out = {"_tables": {}}
-    for name in reps[0]:
+    method, module = found[0][0], INTERVALS[found[0][0]][1]
+    out = {"_method": method, "_tables": {}}
+    for name in found[0][1]:
         if name == "epoch" or _metric(name) not in group:
             continue
         estimates = group[_metric(name)].astype(float).to_numpy()
-        table = np.stack([r[name] for r in reps], 1)
-        out["_tables"][name] = (estimates, table)
-        out[f"{name}_ci"] = bootstrap.mean_interval(estimates, table)
+        table = np.stack([arrays[name] for _, arrays in found], 1)
+        out["_tables"][name] = (method, estimates, table)
+        out[f"{name}_ci"] = module.mean_interval(estimates, table)
     return out
 
 
 def _setting(ablation: str, varied: dict) -> str:
     """A row's name: its ablation and the settings that tell it from the ablation's other rows."""
     return f"{ablation} ({', '.join(f'{k}={v}' for k, v in varied.items())})" if varied else ablation
+
+
+def _interval_kind(group: pd.DataFrame, intervals: dict) -> str:
+    """What a row's interval spans, marked when it is an older run's bootstrap interval."""
+    if not intervals:
+        return ""
+    spans = "faces + seeds" if len(group) > 1 else "faces"
+    return spans + ("" if intervals["_method"] == jackknife.METHOD else OLDER)
 
 
 def _score_columns(group: pd.DataFrame, intervals: dict) -> dict:
@@ -181,7 +200,7 @@ def _score_columns(group: pd.DataFrame, intervals: dict) -> dict:
         kid=kid,
         kid_std=kid_std,
         n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
-        interval=("faces + seeds" if len(group) > 1 else "faces") if intervals else "",
+        interval=_interval_kind(group, intervals),
     )
 
 
@@ -230,13 +249,20 @@ def _against_baseline(out: pd.DataFrame, tables: list, baseline: str) -> None:
         )
         out.at[i, "baseline_setting"] = out.at[j, "setting"]
         out.at[i, "delta_vs_baseline"] = row["fid"] - out.at[j, "fid"]
-        if tables[i] is not None and tables[j] is not None and len(tables[i][1]) == len(tables[j][1]):
-            _, low, high = bootstrap.difference(*tables[i], *tables[j])
-            out.at[i, "delta_ci_low"], out.at[i, "delta_ci_high"] = low, high
-            out.at[i, "delta_detectable"] = bootstrap.detectable(low, high)
-            out.at[i, "verdict"] = bootstrap.verdict(low, high)
+        if tables[i] is None or tables[j] is None:
+            out.at[i, "verdict"] = "n/a (no intervals)"
+            continue
+        (method, *a), (other, *b) = tables[i], tables[j]
+        if method != other or len(a[1]) != len(b[1]):
+            out.at[i, "verdict"] = f"n/a ({OLDER} runs logged before the jackknife do not pair with later ones)"
+            continue
+        if method == jackknife.METHOD:
+            _, low, high, size = jackknife.difference(*a, *b)
         else:
-            out.at[i, "verdict"] = "n/a (no bootstrap replicates)"
+            _, low, high = bootstrap.difference(*a, *b)
+            size = bootstrap.detectable(low, high)
+        out.at[i, "delta_ci_low"], out.at[i, "delta_ci_high"] = low, high
+        out.at[i, "delta_detectable"], out.at[i, "verdict"] = size, jackknife.verdict(low, high)
 
 
 def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -> pd.DataFrame:
@@ -257,13 +283,13 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
         key: [k for k in SETTINGS if len({s[k] for s in settings[group.index]}) > 1]
         for key, group in keyed.groupby(["_m", _tag(keys.ABLATION)], sort=False)
     }
-    replicates = {run_id: _replicates(run_id) for run_id in done["run_id"]}
+    left_out = {run_id: _left_out(run_id) for run_id in done["run_id"]}
     rows, tables = [], []
     for (measurement, _), group in keyed.groupby(["_m", "_s"], sort=False):
         first, ablation = group.iloc[0], group.iloc[0][_tag(keys.ABLATION)]
         values = settings[group.index[0]]
         varied = {k: values[k] for k in varying[(measurement, ablation)]}
-        intervals = _intervals(group, replicates)
+        intervals = _intervals(group, left_out)
         row = dict(
             backbone=measurement[0],
             n_real=measurement[1],
@@ -317,7 +343,7 @@ def _seeds(text: str) -> str:
 
 LEGEND = (
     "FID and KID: lower is better. ± is the std over seeds. FID (last): at the final evaluation, with its "
-    "95% bootstrap interval over the test faces (and over the seeds, with several: see the README's "
+    "95% jackknife interval over the test faces (and over the seeds, with several: see the README's "
     '"How sure a number is"); mean FID: over a run\'s evaluations (the user\'s "mean FID"); best FID: the '
     "lowest evaluation, † where the best epoch was picked on the test set itself (optimistic; set "
     "val_fraction to pick it on held-out training faces). Δ: against the baseline row set up most like this "
@@ -362,7 +388,7 @@ def _main_cells(r: pd.Series) -> list[str]:
         r["loss"],
         _seeds(r["seeds"]),
         _pm(r["fid"], r["fid_std"]),
-        _ci(r["fid_ci_low"], r["fid_ci_high"]),
+        _ci(r["fid_ci_low"], r["fid_ci_high"]) + (OLDER if r["interval"].endswith(OLDER) else ""),
         _pm(r["mean_fid"], r["mean_fid_std"]),
         f"{r['fid_best']:.2f}" + ("†" if r["best_on"] == "test" else ""),
         _pm(r["kid"], r["kid_std"], 4),
@@ -451,6 +477,12 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
         lines += [f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""), ""]
         lines += _table(HEADER, [_main_cells(r) for _, r in block.iterrows()])
         lines += _detectable(block)
+        if block["interval"].str.endswith(OLDER).any():
+            lines += [
+                f"{OLDER} Runs logged before the jackknife: their intervals are the bootstrap's, wider than the "
+                'sampling they describe (README, "How sure a number is"), and do not pair with later runs\'.',
+                "",
+            ]
         lines += _subset_table(block, subsets) if subsets else []
     for evaluator in evaluators.columns():
         lines += _evaluator_table(t, evaluator)

@@ -273,8 +273,8 @@ class SketchFields(Config):
         "0: the papers' split, and the best epoch is picked on the test set (optimistic)",
         at_least=0,
     )
-    bootstrap_resamples: int = knob(
-        1000, "resamples of the test faces for the 95% intervals of FID and KID; 0: none", at_least=0, computes=False
+    intervals: bool = knob(
+        True, "95% jackknife intervals of FID and KID over the test faces, at every evaluation", computes=False
     )
     log_every: int = knob(10, "iterations between loss logs", at_least=1)
     fid_backbone: str = knob(

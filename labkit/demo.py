@@ -28,7 +28,7 @@ WORKERS = 2  # much of a notebook is one-threaded start-up (kernel, imports) tha
 # epochs 3, 6 and 9: a curve of three points, each with its interval (an evaluation costs more than
 # an epoch here). Decoders: 30 steps, a loss logged every 5, the reconstructions before and after.
 DEMO_SIZE = {
-    SketchConfig: ("synthetic_count=36", "n_epochs=5", "n_epochs_decay=4", "eval_every=3", "bootstrap_resamples=200"),
+    SketchConfig: ("synthetic_count=36", "n_epochs=5", "n_epochs_decay=4", "eval_every=3"),
     StyleConfig: ("steps=30", "log_every=5", "checkpoint_every=15"),
 }
 

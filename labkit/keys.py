@@ -77,8 +77,8 @@ DATA_N_TRAIN, DATA_N_TEST = "labkit.data.n_train", "labkit.data.n_test"
 FID_BACKBONE = "fid.backbone"  # inception, or random-init (smoke numbers)
 FID_N_REAL = "fid.n_real"
 FID_COMPARABLE = "fid.comparable"
-FID_FACES = "fid.faces"  # digest of the test faces' names in order: same digest, same resamples
-FID_RESAMPLES = "fid.bootstrap_resamples"
+FID_FACES = "fid.faces"  # digest of the test faces' names in order: same digest, same faces left out
+FID_INTERVAL = "fid.interval"  # how the intervals were made: jackknife (runs before it: fid.bootstrap_resamples)
 FID_BEST_SELECTED_ON = "fid.best_selected_on"  # "test" (optimistic) or "validation"
 VGG_WEIGHTS = "style.vgg_weights"
 
@@ -110,7 +110,8 @@ STYLE_LOSS = "style_loss"  # a swap run's Gram distance to its styles (the lab l
 STALL_STACKS = "stalls/stall-{restart}.txt"  # artifact: every thread's stack when a run stalled
 NOTEBOOK_DIR = "notebook"  # the executed notebook, attached to its run
 FID_TABLE = "fid_table.json"  # the compare run's table, one row per setting
-BOOTSTRAP = "fid/bootstrap.npz"  # the last evaluation's bootstrap replicates, for paired comparisons
+JACKKNIFE = "fid/jackknife.npz"  # the last evaluation's values with each face left out, for paired comparisons
+BOOTSTRAP = "fid/bootstrap.npz"  # what runs logged before the jackknife hold instead: bootstrap replicates
 ALIGN_VIEWS = "align_views"  # +align: outlines before / after and the field, per face
 ALIGN_OVERLAP = "align_overlap"  # +align: each region's IoU before and after
 ALIGN_MODE = "labkit.align.mode"  # tag: the alignment the training sketches had
@@ -123,7 +124,7 @@ def run_lease(run_key: str) -> str:
 
 
 def ci(metric: str, side: str) -> str:
-    """`fid_ci_low`, `kid_ci_high`: a bound of a metric's 95% bootstrap interval."""
+    """`fid_ci_low`, `kid_ci_high`: a bound of a metric's 95% interval."""
     return f"{metric}_ci_{side}"
 
 

@@ -37,7 +37,6 @@ TINY = dict(
     fid_dims=64,
     grid_samples=2,
     device="cpu",
-    bootstrap_resamples=200,
 )
 
 

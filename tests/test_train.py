@@ -142,7 +142,7 @@ def test_local_without_landmarks_is_refused_before_training(lab, tiny_cfg, tmp_p
 
 
 def test_intervals_are_logged_and_a_validation_split_picks_the_best_epoch(lab, tiny_cfg):
-    cfg = tiny_cfg(val_fraction=0.25, bootstrap_resamples=50)
+    cfg = tiny_cfg(val_fraction=0.25)
     data = load_faces(cfg, progress=False)
     names = {split: {p.name for p in getattr(data, split).pairs} for split in ("train", "val", "test")}
     assert not (names["val"] & names["train"]) and not (names["val"] & names["test"])
@@ -153,14 +153,17 @@ def test_intervals_are_logged_and_a_validation_split_picks_the_best_epoch(lab, t
     run.end()
     logged = run.client.get_run(run.run_id).data
     m = logged.metrics
-    for key in ("fid_ci_low", "fid_ci_high", "kid_ci_low", "kid_ci_high", "fid_ci_low/cuhk", "fid_val", "fid_val_best"):
+    for key in ("fid_ci_low", "fid_ci_high", "kid_ci_low", "kid_ci_high", "fid_val", "fid_val_best"):
         assert key in m, key
+    assert "fid_ci_low/cuhk" not in m  # 2 test faces a subset: leaving one out leaves no covariance
     assert m["fid_ci_low"] < m["fid_ci_high"]
     assert logged.tags["fid.best_selected_on"] == "validation (6 faces)"
     best = min(result.history, key=lambda e: e.fid_val)
     assert m["fid_best"] == best.fid and m["fid_best_epoch"] == best.epoch and m["fid_val_best"] == best.fid_val
-    replicates = np.load(run.client.download_artifacts(run.run_id, "fid/bootstrap.npz"))
-    assert int(replicates["epoch"]) == 2 and len(replicates["fid"]) == 50 and len(replicates["kid/ar"]) == 50
+    left_out = np.load(run.client.download_artifacts(run.run_id, "fid/jackknife.npz"))
+    assert int(left_out["epoch"]) == 2 and sorted(left_out) == ["epoch", "fid", "kid"]
+    assert len(left_out["fid"]) == len(left_out["kid"]) == int(logged.tags["fid.n_real"]) == 6
+    assert logged.tags["fid.interval"] == "jackknife"
 
 
 def _interval(metrics: dict, metric: str, subset: str = "") -> list[float]:
@@ -168,11 +171,15 @@ def _interval(metrics: dict, metric: str, subset: str = "") -> list[float]:
     return [metrics.get(name(keys.ci(metric, side)), float("nan")) for side in ("low", "high")]
 
 
-def _legacy(e) -> dict:
+def _legacy(e, per_subset_n: int) -> dict:
     """An evaluation as checkpoints kept it before the evaluators: named fields."""
     m, subsets = e.metrics, ("ar", "cuhk", "xm2vts")
     per_subset = {
-        s: {"n": 2, **{k: m[keys.per_subset(k, s)] for k in ("fid", "kid")}, "fid_ci": _interval(m, "fid", s)}
+        s: {
+            "n": per_subset_n,
+            **{k: m[keys.per_subset(k, s)] for k in ("fid", "kid")},
+            "fid_ci": _interval(m, "fid", s),
+        }
         for s in subsets
     }
     for s in subsets:
@@ -181,7 +188,7 @@ def _legacy(e) -> dict:
         epoch=e.epoch,
         fid=e.fid,
         kid=e.kid,
-        n_real=6,
+        n_real=3 * per_subset_n,
         n_fake=m[keys.FID_N_FAKE],
         per_subset=per_subset,
         fid_ci=_interval(m, "fid"),
@@ -194,12 +201,12 @@ def _legacy(e) -> dict:
 def test_a_checkpoint_written_before_the_evaluators_resumes(lab, tiny_cfg):
     """Checkpoints once kept each evaluation as named fields; such a history still resumes, to
     the evaluators' metrics under their recorded names."""
-    cfg = tiny_cfg()
+    cfg = tiny_cfg(synthetic_count=36)  # 3 test faces a subset: each has its interval
     run, result = _train(cfg)
     run.end()
     checkpoints = Checkpoints(run.run_id)
     state = checkpoints.load()
-    state["history"] = [_legacy(e) for e in result.history]
+    state["history"] = [_legacy(e, per_subset_n=3) for e in result.history]
     checkpoints.save(state)
     _, resumed = _train(cfg, run_id=run.run_id)
     assert resumed.resumed_from == 2 and [e.epoch for e in resumed.history] == [1, 2]

@@ -1,5 +1,5 @@
 """FID and KID of the generated test sketches against the real ones, overall and per subset,
-each with its 95% bootstrap interval over the test faces (labkit.metrics)."""
+each with its 95% jackknife interval over the test faces (labkit.metrics.jackknife)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class TestFid(Evaluator):
     name = "fid"
 
     def __init__(self, scorer):
-        self.scorer, self.fake, self.replicates = scorer, None, {}
+        self.scorer, self.fake, self.left_out = scorer, None, {}
 
     @classmethod
     def build(cls, setting: Setting) -> TestFid:
@@ -39,7 +39,7 @@ class TestFid(Evaluator):
                 data.fingerprint,
                 subsets=[p.subset for p in data.test.pairs],
                 batch_size=cfg.fid_batch_size,
-                resamples=cfg.bootstrap_resamples,
+                intervals=cfg.intervals,
                 names=[p.name for p in data.test.pairs],
             )
         )
@@ -50,14 +50,14 @@ class TestFid(Evaluator):
             print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
 
     def reset(self) -> None:
-        self.fake, self.replicates = None, {}
+        self.fake, self.left_out = None, {}
 
     def process(self, split: str, generated) -> None:
         self.fake = generated.features
 
     def results(self) -> dict[str, float]:
         scores = self.scorer.evaluate(fake=self.fake)
-        self.replicates = scores["replicates"]
+        self.left_out = scores["left_out"]
         out = {keys.FID_N_FAKE: scores["n_fake"]}
         for metric in (keys.FID, keys.KID):
             out.update(with_interval(metric, scores[metric], scores.get(f"{metric}_ci")))
@@ -66,8 +66,8 @@ class TestFid(Evaluator):
         return out
 
     def record(self, run, step: int) -> None:
-        if self.replicates:  # the newest evaluation's: what compare pairs runs with
-            run.log_arrays({"epoch": np.array(step), **self.replicates}, keys.BOOTSTRAP)
+        if self.left_out:  # the newest evaluation's: what compare pairs runs with
+            run.log_arrays({"epoch": np.array(step), **self.left_out}, keys.JACKKNIFE)
 
     def summary(self, results: dict[str, float]) -> str:
         low = results.get(keys.ci(keys.FID, "low"))

@@ -31,7 +31,7 @@ class RunSummary:
     backbone: str
     url: str
     measure: str = ""  # what a run without FID is judged by (a style run's losses)
-    fid_ci: tuple | None = None  # its 95% bootstrap interval
+    fid_ci: tuple | None = None  # its 95% interval
 
     def line(self) -> str:
         if self.fid is not None:

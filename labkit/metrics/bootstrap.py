@@ -1,5 +1,8 @@
-"""How sure an FID or KID is: bootstrap intervals over the test faces, for one run, for a mean
-over seeds, and for a difference between two ablations.
+"""Bootstrap intervals, as runs logged before the jackknife (labkit.metrics.jackknife) hold them:
+such a run's last evaluation left `fid/bootstrap.npz`, FID and KID on each resample of its test
+faces, and compare still reads it, so those runs keep their intervals (and a table that mixes
+them with jackknife rows says so). benchmarks/intervals.py also measures them beside the
+jackknife.
 
 A resample draws N test faces with replacement, each bringing its real and its generated
 sketch (so real and generated stay paired), and is held as counts per face. Every run on the
@@ -29,12 +32,12 @@ the features computed once, a resample costs one SVD of a (faces drawn) square m
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 
+from .grams import Grams
+
 LEVEL = 0.95
-POWER = 0.80  # the chance that a real difference of the detectable size gets a verdict
 SEED = 2718  # fixed: the same test faces give the same resamples in every run
 
 
@@ -43,56 +46,6 @@ def face_counts(n: int, resamples: int, subset: str = "") -> np.ndarray:
     test faces (in a subset of this name)."""
     rng = np.random.default_rng([SEED, n, zlib.crc32(subset.encode())])
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)
-
-
-@dataclass
-class Grams:
-    """Inner products of the real (r) and generated (f) features of the same faces, and the
-    KID kernels: what every resample's FID and KID are computed from."""
-
-    rr: np.ndarray
-    ff: np.ndarray
-    rf: np.ndarray
-    k_rr: np.ndarray
-    k_ff: np.ndarray
-    k_rf: np.ndarray
-
-    @classmethod
-    def of(cls, real: np.ndarray, fake: np.ndarray) -> Grams:
-        rr, ff, rf = real @ real.T, fake @ fake.T, real @ fake.T
-        dims = real.shape[1]
-        cubic = lambda g: (g / dims + 1) ** 3  # noqa: E731  KID's polynomial kernel
-        return cls(rr, ff, rf, cubic(rr), cubic(ff), cubic(rf))
-
-    def fid(self, counts: np.ndarray) -> float:
-        """FID of the faces drawn `counts` times each (all ones: the whole set, as
-        fid_from_features computes it)."""
-        keep = np.flatnonzero(counts)
-        c = counts[keep].astype(float)
-        n = c.sum()
-        if n < 2:
-            return float("nan")
-        w = c / n
-        rr, ff, rf = (g[np.ix_(keep, keep)] for g in (self.rr, self.ff, self.rf))
-        mean_term = w @ (rr + ff - rf - rf.T) @ w
-        trace_r = n / (n - 1) * (w @ np.diag(rr) - w @ rr @ w)
-        trace_f = n / (n - 1) * (w @ np.diag(ff) - w @ ff @ w)
-        # A B^T with A, B the weighted centred features (rows scaled by sqrt(n/(n-1) w)), from rf alone
-        centred = rf - (w @ rf)[None, :] - (rf @ w)[:, None] + w @ rf @ w
-        scale = np.sqrt(n / (n - 1) * w)
-        trace_sqrt = np.linalg.svd(scale[:, None] * centred * scale[None, :], compute_uv=False).sum()
-        return float(mean_term + trace_r + trace_f - 2 * trace_sqrt)
-
-    def kid(self, counts: np.ndarray) -> float:
-        """Unbiased KID of the faces drawn `counts` times each: pairs of a face with a copy of
-        itself are left out of the real-real and generated-generated terms, as the unbiased
-        estimator leaves out a face with itself (all ones: kid_from_features on the whole set)."""
-        c = counts.astype(float)
-        n, same = c.sum(), (c * c).sum()
-        if n * n - same <= 0:
-            return float("nan")
-        within = lambda k: (c @ k @ c - (c * c) @ np.diag(k)) / (n * n - same)  # noqa: E731
-        return float(within(self.k_ff) + within(self.k_rr) - 2 * (c @ self.k_rf @ c) / (n * n))
 
 
 def replicates(real: np.ndarray, fake: np.ndarray, resamples: int, subset: str = "") -> dict[str, np.ndarray]:
@@ -151,21 +104,12 @@ def difference(
     return (estimate, *interval(estimate, values))
 
 
-def detectable(low: float, high: float, level: float = LEVEL, power: float = POWER) -> float:
-    """The smallest true difference that a paired interval this wide tells from 0 with
-    probability `power`: (z_{(1+level)/2} + z_power) standard errors, the standard error read
-    from the interval's half-width. With these intervals wider than the sampling they describe
-    (see above), it errs high: a smaller difference may be told apart."""
+def detectable(low: float, high: float, level: float = LEVEL) -> float:
+    """The smallest true difference such an interval tells from 0 four times in five, the
+    standard error read from its half-width. With these intervals wider than the sampling they
+    describe (see above), it errs high."""
     from scipy.stats import norm
 
-    if np.isnan(low):
-        return float("nan")
-    z = norm.ppf((1 + level) / 2)
-    return float((high - low) / 2 / z * (z + norm.ppf(power)))
+    from . import jackknife
 
-
-def verdict(low: float, high: float) -> str:
-    """What a difference's interval says (lower FID is better)."""
-    if np.isnan(low):
-        return "n/a"
-    return "lower" if high < 0 else "higher" if low > 0 else "no clear difference"
+    return jackknife.detectable((high - low) / 2 / norm.ppf((1 + level) / 2))

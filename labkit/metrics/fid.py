@@ -23,7 +23,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 
 from .. import keys
 from ..paths import cache_dir
-from . import bootstrap
+from . import jackknife
 from .backbone import Backbone
 
 
@@ -122,12 +122,12 @@ class FidEvaluator:
         split: str = "test",
         batch_size: int = 50,
         cache: Path | None = None,
-        resamples: int = 0,
+        intervals: bool = False,
         names: list[str] | None = None,
     ):
-        self.backbone, self.batch_size, self.resamples = backbone, batch_size, resamples
+        self.backbone, self.batch_size, self.intervals = backbone, batch_size, intervals
         self.subsets = np.array(subsets if subsets is not None else [""] * len(real_sketches))
-        # which faces, in which order: runs with the same digest drew the same bootstrap resamples
+        # which faces, in which order: runs with the same digest leave out the same faces in turn
         self.faces_digest = hashlib.sha256("\n".join(names or []).encode()).hexdigest()[:16]
         size, channels = real_sketches.shape[-1], real_sketches.shape[1]
         key = f"{data_fingerprint}-{split}-s{size}-c{channels}-u8-{backbone.key}-{numerics(backbone)}"
@@ -152,26 +152,26 @@ class FidEvaluator:
     def evaluate(self, fake_sketches: torch.Tensor | None = None, fake: np.ndarray | None = None) -> dict:
         """fid, kid, n_real, n_fake overall, and per_subset {name: {fid, kid, n}}; fakes are in
         the order of the real sketches (the generator's output for each test photo), given as
-        images or as their features (`fake`, from features_of). With `resamples`, each FID and
-        KID also has its bootstrap interval (fid_ci, kid_ci), and 'replicates' holds the
-        resamples' values ({'fid': ..., 'kid/cuhk': ...})."""
+        images or as their features (`fake`, from features_of). With `intervals`, each FID and
+        KID also has its jackknife interval (fid_ci, kid_ci), and 'left_out' holds their values
+        with each face left out in turn ({'fid': ..., 'kid/cuhk': ...})."""
         fake = self.features_of(fake_sketches) if fake is None else fake
-        scores = self._scores(self.real, fake, "")
+        scores = self._scores(self.real, fake)
         scores["per_subset"] = {}
         for name in self.subset_names:
             pick = self.subsets == name
-            scores["per_subset"][name] = dict(self._scores(self.real[pick], fake[pick], name), n=int(pick.sum()))
-        replicates = scores.pop("replicates")
+            scores["per_subset"][name] = dict(self._scores(self.real[pick], fake[pick]), n=int(pick.sum()))
+        left_out = scores.pop("left_out")
         for name, sub in scores["per_subset"].items():
-            replicates.update({keys.per_subset(k, name): v for k, v in sub.pop("replicates").items()})
-        return dict(scores, n_real=len(self.real), n_fake=len(fake), replicates=replicates)
+            left_out.update({keys.per_subset(k, name): v for k, v in sub.pop("left_out").items()})
+        return dict(scores, n_real=len(self.real), n_fake=len(fake), left_out=left_out)
 
-    def _scores(self, real: np.ndarray, fake: np.ndarray, subset: str) -> dict:
-        out = dict(fid=fid_from_features(real, fake), kid=kid_from_features(real, fake), replicates={})
-        if self.resamples and len(real) > 1:
-            out["replicates"] = bootstrap.replicates(real, fake, self.resamples, subset)
+    def _scores(self, real: np.ndarray, fake: np.ndarray) -> dict:
+        out = dict(fid=fid_from_features(real, fake), kid=kid_from_features(real, fake), left_out={})
+        if self.intervals and len(real) > 2:
+            out["left_out"] = jackknife.left_out(real, fake)
             for metric in (keys.FID, keys.KID):
-                out[f"{metric}_ci"] = list(bootstrap.interval(out[metric], out["replicates"][metric]))
+                out[f"{metric}_ci"] = list(jackknife.run_interval(out[metric], out["left_out"][metric]))
         return out
 
     def provenance(self) -> dict:
@@ -189,5 +189,5 @@ class FidEvaluator:
             "fid.resize": "bilinear to 299 inside InceptionV3 (pytorch-fid), uint8 input",
             keys.FID_COMPARABLE: "yes" if self.backbone.is_real else "NO: random-init smoke backbone",
             keys.FID_FACES: self.faces_digest,
-            keys.FID_RESAMPLES: str(self.resamples),
+            keys.FID_INTERVAL: jackknife.METHOD if self.intervals else "none",
         }

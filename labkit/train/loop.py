@@ -58,7 +58,7 @@ class Evaluation:
         return self.metrics.get(keys.KID, NAN)
 
     @property
-    def fid_ci(self) -> list[float]:  # 95% bootstrap interval over the test faces
+    def fid_ci(self) -> list[float]:  # 95% jackknife interval over the test faces
         return [self.metrics.get(keys.ci(keys.FID, side), NAN) for side in ("low", "high")]
 
     @property
