@@ -253,8 +253,11 @@ def _against_baseline(out: pd.DataFrame, tables: list, baseline: str) -> None:
             out.at[i, "verdict"] = "n/a (no intervals)"
             continue
         (method, *a), (other, *b) = tables[i], tables[j]
-        if method != other or len(a[1]) != len(b[1]):
+        if method != other:
             out.at[i, "verdict"] = f"n/a ({OLDER} runs logged before the jackknife do not pair with later ones)"
+            continue
+        if len(a[1]) != len(b[1]):
+            out.at[i, "verdict"] = "n/a (the rows' values do not line up face by face)"
             continue
         if method == jackknife.METHOD:
             _, low, high, size = jackknife.difference(*a, *b)
