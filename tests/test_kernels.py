@@ -87,7 +87,7 @@ def test_a_kernel_dies_with_the_process_that_asked_for_it(start):
     assert (psutil.Process(kernel).ppid() == driver.pid) is (start == "cold")
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
-    deadline = time.time() + 20
+    deadline = time.time() + 60  # a loaded two-core machine (the whole suite beside it) is slow to reap
     alive = family
     while alive and time.time() < deadline:
         alive = {p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
