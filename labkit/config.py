@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import re
+import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,26 +377,46 @@ class SketchFields(Config):
 
 def notebook_ablations() -> tuple[str, ...]:
     """The notebooks, notebooks/NAME.ipynb, whose parameters cell sets `ablation = "NAME"`: the
-    lab's ablations (the lab log's notebook is none). Read again when the folder changes."""
+    lab's ablations (the lab log's notebook is none). Read again when a notebook changes."""
     folder = project_root() / "notebooks"
-    return _ablations_in(folder, folder.stat().st_mtime_ns if folder.is_dir() else 0)
+    paths = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+    return _ablations_in(tuple((path, _changed(path)) for path in paths))
+
+
+def _changed(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 @functools.lru_cache(maxsize=8)
-def _ablations_in(folder: Path, _changed: int) -> tuple[str, ...]:
-    found = []
-    for path in sorted(folder.glob("*.ipynb")):
+def _ablations_in(notebooks: tuple[tuple[Path, int], ...]) -> tuple[str, ...]:
+    return tuple(path.stem for path, _ in notebooks if _names_itself(path))
+
+
+def _names_itself(path: Path) -> bool:
+    cells = _notebook_cells(path)
+    for cell in cells or []:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            return _assigned_value(source, "ablation") == path.stem
+    return False
+
+
+def _notebook_cells(path: Path, patience: float = 1.0) -> list | None:
+    """The notebook's cells, or None when it is not a notebook. JupyterLab saves a notebook in
+    place: one read half written is read again until it parses or `patience` seconds pass."""
+    deadline = time.monotonic() + patience
+    while True:
         try:
-            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        except (OSError, ValueError, KeyError):
-            continue
-        for cell in cells:
-            if "parameters" in cell.get("metadata", {}).get("tags", []):
-                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                if _assigned_value(source, "ablation") == path.stem:
-                    found.append(path.stem)
-                break
-    return tuple(found)
+            return json.loads(path.read_text(encoding="utf-8"))["cells"]
+        except OSError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
 
 
 def _assemble(name: str, fields: type, extensions: list[type]) -> type:
@@ -503,6 +524,14 @@ def schema_for(ablation: str, source: str = "parameters"):
         if ablation in schema.ablations():
             return schema
     outside_the_lab()
+    notebook = project_root() / "notebooks" / f"{ablation}.ipynb"
+    if notebook.is_file():
+        why = (
+            "does not read as a notebook (restore it: git checkout -- notebooks)"
+            if _notebook_cells(notebook) is None
+            else f"has no cell tagged `parameters` that sets ablation = {ablation!r}"
+        )
+        raise ParamError(f"{source}: ablation '{ablation}': {notebook} {why}")
     raise ParamError(f"{source}: unknown ablation '{ablation}'{closest(ablation, all_ablations())}")
 
 

@@ -90,6 +90,14 @@ def wait_for_step(step: int, since: float, timeout: float = 240):
     raise TimeoutError(f"no heartbeat reached step {step}")
 
 
+def put_back(path: Path, content: bytes) -> None:
+    """A file of the repository put back whole at once: the suite's other processes read the
+    notebooks meanwhile, and a file rewritten in place is half written for a moment."""
+    staged = path.with_name(f".{path.name}.put-back")
+    staged.write_bytes(content)
+    os.replace(staged, path)
+
+
 def tiny_params(folder: Path, name: str, **fields) -> Path:
     """A params file `<name>.yaml` of a tiny baseline run, with `fields` on top."""
     import yaml

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ROOT, TINY, free_port, serving
+from conftest import ROOT, TINY, free_port, put_back, serving
 
 from labkit import cli, gitclean, track
 
@@ -169,5 +169,5 @@ def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path
         diff = subprocess.run(["git", "diff", "--stat", str(notebook)], cwd=ROOT, capture_output=True, text=True)
         assert status.stdout == "", diff.stdout  # run and saved with its outputs, yet clean in git
     finally:
-        notebook.write_bytes(original)
+        put_back(notebook, original)
         gitclean.refresh(notebook)

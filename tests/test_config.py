@@ -1,3 +1,7 @@
+import shutil
+import threading
+import time
+
 import pytest
 from conftest import ROOT
 
@@ -76,6 +80,34 @@ def test_each_notebook_is_its_ablation_with_valid_knobs(notebook):
     assert values["ablation"] == notebook
     assert schema.from_values(values).ablation == notebook
     assert set(values) < set(schema.names())  # the knobs, not the whole schema
+
+
+def test_a_notebook_saved_in_place_meanwhile_is_still_its_ablation(tmp_path, monkeypatch):
+    """JupyterLab saves a notebook in place: a command reading it half written waits for the save;
+    a notebook that never reads, or sets no ablation, is named as such."""
+    (tmp_path / "notebooks").mkdir()
+    for name in ("baseline", "lablog"):
+        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", tmp_path / "notebooks")
+    monkeypatch.setenv("LABKIT_ROOT", str(tmp_path))
+    notebook = (tmp_path / "notebooks" / "baseline.ipynb").read_bytes()
+
+    def save_slowly():
+        with open(tmp_path / "notebooks" / "baseline.ipynb", "wb") as f:
+            f.write(notebook[: len(notebook) // 2])
+            f.flush()
+            time.sleep(0.4)
+            f.write(notebook[len(notebook) // 2 :])
+
+    saving = threading.Thread(target=save_slowly)
+    saving.start()
+    time.sleep(0.1)
+    assert schema_for("baseline") is SketchConfig
+    saving.join()
+    (tmp_path / "notebooks" / "glad.ipynb").write_text('{"cells": [')
+    with pytest.raises(ParamError, match=r"glad.ipynb does not read as a notebook \(restore it"):
+        schema_for("glad")
+    with pytest.raises(ParamError, match=r"lablog.ipynb has no cell tagged `parameters` that sets ablation = 'lablog'"):
+        schema_for("lablog")
 
 
 def _weights_in_the_hub_cache():

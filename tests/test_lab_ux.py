@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT, tiny_params, training_runs
+from conftest import ROOT, put_back, tiny_params, training_runs
 
 from labkit import cli, gitclean, keys, track
 
@@ -95,10 +95,10 @@ def test_notebooks_stay_clean_in_git_after_they_ran(lab):
         assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
         assert _git_status(path) == ""
         executed.cells[0].source += "\nA real edit."
-        path.write_text(nbformat.writes(executed), encoding="utf-8")
+        put_back(path, nbformat.writes(executed).encode())
         assert gitclean.refresh(path) is False and _git_status(path).startswith(" M")
     finally:
-        path.write_bytes(original)
+        put_back(path, original)
         gitclean.refresh(path)
     assert _git_status(path) == ""
 
