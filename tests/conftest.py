@@ -22,6 +22,27 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+# Modules whose tests share a costly module-scoped service (PostgreSQL and a tracking server, a
+# Ray head) or each run several heavy processes (ranks, a browser): each module's tests run in one
+# test process, so a service starts once rather than once per process, and no two processes run
+# the same module's heavy tests at once.
+IN_ONE_PROCESS = ("test_server.py", "test_fanout.py", "test_browser.py", "test_distributed.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scope scheduling with a scope per test, except the modules IN_ONE_PROCESS,
+    one scope each (and so queued first, as the largest). Its own `loadgroup` marks no longer
+    group anything under pytest 9."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneProcessPerModuleNamed(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if Path(module).name in IN_ONE_PROCESS else nodeid
+
+    return OneProcessPerModuleNamed(config, log)
+
+
 # tiny settings: a full train + FID pass in seconds on a CPU
 TINY = dict(
     synthetic_count=24,

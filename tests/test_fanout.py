@@ -65,12 +65,16 @@ def _start_head(port: int, folder: Path) -> subprocess.Popen | None:
 
 
 def _stop(head: subprocess.Popen) -> None:
+    """The head's processes ended: Ray's orderly stop takes half a minute, the test's cluster holds
+    nothing worth it, so whatever is left after a few seconds is killed."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=60)
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+            pass
+        os.killpg(head.pid, signal.SIGKILL)
+    head.wait()
 
 
 @pytest.fixture(scope="module")
