@@ -69,10 +69,8 @@ def _stop(head: subprocess.Popen) -> None:
     nothing worth it, so whatever is left after a few seconds is killed."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(head.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             head.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
         os.killpg(head.pid, signal.SIGKILL)
     head.wait()
 
