@@ -14,6 +14,32 @@ from .lease import LeaseHeld
 from .paths import runs_dir, tracking_uri
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless the help says it or there is none to say."""
+
+    def _get_help_string(self, action):
+        help_ = action.help or ""
+        if (
+            action.option_strings
+            and action.default not in (None, False, "", argparse.SUPPRESS)
+            and "default" not in help_
+        ):
+            help_ += " (default: %(default)s)"
+        return help_
+
+
+class _Parser(argparse.ArgumentParser):
+    """labkit's parser and its commands' (add_parser makes the parent's class): defaults shown."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpWithDefaults)
+        super().__init__(*args, **kwargs)
+
+
+def _no_progress(s) -> None:
+    s.add_argument("--no-progress", action="store_true", help="no progress bars (for logs that are read later)")
+
+
 def count(text: str) -> int:
     """A whole number of at least 1 (seeds, workers, processes, images): 0 or less is refused by
     argparse, naming the option, before any work."""
@@ -421,13 +447,13 @@ def _add_ablate(sub) -> None:
         help="with --executor ray: the cluster's head, HOST:PORT (default: a "
         "Ray instance on this machine for the batch)",
     )
-    s.add_argument("--no-progress", action="store_true")
+    _no_progress(s)
     s.set_defaults(func=cmd_ablate)
 
 
 def _add_compare(sub) -> None:
     s = sub.add_parser("compare", help="print the FID table across an experiment's ablations")
-    s.add_argument("--experiment", default="faces")
+    s.add_argument("--experiment", default="faces", help="the MLflow experiment whose runs make the table")
     s.add_argument("--out", type=Path, help="folder for the .md and .csv (default runs/compare/)")
     s.add_argument("--no-log", action="store_true", help="do not log the table to MLflow")
     s.add_argument(
@@ -447,7 +473,7 @@ def _add_compare(sub) -> None:
 
 def _add_align(sub) -> None:
     s = sub.add_parser("align", help="warp every sketch onto its photo's geometry from the parsing maps (+align)")
-    s.add_argument("data_root", type=folder)
+    s.add_argument("data_root", type=folder, help="the data folder whose sketches are warped")
     knobs = {f.name: f for f in dataclasses.fields(SketchConfig)}
     s.add_argument(
         "--mode",
@@ -464,7 +490,7 @@ def _add_align(sub) -> None:
             choices=knob.metadata["choices"] or None,
             help=knob.metadata["help"],
         )
-    s.add_argument("--no-progress", action="store_true")
+    _no_progress(s)
     s.set_defaults(func=cmd_align)
 
 
@@ -473,7 +499,7 @@ def _add_log(sub) -> None:
     s.set_defaults(func=cmd_log)
     log = s.add_subparsers(dest="log_command", required=True)
     x = log.add_parser("new", help="create (or open) today's entry")
-    x.add_argument("title", nargs="?", default="")
+    x.add_argument("title", nargs="?", default="", help="the entry's title")
     x.add_argument("--date", help="YYYY-MM-DD instead of today")
     x.add_argument("--no-edit", action="store_true", help="do not open $EDITOR")
     x = log.add_parser("add", help="append a line to a section of today's entry")
@@ -484,11 +510,11 @@ def _add_log(sub) -> None:
     x.add_argument("--since", help="YYYY-MM-DD")
     x.add_argument("--until", help="YYYY-MM-DD")
     x.add_argument("--ablation", default="", help="only entries about this ablation")
-    x.add_argument("--oldest-first", action="store_true")
+    x.add_argument("--oldest-first", action="store_true", help="the oldest entry first (default: the newest)")
     x.add_argument("--html", type=Path, help="where to write the page (default runs/lablog.html)")
     x.add_argument("--no-images", action="store_true", help="do not embed the runs' last sample grids")
     x = log.add_parser("import", help="read a free-form journal (## 9/24 headings) into dated entries")
-    x.add_argument("file", type=Path)
+    x.add_argument("file", type=Path, help="the journal: a text or Markdown file")
     x.add_argument("--start-year", type=int, help="year of the first date (default: the latest not in the future)")
 
 
@@ -498,10 +524,10 @@ def _add_stylize(sub) -> None:
     s.add_argument("--style", help="folder of style images (default: scikit-image's textures)")
     s.add_argument("--variant", default="argmax", choices=variant_names(), help="the swap variant")
     s.add_argument("--decoder-run", help="the decoder_train run (name or id) whose decoder to use")
-    s.add_argument("--out", type=Path, default=Path("runs/stylized"))
-    s.add_argument("--batch-size", type=count, default=8)
+    s.add_argument("--out", type=Path, default=Path("runs/stylized"), help="folder for the stylized images")
+    s.add_argument("--batch-size", type=count, default=8, help="content images swapped at a time")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="any style parameter, e.g. temperature=0.1")
-    s.add_argument("--no-progress", action="store_true")
+    _no_progress(s)
     s.set_defaults(func=cmd_stylize)
 
 
@@ -523,7 +549,7 @@ def _add_store(sub) -> None:
         "--artifacts", type=Path, help="where the server keeps the artifacts (default: runs/server-artifacts)"
     )
     s.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default: this machine only)")
-    s.add_argument("--port", type=port, default=5000)
+    s.add_argument("--port", type=port, default=5000, help="the port to listen on")
     s.add_argument("--workers", type=count, default=4, help="server processes answering requests")
     s.add_argument(
         "--admin-password-file",
@@ -542,13 +568,16 @@ def _add_store(sub) -> None:
     s.set_defaults(func=cmd_server)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
-    s.add_argument("--port", type=port, default=5000)
-    s.add_argument("--print-only", action="store_true")
+    s.add_argument("--port", type=port, default=5000, help="the port to listen on")
+    s.add_argument("--print-only", action="store_true", help="print the command that starts the UI, start nothing")
     s.set_defaults(func=cmd_ui)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="labkit", description="Lab notebook for image-translation experiments.")
+    from . import __version__
+
+    p = _Parser(prog="labkit", description="Lab notebook for image-translation experiments.")
+    p.add_argument("--version", action="version", version=f"labkit {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     _add_ablate(sub)
@@ -560,21 +589,21 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a parameter every notebook has (device, precision, fast, compile), e.g. precision=fp32",
     )
-    s.add_argument("--no-progress", action="store_true")
+    _no_progress(s)
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("synth", help="write the synthetic face set")
-    s.add_argument("out", type=Path)
-    s.add_argument("--count", type=count, default=48)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("out", type=Path, help="the folder to write the face set into")
+    s.add_argument("--count", type=count, default=48, help="faces (photo and sketch pairs)")
+    s.add_argument("--seed", type=int, default=0, help="the random seed the faces are drawn with")
     s.add_argument("--misalign", type=float, default=0.0, help="px of sketch-vs-photo misalignment")
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("landmarks", help="detect 5 facial landmarks on every photo of a data folder (MTCNN)")
-    s.add_argument("data_root", type=folder)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--batch-size", type=count, default=16)
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("data_root", type=folder, help="the data folder whose photos are read")
+    s.add_argument("--device", default="auto", help="cpu, cuda or cuda:N; auto takes a GPU where there is one")
+    s.add_argument("--batch-size", type=count, default=16, help="photos detected at a time")
+    _no_progress(s)
     s.set_defaults(func=cmd_landmarks)
 
     _add_align(sub)

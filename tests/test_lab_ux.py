@@ -1,7 +1,8 @@
 """The lab as MLflow, papermill and JupyterLab users expect it: run timing, typos under plain
 papermill, clean notebooks in git, datasets, pictures from step 0, system metrics, HTML
-notebooks, runs/ that can move."""
+notebooks, runs/ that can move, a --help that explains every option."""
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import nbformat
 import pytest
 from conftest import ROOT, put_back, tiny_params, training_runs
 
+import labkit
 from labkit import cli, gitclean, keys, track
 
 
@@ -128,3 +130,28 @@ def test_the_ui_port_and_the_links_that_point_at_it(lab, monkeypatch, capsys):
     c = track.client()
     run = track.Run(c, c.create_run(track.experiment_id(c, "links")).info.run_id)
     assert run.url().startswith("http://127.0.0.1:5123/#/experiments/")
+
+
+def _commands(parser: argparse.ArgumentParser, name: str = "labkit"):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _commands(sub, f"{name} {sub_name}")
+
+
+def test_every_option_says_what_it_does_and_its_default(capsys):
+    """Every argument of every command has its help, `--help` ends each with its default, and
+    `labkit --version` answers."""
+    builtin = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+    for name, command in _commands(cli.parser()):
+        for action in command._actions:
+            if not isinstance(action, builtin):
+                assert action.help, f"`{name}`: {action.option_strings or action.dest} has no help"
+    for argv, shown in ((["compare"], "(default: faces)"), (["synth"], "(default: 48)"), (["ui"], "(default: 5000)")):
+        with pytest.raises(SystemExit):
+            cli.main([*argv, "--help"])
+        assert shown in " ".join(capsys.readouterr().out.split()), argv
+    with pytest.raises(SystemExit) as version:
+        cli.main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out == f"labkit {labkit.__version__}\n"
