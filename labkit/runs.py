@@ -128,13 +128,28 @@ def _age(seconds: float | None) -> str:
 
 
 def table(rows: list[RunState]) -> str:
-    lines = [f"{'experiment':12} {'run':22} {'id':9} {'status':9} {'step':>7} {'beat':>6}  holder"]
-    for r in rows:
-        lines.append(
-            f"{r.experiment[:12]:12} {r.name[:22]:22} {r.run_id[:8]:9} "
-            f"{('DEAD' if r.dead else r.status):9} {r.step if r.step is not None else '-':>7} "
-            f"{_age(r.beat_age):>6}  {r.holder or '-'}"
+    """The runs as aligned columns, each as wide as its longest cell: names are never cut (a
+    sweep's run names are long), the run id is its first 8 characters, as git shows a commit."""
+    header = ("experiment", "run", "id", "status", "step", "beat", "holder")
+    cells = [header] + [
+        (
+            r.experiment,
+            r.name,
+            r.run_id[:8],
+            "DEAD" if r.dead else r.status,
+            "-" if r.step is None else str(r.step),
+            _age(r.beat_age),
+            r.holder or "-",
         )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numbers = {header.index("step"), header.index("beat")}
+
+    def line(row) -> str:
+        return "  ".join(c.rjust(w) if i in numbers else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    lines = [line(row).rstrip() for row in cells]
     dead = sum(r.dead for r in rows)
     lines.append(
         f"{len(rows)} run(s)"

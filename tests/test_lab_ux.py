@@ -155,3 +155,18 @@ def test_every_option_says_what_it_does_and_its_default(capsys):
     with pytest.raises(SystemExit) as version:
         cli.main(["--version"])
     assert version.value.code == 0 and capsys.readouterr().out == f"labkit {labkit.__version__}\n"
+
+
+def test_labkit_runs_shows_whole_names_in_aligned_columns():
+    from labkit.runs import RunState, table
+
+    sweep = "glad-lambda_glad=0.5-n_epochs=3-s0"  # a sweep's run name: longer than any fixed column
+    lines = table(
+        [
+            RunState("a" * 32, sweep, "faces", "RUNNING", 12, 30.0, ""),
+            RunState("b" * 32, "baseline-s0", "faces-at-256px", "FINISHED", None, None, "host:4242"),
+        ]
+    ).splitlines()
+    assert sweep in lines[1] and "faces-at-256px" in lines[2]
+    assert len({line.index(ident) for line, ident in zip(lines, ("id", "aaaaaaaa", "bbbbbbbb"))}) == 1
+    assert len({len(line) - len(line.split()[-1]) for line in lines[:3]}) == 1  # the holders line up
