@@ -39,6 +39,8 @@ from .style import variants
 
 # The run a notebook logs to is not a parameter of what it computes: the runner injects it.
 RUN_ID = "run_id"
+# A params file's `base:` (the file it starts from, in params/): plain papermill injects it as a name
+BASE = "base"
 
 
 class ParamError(ValueError):
@@ -631,7 +633,7 @@ def read_params_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
         )
     if not isinstance(data, dict):
         raise ParamError(f"{path}: expected `name: value` lines, got a YAML {type(data).__name__}")
-    base = data.pop("base", None)
+    base = data.pop(BASE, None)
     if base is None:
         return data
     if not isinstance(base, str) or not base:
@@ -679,10 +681,17 @@ def from_namespace(namespace: dict):
     ablation = str(namespace.get("ablation", ""))
     schema = schema_for(ablation, "the notebook's parameters")
     cells = [cell for cell in namespace.get("In", []) if cell.lstrip().startswith("# Parameters")]
-    known = set(schema.names()) | {RUN_ID}
+    known = set(schema.names()) | {RUN_ID, BASE}
     unknown = sorted({n for cell in cells for n in _assigned_names(cell)} - known)
     if unknown:
         raise ParamError(
             "\n".join(f"notebook parameters: unknown parameter '{n}'{closest(n, schema.names())}" for n in unknown)
         )
-    return schema.from_values({k: namespace[k] for k in schema.names() if k in namespace}, "notebook parameters")
+    values = {k: namespace[k] for k in schema.names() if k in namespace}
+    if namespace.get(BASE):
+        # `papermill -f params/glad.yaml` injects the file as it is, `base:` included: the base's
+        # values go under the injected ones and over the notebook's own, as `labkit ablate` puts them
+        injected = {n for cell in cells if BASE in _assigned_names(cell) for n in _assigned_names(cell)}
+        base = read_params_file(project_root() / "params" / str(namespace[BASE]))
+        values.update({k: v for k, v in base.items() if k not in injected})
+    return schema.from_values(values, "notebook parameters")

@@ -3,6 +3,7 @@ import threading
 import time
 
 import pytest
+import yaml
 from conftest import ROOT
 
 from labkit import plan
@@ -200,6 +201,25 @@ def test_typos_in_a_notebook_are_refused_before_any_work():
         {"ablation": "glad", "In": ["", "# Parameters\nlambda_l1 = 5\nrun_id = 'abc'\n"], "lambda_l1": 5}
     )
     assert cfg.lambda_l1 == 5.0
+
+
+def test_plain_papermill_with_a_params_file_runs_what_labkit_ablate_runs():
+    """`papermill notebooks/glad.ipynb out.ipynb -f params/glad.yaml` injects the file as it is,
+    its `base:` included: the notebook takes the base's values, as `labkit ablate` does."""
+    import nbformat
+    from papermill.translators import translate_parameters
+
+    notebook = nbformat.read(ROOT / "notebooks" / "glad.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    # (the real Inception is not here: both take the smoke backbone)
+    given = {**yaml.safe_load((ROOT / "params" / "glad.yaml").read_text()), "fid_backbone": "random-init"}
+    injected = translate_parameters("python3", "python", given, "Parameters")
+    namespace = {}
+    exec(cell.source + "\n" + injected, namespace)
+    cfg = from_namespace({**namespace, "In": ["", cell.source, injected]})
+    planned = plan.plan([ROOT / "params" / "glad.yaml"], overrides=["fid_backbone=random-init"])[0].cfg
+    assert cfg == planned
+    assert (cfg.image_size, cfg.ngf, cfg.lambda_glad) == (256, 64, 100.0)
 
 
 def test_a_notebook_cell_sets_what_makes_its_ablation_and_restates_no_default():
