@@ -159,9 +159,25 @@ def cmd_ablate(args) -> int:
     return 1 if any(not o.status.done for o in outcomes) else 0
 
 
+def _experiment_to_compare(given: str | None) -> str:
+    """The experiment named, else the one whose runs measured FID last (after `make demo`: demo),
+    else the face lab's own."""
+    from . import store
+
+    if given:
+        return given
+    path = store.store_path()
+    newest = store.newest_measured_experiment(path) if path is not None and path.is_file() else None
+    if newest is None:
+        return next(f.default for f in dataclasses.fields(SketchConfig) if f.name == "experiment")
+    print(f"experiment '{newest}' (its runs measured FID last; --experiment NAME for another)", file=sys.stderr)
+    return newest
+
+
 def cmd_compare(args) -> int:
     from . import store
 
+    args.experiment = _experiment_to_compare(args.experiment)
     store.require(args.experiment)  # a missing store or experiment refused before MLflow loads
     from . import track
 
@@ -453,7 +469,10 @@ def _add_ablate(sub) -> None:
 
 def _add_compare(sub) -> None:
     s = sub.add_parser("compare", help="print the FID table across an experiment's ablations")
-    s.add_argument("--experiment", default="faces", help="the MLflow experiment whose runs make the table")
+    s.add_argument(
+        "--experiment",
+        help="the MLflow experiment whose runs make the table (default: the one whose runs measured FID last)",
+    )
     s.add_argument("--out", type=Path, help="folder for the .md and .csv (default runs/compare/)")
     s.add_argument("--no-log", action="store_true", help="do not log the table to MLflow")
     s.add_argument(

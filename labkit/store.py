@@ -11,6 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from . import keys
 from .config import ParamError
 from .paths import runs_dir, tracking_uri
 
@@ -112,6 +113,22 @@ def experiment_names(path: Path) -> list[str] | None:
     except sqlite3.Error:
         return None
     return sorted(name for (name,) in rows if name != "Default")
+
+
+def newest_measured_experiment(path: Path) -> str | None:
+    """The experiment whose newest run measured FID (what `labkit compare` tabulates) started last,
+    read with SQLite; None where there is none or it cannot tell."""
+    query = (
+        "SELECT e.name FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
+        "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? "
+        "WHERE e.lifecycle_stage = 'active' AND r.lifecycle_stage = 'active' ORDER BY r.start_time DESC LIMIT 1"
+    )
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute(query, (keys.FID_BACKBONE,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
 
 
 def unknown_experiment(name: str, names: list[str]) -> ParamError:

@@ -148,7 +148,7 @@ def test_every_option_says_what_it_does_and_its_default(capsys):
         for action in command._actions:
             if not isinstance(action, builtin):
                 assert action.help, f"`{name}`: {action.option_strings or action.dest} has no help"
-    for argv, shown in ((["compare"], "(default: faces)"), (["synth"], "(default: 48)"), (["ui"], "(default: 5000)")):
+    for argv, shown in ((["ablate"], "(default: tpe)"), (["synth"], "(default: 48)"), (["ui"], "(default: 5000)")):
         with pytest.raises(SystemExit):
             cli.main([*argv, "--help"])
         assert shown in " ".join(capsys.readouterr().out.split()), argv

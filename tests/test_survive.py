@@ -343,6 +343,20 @@ def test_compare_of_an_unknown_experiment_lists_the_experiments(lab, capsys):
     assert "no experiment 'nosuch'" in (err := capsys.readouterr().err) and "faces-real" in err
 
 
+def test_compare_without_an_experiment_takes_the_one_measured_last(lab, capsys):
+    """After `make demo` (experiment demo) a plain `labkit compare` tabulates the demo, not the
+    empty default; a style run (no FID) or a table's run does not count."""
+    for experiment, measured in (("older", True), ("demo", True), ("demo-style", False)):
+        with track.open_run(SketchConfig(experiment=experiment)) as run:
+            run.set_tags({keys.FID_BACKBONE: "random-init", keys.FID_N_REAL: "6"} if measured else {})
+            run.end(keys.Status.KILLED)
+        time.sleep(0.01)  # start times in this order
+    assert cli.main(["compare", "--no-log"]) == 0
+    captured = capsys.readouterr()
+    assert "experiment 'demo' (its runs measured FID last" in captured.err
+    assert "No finished runs with an FID in experiment 'demo' yet" in captured.out
+
+
 def test_compare_of_an_experiment_whose_runs_were_all_killed_says_so(lab, capsys):
     with track.open_run(SketchConfig(experiment="killed")) as run:
         run.set_tags({keys.FID_BACKBONE: "random-init", keys.FID_N_REAL: "6"})  # set up, never evaluated
