@@ -235,6 +235,13 @@ def cmd_demo(args) -> int:
     return 1 if any(not o.status.done for o in outcomes) or not_run else 0
 
 
+def cmd_params(args) -> int:
+    from .reference import parameters_text
+
+    print(parameters_text(args.ablation))
+    return 0
+
+
 def cmd_landmarks(args) -> int:
     from . import landmarks
 
@@ -610,6 +617,10 @@ def parser() -> argparse.ArgumentParser:
     )
     _no_progress(s)
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("params", help="every parameter an ablation takes: its default there, type, bounds, help")
+    s.add_argument("ablation", help="an ablation (a notebook's name: baseline, glad, swap_softmax, ...)")
+    s.set_defaults(func=cmd_params)
 
     s = sub.add_parser("synth", help="write the synthetic face set")
     s.add_argument("out", type=Path, help="the folder to write the face set into")
