@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.labkit-installed
 CLUSTER := $(VENV)/.labkit-cluster-installed
 
-.PHONY: demo test lint lab ui clean-runs
+.PHONY: demo test lint docs docs-build lab ui clean-runs
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,13 +30,21 @@ $(CLUSTER): $(STAMP) requirements-cluster.txt
 demo: $(STAMP)
 	$(BIN)/labkit demo
 
-test: lint $(CLUSTER)
+test: lint docs-build $(CLUSTER)
 	$(BIN)/python -m pytest -q
 
 # ruff's lint and format (pyproject.toml): the code as the project keeps it
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# the documentation site (mkdocs.yml): served with live reload, or built once failing on any warning
+export NO_MKDOCS_2_WARNING := 1
+docs: $(STAMP)
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+docs-build: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks/

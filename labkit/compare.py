@@ -3,7 +3,7 @@
 One row per setting (runs that differ only in their seed): runs and seeds, FID at the last
 evaluation as mean ± std over seeds with its 95% jackknife interval (labkit.metrics.jackknife;
 runs logged before it keep their bootstrap intervals, labkit.metrics.bootstrap),
-the user's "mean FID" (over a run's evaluations, then over seeds), best FID (marked when picked
+"mean FID" (over a run's evaluations, then over seeds), best FID (marked when picked
 on the test set), KID, N, FID and KID per subset (cuhk / ar / xm2vts), and the difference from
 the baseline row set up most like it, with its paired interval and verdict. With `by`, FID
 against each factor, as a table and a figure.
@@ -346,8 +346,8 @@ def _seeds(text: str) -> str:
 
 LEGEND = (
     "FID and KID: lower is better. ± is the std over seeds. FID (last): at the final evaluation, with its "
-    "95% jackknife interval over the test faces (and over the seeds, with several: see the README's "
-    '"How sure a number is"); mean FID: over a run\'s evaluations (the user\'s "mean FID"); best FID: the '
+    "95% jackknife interval over the test faces (and over the seeds, with several: see docs/methods/fid.md, "
+    '"How sure a number is"); mean FID: over a run\'s evaluations; best FID: the '
     "lowest evaluation, † where the best epoch was picked on the test set itself (optimistic; set "
     "val_fraction to pick it on held-out training faces). Δ: against the baseline row set up most like this "
     "one, with its paired interval; the verdict says whether that interval excludes 0. N is the number of "
@@ -482,8 +482,9 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
         lines += _detectable(block)
         if block["interval"].str.endswith(OLDER).any():
             lines += [
-                f"{OLDER} Runs logged before the jackknife: their intervals are the bootstrap's, wider than the "
-                'sampling they describe (README, "How sure a number is"), and do not pair with later runs\'.',
+                f"{OLDER} Runs logged before the jackknife: their intervals are the bootstrap's, wider than "
+                'the sampling they describe (docs/methods/fid.md, "How sure a number is"), and do not pair with '
+                "later runs'.",
                 "",
             ]
         lines += _subset_table(block, subsets) if subsets else []

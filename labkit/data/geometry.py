@@ -1,6 +1,6 @@
 """The geometry of a face sample: pad to a square, pad-crop-flip for training.
 
-The user's setting at 256 px: CUFS's 200 x 250 images are padded (not resized) to 256 x 256;
+The lab's setting at 256 px: CUFS's 200 x 250 images are padded (not resized) to 256 x 256;
 training pads further to 286 and random-crops 256, with a random flip; test images are only
 padded. At other sizes everything scales by size / 256 (so a 64 px run sees 50 x 62 faces
 padded to 64, and a 72 px training pad).

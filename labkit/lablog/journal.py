@@ -1,4 +1,4 @@
-"""`labkit log import FILE`: a free-form journal (the user's style) into dated entries.
+"""`labkit log import FILE`: a free-form journal (dated headings in any style) into dated entries.
 
 Dated headings (`## 9/24`, `# 10/8`, `#10/11`, `## 01/06`) start an entry; their text goes
 under Actions, verbatim. Undated headings that name a section (problem list, causes,

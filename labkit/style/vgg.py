@@ -5,7 +5,7 @@ convention:
   torchvision  RGB in [0, 1], minus the ImageNet mean, divided by its std (torchvision's VGG19)
   caffe        0-255, minus the mean (103.939, 116.779, 123.68 in BGR), channel order 'bgr'
                or 'rgb' (the original Caffe VGG, as Chen & Schmidt and Avatar-Net use it)
-Feeding the wrong range (0-1 to a network that expects about ±127 cost the user weeks of
+Feeding the wrong range (0-1 to a network that expects about ±127 gives weeks of
 dull colours) makes `forward` warn loudly with what it saw and what it expected.
 
 Weights: `imagenet` (torchvision's file in the torch hub cache), `random-init` (Kaiming, for

@@ -10,7 +10,7 @@ from .term import GeneratorStep, Term, log_sample_view, register
 
 @dataclass(frozen=True)
 class GladKnobs:
-    lambda_glad: float = knob(0.0, "weight of the gradient loss (0: off; 100 in the user's +glad)", at_least=0)
+    lambda_glad: float = knob(0.0, "weight of the gradient loss (0: off; 100 in +glad)", at_least=0)
     glad_mode: str = knob("components", choices=("components", "magnitude"))
     glad_norm: str = knob("l1", choices=("l1", "l2"))
 
