@@ -23,7 +23,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .paths import runs_dir
@@ -133,21 +133,33 @@ class Beat:
     step: int
     phase: str
     time: float
+    progress: dict = field(default_factory=dict)  # run name and key, epoch, steps, last FID: the live lines'
 
     @property
     def age(self) -> float:
         return time.time() - self.time
 
 
+def alive(pid: int) -> bool:
+    """Whether a process of this id exists (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def beat_path(run_id: str) -> Path:
     return lease_dir() / f"{run_id}.beat"
 
 
-def beat(run_id: str, step: int, phase: str = "train") -> Beat:
-    """Say that the run is alive: this process, at this step, in this phase."""
+def beat(run_id: str, step: int, phase: str = "train", progress: dict | None = None) -> Beat:
+    """Say that the run is alive: this process, at this step, in this phase (and how far it is)."""
     path = beat_path(run_id)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    now = Beat(os.getpid(), socket.gethostname(), step, phase, time.time())
+    now = Beat(os.getpid(), socket.gethostname(), step, phase, time.time(), dict(progress or {}))
     tmp.write_text(json.dumps(now.__dict__))
     tmp.replace(path)
     return now

@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from . import keys, lease, store
 from .config import Config, ParamError, from_namespace
 from .keys import Status
-from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
+from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri, ui_address_file
 from .provenance import git_state, package_versions
 
 # MLflow's own INFO lines ("Creating initial MLflow database tables", "Started monitoring system
@@ -112,9 +112,47 @@ def login_refused(exc: Exception) -> store.StoreError | None:
     )
 
 
+DEFAULT_UI = "http://127.0.0.1:5000"
+# the MLflow UI's training view (MLflow 3 opens its GenAI view unless told), and the runs table with
+# the FID columns, lowest FID first: the view the experiments hold as keys.SHARED_VIEW
+TRAINING_VIEW = "workflowType=machine_learning"
+RUNS_VIEW = {
+    "selectedColumns": [
+        "attributes.`Dataset`",
+        *(f"metrics.`{name}`" for name in (keys.FID_LAST, keys.FID_BEST, keys.FID_MEAN, keys.KID_LAST)),
+        "params.`ablation`",
+        "params.`seed`",
+    ],
+    "orderByKey": f"metrics.`{keys.FID_LAST}`",
+    "orderByAsc": True,
+}
+
+
 def ui_url() -> str:
+    """Where the MLflow UI answers: the tracking server; else LABKIT_UI; else the address a running
+    `labkit ui` recorded (whatever its port); else where `labkit ui` serves by default."""
     base = tracking_uri()
-    return (base if base.startswith("http") else os.environ.get("LABKIT_UI", "http://127.0.0.1:5000")).rstrip("/")
+    if base.startswith("http"):
+        return base.rstrip("/")
+    if os.environ.get("LABKIT_UI"):
+        return os.environ["LABKIT_UI"].rstrip("/")
+    try:
+        serving = json.loads(ui_address_file().read_text())
+        if lease.alive(int(serving["pid"])):
+            return str(serving["url"]).rstrip("/")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return DEFAULT_UI
+
+
+def experiment_url(experiment_id: str) -> str:
+    """An experiment's runs table in the training view, with the FID columns."""
+    return f"{ui_url()}/#/experiments/{experiment_id}/runs?{TRAINING_VIEW}&viewStateShareKey={keys.VIEW_KEY}"
+
+
+def run_url(experiment_id: str, run_id: str) -> str:
+    """A run's page in the training view."""
+    return f"{ui_url()}/#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
 
 
 def client(create: bool = True) -> MlflowClient:
@@ -178,18 +216,33 @@ def existing_experiment(c: MlflowClient, name: str):
     return exp
 
 
+def headlines(run_ids) -> dict[str, tuple[float | None, str]]:
+    """Per run id: its last FID (None for a run that measures none) and its page, for summaries."""
+    c, out = client(create=False), {}
+    for run_id in filter(None, run_ids):
+        try:
+            run = c.get_run(run_id)
+        except MlflowException:
+            continue
+        out[run_id] = (run.data.metrics.get(keys.FID_LAST), run_url(run.info.experiment_id, run_id))
+    return out
+
+
+def _experiment_tags() -> dict[str, str]:
+    return {keys.EXPERIMENT_KIND: keys.TRAINING_EXPERIMENT, keys.SHARED_VIEW: json.dumps(RUNS_VIEW)}
+
+
 def experiment_id(c: MlflowClient, name: str) -> str:
     """The experiment's id, created on first use (artifacts under runs/ for the default store)."""
     exp = c.get_experiment_by_name(name)
     if exp is not None:
-        if keys.EXPERIMENT_KIND not in exp.tags:
-            c.set_experiment_tag(exp.experiment_id, keys.EXPERIMENT_KIND, keys.TRAINING_EXPERIMENT)
+        for key, value in _experiment_tags().items():
+            if key not in exp.tags:
+                c.set_experiment_tag(exp.experiment_id, key, value)
         return exp.experiment_id
     location = (runs_dir() / "artifacts" / name).as_uri() if tracking_uri() == default_tracking_uri() else None
     try:
-        return c.create_experiment(
-            name, artifact_location=location, tags={keys.EXPERIMENT_KIND: keys.TRAINING_EXPERIMENT}
-        )
+        return c.create_experiment(name, artifact_location=location, tags=_experiment_tags())
     except MlflowException:  # created meanwhile by a parallel process
         return c.get_experiment_by_name(name).experiment_id
 
@@ -199,7 +252,10 @@ class Run:
 
     def __init__(self, c: MlflowClient, run_id: str):
         self.client, self.run_id = c, run_id
-        self.info = c.get_run(run_id).info
+        run = c.get_run(run_id)
+        self.info = run.info
+        # how far it is, in every beat: the runner's live lines show it (labkit.live)
+        self.progress = {"run": self.name, "key": run.data.tags.get(keys.RUN_KEY, "")}
         self._last_beat = self._last_stored_beat = -float("inf")
         self._highest: dict[str, int] | None = None
 
@@ -285,16 +341,15 @@ class Run:
         at most every 2 * BEAT_SECONDS, for whoever watches from another machine."""
         now = time.monotonic()
         if force or now - self._last_beat >= lease.BEAT_SECONDS:
-            beat = lease.beat(self.run_id, step, phase)
+            beat = lease.beat(self.run_id, step, phase, self.progress)
             self._last_beat = now
             if now - self._last_stored_beat >= 2 * lease.BEAT_SECONDS:
                 self.client.set_tag(self.run_id, keys.HEARTBEAT, json.dumps(beat.__dict__))
                 self._last_stored_beat = now
 
     def url(self) -> str:
-        """The run's page in the MLflow UI: the tracking server's when there is one, else
-        LABKIT_UI (where `labkit ui` serves; http://127.0.0.1:5000 by default)."""
-        return f"{ui_url()}/#/experiments/{self.info.experiment_id}/runs/{self.run_id}"
+        """The run's page in the MLflow UI (ui_url says where that is), in its training view."""
+        return run_url(self.info.experiment_id, self.run_id)
 
     def end(self, status: Status = Status.FINISHED, error: str = "") -> None:
         """A plain handle does not end its run: its owner (the runner) does."""

@@ -51,8 +51,8 @@ def _one_at_a_time(queue: list[Job], batch: Batch, done: int) -> list[Outcome]:
             f"{job.notebook.name} (seed {job.cfg.seed})"
         )
         outcomes.append(drive(job, batch.fresh, batch.progress, queued_since=batch.started))
+        queue += batch.follow(outcomes[-1])  # first: the live lines drop the run before its outcome is said
         batch.echo(describe(outcomes[-1]))
-        queue += batch.follow(outcomes[-1])
     return outcomes
 
 
@@ -119,6 +119,6 @@ def _run_in_processes(queue: list[Job], batch: Batch) -> list[Outcome]:
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 outcomes.append(future.result())
-                batch.echo(describe(outcomes[-1]))
                 queue += batch.follow(outcomes[-1])
+                batch.echo(describe(outcomes[-1]))
     return outcomes

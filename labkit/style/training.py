@@ -109,6 +109,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     content and style images."""
     device = next(encoder.parameters()).device
     run.set_tags(encoder_tags(encoder))
+    run.progress["steps"] = cfg.steps
     run.beat(0, "start", force=True)
     torch.manual_seed(cfg.seed)
     decoder = Decoder(cfg.decoder_kind).to(device)

@@ -346,6 +346,7 @@ def train_epoch(t: Training, progress: bool = True) -> None:
     With several processes each trains its share (World.shard) of every step's faces."""
     cfg, data, leads = t.cfg, t.data.train, t.world.leads
     data.set_epoch(t.epoch)
+    t.run.progress["epoch"] = t.epoch + 1
     mine, per = t.world.shard(epoch_order(len(data), cfg.seed, t.epoch)), cfg.batch_size // t.world.size
     batches = [mine[i : i + per] for i in range(t.batch * per, len(mine), per)]
     started = time.time()
@@ -394,6 +395,7 @@ def evaluate(t: Training) -> Evaluation:
         e.metrics.update(results)
         lines.append(evaluator.summary(results))
     t.history.append(e)
+    t.run.progress[keys.FID] = e.metrics.get(keys.FID)
     t.run.log_metrics(e.metrics, step=t.epoch)
     t.run.log_metrics(summary_metrics(t.history))
     for evaluator in t.evaluators:
@@ -447,6 +449,7 @@ def fit(cfg, data, run, progress: bool = True, world: World | None = None) -> Tr
     if launched:
         launch(cfg, run.run_id, cfg.total_epochs * steps_per_epoch(len(data.train), cfg), progress)
     world = world or World()
+    run.progress.update(epochs=cfg.total_epochs, steps=cfg.total_epochs * steps_per_epoch(len(data.train), cfg))
     t = prepare(cfg, data, run, world, record=not launched)
     resume(t, say=not launched)
     if launched:
