@@ -123,7 +123,7 @@ def cmd_ablate(args) -> int:
     store.require(create=True)  # an empty or truncated store refused before MLflow loads
     EXECUTORS.get(args.executor)().check(Batch(address=args.address))  # before any sweep run is made
 
-    from . import ablate, sweep
+    from . import ablate, sweep, track
 
     def run(jobs):
         return ablate.run_all(
@@ -151,7 +151,7 @@ def cmd_ablate(args) -> int:
         with parent:
             outcomes = search.run(run, args.workers) if args.sample else run(jobs)
             table = parent.finish(outcomes)
-    print("\n" + summary(outcomes))
+    print("\n" + summary(outcomes, track.headlines(o.run_id for o in outcomes)))
     if parent is not None:
         print("\n" + table)
     if not args.no_log:
@@ -159,15 +159,20 @@ def cmd_ablate(args) -> int:
     return 1 if any(not o.status.done for o in outcomes) else 0
 
 
+def _measured_last() -> str | None:
+    """The experiment whose runs measured FID last, read from a SQLite store without MLflow."""
+    from . import store
+
+    path = store.store_path()
+    return store.newest_measured_experiment(path) if path is not None and path.is_file() else None
+
+
 def _experiment_to_compare(given: str | None) -> str:
     """The experiment named, else the one whose runs measured FID last (after `make demo`: demo),
     else the face lab's own."""
-    from . import store
-
     if given:
         return given
-    path = store.store_path()
-    newest = store.newest_measured_experiment(path) if path is not None and path.is_file() else None
+    newest = _measured_last()
     if newest is None:
         return next(f.default for f in dataclasses.fields(SketchConfig) if f.name == "experiment")
     print(f"experiment '{newest}' (its runs measured FID last; --experiment NAME for another)", file=sys.stderr)
@@ -182,9 +187,9 @@ def cmd_compare(args) -> int:
     from . import track
 
     track.existing_experiment(track.client(create=False), args.experiment)  # and before the plotting imports
-    from .compare import compare
+    from .compare import compare, to_terminal
 
-    text, _, _ = compare(
+    text, t, files = compare(
         args.experiment,
         out_dir=args.out,
         log=not args.no_log,
@@ -192,7 +197,7 @@ def cmd_compare(args) -> int:
         sweep=args.sweep or "",
         mixed=args.mixed,
     )
-    print(text)
+    print(to_terminal(t, args.experiment, t.attrs["left_out"], files, t.attrs["logged"]) if files else text)
     return 0
 
 
@@ -200,7 +205,7 @@ def cmd_demo(args) -> int:
     from . import demo
 
     jobs = demo.plan_all(args.set or [])  # refused before the heavy imports
-    from .compare import compare
+    from .compare import compare, to_terminal
     from .config import all_ablations
     from .console import banner
     from .jobs import summary
@@ -222,16 +227,21 @@ def cmd_demo(args) -> int:
             + "\n"
         )
     outcomes, phases = demo.run(jobs, args.set or [], progress=not args.no_progress)
-    print("\n" + summary(outcomes) + "\n")
+    from . import track
+
+    print("\n" + summary(outcomes, track.headlines(o.run_id for o in outcomes)) + "\n")
     not_run = sorted(set(all_ablations()) - {o.job.cfg.ablation for o in outcomes})
     if not_run:
         print(f"not run (the decoder they need did not finish): {', '.join(not_run)}\n")
-    text, _, _ = compare(demo.FACES)
-    print(text)
+    text, t, files = compare(demo.FACES)
+    print(to_terminal(t, demo.FACES, t.attrs["left_out"], files, t.attrs["logged"]) if files else text)
     phases.end("table")
     _record(outcomes, "labkit demo")
     phases.end("lab log")
-    print(f"{phases.report()}. Open the runs in MLflow:\n  .venv/bin/labkit ui\n  then http://127.0.0.1:5000")
+    print(
+        f"{phases.report()}.\nNext: the table again with `.venv/bin/labkit compare`; the runs in MLflow with "
+        "`.venv/bin/labkit ui` (it prints their link); a first ablation of your own: docs/tutorials/first-ablation.md"
+    )
     return 1 if any(not o.status.done for o in outcomes) or not_run else 0
 
 
@@ -381,19 +391,43 @@ def cmd_backup(args) -> int:
     return 0
 
 
+def _free_port(first: int) -> int:
+    """The first port from `first` on that nothing listens on at 127.0.0.1."""
+    import socket
+
+    for candidate in range(first, min(first + 100, 65536)):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", candidate)) != 0:
+                return candidate
+    return first
+
+
 def cmd_ui(args) -> int:
-    command = ui_command(args.port)
+    import json
+
+    from .paths import ui_address_file
+
+    chosen = args.port or _free_port(5000)
+    if not args.port and chosen != 5000:
+        print(f"port 5000 is taken: serving on {chosen}", file=sys.stderr)
+    command = ui_command(chosen)
+    url = f"http://127.0.0.1:{chosen}"
     print(shlex.join(command))
-    if args.port != 5000:
-        print(
-            f"  run pages in the lab log link to LABKIT_UI (http://127.0.0.1:5000 unless set): "
-            f"export LABKIT_UI=http://127.0.0.1:{args.port}"
-        )
     if args.print_only:
         return 0
+    from . import track
     from .server import run_until_stopped
 
-    return run_until_stopped(command)
+    # the links labkit writes from now on (run pages, the lab log, notebooks) point here
+    address = ui_address_file()
+    address.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    newest = _measured_last()
+    experiment = track.client(create=False).get_experiment_by_name(newest) if newest else None
+    print(f"open {track.experiment_url(experiment.experiment_id) if experiment else url}")
+    try:
+        return run_until_stopped(command)
+    finally:
+        address.unlink(missing_ok=True)
 
 
 def cmd_server(args) -> int:
@@ -575,7 +609,7 @@ def _add_store(sub) -> None:
         "--artifacts", type=Path, help="where the server keeps the artifacts (default: runs/server-artifacts)"
     )
     s.add_argument("--host", default="127.0.0.1", help="the interface to listen on (default: this machine only)")
-    s.add_argument("--port", type=port, default=5000, help="the port to listen on")
+    s.add_argument("--port", type=port, help="the port to listen on (default: 5000, or the next free one)")
     s.add_argument("--workers", type=count, default=4, help="server processes answering requests")
     s.add_argument(
         "--admin-password-file",
@@ -594,7 +628,7 @@ def _add_store(sub) -> None:
     s.set_defaults(func=cmd_server)
 
     s = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for this lab's store")
-    s.add_argument("--port", type=port, default=5000, help="the port to listen on")
+    s.add_argument("--port", type=port, help="the port to listen on (default: 5000, or the next free one)")
     s.add_argument("--print-only", action="store_true", help="print the command that starts the UI, start nothing")
     s.set_defaults(func=cmd_ui)
 

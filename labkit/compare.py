@@ -500,6 +500,39 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
     return "\n".join(lines)
 
 
+def _columns(rows: list[list[str]]) -> list[str]:
+    """Rows as text columns, each as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+TERMINAL = ["", "seeds", "FID (last)", "95%", "mean", "best", "KID", "N", "Δ vs baseline [95%]", "verdict"]
+
+
+def to_terminal(t: pd.DataFrame, experiment: str, left_out: list[str], files: list[Path], logged: str = "") -> str:
+    """The table for a terminal: the main columns aligned (the objectives, subsets and figures are
+    in the files), what each verdict can tell, the runs left out and why, and where it all went."""
+    lines = [f"FID table, experiment '{experiment}' (lower is better; ± std over seeds)", ""]
+    if (t["backbone"] != "inception").any():
+        lines += [SMOKE_BANNER, ""]
+    blocks = list(t.groupby(["backbone", "n_real", "faces"], sort=False))
+    for (backbone, n, _), block in blocks:
+        if len(blocks) > 1:
+            lines += [f"{backbone} backbone, N = {n}:"]
+        cells = [_main_cells(r) for _, r in block.iterrows()]
+        rows = [[c[0], c[2].split(" ")[0], *c[3:]] for c in cells]
+        lines += _columns([TERMINAL, *rows]) + [""]
+        lines += [line for line in _detectable(block) if line]
+    if left_out:
+        lines += ["", f"left out, not finished: {', '.join(left_out)}"]
+    if files:
+        folder = files[0].parent
+        lines += ["", f"wrote to {folder}: " + ", ".join(p.name for p in files if p.suffix != ".pdf")]
+    if logged:
+        lines += [f"logged to {logged}"]
+    return "\n".join(lines)
+
+
 def _number(text: str) -> float | None:
     try:
         return float(text)
@@ -645,18 +678,20 @@ def _flat(t: pd.DataFrame) -> pd.DataFrame:
     return t.drop(columns=["values", "varied", "run_ids"])
 
 
-def _log_table(experiment: str, t: pd.DataFrame, files: list[Path]) -> None:
-    """The table and its files, in a run of `<experiment>-compare` (apart from the training runs)."""
+def _log_table(experiment: str, t: pd.DataFrame, files: list[Path]) -> str:
+    """The table and its files, in a run of `<experiment>-compare` (apart from the training runs):
+    its page."""
     c = track.client()
     run_id = c.create_run(
         track.experiment_id(c, f"{experiment}-compare"),
         run_name=f"{experiment} {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
         tags={keys.KIND: keys.COMPARE, keys.COMPARED: experiment},
     ).info.run_id
-    with track.OwnedRun(c, run_id, system_metrics=False):
+    with track.OwnedRun(c, run_id, system_metrics=False) as run:
         c.log_table(run_id, _flat(t), keys.FID_TABLE)
         for path in files:
             c.log_artifact(run_id, str(path))
+    return run.url()
 
 
 def compare(
@@ -695,6 +730,8 @@ def compare(
                 "nothing to set against it"
             )
     text, files = _write(t, runs, experiment, sweep, by, Path(out_dir) if out_dir else runs_dir() / "compare")
-    if log:
-        _log_table(experiment, t, files)
+    t.attrs["left_out"] = [
+        f"{r['tags.mlflow.runName']} ({r['status']})" for _, r in runs.iterrows() if r["status"] != Status.FINISHED
+    ]
+    t.attrs["logged"] = _log_table(experiment, t, files) if log else ""
     return text, t, files

@@ -59,12 +59,23 @@ def describe(outcome: Outcome) -> str:
     )
 
 
-def summary(outcomes: list[Outcome]) -> str:
-    lines = [f"{'job':24} {'status':9} {'run id':34} notebook"]
+def summary(outcomes: list[Outcome], headlines: dict[str, tuple[float | None, str]] | None = None) -> str:
+    """The batch as a table: each job's run, status, last FID and run page (headlines: by run id,
+    from track.headlines); a failed job's error and executed notebook under its row."""
+    headlines = headlines or {}
+    rows = [("run", "status", "FID", "page")]
     for o in outcomes:
-        lines.append(f"{(o.name or o.job.label):24} {o.status:9} {o.run_id or '-':34} {o.notebook or '-'}")
-        if o.error and not o.status.done:
-            lines.append(f"{'':24} {o.status.lower()}: {o.error.splitlines()[0][:200]}")
+        fid, url = headlines.get(o.run_id, (None, ""))
+        rows.append(
+            (o.name or o.job.label, str(o.status), "-" if fid is None else f"{fid:.2f}", url or o.run_id or "-")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = []
+    for row, o in zip(rows, [None, *outcomes]):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+        if o is not None and o.error and not o.status.done:
+            lines.append(f"    {o.status.lower()}: {o.error.splitlines()[0][:200]}")
+            lines += [f"    notebook {o.notebook}"] if o.notebook else []
     failed = sum(o.status.failed for o in outcomes)
     busy = sum(o.status == Status.BUSY for o in outcomes)
     lines.append(

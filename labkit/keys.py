@@ -32,6 +32,9 @@ class Status(enum.StrEnum):
 
 # --- experiments: the MLflow UI opens one of this kind in its runs view (not its GenAI overview)
 EXPERIMENT_KIND, TRAINING_EXPERIMENT = "mlflow.experimentKind", "custom_model_development"
+# the runs view labkit's links open (FID columns shown, best first): MLflow's shared view state, by key
+VIEW_KEY = "labkit"
+SHARED_VIEW = "mlflow.sharedViewState.labkit"
 
 # --- tags: what the run is
 KIND = "labkit.kind"  # TRAIN for ablation runs, COMPARE for tables

@@ -39,6 +39,11 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
+def ui_address_file() -> Path:
+    """Where a running `labkit ui` says which address it serves (the links labkit writes use it)."""
+    return runs_dir() / "ui.json"
+
+
 def checkpoint_dir(run_id: str) -> Path:
     return runs_dir() / "checkpoints" / run_id
 

@@ -45,9 +45,14 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     # faces that pass every check before the run, and too few to hold out: it fails inside the notebook
     faces = write_synthetic_set(tmp_path / "too-few-to-hold-out", count=8, progress=False)
     broken = _params(tmp_path, "broken", data_root=str(faces), val_fraction=0.05)
-    assert cli.main(["ablate", str(good), str(broken), "--no-progress"]) == 1  # one failed
-    out = capsys.readouterr().out
+    assert cli.main(["ablate", str(good), str(broken)]) == 1  # one failed
+    captured = capsys.readouterr()
+    out = captured.out
     assert "1 job(s)" not in out and "2 job(s): 1 ok, 1 failed" in out
+    # while it ran, a line with its epoch and FID (a log's, not a terminal's: one per new FID);
+    # then the summary with each run's FID and its page in the UI's training view
+    assert re.search(r"tiny-s0  epoch \d+/\d+  step \d+/\d+.*FID \d+\.\d\d", captured.err), captured.err
+    assert re.search(r"tiny-s0 +FINISHED +\d+\.\d\d +http://\S+/runs/\w+\?workflowType=machine_learning", out)
 
     runs = {r.info.run_name: r for r in _runs()}
     ok, failed = runs["tiny-s0"], runs["broken-s0"]

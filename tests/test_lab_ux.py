@@ -4,6 +4,7 @@ notebooks, runs/ that can move, a --help that explains every option."""
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,14 +123,28 @@ def test_a_moved_runs_folder_keeps_its_artifacts(lab, tmp_path, monkeypatch):
     assert not lab.exists()
 
 
-def test_the_ui_port_and_the_links_that_point_at_it(lab, monkeypatch, capsys):
+def test_the_links_labkit_writes_point_where_the_ui_serves(lab, monkeypatch, capsys):
+    """Run pages open in the MLflow UI's training view, on the port a running `labkit ui` took;
+    the experiment's link opens the runs table with the FID columns."""
+    import json
+
+    from labkit.paths import ui_address_file
+
     assert cli.main(["ui", "--port", "5123", "--print-only"]) == 0
-    out = capsys.readouterr().out
-    assert "--port 5123" in out and "LABKIT_UI=http://127.0.0.1:5123" in out
-    monkeypatch.setenv("LABKIT_UI", "http://127.0.0.1:5123")
+    assert "--port 5123" in capsys.readouterr().out
     c = track.client()
-    run = track.Run(c, c.create_run(track.experiment_id(c, "links")).info.run_id)
+    eid = track.experiment_id(c, "links")
+    run = track.Run(c, c.create_run(eid).info.run_id)
+    assert run.url() == f"http://127.0.0.1:5000/#/experiments/{eid}/runs/{run.run_id}?workflowType=machine_learning"
+    ui_address_file().write_text(json.dumps({"url": "http://127.0.0.1:5123", "pid": os.getpid()}))  # ui serving
     assert run.url().startswith("http://127.0.0.1:5123/#/experiments/")
+    view = json.loads(c.get_experiment(eid).tags[keys.SHARED_VIEW])
+    assert "metrics.`fid_last`" in view["selectedColumns"] and view["orderByKey"] == "metrics.`fid_last`"
+    assert track.experiment_url(eid).endswith(f"runs?workflowType=machine_learning&viewStateShareKey={keys.VIEW_KEY}")
+    ui_address_file().write_text(json.dumps({"url": "http://127.0.0.1:5123", "pid": 2**22 + 1}))  # ui gone
+    assert run.url().startswith("http://127.0.0.1:5000/")
+    monkeypatch.setenv("LABKIT_UI", "http://lab.example:8080/")
+    assert run.url().startswith("http://lab.example:8080/#/")
 
 
 def _commands(parser: argparse.ArgumentParser, name: str = "labkit"):
@@ -148,7 +163,11 @@ def test_every_option_says_what_it_does_and_its_default(capsys):
         for action in command._actions:
             if not isinstance(action, builtin):
                 assert action.help, f"`{name}`: {action.option_strings or action.dest} has no help"
-    for argv, shown in ((["ablate"], "(default: tpe)"), (["synth"], "(default: 48)"), (["ui"], "(default: 5000)")):
+    for argv, shown in (
+        (["ablate"], "(default: tpe)"),
+        (["synth"], "(default: 48)"),
+        (["ui"], "(default: 5000, or the next free one)"),
+    ):
         with pytest.raises(SystemExit):
             cli.main([*argv, "--help"])
         assert shown in " ".join(capsys.readouterr().out.split()), argv
@@ -170,3 +189,45 @@ def test_labkit_runs_shows_whole_names_in_aligned_columns():
     assert sweep in lines[1] and "faces-at-256px" in lines[2]
     assert len({line.index(ident) for line, ident in zip(lines, ("id", "aaaaaaaa", "bbbbbbbb"))}) == 1
     assert len({len(line) - len(line.split()[-1]) for line in lines[:3]}) == 1  # the holders line up
+
+
+def test_live_lines_show_each_running_job_from_its_heartbeat(lab, monkeypatch):
+    """A line per running job of the batch (epoch, step, time left, FID), from the beat files:
+    redrawn in place on a terminal, printed when there is news in a log; other runs' beats, older
+    beats and ended runs are not shown."""
+    import io
+    import time
+
+    from labkit import lease, live
+
+    started = time.time()
+    clock = [started]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    lease.beat("r1", 10, "train", {"run": "glad-s0", "key": "k1", "epoch": 2, "epochs": 4, "steps": 40})
+    lease.beat("r2", 5, "start", {"run": "other-s0", "key": "not-this-batch"})
+    log = io.StringIO()
+    lines = live.LiveLines({"k1"}, stream=log)
+    lines.since = started - 1
+    lines._draw()
+    assert log.getvalue() == "  glad-s0  epoch 2/4  step 10/40\n"
+    clock[0] = started + 10
+    lease.beat("r1", 20, "train", {"run": "glad-s0", "key": "k1", "epoch": 3, "epochs": 4, "steps": 40, "fid": 41.234})
+    clock[0] = started + 12
+    lines._draw()
+    lines._draw()  # nothing new: a log gets no repeat
+    shown = log.getvalue().splitlines()
+    assert len(shown) == 2 and re.fullmatch(r"  glad-s0  epoch 3/4  step 20/40  0m18s left  FID 41\.23", shown[1])
+    lines.ended("r1")
+    assert lines.beats() == {}
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    drawn = live.LiveLines({"k1"}, stream=screen)
+    drawn.since = started - 1
+    drawn.echo("one")  # what the runner says goes above the lines: they are cleared, then drawn again
+    drawn.echo("two")
+    line = "  glad-s0  epoch 3/4  step 20/40  FID 41.23\n"
+    assert screen.getvalue() == line + "\x1b[F\x1b[2K" + line
