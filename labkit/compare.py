@@ -44,8 +44,10 @@ def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
     those that exist."""
     c = track.client(create=False)
     exp = track.existing_experiment(c, experiment)
-    runs = mlflow.search_runs(
-        [exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'", output_format="pandas"
+    runs = _subsets_renamed(
+        mlflow.search_runs(
+            [exp.experiment_id], filter_string=f"tags.`{keys.KIND}` = '{keys.TRAIN}'", output_format="pandas"
+        )
     )
     if not sweep:
         return runs
@@ -66,6 +68,23 @@ def collect(experiment: str, sweep: str = "") -> pd.DataFrame:
     except (MlflowException, OSError, ValueError):
         pass
     return runs[runs["run_id"].isin(members)]
+
+
+def _subset_name(name: str) -> str:
+    """A per-subset name as runs logged before keys.SUBSET_SEPARATOR wrote it (`fid/cuhk`), as now."""
+    return name.replace("/", keys.SUBSET_SEPARATOR) if not name.startswith("system/") else name
+
+
+def _subsets_renamed(runs: pd.DataFrame) -> pd.DataFrame:
+    """Older runs' per-subset columns under today's names, merged into those of newer runs."""
+    for column in [c for c in runs.columns if c.startswith(("metrics.", "tags.fid.")) and "/" in c]:
+        prefix, name = column.split(".", 1)
+        new = f"{prefix}.{_subset_name(name)}"
+        if new == column:  # system/...: MLflow's own names
+            continue
+        runs[new] = runs[new].combine_first(runs[column]) if new in runs else runs[column]
+        runs = runs.drop(columns=column)
+    return runs
 
 
 def _config_of(row: pd.Series) -> SketchConfig:
@@ -144,7 +163,7 @@ def _left_out(run_id: str) -> tuple[str, dict] | None:
     for method, (artifact, _) in INTERVALS.items():
         try:
             with np.load(track.client().download_artifacts(run_id, artifact, tempfile.mkdtemp())) as f:
-                return method, dict(f)
+                return method, {_subset_name(k): v for k, v in f.items()}
         except (MlflowException, OSError, ValueError):
             continue
     return None
@@ -278,7 +297,8 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
     if done.empty:  # every run failed, was killed or is still running
         return pd.DataFrame()
     check_measurements(done, mixed)
-    subsets = sorted(c.split("/", 1)[1] for c in runs.columns if c.startswith(_metric(keys.per_subset(keys.FID, ""))))
+    first = _metric(keys.per_subset(keys.FID, ""))
+    subsets = sorted(c[len(first) :] for c in runs.columns if c.startswith(first))
     settings = done.apply(_settings, axis=1)
     keyed = done.assign(_m=done.apply(_measurement, axis=1), _s=settings.map(lambda s: tuple(s.values())))
     # a row is named by its ablation and the settings that tell it from the ablation's other rows
@@ -417,7 +437,8 @@ def _detectable(block: pd.DataFrame) -> list[str]:
 
 
 def _subset_table(block: pd.DataFrame, subsets: list[str]) -> list[str]:
-    cell = lambda r, s: f"{r[f'fid/{s}']:.2f} {_ci(*r[f'fid/{s}_ci'])} · {r[f'kid/{s}']:.4f} (N {r[f'n/{s}']})"  # noqa: E731
+    fid, kid = (lambda s: keys.per_subset(keys.FID, s)), (lambda s: keys.per_subset(keys.KID, s))  # noqa: E731
+    cell = lambda r, s: f"{r[fid(s)]:.2f} {_ci(*r[f'{fid(s)}_ci'])} · {r[kid(s)]:.4f} (N {r[f'n/{s}']})"  # noqa: E731
     return [
         "Per subset, at the final evaluation: FID [95% interval] · KID (N test faces)",
         "",
@@ -469,7 +490,8 @@ def _factor_table(t: pd.DataFrame, factor: str) -> list[str]:
 def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | None = None, by: list[str] = ()) -> str:
     """The table as Markdown: one table per measurement (smoke numbers apart, under a banner),
     one per subset, one per factor of `by`, and the figures embedded by relative path."""
-    subsets = [c.split("/", 1)[1] for c in t.columns if c.startswith(f"{keys.FID}/") and not c.endswith("_ci")]
+    first = keys.per_subset(keys.FID, "")
+    subsets = [c[len(first) :] for c in t.columns if c.startswith(first) and not c.endswith("_ci")]
     lines = [f"# FID table: experiment `{experiment}` ({dt.datetime.now():%Y-%m-%d %H:%M})", ""]
     if (t["backbone"] != "inception").any():
         lines += ["```", SMOKE_BANNER, "```", ""]

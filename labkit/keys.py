@@ -52,6 +52,7 @@ NOTE = "mlflow.note.content"  # the run's note in the UI (Markdown)
 QUEUED_SECONDS = "labkit.queued_seconds"  # how long its job waited in its batch before it ran
 STALLS, LAST_STALL = "labkit.stalls", "labkit.last_stall"  # restarts after a stall, and what the last was
 COMPARED = "labkit.compared"  # on a COMPARE run: the experiment it tabulates
+SETTING = "labkit.setting."  # + name: where or how fast the run computed (device, stall_minutes): not a param
 
 # --- tags: sweeps (a parent run per sweep, its runs nested under it in the UI)
 SWEEP = "sweep"  # KIND of a sweep's parent run
@@ -96,7 +97,7 @@ LR, EPOCH_SECONDS = "lr", "epoch_seconds"  # per epoch
 DECODER_SECONDS = "decoder_seconds"  # a decoder's training, once
 FID_ALIGNED = "fid_aligned"  # +align: against the warped test sketches (the headline FID is not)
 # --- metrics: +align, once per run: region overlap of the photo's and the sketch's parsing maps
-ALIGN = "align"  # align_iou_before, align_dice_after, align_epe_after, align_iou_after/cuhk
+ALIGN = "align"  # align_iou_before, align_dice_after, align_epe_after, align_iou_after.cuhk
 
 
 # --- images (MLflow image keys, a step slider each) and fixed artifact files
@@ -131,9 +132,14 @@ def ci(metric: str, side: str) -> str:
     return f"{metric}_ci_{side}"
 
 
+SUBSET_SEPARATOR = "."  # runs logged before it wrote "/" (their charts came before the headline's)
+
+
 def per_subset(metric: str, subset: str) -> str:
-    """`fid/cuhk`, `kid/xm2vts`, `fid.n_real/ar`: a metric or tag for one subset of the test set."""
-    return f"{metric}/{subset}"
+    """`fid.cuhk`, `kid.xm2vts`, `fid.n_real.ar`: a metric or tag for one subset of the test set. Not
+    `fid/cuhk`: MLflow's UI puts a metric with a '/' in a chart section of its own, ahead of the
+    section that holds the headline `fid`."""
+    return f"{metric}{SUBSET_SEPARATOR}{subset}"
 
 
 def align_metric(score: str, when: str) -> str:

@@ -128,3 +128,25 @@ def test_verdicts():
     assert jackknife.verdict(0.2, 1.0) == "higher"
     assert jackknife.verdict(-1.0, 1.0) == "no clear difference"
     assert jackknife.verdict(float("nan"), float("nan")) == "n/a"
+
+
+def test_runs_logged_with_slashed_subset_names_read_as_todays():
+    """Runs logged before the per-subset names lost their '/' (`fid/cuhk`, `fid.n_real/cuhk`) sit
+    in one table with newer runs (`fid.cuhk`), each value where the other's column is empty."""
+    import pandas as pd
+
+    from labkit.compare import _subsets_renamed
+
+    old_and_new = pd.DataFrame(
+        {
+            "metrics.fid": [30.0, 31.0],
+            "metrics.fid/cuhk": [29.0, None],
+            "metrics.fid.cuhk": [None, 28.0],
+            "tags.fid.n_real/cuhk": ["100", None],
+            "metrics.system/cpu_utilization_percentage": [50.0, 60.0],
+        }
+    )
+    renamed = _subsets_renamed(old_and_new)
+    assert renamed["metrics.fid.cuhk"].tolist() == [29.0, 28.0]
+    assert renamed["tags.fid.n_real.cuhk"].iloc[0] == "100" and renamed["tags.fid.n_real.cuhk"].isna().iloc[1]
+    assert "metrics.fid/cuhk" not in renamed and "metrics.system/cpu_utilization_percentage" in renamed

@@ -35,8 +35,8 @@ def test_fit_tracks_losses_fid_samples_and_provenance(lab, tiny_cfg):
         assert key in data.metrics, key
     assert [s for s, _ in run.metric_history("fid")] == [1, 2]
     for subset in ("cuhk", "ar", "xm2vts"):  # two test faces each in the tiny synthetic set
-        assert [s for s, _ in run.metric_history(f"fid/{subset}")] == [1, 2]
-        assert f"kid/{subset}" in data.metrics and data.tags[f"fid.n_real/{subset}"] == "2"
+        assert [s for s, _ in run.metric_history(f"fid.{subset}")] == [1, 2]
+        assert f"kid.{subset}" in data.metrics and data.tags[f"fid.n_real.{subset}"] == "2"
     assert data.metrics["fid_mean"] == pytest.approx(sum(e.fid for e in result.history) / 2)
     assert data.params["lambda_l1"] == "100.0" and data.params["image_size"] == "32"
     tags = data.tags
@@ -155,7 +155,7 @@ def test_intervals_are_logged_and_a_validation_split_picks_the_best_epoch(lab, t
     m = logged.metrics
     for key in ("fid_ci_low", "fid_ci_high", "kid_ci_low", "kid_ci_high", "fid_val", "fid_val_best"):
         assert key in m, key
-    assert "fid_ci_low/cuhk" not in m  # 2 test faces a subset: leaving one out leaves no covariance
+    assert "fid_ci_low.cuhk" not in m  # 2 test faces a subset: leaving one out leaves no covariance
     assert m["fid_ci_low"] < m["fid_ci_high"]
     assert logged.tags["fid.best_selected_on"] == "validation (6 faces)"
     best = min(result.history, key=lambda e: e.fid_val)
@@ -212,4 +212,4 @@ def test_a_checkpoint_written_before_the_evaluators_resumes(lab, tiny_cfg):
     assert resumed.resumed_from == 2 and [e.epoch for e in resumed.history] == [1, 2]
     for old, new in zip(result.history, resumed.history):
         assert new.metrics == pytest.approx(old.metrics), new.epoch
-        assert "fid_ci_low/cuhk" in new.metrics and new.fid_ci == pytest.approx(old.fid_ci)
+        assert "fid_ci_low.cuhk" in new.metrics and new.fid_ci == pytest.approx(old.fid_ci)

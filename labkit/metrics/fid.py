@@ -154,7 +154,7 @@ class FidEvaluator:
         the order of the real sketches (the generator's output for each test photo), given as
         images or as their features (`fake`, from features_of). With `intervals`, each FID and
         KID also has its jackknife interval (fid_ci, kid_ci), and 'left_out' holds their values
-        with each face left out in turn ({'fid': ..., 'kid/cuhk': ...})."""
+        with each face left out in turn ({'fid': ..., 'kid.cuhk': ...})."""
         fake = self.features_of(fake_sketches) if fake is None else fake
         scores = self._scores(self.real, fake)
         scores["per_subset"] = {}
