@@ -140,6 +140,18 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def not_applying(self) -> set[str]:
+        """The parameters this run's ablation does not read (an extension's that is off): each schema
+        says which."""
+        return set()
+
+    def recorded(self) -> tuple[dict, dict]:
+        """(params, settings): what the run computes, as MLflow params (the ones that apply), and
+        where and how fast it computes, recorded as tags (labkit.keys.SETTING + name)."""
+        kept = {k: v for k, v in self.to_dict().items() if k not in self.not_applying()}
+        identity = self.identity()
+        return {k: v for k, v in kept.items() if k in identity}, {k: v for k, v in kept.items() if k not in identity}
+
     def identity(self) -> dict:
         """The parameters that decide what the run computes: two configs with the same identity
         are the same run (a rerun resumes it; a checkpoint of another identity is refused)."""
@@ -329,6 +341,12 @@ class SketchFields(Config):
             )
         return problems
 
+    def not_applying(self) -> set[str]:
+        """The parameters of the loss terms this objective leaves out (lambda_local on the baseline)."""
+        on = terms.active(self)
+        names = lambda group: {f.name for t in group if t.knobs is not None for f in dataclasses.fields(t.knobs)}  # noqa: E731
+        return names([t for t in terms.TERMS if t not in on]) - names(on)
+
     @property
     def total_epochs(self) -> int:
         return self.n_epochs + self.n_epochs_decay
@@ -478,6 +496,13 @@ class StyleFields(Config):
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
         return ("decoder_train", *(v.ablation for v in variants.VARIANTS))
+
+    def not_applying(self) -> set[str]:
+        """The other swap variants' own parameters."""
+        mine = self.variant.knobs if self.variant is not None else None
+        return {f.name for knobs in variants.knob_sets() if knobs is not mine for f in dataclasses.fields(knobs)} - (
+            {f.name for f in dataclasses.fields(mine)} if mine else set()
+        )
 
     @property
     def variant(self):

@@ -54,7 +54,8 @@ def _holder(run, beat: dict | None) -> str:
     if held is not None:
         return f"{held.describe()} (setting it up)"
     if beat and beat["host"] != socket.gethostname():
-        allowance = 60 * float(run.data.params.get("stall_minutes_slow", 60))
+        slow = run.data.tags.get(keys.SETTING + "stall_minutes_slow") or run.data.params.get("stall_minutes_slow", 60)
+        allowance = 60 * float(slow)  # (runs logged before settings were tags hold it as a param)
         if time.time() - beat["time"] < allowance:
             return f"pid {beat['pid']} on {beat['host']} (beating)"
     return ""
@@ -153,6 +154,6 @@ def table(rows: list[RunState]) -> str:
     dead = sum(r.dead for r in rows)
     lines.append(
         f"{len(rows)} run(s)"
-        + (f"; {dead} RUNNING with nothing driving them: `labkit runs --sweep` marks them KILLED" if dead else "")
+        + (f"; {dead} RUNNING with nothing driving them: `labkit runs --end-dead` marks them KILLED" if dead else "")
     )
     return "\n".join(lines)

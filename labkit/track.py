@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import mlflow
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -116,6 +116,25 @@ DEFAULT_UI = "http://127.0.0.1:5000"
 # the MLflow UI's training view (MLflow 3 opens its GenAI view unless told), and the runs table with
 # the FID columns, lowest FID first: the view the experiments hold as keys.SHARED_VIEW
 TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def _card(n: int, section: int, kind: str, key: str) -> dict:
+    """A chart of MLflow's chart view, in the form its UI keeps them (ids are labkit's own)."""
+    card = {"uuid": f"labkit-chart-{n}", "type": kind, "runsCountToCompare": 10, "deleted": False}
+    card.update(metricSectionId=f"labkit-section-{section}", isGenerated=False)
+    if kind == "IMAGE":  # without the run's every parameter above the picture
+        return {**card, "imageKeys": [key], "step": 0, "showRunParams": False}
+    line = {"lineSmoothness": 0, "xAxisScaleType": "linear", "xAxisKey": "step", "selectedXAxisMetricKey": ""}
+    line.update(yAxisKey="metric", yAxisExpressions=[], ignoreOutliers=False, range={})
+    line.update(useGlobalXaxisKey=True, useGlobalLineSmoothing=True)
+    return {**card, "displayName": key, "metricKey": key, "scaleType": "linear", **(line if kind == "LINE" else {})}
+
+
+_SECTIONS = {  # the chart view's first sections: the headline first, not per subset and interval
+    "FID": [("LINE", keys.FID), ("LINE", keys.KID), ("BAR", keys.FID_BEST)],
+    "Samples": [("IMAGE", keys.SAMPLES), ("IMAGE", keys.ERROR_HEATMAP)],
+    "Losses": [("LINE", "loss_G"), ("LINE", "loss_D")],
+}
 RUNS_VIEW = {
     "selectedColumns": [
         "attributes.`Dataset`",
@@ -125,6 +144,18 @@ RUNS_VIEW = {
     ],
     "orderByKey": f"metrics.`{keys.FID_LAST}`",
     "orderByAsc": True,
+    "isAccordionReordered": True,
+    "compareRunSections": [
+        {"uuid": f"labkit-section-{i}", "name": name, "display": True, "isReordered": False, "deleted": False}
+        | {"isGenerated": False}
+        for i, name in enumerate(_SECTIONS)
+    ],
+    "compareRunCharts": [
+        _card(n, i, kind, key)
+        for n, (i, kind, key) in enumerate(
+            (i, *chart) for i, charts in enumerate(_SECTIONS.values()) for chart in charts
+        )
+    ],
 }
 
 
@@ -236,8 +267,8 @@ def experiment_id(c: MlflowClient, name: str) -> str:
     """The experiment's id, created on first use (artifacts under runs/ for the default store)."""
     exp = c.get_experiment_by_name(name)
     if exp is not None:
-        for key, value in _experiment_tags().items():
-            if key not in exp.tags:
+        for key, value in _experiment_tags().items():  # an experiment made by an older labkit, brought up to date
+            if exp.tags.get(key) != value:
                 c.set_experiment_tag(exp.experiment_id, key, value)
         return exp.experiment_id
     location = (runs_dir() / "artifacts" / name).as_uri() if tracking_uri() == default_tracking_uri() else None
@@ -291,8 +322,8 @@ class Run:
         self.client.log_image(self.run_id, image, artifact_file=artifact_file)
 
     def set_tags(self, tags: dict) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, "" if value is None else str(value))
+        if tags:  # one write for them all
+            self.client.log_batch(self.run_id, tags=[RunTag(k, "" if v is None else str(v)) for k, v in tags.items()])
 
     def log_dataset(self, name: str, digest: str, source: str, contexts=("train", "test")) -> None:
         """The data as MLflow dataset inputs (the runs table's Dataset column), one per context."""
@@ -526,9 +557,11 @@ def open_run(cfg: Config, run_id: str = "", notebook: str | None = None) -> Run:
     else:
         run = OwnedRun(c, create_run(cfg, label=cfg.ablation))
         logged = {}
-    new = {k: v for k, v in cfg.to_dict().items() if k not in logged}
+    params, settings = cfg.recorded()
+    new = {k: v for k, v in params.items() if k not in logged}
     if new:
         c.log_batch(run.run_id, params=[Param(k, str(v)) for k, v in new.items()])
+    run.set_tags({keys.SETTING + k: v for k, v in settings.items()})  # a resume may change them
     git = git_state(project_root())
     run.set_tags(
         {
@@ -569,6 +602,9 @@ def start(namespace: dict) -> tuple[Config, Run]:
     cfg = from_namespace(namespace)
     run = open_run(cfg, str(namespace.get("run_id") or ""), notebook=cfg.ablation)
     if isinstance(run, OwnedRun):
+        from .gitclean import ensure
+
+        ensure(project_root())  # opened by hand (a conda environment, no make): notebooks stay clean in git
         _owned_by_this_kernel(run)
         session = namespace.get("__session__")  # JupyterLab's path of the notebook
         run.notebook = Path(session) if session and Path(session).suffix == ".ipynb" else None

@@ -305,3 +305,16 @@ def test_a_device_this_machine_has_not_is_refused_before_a_run_exists(bare_lab):
     with pytest.raises(ParamError, match=r"precision='fp16' needs CUDA, and no GPU is visible here"):
         plan.plan(["baseline"], overrides=["precision=fp16"])
     assert not (bare_lab / "mlflow.db").exists()
+
+
+def test_a_run_records_the_parameters_that_apply_and_its_settings_apart():
+    """MLflow's params hold what a run computes and its ablation reads; where and how fast it
+    computes are tags; an extension that is off (lambda_local on the baseline) is not there."""
+    from labkit.config import SketchConfig, StyleConfig
+
+    params, settings = SketchConfig(ablation="baseline").recorded()
+    assert {"lambda_l1", "ngf", "seed"} <= set(params) and not {"lambda_local", "lambda_glad", "device"} & set(params)
+    assert {"device", "stall_minutes", "max_restarts", "nproc", "precision"} <= set(settings)
+    assert "lambda_glad" in SketchConfig(ablation="glad", lambda_glad=100.0).recorded()[0]
+    softmax, _ = StyleConfig(ablation="swap_softmax").recorded()
+    assert "temperature" in softmax and "usage_limit" not in softmax and "swap_layer" in softmax
