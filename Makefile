@@ -12,13 +12,8 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
-	# git sees notebooks without outputs, whatever JupyterLab or nbconvert saved into them; the index
-	# is refreshed through the new filter once here, not by the first run's `git status` (~40 s)
-	if git rev-parse --git-dir >/dev/null 2>&1; then \
-	  $(BIN)/nbstripout --install --attributes .gitattributes && \
-	  git config filter.nbstripout.extrakeys "metadata.language_info" && \
-	  git config filter.nbstripout.required false && \
-	  { git update-index -q --refresh >/dev/null || true; }; fi
+	# git sees notebooks without outputs, whatever JupyterLab or nbconvert saved into them (the
+	# filter, and the save hooks that refresh git's index: labkit/gitclean.py)
 	$(BIN)/python -m labkit.gitclean
 	touch $(STAMP)
 

@@ -94,11 +94,36 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def _record(outcomes, command: str) -> None:
+def _on_real_data(job) -> bool:
+    """A run on the researcher's data (a face folder, content or style folders), not the built-in
+    synthetic faces or pictures: what the lab log records unasked."""
+    return any(getattr(job.cfg, name, "") for name in ("data_root", "content_dir", "style_dir"))
+
+
+def _record(outcomes, command: str, asked: bool = False) -> None:
+    """The batch in today's lab log entry: when asked, or when it ran on real data (a smoke batch on
+    the built-in data would leave a new file in git for nothing)."""
     from . import lablog
 
+    if not (asked or any(_on_real_data(o.job) for o in outcomes)):
+        print("lab log: not written (runs on the built-in data; --lablog writes it, `labkit log add` your own lines)")
+        return
     entry = lablog.record_batch(outcomes, command)
     print(f"lab log: added to {entry.path}")
+
+
+def _hidden_alias(s, old: str, dest: str, action: str = "store_true") -> None:
+    """An option's earlier spelling, still taken, not shown."""
+    s.add_argument(old, dest=dest, action=action, help=argparse.SUPPRESS)
+
+
+def _notebooks_clean_in_git() -> None:
+    """Before notebooks run: git's notebook filter and the save hooks, where no `make` set them up."""
+    from .gitclean import ensure
+    from .paths import project_root
+
+    for done in ensure(project_root()):
+        print(f"configured {done} (notebooks stay without outputs in git)")
 
 
 def cmd_ablate(args) -> int:
@@ -124,6 +149,8 @@ def cmd_ablate(args) -> int:
     EXECUTORS.get(args.executor)().check(Batch(address=args.address))  # before any sweep run is made
 
     from . import ablate, sweep, track
+
+    _notebooks_clean_in_git()
 
     def run(jobs):
         return ablate.run_all(
@@ -154,8 +181,8 @@ def cmd_ablate(args) -> int:
     print("\n" + summary(outcomes, track.headlines(o.run_id for o in outcomes)))
     if parent is not None:
         print("\n" + table)
-    if not args.no_log:
-        _record(outcomes, "labkit ablate " + shlex.join(args.argv))
+    if not args.no_lablog:
+        _record(outcomes, "labkit ablate " + shlex.join(args.argv), asked=args.lablog)
     return 1 if any(not o.status.done for o in outcomes) else 0
 
 
@@ -192,7 +219,7 @@ def cmd_compare(args) -> int:
     text, t, files = compare(
         args.experiment,
         out_dir=args.out,
-        log=not args.no_log,
+        log=not args.no_mlflow,
         by=args.by or [],
         sweep=args.sweep or "",
         mixed=args.mixed,
@@ -226,6 +253,7 @@ def cmd_demo(args) -> int:
             )
             + "\n"
         )
+    _notebooks_clean_in_git()
     outcomes, phases = demo.run(jobs, args.set or [], progress=not args.no_progress)
     from . import track
 
@@ -372,7 +400,7 @@ def cmd_runs(args) -> int:
 
     if args.experiment:
         track.existing_experiment(track.client(create=False), args.experiment)
-    if args.sweep:
+    if args.end_dead:
         swept = runs.sweep([args.experiment] if args.experiment else None)
         print("\n".join(swept) if swept else "nothing to sweep: every RUNNING run has a live process driving it")
     rows = runs.states([args.experiment] if args.experiment else None, running_only=not args.all)
@@ -421,9 +449,8 @@ def cmd_ui(args) -> int:
     # the links labkit writes from now on (run pages, the lab log, notebooks) point here
     address = ui_address_file()
     address.write_text(json.dumps({"url": url, "pid": os.getpid()}))
-    newest = _measured_last()
-    experiment = track.client(create=False).get_experiment_by_name(newest) if newest else None
-    print(f"open {track.experiment_url(experiment.experiment_id) if experiment else url}")
+    newest = _measured_last()  # its link opens the runs table with the FID columns (the view is set on first use)
+    print(f"open {track.experiment_url(track.experiment_id(track.client(), newest)) if newest else url}")
     try:
         return run_until_stopped(command)
     finally:
@@ -478,7 +505,13 @@ def _add_ablate(sub) -> None:
         help="Optuna's TPE (each point chosen from the FIDs so far) or plain random search",
     )
     s.add_argument("--fresh", action="store_true", help="start new runs even where these params ran before")
-    s.add_argument("--no-log", action="store_true", help="do not add the batch to today's lab log entry")
+    s.add_argument("--no-lablog", action="store_true", help="do not add the batch to today's lab log entry (lablog/)")
+    s.add_argument(
+        "--lablog",
+        action="store_true",
+        help="add the batch to the lab log also when its runs are on the built-in data (smoke runs are not, unasked)",
+    )
+    _hidden_alias(s, "--no-log", "no_lablog")
     s.add_argument(
         "--workers",
         type=count,
@@ -515,7 +548,10 @@ def _add_compare(sub) -> None:
         help="the MLflow experiment whose runs make the table (default: the one whose runs measured FID last)",
     )
     s.add_argument("--out", type=Path, help="folder for the .md and .csv (default runs/compare/)")
-    s.add_argument("--no-log", action="store_true", help="do not log the table to MLflow")
+    s.add_argument(
+        "--no-mlflow", action="store_true", help="do not log the table to MLflow (experiment <experiment>-compare)"
+    )
+    _hidden_alias(s, "--no-log", "no_mlflow")
     s.add_argument(
         "--by",
         action="append",
@@ -593,10 +629,11 @@ def _add_stylize(sub) -> None:
 
 def _add_store(sub) -> None:
     """The commands about the tracking store: the runs in it, a backup, a team's server, the UI."""
-    s = sub.add_parser("runs", help="the runs with status, step, heartbeat and holder; --sweep ends dead ones")
+    s = sub.add_parser("runs", help="the runs with status, step, heartbeat and holder; --end-dead ends dead ones")
     s.add_argument("--experiment", help="only this experiment")
     s.add_argument("--all", action="store_true", help="every run, not only those marked RUNNING")
-    s.add_argument("--sweep", action="store_true", help="mark RUNNING runs that nothing drives any more KILLED")
+    s.add_argument("--end-dead", action="store_true", help="mark RUNNING runs that nothing drives any more KILLED")
+    _hidden_alias(s, "--sweep", "end_dead")
     s.set_defaults(func=cmd_runs)
 
     s = sub.add_parser("backup", help="a consistent copy of the live SQLite store (runs may go on meanwhile)")

@@ -64,15 +64,49 @@ def _merge(path: Path, settings: dict) -> None:
     path.write_text(json.dumps(config, indent=2) + "\n")
 
 
+def _hooks(prefix: str | Path) -> tuple[Path, Path]:
+    folder = Path(prefix) / "etc" / "jupyter"
+    return folder / "jupyter_server_config.json", folder / "jupyter_nbconvert_config.json"
+
+
 def install(prefix: str | Path = sys.prefix) -> list[Path]:
     """Configure JupyterLab and nbconvert of this environment to call refresh after a save."""
-    folder = Path(prefix) / "etc" / "jupyter"
-    server, nbconvert = folder / "jupyter_server_config.json", folder / "jupyter_nbconvert_config.json"
+    server, nbconvert = _hooks(prefix)
     _merge(server, {"FileContentsManager": {"post_save_hook": "labkit.gitclean.post_save"}})
     _merge(nbconvert, {"NbConvertApp": {"postprocessor_class": "labkit.gitclean.RefreshGitIndex"}})
     return [server, nbconvert]
 
 
+# git's filter for the notebooks (.gitattributes names it): what `nbstripout --install` configures,
+# plus the language info it would otherwise keep (it changes with the kernel's Python)
+FILTER = {
+    "filter.nbstripout.clean": f'"{sys.executable}" -m nbstripout',
+    "filter.nbstripout.smudge": "cat",
+    "filter.nbstripout.required": "false",
+    "filter.nbstripout.extrakeys": "metadata.language_info",
+    "diff.ipynb.textconv": f'"{sys.executable}" -m nbstripout -t',
+}
+
+
+def ensure(root: Path) -> list[str]:
+    """The notebook filter in the lab's repository and the save hooks in this environment, set up
+    where they are missing (a conda environment has no `make` to do it); what it set up."""
+    done = []
+    if _git(root, "rev-parse", "--git-dir") is not None and not _git(
+        root, "config", "--get", "filter.nbstripout.clean"
+    ):
+        for key, value in FILTER.items():
+            _git(root, "config", key, value)
+        _git(root, "update-index", "-q", "--refresh")
+        done.append("git's notebook filter (nbstripout)")
+    if not _hooks(sys.prefix)[0].is_file():
+        install()
+        done.append("JupyterLab's and nbconvert's save hooks")
+    return done
+
+
 if __name__ == "__main__":
     for written in install():
         print(f"configured {written}")
+    for done in ensure(Path.cwd()):
+        print(f"configured {done}")

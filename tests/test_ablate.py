@@ -45,7 +45,7 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     # faces that pass every check before the run, and too few to hold out: it fails inside the notebook
     faces = write_synthetic_set(tmp_path / "too-few-to-hold-out", count=8, progress=False)
     broken = _params(tmp_path, "broken", data_root=str(faces), val_fraction=0.05)
-    assert cli.main(["ablate", str(good), str(broken)]) == 1  # one failed
+    assert cli.main(["ablate", str(good), str(broken), "--lablog"]) == 1  # one failed; logged though smoke runs
     captured = capsys.readouterr()
     out = captured.out
     assert "1 job(s)" not in out and "2 job(s): 1 ok, 1 failed" in out

@@ -231,3 +231,24 @@ def test_live_lines_show_each_running_job_from_its_heartbeat(lab, monkeypatch):
     drawn.echo("two")
     line = "  glad-s0  epoch 3/4  step 20/40  FID 41.23\n"
     assert screen.getvalue() == line + "\x1b[F\x1b[2K" + line
+
+
+def test_a_lab_set_up_without_make_gets_its_notebook_filter(tmp_path):
+    """A conda environment never ran the Makefile: the first labkit command (or notebook) sets
+    git's notebook filter up, and a notebook saved with outputs stays clean in git."""
+    repo = tmp_path / "lab"
+    (repo / "notebooks").mkdir(parents=True)
+    notebook = repo / "notebooks" / "baseline.ipynb"
+    shutil.copy(ROOT / "notebooks" / "baseline.ipynb", notebook)
+    shutil.copy(ROOT / ".gitattributes", repo / ".gitattributes")
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, check=True)  # noqa: E731
+    git("init", "-q")
+    git("-c", "user.name=lab", "-c", "user.email=lab@example.org", "commit", "-q", "--allow-empty", "-m", "empty")
+    assert gitclean.ensure(repo)[:1] == ["git's notebook filter (nbstripout)"]
+    git("add", ".")
+    git("-c", "user.name=lab", "-c", "user.email=lab@example.org", "commit", "-q", "-m", "lab")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", text="ran\n")]
+    nbformat.write(nb, notebook)
+    assert gitclean.refresh(notebook) and git("status", "--porcelain").stdout == ""
+    assert gitclean.ensure(repo) == []  # once is enough
