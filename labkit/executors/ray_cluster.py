@@ -8,7 +8,7 @@ The workers log to the same tracking store: a team's server
 (MLFLOW_TRACKING_URI=http://...) when the cluster spans machines, which also need this
 repository at the same path and labkit installed. A job that fails is its own outcome and the
 others go on; a worker lost mid-run (its machine gone, the process killed) releases the run's
-lease, so the next `labkit ablate` or `labkit runs --sweep` marks the run KILLED, and rerunning
+lease, so the next `labkit ablate` or `labkit runs --end-dead` marks the run KILLED, and rerunning
 the same parameters resumes it from its last checkpoint.
 """
 
