@@ -100,17 +100,22 @@ def _key_lease(cfg: Config) -> lease.Lease:
     return lease.Lease(keys.run_lease(cfg.run_key()))
 
 
-def join_sweep(job: Job, run) -> None:
-    """A run made outside any sweep becomes one of this job's sweep."""
+def join_sweep(job: Job, run) -> str:
+    """A run made outside any sweep becomes one of this job's sweep (its parameters ran before):
+    what to say about it, or ''."""
     if job.tags and keys.PARENT not in run.data.tags:
         track.Run(track.client(), run.info.run_id).set_tags(job.tags)
+        return f"    {run.info.run_name}: made before with these parameters, outside any sweep: now one of this sweep's"
+    return ""
 
 
 def _find_or_create(job: Job, fresh: bool) -> tuple[str, bool]:
     """(run id, finished before) for a job: the run of its parameters, or a new one."""
     existing = None if fresh else track.find_run(job.cfg)
     if existing is not None:
-        join_sweep(job, existing)
+        joined = join_sweep(job, existing)
+        if joined:
+            print(joined)
         return existing.info.run_id, existing.info.status == Status.FINISHED
     tags = {keys.PARAMS_FILE: job.params_file} if job.params_file else {}
     return track.create_run(job.cfg, label=job.label, tags={**tags, **job.tags}), False

@@ -537,10 +537,10 @@ def run_id_of(ref: str) -> str:
     return run.info.run_id
 
 
-def open_run(cfg: Config, run_id: str = "", notebook: str | None = None) -> Run:
+def open_run(cfg: Config, run_id: str = "", notebook: str | None = None, reuse: bool = False) -> Run:
     """The run a notebook logs to: `run_id` when the runner fixed one (a plain handle: the runner
-    owns it), else a new run this process owns. Params are logged (a resume of other
-    parameters is refused), provenance set as tags."""
+    owns it), else (with reuse) the run of the same parameters, else a new run; these this process
+    owns. Params are logged (a resume of other parameters is refused), provenance set as tags."""
     c = client()
     if run_id:
         try:
@@ -554,9 +554,18 @@ def open_run(cfg: Config, run_id: str = "", notebook: str | None = None) -> Run:
                 "empty (or use `labkit ablate --fresh`) to start a new run"
             )
         run = Run(c, run_id)
-    else:
-        run = OwnedRun(c, create_run(cfg, label=cfg.ablation))
-        logged = {}
+    else:  # the same parameters find their run, as `labkit ablate` finds it (Restart & Run All too)
+        existing = find_run(cfg) if reuse else None
+        try:
+            run = OwnedRun(c, existing.info.run_id if existing else create_run(cfg, label=cfg.ablation))
+        except lease.LeaseHeld as exc:
+            raise ParamError(
+                f"these parameters are being run already (run {existing.info.run_name}): {exc}. Wait for it, or "
+                "change a parameter for a run of its own"
+            ) from None
+        if existing is not None:
+            print(f"the run of these parameters exists ({existing.info.status}): continuing it")
+        logged = existing.data.params if existing else {}
     params, settings = cfg.recorded()
     new = {k: v for k, v in params.items() if k not in logged}
     if new:
@@ -600,7 +609,7 @@ def start(namespace: dict) -> tuple[Config, Run]:
     """What a notebook's first cell calls with its globals(): the config (every injected name
     checked), and its run, opened or resumed."""
     cfg = from_namespace(namespace)
-    run = open_run(cfg, str(namespace.get("run_id") or ""), notebook=cfg.ablation)
+    run = open_run(cfg, str(namespace.get("run_id") or ""), notebook=cfg.ablation, reuse=True)
     if isinstance(run, OwnedRun):
         from .gitclean import ensure
 
@@ -608,12 +617,13 @@ def start(namespace: dict) -> tuple[Config, Run]:
         _owned_by_this_kernel(run)
         session = namespace.get("__session__")  # JupyterLab's path of the notebook
         run.notebook = Path(session) if session and Path(session).suffix == ".ipynb" else None
-        run.set_tags(
-            {
-                keys.NOTE: f"Run by hand from notebooks/{cfg.ablation}.ipynb (not through `labkit ablate`): "
-                "its values are the notebook's own, and what was injected into it."
-            }
-        )
+        if keys.NOTE not in run.client.get_run(run.run_id).data.tags:
+            run.set_tags(
+                {
+                    keys.NOTE: f"Run by hand from notebooks/{cfg.ablation}.ipynb (not through `labkit ablate`): "
+                    "its values are the notebook's own, and what was injected into it."
+                }
+            )
     lease.dump_stacks_on_signal(run.run_id)
     run.beat(0, "start", force=True)
     print(f"MLflow run {run.name} ({run.run_id})\n  {run.url()}")

@@ -23,7 +23,7 @@ from conftest import ROOT, TINY, wait_for_step
 from mlflow.exceptions import MlflowException
 
 from labkit import cli, drive, keys, lablog, lease, plan, runs, store, track
-from labkit.config import SketchConfig
+from labkit.config import ParamError, SketchConfig
 from labkit.data import load_faces
 from labkit.style.vgg import CONV_INDEX, VGGEncoder, WeightsMismatch
 from labkit.train import CheckpointError, Checkpoints, Diverged, fit
@@ -518,3 +518,29 @@ def test_a_long_holder_command_keeps_its_start_and_its_end():
     short = lease.shortened(command)
     assert len(short) <= 300 and short.startswith("labkit ablate params/run0.yaml") and short.endswith("--set lr=1e-3")
     assert lease.shortened("labkit ablate glad") == "labkit ablate glad"
+
+
+def test_a_notebook_run_again_by_hand_continues_the_run_of_its_parameters(lab, tmp_path):
+    """Restart & Run All, or plain papermill with the values of an earlier `labkit ablate` run:
+    the same parameters find their run instead of making `baseline-s0-2`; a run another process
+    drives is refused, naming it."""
+    namespace = {"ablation": "baseline", "experiment": "by-hand", **TINY, "In": []}
+    made = track.create_run(SketchConfig(experiment="by-hand", **TINY), label="baseline")  # as labkit ablate makes it
+    _, first = track.start(dict(namespace))
+    assert first.run_id == made
+    first.end()
+    _, again = track.start(dict(namespace))
+    assert again.run_id == made and again.name == "baseline-s0"
+    code = (
+        "import sys, time; from labkit import track\n"
+        f"run = track.OwnedRun(track.client(), {made!r}, system_metrics=False)\n"
+        "print('held', flush=True)\ntime.sleep(60)\n"
+    )
+    again.end()
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ParamError, match="these parameters are being run already"):
+            track.start(dict(namespace))
+    finally:
+        holder.kill()

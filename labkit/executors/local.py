@@ -69,7 +69,9 @@ def skip_finished(queue: list[Job], follow, echo) -> tuple[list[Outcome], list[J
         if run is None or run.info.status != Status.FINISHED:
             left.append(job)
             continue
-        join_sweep(job, run)
+        joined = join_sweep(job, run)
+        if joined:
+            echo(joined)
         skipped.append(skipped_job(job, run.info.run_id))
         echo(describe(skipped[-1]))
         queue += follow(skipped[-1])
