@@ -351,10 +351,19 @@ def cmd_log(args) -> int:
         print(lablog.to_text(entries, resolver))
         out = args.html or runs_dir() / "lablog.html"
         Path(out).write_text(lablog.to_html(entries, resolver, images=not args.no_images), encoding="utf-8")
-        print(f"{len(entries)} entries; HTML page: {out}")
+        from .console import plural
+
+        print(f"{plural(len(entries), 'entry', 'entries')}; HTML page: {out}")
     elif args.log_command == "import":
         dates = lablog.import_journal(args.file, start_year=args.start_year)
-        print(f"imported {len(dates)} dated entries, {dates[0]} to {dates[-1]}, into {lablog.log_dir()}")
+        from .console import plural
+
+        print(
+            f"imported {plural(len(dates), 'dated entry', 'dated entries')}, {dates[0]} to {dates[-1]}, into "
+            f"{lablog.log_dir()}"
+            if dates
+            else f"nothing new: {args.file} was imported into {lablog.log_dir()} before"
+        )
     return 0
 
 
@@ -395,10 +404,12 @@ def cmd_stylize(args) -> int:
 def cmd_runs(args) -> int:
     from . import store
 
-    store.require(args.experiment)  # before MLflow loads
-    from . import runs, track
+    store.require(args.experiment)  # a SQLite store is read without MLflow (seconds to import)
+    from . import runs
 
-    if args.experiment:
+    if args.experiment and store.store_path() is None:  # a server: asked through MLflow
+        from . import track
+
         track.existing_experiment(track.client(create=False), args.experiment)
     if args.end_dead:
         swept = runs.sweep([args.experiment] if args.experiment else None)

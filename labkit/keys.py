@@ -127,6 +127,11 @@ def run_lease(run_key: str) -> str:
     return f"key-{run_key}"
 
 
+def owner_lease(run_id: str) -> str:
+    """The lease the run's owner holds: while it is held the run is alive, whatever its status says."""
+    return f"run-{run_id}"
+
+
 def ci(metric: str, side: str) -> str:
     """`fid_ci_low`, `kid_ci_high`: a bound of a metric's 95% interval."""
     return f"{metric}_ci_{side}"

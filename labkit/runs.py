@@ -15,7 +15,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from . import keys, lease, track
+from . import keys, lease, store
 from .keys import Status
 
 
@@ -46,7 +46,7 @@ def _heartbeat(run) -> dict | None:
 
 
 def _holder(run, beat: dict | None) -> str:
-    held = track.run_lease(run.info.run_id).holder()
+    held = lease.Lease(keys.owner_lease(run.info.run_id)).holder()
     if held is not None:
         return held.describe()
     key = run.data.tags.get(keys.RUN_KEY)
@@ -61,17 +61,25 @@ def _holder(run, beat: dict | None) -> str:
     return ""
 
 
-def states(experiments: list[str] | None = None, running_only: bool = False) -> list[RunState]:
+def _found(experiments: list[str] | None, running_only: bool) -> tuple[dict[str, str], list]:
+    """(experiment names by id, runs newest first): from a SQLite store's file directly, a
+    server's through MLflow."""
+    path = store.store_path()
+    if path is not None and path.is_file():
+        runs = store.read_runs(path, experiments, running_only)
+        return {r.info.experiment_id: r.info.experiment_name for r in runs}, runs
+    from . import track
+
     c = track.client(create=False)
     exps = {e.experiment_id: e.name for e in c.search_experiments() if experiments is None or e.name in experiments}
     if not exps:
-        return []
-    found = c.search_runs(
-        list(exps),
-        f"attributes.status = '{Status.RUNNING}'" if running_only else "",
-        order_by=["attributes.start_time DESC"],
-        max_results=5000,
-    )
+        return {}, []
+    status = f"attributes.status = '{Status.RUNNING}'" if running_only else ""
+    return exps, c.search_runs(list(exps), status, order_by=["attributes.start_time DESC"], max_results=5000)
+
+
+def states(experiments: list[str] | None = None, running_only: bool = False) -> list[RunState]:
+    exps, found = _found(experiments, running_only)
     out = []
     for run in found:
         beat = _heartbeat(run)
@@ -92,6 +100,8 @@ def states(experiments: list[str] | None = None, running_only: bool = False) -> 
 def sweep(experiments: list[str] | None = None) -> list[str]:
     """Mark every dead run KILLED (holding its lease while doing so, so no owner starts midway);
     returns a line per run swept."""
+    from . import track
+
     c = track.client()
     swept = []
     for state in states(experiments, running_only=True):

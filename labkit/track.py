@@ -32,8 +32,10 @@ from mlflow.tracking import MlflowClient
 from . import keys, lease, store
 from .config import Config, ParamError, from_namespace
 from .keys import Status
-from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri, ui_address_file
+from .links import RUNS_VIEW, experiment_url, run_url, ui_url  # noqa: F401 (their home: labkit.links)
+from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
 from .provenance import git_state, package_versions
+from .store import find_reference  # noqa: F401 (its home: labkit.store)
 
 # MLflow's own INFO lines ("Creating initial MLflow database tables", "Started monitoring system
 # metrics") would fill every notebook with red boxes; its warnings still show
@@ -110,80 +112,6 @@ def login_refused(exc: Exception) -> store.StoreError | None:
     return store.StoreError(
         f"{tracking_uri()}: user '{who}' may not do this; ask the server's admin for EDIT (or MANAGE) on the experiment"
     )
-
-
-DEFAULT_UI = "http://127.0.0.1:5000"
-# the MLflow UI's training view (MLflow 3 opens its GenAI view unless told), and the runs table with
-# the FID columns, lowest FID first: the view the experiments hold as keys.SHARED_VIEW
-TRAINING_VIEW = "workflowType=machine_learning"
-
-
-def _card(n: int, section: int, kind: str, key: str) -> dict:
-    """A chart of MLflow's chart view, in the form its UI keeps them (ids are labkit's own)."""
-    card = {"uuid": f"labkit-chart-{n}", "type": kind, "runsCountToCompare": 10, "deleted": False}
-    card.update(metricSectionId=f"labkit-section-{section}", isGenerated=False)
-    if kind == "IMAGE":  # without the run's every parameter above the picture
-        return {**card, "imageKeys": [key], "step": 0, "showRunParams": False}
-    line = {"lineSmoothness": 0, "xAxisScaleType": "linear", "xAxisKey": "step", "selectedXAxisMetricKey": ""}
-    line.update(yAxisKey="metric", yAxisExpressions=[], ignoreOutliers=False, range={})
-    line.update(useGlobalXaxisKey=True, useGlobalLineSmoothing=True)
-    return {**card, "displayName": key, "metricKey": key, "scaleType": "linear", **(line if kind == "LINE" else {})}
-
-
-_SECTIONS = {  # the chart view's first sections: the headline first, not per subset and interval
-    "FID": [("LINE", keys.FID), ("LINE", keys.KID), ("BAR", keys.FID_BEST)],
-    "Samples": [("IMAGE", keys.SAMPLES), ("IMAGE", keys.ERROR_HEATMAP)],
-    "Losses": [("LINE", "loss_G"), ("LINE", "loss_D")],
-}
-RUNS_VIEW = {
-    "selectedColumns": [
-        "attributes.`Dataset`",
-        *(f"metrics.`{name}`" for name in (keys.FID_LAST, keys.FID_BEST, keys.FID_MEAN, keys.KID_LAST)),
-        "params.`ablation`",
-        "params.`seed`",
-    ],
-    "orderByKey": f"metrics.`{keys.FID_LAST}`",
-    "orderByAsc": True,
-    "isAccordionReordered": True,
-    "compareRunSections": [
-        {"uuid": f"labkit-section-{i}", "name": name, "display": True, "isReordered": False, "deleted": False}
-        | {"isGenerated": False}
-        for i, name in enumerate(_SECTIONS)
-    ],
-    "compareRunCharts": [
-        _card(n, i, kind, key)
-        for n, (i, kind, key) in enumerate(
-            (i, *chart) for i, charts in enumerate(_SECTIONS.values()) for chart in charts
-        )
-    ],
-}
-
-
-def ui_url() -> str:
-    """Where the MLflow UI answers: the tracking server; else LABKIT_UI; else the address a running
-    `labkit ui` recorded (whatever its port); else where `labkit ui` serves by default."""
-    base = tracking_uri()
-    if base.startswith("http"):
-        return base.rstrip("/")
-    if os.environ.get("LABKIT_UI"):
-        return os.environ["LABKIT_UI"].rstrip("/")
-    try:
-        serving = json.loads(ui_address_file().read_text())
-        if lease.alive(int(serving["pid"])):
-            return str(serving["url"]).rstrip("/")
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return DEFAULT_UI
-
-
-def experiment_url(experiment_id: str) -> str:
-    """An experiment's runs table in the training view, with the FID columns."""
-    return f"{ui_url()}/#/experiments/{experiment_id}/runs?{TRAINING_VIEW}&viewStateShareKey={keys.VIEW_KEY}"
-
-
-def run_url(experiment_id: str, run_id: str) -> str:
-    """A run's page in the training view."""
-    return f"{ui_url()}/#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
 
 
 def client(create: bool = True) -> MlflowClient:
@@ -413,7 +341,7 @@ def attach_notebook(run: Run, path: Path) -> None:
 
 def run_lease(run_id: str) -> lease.Lease:
     """Held by whoever owns the run: while it is held the run is alive, whatever its status says."""
-    return lease.Lease(f"run-{run_id}")
+    return lease.Lease(keys.owner_lease(run_id))
 
 
 class OwnedRun(Run):
@@ -513,20 +441,6 @@ def all_runs(c: MlflowClient) -> list:
     """Every run of the store, newest first."""
     exps = [e.experiment_id for e in c.search_experiments()]
     return c.search_runs(exps, order_by=["attributes.start_time DESC"], max_results=50000) if exps else []
-
-
-def find_reference(ref: str, runs: list) -> object | None:
-    """The run a short reference means, newest first: a run name (`glad-s0`), a params file's
-    stem (`glad`: its newest run), or six or more leading characters of a run id."""
-    for match in (
-        lambda r: r.info.run_name == ref,
-        lambda r: r.data.tags.get(keys.LABEL) == ref,
-        lambda r: len(ref) >= 6 and r.info.run_id.startswith(ref.lower()),
-    ):
-        found = [r for r in runs if match(r)]
-        if found:
-            return found[0]
-    return None
 
 
 def run_id_of(ref: str) -> str:
