@@ -1,5 +1,5 @@
 """The dated lab log: entries, appends under contention, run references against a real
-MLflow store, batch records, the user's own journal imported, HTML."""
+MLflow store, batch records, a researcher's own journal imported, HTML."""
 
 import datetime as dt
 import multiprocessing
@@ -160,14 +160,18 @@ def test_the_users_journal_imports_onto_the_right_dates(lab):
         "channel  attention" in line for line in lablog.read_entry(lablog.log_dir() / "2025-10-12.md").sections["Ideas"]
     )
     before = {p.name: p.read_text() for p in lablog.log_dir().glob("*.md")}
-    lablog.import_journal(JOURNAL, today=dt.date(2026, 11, 23))  # twice: nothing added
+    assert lablog.import_journal(JOURNAL, today=dt.date(2026, 11, 23)) == []  # twice: nothing added
     assert before == {p.name: p.read_text() for p in lablog.log_dir().glob("*.md")}
 
 
-def test_import_years_bad_dates_and_encodings(lab, tmp_path):
+def test_import_years_bad_dates_and_encodings(lab, tmp_path, capsys):
     path = tmp_path / "j.md"
-    path.write_text("## 12/30\n1.a\n## 1/2\n2.b\n", encoding="utf-8")
+    path.write_text("# My lab journal\n\n## 12/30\n1.a\n## 1/2\n2.b\n", encoding="utf-8")
     assert lablog.import_journal(path, start_year=2019) == [dt.date(2019, 12, 30), dt.date(2020, 1, 2)]
+    first = lablog.read_entry(lablog.log_dir() / "2019-12-30.md")
+    assert "My lab journal" not in first.text() and first.sections["Actions"] == ["1.a"]  # the title is no text
+    assert cli.main(["log", "import", str(path), "--start-year", "2019"]) == 0
+    assert "nothing new: " in capsys.readouterr().out
     path.write_text("## 9/24\nok\n## 13/45\nbad\n", encoding="utf-8")
     with pytest.raises(lablog.LabLogError, match=r"j.md:3: '## 13/45' is not a month/day date"):
         lablog.import_journal(path)
@@ -207,3 +211,17 @@ def test_the_lablog_notebook_shows_the_log(lab, tmp_path):
     outputs = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert '<article id="2026-01-06">' in html and '<article id="2025-12-27">' not in html
+
+
+def test_a_reference_in_an_old_entry_means_the_run_of_its_day(lab):
+    """`run:glad-s0` written in October means October's glad-s0, not one made today with the
+    same name; an entry written before any such run still finds it."""
+    c = track.client()
+    exp = track.experiment_id(c, "faces")
+    october = dt.datetime(2025, 10, 20, 15, 0)
+    old = c.create_run(exp, run_name="glad-s0", start_time=int(october.timestamp() * 1000)).info.run_id
+    new = c.create_run(exp, run_name="glad-s0").info.run_id
+    resolver = lablog.Resolver()
+    assert resolver.resolve("glad-s0", dt.date(2025, 10, 20)).run_id == old
+    assert resolver.resolve("glad-s0", dt.date.today()).run_id == new
+    assert resolver.resolve("glad-s0", dt.date(2025, 9, 1)).run_id == new  # planned before it ran: the newest

@@ -61,12 +61,15 @@ class Entry:
     def path(self) -> Path:
         return log_dir() / f"{self.date.isoformat()}.md"
 
-    def text(self) -> str:
+    def text(self, empty_sections: bool = True) -> str:
+        """The entry as Markdown: in its file with every section's heading (a day's page to fill
+        in), when shown without the empty ones."""
         head = f"# {self.date.isoformat()}" + (f" · {self.title}" if self.title else "")
         parts = [head, ""] + ([self.preamble.strip(), ""] if self.preamble.strip() else [])
         for name in SECTIONS:
             body = "\n".join(self.sections.get(name, [])).strip("\n")
-            parts += [f"## {name}", ""] + ([body, ""] if body else [])
+            if body or empty_sections:
+                parts += [f"## {name}", ""] + ([body, ""] if body else [])
         extra = [n for n in self.sections if n not in SECTIONS]
         for name in extra:
             parts += [f"## {name}", "", "\n".join(self.sections[name]).strip("\n"), ""]

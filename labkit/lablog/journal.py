@@ -38,7 +38,13 @@ def parse(text: str, source: str = "journal") -> list[tuple[tuple[int, int], str
     """[((month, day), section, lines)] in file order; the undated opening has date None."""
     blocks: list[list] = []
     date, section = None, "Problems"
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is not None and re.match(r"^#\s", lines[first]):  # the journal's own title: no entry's text
+        title = HEADING.match(lines[first]).group(1)
+        if not DATE_HEADING.match(lines[first]) and _section_of(title) is None:
+            lines[first] = ""
+    for number, line in enumerate(lines, start=1):
         dated = DATE_HEADING.match(line)
         if dated:
             month, day = int(dated.group(1)), int(dated.group(2))
@@ -81,7 +87,7 @@ def infer_years(dates: list[tuple[int, int]], start_year: int | None, today: dt.
 
 def import_journal(path: str | Path, start_year: int | None = None, today: dt.date | None = None) -> list[dt.date]:
     """Write the journal's sections into the log; returns the dates written. Importing the same
-    file twice adds nothing the second time."""
+    file twice adds nothing the second time (and returns no date)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -104,11 +110,13 @@ def import_journal(path: str | Path, start_year: int | None = None, today: dt.da
         day = years[d] if d is not None else years[order[0]]
         written.setdefault(day, []).append((section, lines))
 
+    added = []
     for day, parts in written.items():
 
-        def merge(entry, parts=parts):
+        def merge(entry, parts=parts, day=day):
             if marker in entry.preamble:
                 return
+            added.append(day)
             entry.preamble = (entry.preamble + "\n" + marker).strip()
             for section, lines in parts:
                 body = entry.sections.setdefault(section, [])
@@ -117,4 +125,4 @@ def import_journal(path: str | Path, start_year: int | None = None, today: dt.da
                 body.extend(lines)
 
         update(day, merge)
-    return sorted(written)
+    return sorted(added)

@@ -9,11 +9,13 @@ import datetime as dt
 import html
 import os
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 import mistune
 
 from .. import keys
+from ..console import plural
 from .entries import Entry, all_entries
 from .runs import REFERENCE, Resolver
 
@@ -23,7 +25,7 @@ article {{ border-top: 2px solid #ddd; padding-top: .5em; margin-top: 2em }}
 .run {{ background: #eef4ff; border-radius: 4px; padding: 0 .3em; font-size: .92em }}
 .unresolved {{ background: #ffe9e6; border-radius: 4px; padding: 0 .3em }}
 img.grid {{ display: block; max-width: 100%; margin: .4em 0; border: 1px solid #ccc }}
-</style></head><body><h1>Lab log</h1><p>{count} entries{span}. Run references link to MLflow.</p>
+</style></head><body><h1>Lab log</h1><p>{count}{span}. Run references link to MLflow.</p>
 {body}</body></html>"""
 
 
@@ -33,7 +35,7 @@ def _entries_matching(entries: list[Entry], ablation: str, resolver: Resolver) -
     keep = []
     for e in entries:
         text = e.text()
-        runs = [resolver.resolve(r) for r in REFERENCE.findall(text)]
+        runs = [resolver.resolve(r, e.date) for r in REFERENCE.findall(text)]
         if ablation in text or any(s and s.ablation == ablation for s in runs):
             keep.append(e)
     return keep
@@ -53,16 +55,19 @@ def select(
 def to_text(entries: list[Entry], resolver: Resolver | None = None) -> str:
     resolver = resolver or Resolver()
 
-    def replace(match):
-        summary = resolver.resolve(match.group(1))
+    def replace(match, on: dt.date):
+        summary = resolver.resolve(match.group(1), on)
         return f"[{summary.line()}]" if summary else f"[run:{match.group(1)} unresolved: no such run]"
 
-    return "\n".join(REFERENCE.sub(replace, e.text()) for e in entries)
+    return "\n".join(REFERENCE.sub(lambda m, on=e.date: replace(m, on), e.text(empty_sections=False)) for e in entries)
 
 
-def _last_grid(resolver: Resolver, run_id: str) -> str | None:
-    """The run's newest sample grid as a data URI."""
-    c = resolver.client
+def _last_grid(resolver: Resolver, run_id: str, artifact_uri: str = "") -> str | None:
+    """The run's newest sample grid as a data URI (read from disk where the store keeps it there)."""
+    local = Path(urllib.parse.urlparse(artifact_uri).path) / keys.LAST_SAMPLES
+    if artifact_uri.startswith("file://") and local.is_file():
+        return "data:image/png;base64," + base64.b64encode(local.read_bytes()).decode()
+    c = resolver.client  # a server's, or a store moved since it last opened
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per picture is noise
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -79,17 +84,21 @@ def to_html(entries: list[Entry], resolver: Resolver | None = None, images: bool
     shown_grids: set[str] = set()
     markers: dict[str, str] = {}
 
-    def replace(match):
+    def replace(match, on: dt.date):
         # a placeholder survives Markdown rendering; the HTML goes in afterwards
         key = f"LABKITREF{len(markers)}X"
-        summary = resolver.resolve(match.group(1))
+        summary = resolver.resolve(match.group(1), on)
         if summary is None:
             markers[key] = (
                 f'<span class="unresolved">run:{html.escape(match.group(1))} (unresolved: no such run)</span>'
             )
         else:
             grid = ""
-            if images and summary.run_id not in shown_grids and (uri := _last_grid(resolver, summary.run_id)):
+            if (
+                images
+                and summary.run_id not in shown_grids
+                and (uri := _last_grid(resolver, summary.run_id, summary.artifact_uri))
+            ):
                 shown_grids.add(summary.run_id)
                 grid = f'<img class="grid" src="{uri}" alt="last sample grid of {html.escape(summary.name)}">'
             markers[key] = f'<a class="run" href="{html.escape(summary.url)}">{html.escape(summary.line())}</a>{grid}'
@@ -97,7 +106,7 @@ def to_html(entries: list[Entry], resolver: Resolver | None = None, images: bool
 
     articles = []
     for e in entries:
-        body = mistune.html(REFERENCE.sub(replace, e.text()))
+        body = mistune.html(REFERENCE.sub(lambda m, on=e.date: replace(m, on), e.text(empty_sections=False)))
         for key, value in markers.items():
             body = body.replace(key, value)
         articles.append(f'<article id="{e.date.isoformat()}">{body}</article>')
@@ -105,4 +114,4 @@ def to_html(entries: list[Entry], resolver: Resolver | None = None, images: bool
         return "\n".join(articles)
     dates = sorted(e.date for e in entries)
     span = f", {dates[0]} to {dates[-1]}" if dates else ""
-    return PAGE.format(count=len(entries), span=span, body="\n".join(articles))
+    return PAGE.format(count=plural(len(entries), "entry", "entries"), span=span, body="\n".join(articles))

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from .. import keys, store, track
+from .. import keys, links, store
 from ..keys import Status
 from .entries import Entry, all_entries, update
 
@@ -32,6 +32,7 @@ class RunSummary:
     url: str
     measure: str = ""  # what a run without FID is judged by (a style run's losses)
     fid_ci: tuple | None = None  # its 95% interval
+    artifact_uri: str = ""  # where its artifacts are (a file:// folder for a local store)
 
     def line(self) -> str:
         if self.fid is not None:
@@ -56,8 +57,13 @@ def references(text: str) -> list[str]:
     return list(dict.fromkeys(REFERENCE.findall(text)))
 
 
+def _end_of(day: dt.date | None) -> float | None:
+    return None if day is None else dt.datetime.combine(day, dt.time.max).timestamp()
+
+
 class Resolver:
-    """Looks references up once per rendering: every run of the store, by name and id."""
+    """Looks references up once per rendering: every run of the store, by name and id (a SQLite
+    store's read from its file, without MLflow's seconds of import)."""
 
     def __init__(self):
         self._client, self._runs = None, None
@@ -65,23 +71,29 @@ class Resolver:
     @property
     def client(self):
         if self._client is None:
+            from .. import track
+
             self._client = track.client(create=False)
         return self._client
 
     def _all_runs(self):
         """Every run of the store; none where no store exists yet (a lab log read before any run)."""
         if self._runs is None:
-            try:
-                self._runs = track.all_runs(self.client)
-            except store.StoreError:
-                path = store.store_path()
-                if path is None or path.exists():  # empty, damaged or locked: said, never hidden
-                    raise
+            path = store.store_path()
+            if path is not None and not path.exists():
                 self._runs = []
+            elif path is not None:
+                store.check(path, create=False)  # empty or damaged: said, never hidden
+                self._runs = store.read_runs(path)
+            else:
+                from .. import track
+
+                self._runs = track.all_runs(self.client)
         return self._runs
 
-    def resolve(self, ref: str) -> RunSummary | None:
-        run = track.find_reference(ref, self._all_runs())
+    def resolve(self, ref: str, on: dt.date | None = None) -> RunSummary | None:
+        """The run a reference means; written in the entry of day `on`, the newest run by that day's end."""
+        run = store.find_reference(ref, self._all_runs(), by=_end_of(on))
         if run is None:
             return None
         data = run.data
@@ -97,13 +109,14 @@ class Resolver:
             status=run.info.status,
             fid=fid,
             backbone=data.tags.get(keys.FID_BACKBONE, ""),
-            url=track.Run(self.client, run.info.run_id).url(),
+            url=links.run_url(run.info.experiment_id, run.info.run_id),
             measure=_measure(data.metrics),
+            artifact_uri=getattr(run.info, "artifact_uri", "") or "",
         )
 
 
-def _run_ids(text: str, resolver: Resolver) -> set[str]:
-    return {s.run_id for r in references(text) if (s := resolver.resolve(r))}
+def _run_ids(text: str, resolver: Resolver, on: dt.date | None = None) -> set[str]:
+    return {s.run_id for r in references(text) if (s := resolver.resolve(r, on))}
 
 
 def mentions(run_id: str, entries: list[Entry], resolver: Resolver) -> list[str]:
@@ -113,7 +126,7 @@ def mentions(run_id: str, entries: list[Entry], resolver: Resolver) -> list[str]
     for entry in sorted(entries, key=lambda e: e.date):
         for section, lines in entry.sections.items():
             for i, line in enumerate(lines):
-                if run_id not in _run_ids(line, resolver):
+                if run_id not in _run_ids(line, resolver, entry.date):
                     continue
                 depth = len(line) - len(line.lstrip())
                 parent = (
@@ -137,7 +150,7 @@ def sync_notes(entry: Entry, resolver: Resolver | None = None) -> list[str]:
     """Each run this entry refers to gets, as its MLflow note, the lab-log lines that mention it
     (with their dates), so the UI shows why the run exists. Returns the run ids updated."""
     resolver = resolver or Resolver()
-    targets = _run_ids("\n".join([entry.preamble, entry.body()]), resolver)
+    targets = _run_ids("\n".join([entry.preamble, entry.body()]), resolver, entry.date)
     if not targets:
         return []
     entries = all_entries()
