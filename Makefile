@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.labkit-installed
 CLUSTER := $(VENV)/.labkit-cluster-installed
 
-.PHONY: demo test lint docs docs-build lab ui clean-runs
+.PHONY: demo test lint docs docs-build docs-pictures lab ui clean-runs
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ docs: $(STAMP)
 
 docs-build: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet
+
+# the docs' pictures (docs/img), taken by the suite's browser from the demo's runs
+docs-pictures: demo
+	LABKIT_DOCS_PICTURES=runs $(BIN)/python -m pytest -q -n 0 tests/test_browser.py -k links
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks/

@@ -224,7 +224,9 @@ def cmd_compare(args) -> int:
         sweep=args.sweep or "",
         mixed=args.mixed,
     )
-    print(to_terminal(t, args.experiment, t.attrs["left_out"], files, t.attrs["logged"]) if files else text)
+    print(
+        to_terminal(t, args.experiment, t.attrs["left_out"], files, t.attrs["logged"], args.by or ()) if files else text
+    )
     return 0
 
 

@@ -531,20 +531,37 @@ def _columns(rows: list[list[str]]) -> list[str]:
 TERMINAL = ["", "seeds", "FID (last)", "95%", "mean", "best", "KID", "N", "Δ vs baseline [95%]", "verdict"]
 
 
-def to_terminal(t: pd.DataFrame, experiment: str, left_out: list[str], files: list[Path], logged: str = "") -> str:
+def to_terminal(
+    t: pd.DataFrame, experiment: str, left_out: list[str], files: list[Path], logged: str = "", by=()
+) -> str:
     """The table for a terminal: the main columns aligned (the objectives, subsets and figures are
-    in the files), what each verdict can tell, the runs left out and why, and where it all went."""
+    in the files), FID against each factor of `by`, what each verdict can tell, the runs left out
+    and why, and where it all went."""
     lines = [f"FID table, experiment '{experiment}' (lower is better; ± std over seeds)", ""]
     if (t["backbone"] != "inception").any():
         lines += [SMOKE_BANNER, ""]
     blocks = list(t.groupby(["backbone", "n_real", "faces"], sort=False))
     for (backbone, n, _), block in blocks:
         if len(blocks) > 1:
-            lines += [f"{backbone} backbone, N = {n}:"]
+            lines += [f"{'Inception' if backbone == 'inception' else 'smoke numbers'}, N = {n}:"]
         cells = [_main_cells(r) for _, r in block.iterrows()]
         rows = [[c[0], c[2].split(" ")[0], *c[3:]] for c in cells]
         lines += _columns([TERMINAL, *rows]) + [""]
         lines += [line for line in _detectable(block) if line]
+    for factor in by:
+        rows = sorted(
+            (
+                [
+                    str(r["values"][factor]),
+                    r["setting"],
+                    _pm(r["fid"], r["fid_std"]),
+                    _ci(r["fid_ci_low"], r["fid_ci_high"]),
+                ]
+                for _, r in t.iterrows()
+            ),
+            key=lambda row: (_number(row[0]) if _number(row[0]) is not None else float("inf"), row[0], row[1]),
+        )
+        lines += ["", f"FID against {factor}:", *_columns([[factor, "", "FID (last)", "95%"], *rows])]
     if left_out:
         lines += ["", f"left out, not finished: {', '.join(left_out)}"]
     if files:
@@ -588,7 +605,7 @@ def factor_figure(t: pd.DataFrame, factor: str):
         ax.set_xticks(range(len(categories)), categories)
     ax.set_xlabel(factor)
     ax.set_ylabel("FID at the last evaluation (lower is better)")
-    ax.set_title(f"FID against {factor} (mean over seeds, 95% interval)")
+    ax.set_title(f"FID against {factor} (mean over seeds, 95% interval)" + _smoke_mark(t))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -613,7 +630,16 @@ def fid_curves_figure(t: pd.DataFrame):
             )
             bands[label] = [(step, low[step], high[step]) for step in low if step in high]
     return viz.fid_curves(
-        curves, title="FID over training (mean over seeds; band: one run's 95% interval)", bands=bands
+        curves, title="FID over training (mean over seeds; band: one run's 95% interval)" + _smoke_mark(t), bands=bands
+    )
+
+
+def _smoke_mark(t: pd.DataFrame) -> str:
+    """What a figure's title adds when its numbers come from a random-init backbone."""
+    return (
+        "\nSMOKE NUMBERS: random-init Inception, not comparable with real FID"
+        if (t["backbone"] != "inception").any()
+        else ""
     )
 
 

@@ -34,8 +34,7 @@ _SECTIONS = {  # the chart view's first sections: the headline first, not per su
     "Losses": [("LINE", "loss_G"), ("LINE", "loss_D")],
 }
 RUNS_VIEW = {
-    "selectedColumns": [
-        "attributes.`Dataset`",
+    "selectedColumns": [  # (no Dataset column: the FID columns fit beside the run names)
         *(f"metrics.`{name}`" for name in (keys.FID_LAST, keys.FID_BEST, keys.FID_MEAN, keys.KID_LAST)),
         "params.`ablation`",
         "params.`seed`",

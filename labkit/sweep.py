@@ -85,13 +85,13 @@ class Sweep:
 
     def finish(self, outcomes: list) -> str:
         """Record the sweep's table and figures on the parent and end it: FINISHED when every
-        run finished, else FAILED naming the others. Returns the table as Markdown."""
-        from .compare import compare
+        run finished, else FAILED naming the others. Returns the table, for a terminal."""
+        from .compare import compare, to_terminal
 
         members = sorted({o.run_id for o in outcomes if o.run_id})
         self.run.log_text(json.dumps(members, indent=1), keys.SWEEP_RUNS)
         try:
-            text, _, files = compare(
+            text, table, files = compare(
                 self.experiment,
                 by=self.factors,
                 sweep=self.run.name,
@@ -101,6 +101,9 @@ class Sweep:
             )
             for path in files:
                 self.run.client.log_artifact(self.run.run_id, str(path), keys.SWEEP_FILES)
+            if files:
+                where = f"{self.experiment}, sweep {self.run.name}"
+                text = to_terminal(table, where, table.attrs["left_out"], files, by=self.factors)
         except ParamError as exc:
             text = f"no table: {exc}"
         bad = [o for o in outcomes if not o.status.done]

@@ -353,6 +353,7 @@ class OwnedRun(Run):
         self.lease = run_lease(run_id).acquire()
         self.ended = False
         self.notebook: Path | None = None  # attached at the end (a notebook run by hand in JupyterLab)
+        self.says_end = False  # a notebook run by hand says how its run ended (a runner says it itself)
         c.update_run(run_id, status=Status.RUNNING)
         self.monitor = None
         if system_metrics:  # CPU, memory, disk, network, and GPUs when there are: system/* metrics
@@ -384,6 +385,11 @@ class OwnedRun(Run):
                     if stale in tags:
                         self.client.delete_tag(self.run_id, stale)
             self.client.set_terminated(self.run_id, status)
+            if self.says_end:
+                fid = self.client.get_run(self.run_id).data.metrics.get(keys.FID_LAST)
+                print(
+                    f"run {self.name} {status}" + (f": FID {fid:.2f}" if fid is not None else "") + f"\n  {self.url()}"
+                )
         finally:
             self.lease.release()
 
@@ -529,6 +535,7 @@ def start(namespace: dict) -> tuple[Config, Run]:
 
         ensure(project_root())  # opened by hand (a conda environment, no make): notebooks stay clean in git
         _owned_by_this_kernel(run)
+        run.says_end = True
         session = namespace.get("__session__")  # JupyterLab's path of the notebook
         run.notebook = Path(session) if session and Path(session).suffix == ".ipynb" else None
         if keys.NOTE not in run.client.get_run(run.run_id).data.tags:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -28,9 +30,15 @@ def sample_grid(columns: list[torch.Tensor], gap: int = 2) -> np.ndarray:
 HEADER_PX = 28  # the title band over a titled grid
 
 
+MIN_TILE_PX = 110  # narrower columns (a 32-px model's) are enlarged, whole pixels, so titles fit
+
+
 def titled_figure(grid: np.ndarray, titles: list[str], gap: int = 2, dpi: int = 100):
     """A grid from sample_grid with a title over each column, as a figure one image pixel per
-    figure pixel (the model's own resolution) with the titles in a real font."""
+    figure pixel (the model's own resolution; a small model's pixels repeated a whole number of
+    times, never interpolated) with the titles in a real font."""
+    scale = max(1, math.ceil(MIN_TILE_PX / ((grid.shape[1] + gap) / len(titles))))
+    grid, gap = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1), gap * scale
     h, w = grid.shape[:2]
     fig = plt.figure(figsize=(w / dpi, (h + HEADER_PX) / dpi), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, h / (h + HEADER_PX)))
@@ -71,27 +79,28 @@ def error_heatmap(fake: torch.Tensor, real: torch.Tensor, titles: list[str] | No
 def fid_curves(
     curves: dict[str, list[tuple[int, float]]],
     title: str = "FID over training",
-    ylabel: str = "FID (log scale; lower is better)",
+    ylabel: str = "FID (lower is better)",
     bands: dict[str, list[tuple[int, float, float]]] | None = None,
 ):
-    """One line per run or ablation: {label: [(epoch, fid), ...]}, on a log axis so that close
-    curves near their end stay apart; `bands` shades a label's 95% interval per epoch."""
+    """One line per run or ablation: {label: [(epoch, fid), ...]}; a log axis only where the
+    values span a factor of 5 or more (early epochs far above the end), so that close curves near
+    their end stay apart; `bands` shades a label's 95% interval per epoch, outlined in its colour
+    so that overlapping bands stay told apart."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=150, constrained_layout=True)
+    values = [y for points in curves.values() for _, y in points if y > 0]
     for label, points in curves.items():
         if points:
             xs, ys = zip(*sorted(points))
             (line,) = ax.plot(xs, ys, marker="o", label=label)
             band = sorted((bands or {}).get(label, []))
             if band:
-                ax.fill_between(
-                    [b[0] for b in band],
-                    [b[1] for b in band],
-                    [b[2] for b in band],
-                    color=line.get_color(),
-                    alpha=0.2,
-                    linewidth=0,
-                )
-    ax.set_yscale("log")
+                steps, low, high = zip(*band)
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.1, linewidth=0)
+                for edge in (low, high):
+                    ax.plot(steps, edge, color=line.get_color(), linewidth=0.6, linestyle=":")
+    if values and max(values) / min(values) >= 5:
+        ax.set_yscale("log")
+        ylabel += ", log scale"
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

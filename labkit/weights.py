@@ -7,7 +7,6 @@ import hashlib
 import os
 import sys
 import urllib.request
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,12 +97,9 @@ def resolve_auto(choice: str, real: str, ensure: Callable[[], Path], what: str) 
         ensure()
         return real
     except WeightsUnavailable as exc:
-        warnings.warn(
-            "\n"
-            + banner(
-                f"{what} FALLBACK: random-init weights (smoke run: numbers NOT comparable with real ones)", str(exc)
-            ),
-            stacklevel=3,
+        # said once, as output: the fallback is expected offline (a warning would draw it as an error)
+        print(
+            banner(f"{what} FALLBACK: random-init weights (smoke run: numbers NOT comparable with real ones)", str(exc))
         )
         return "random-init"
 

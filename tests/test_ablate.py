@@ -95,14 +95,18 @@ def test_ablate_tracks_runs_keeps_failures_resumes_and_compares(lab, tmp_path, c
     assert any("resuming run" in o.get("text", "") for c in resumed.cells for o in c.get("outputs", []))
 
     assert cli.main(["compare", "--experiment", "t"]) == 0
-    table = capsys.readouterr().out
-    assert SMOKE_BANNER.splitlines()[0] in table
-    assert "## random-init backbone: smoke numbers" in table and "lower is better" in table
-    assert "| baseline | GAN + 100·L1 | 1 (0) |" in table
-    assert "1 run(s) not finished" in table
-    assert "| ablation | ar | cuhk | xm2vts |" in table and "(N 2)" in table
-    assert "![FID over training](t-fid.png)" in table  # figures by relative path
-    assert (lab / "compare" / "t.md").is_file() and (lab / "compare" / "t.csv").is_file()
+    table = capsys.readouterr().out  # the terminal's table: aligned columns, what it left out, where it wrote
+    assert SMOKE_BANNER.splitlines()[0] in table and "lower is better" in table
+    assert re.search(r"^baseline +1 +\d+\.\d\d +\[\d+\.\d\d, \d+\.\d\d\]", table, re.MULTILINE), table
+    assert "left out, not finished: broken-s0 (FAILED)" in table
+    assert f"wrote to {lab / 'compare'}: t-fid.png" in table and "logged to http://" in table
+    markdown = (lab / "compare" / "t.md").read_text()
+    assert "## random-init backbone: smoke numbers" in markdown and "lower is better" in markdown
+    assert "| baseline | GAN + 100·L1 | 1 (0) |" in markdown
+    assert "1 run(s) not finished" in markdown
+    assert "| ablation | ar | cuhk | xm2vts |" in markdown and "(N 2)" in markdown
+    assert "![FID over training](t-fid.png)" in markdown  # figures by relative path
+    assert (lab / "compare" / "t.csv").is_file()
     assert "data:image/png;base64," in (lab / "compare" / "t.html").read_text()
     assert not c.search_runs([c.get_experiment_by_name("t").experiment_id], f"tags.`{keys.KIND}` = 'compare'")
     compare_runs = c.search_runs(
@@ -159,7 +163,8 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     capsys.readouterr()
 
     assert cli.main(["compare", "--experiment", "abl"]) == 0
-    table = capsys.readouterr().out
+    assert re.search(r"^glad +2 +\d+\.\d\d ± \d", capsys.readouterr().out, re.MULTILINE)  # the terminal's
+    table = (lab / "compare" / "abl.md").read_text()  # the table with its objectives, as written
     assert "| glad | GAN + 100·L1 + 100·glad | 2 (0, 1) |" in table
     assert (
         "| local_glad | GAN + 100·L1 + 100·glad + 25·Σ L1_local + 0.25·Σ GAN_local + 0.1·d_CM(real, fake) + "
@@ -177,8 +182,9 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     # one degree of freedom, the seeds' spread alone) to 1.43 (the faces' alone)
     assert 1.1 * (high - low) / 2 - 0.01 <= detectable <= (high - low) / 2 * (1.959964 + 0.841621) / 1.959964 + 0.01
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
-    # 4 faces x (photo | real | baseline | glad | local_glad) at their own 32 px, 2 px gaps, the titles above
-    assert grid.shape[:2] == (HEADER_PX + 4 * 32 + 3 * 2, 5 * 32 + 4 * 2)
+    # 4 faces x (photo | real | baseline | glad | local_glad) at their own 32 px, 2 px gaps, each pixel
+    # repeated 4 times (whole pixels) so that a column is wide enough for its title above
+    assert grid.shape[:2] == (HEADER_PX + 4 * (4 * 32 + 3 * 2), 4 * (5 * 32 + 4 * 2))
 
     # a run logged before the jackknife holds bootstrap replicates instead: its interval is still
     # shown, marked, and a difference from it is not paired with later runs'
@@ -188,8 +194,8 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     fid, kid = base.data.metrics["fid"], base.data.metrics["kid"]
     noise = np.random.default_rng(0).normal(size=200)
     np.savez(artifacts / "fid" / "bootstrap.npz", epoch=np.array(2), fid=fid + noise, kid=kid + noise / 100)
-    assert cli.main(["compare", "--experiment", "abl", "--no-log"]) == 0
-    table = capsys.readouterr().out
+    assert cli.main(["compare", "--experiment", "abl", "--no-mlflow"]) == 0
+    table = (lab / "compare" / "abl.md").read_text()
     base_row = next(line for line in table.splitlines() if line.startswith("| baseline |"))
     assert "]‡ |" in base_row
     assert "‡ Runs logged before the jackknife" in table
@@ -260,7 +266,9 @@ def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab
     for run in children:
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.data.tags["labkit.factor.lambda_l1"] == str(int(run.data.params["lambda_l1"].split(".")[0]))
-    assert "## FID against lambda_l1" in out and "## FID against ngf" in out  # the parent's table, printed
+    assert "FID table, experiment 'sw, sweep base-sweep-lambda_l1-ngf'" in out  # the parent's table, printed
+    written = lab / "compare" / f"sweep-{parent.info.run_id[:8]}" / "sw-base-sweep-lambda_l1-ngf.md"
+    assert "## FID against lambda_l1" in written.read_text() and "## FID against ngf" in written.read_text()
     artifacts = {a.path for a in c.list_artifacts(parent.info.run_id, "sweep")}
     assert {
         "sweep/runs.json",
@@ -274,7 +282,8 @@ def test_a_grid_sweep_nests_its_runs_under_one_parent_and_compares_by_factor(lab
     assert len(c.search_runs([exp], f"tags.`{keys.KIND}` = 'sweep'")) == 1 and len(_runs("sw")) == 4
 
     assert cli.main(["compare", "--experiment", "sw", "--by", "lambda_l1", "--sweep", parent.info.run_name]) == 0
-    table = capsys.readouterr().out
+    assert "FID against lambda_l1:" in capsys.readouterr().out
+    table = (lab / "compare" / f"sw-{parent.info.run_name}.md").read_text()
     rows = [line for line in table.split("## FID against lambda_l1")[1].splitlines() if line.startswith("| 50")]
     assert [r.split(" | ")[1] for r in rows] == ["baseline (ngf=4, lambda_l1=50.0)", "baseline (ngf=8, lambda_l1=50.0)"]
     assert (lab / "compare" / f"sw-{parent.info.run_name}-by-lambda_l1.png").is_file()

@@ -4,10 +4,12 @@ notebook of the repository to its end."""
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @contextlib.contextmanager
-def _chromium(tmp_path):
+def _chromium(tmp_path, width: int = 1500):
     from selenium import webdriver
 
     options = webdriver.ChromeOptions()
@@ -38,7 +40,7 @@ def _chromium(tmp_path):
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1500,1100",
+        f"--window-size={width},1100",
     ):
         options.add_argument(flag)
     options.binary_location = CHROMIUM
@@ -59,35 +61,55 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+PICTURES = os.environ.get("LABKIT_DOCS_PICTURES", "")  # a lab's runs/ (after make demo): its pictures go to docs/img
+
+
+def _picture(page, element, tmp_path, name: str) -> None:
+    """A screenshot of an element, kept for the docs when LABKIT_DOCS_PICTURES names the lab shown."""
+    path = tmp_path / name
+    element.screenshot(str(path))
+    assert path.stat().st_size > 5000, name  # a picture, not a blank
+    if PICTURES:
+        shutil.copy(path, ROOT / "docs" / "img" / name)
+
+
 @pytest.mark.slow
-def test_the_mlflow_ui_shows_the_fid_curves_and_an_image_card(lab, tmp_path):
+def test_the_links_labkit_prints_open_the_training_view_with_fid(lab, tmp_path, monkeypatch, capsys):
+    """`labkit ui` serves on the port asked and prints the link of the runs measured last: the
+    training view, FID columns in the runs table, the FID charts and the sample grids first (not
+    MLflow's per-subset sections, no parameters above a picture); the lab log's run links point
+    at that port and open the run."""
     from selenium.webdriver.common.by import By
 
-    params = tmp_path / "baseline.yaml"
-    params.write_text(yaml.safe_dump({"ablation": "baseline", "experiment": "demo", **TINY}))
-    assert cli.main(["ablate", str(params), "--no-progress", "--no-log"]) == 0
-    experiment = track.client().get_experiment_by_name("demo").experiment_id
+    monkeypatch.setenv("LABKIT_LOG", str(tmp_path / "lablog"))
+    if PICTURES:  # the demo's runs, for the docs' pictures
+        monkeypatch.setenv("LABKIT_RUNS", str(Path(PICTURES).resolve()))
+    else:
+        params = tmp_path / "baseline.yaml"
+        params.write_text(yaml.safe_dump({"ablation": "baseline", "experiment": "demo", **TINY}))
+        assert cli.main(["ablate", str(params), "--no-progress", "--no-lablog"]) == 0
+        assert cli.main(["compare"]) == 0
+    capsys.readouterr()
     port = free_port()
+    command = [sys.executable, "-m", "labkit.cli", "ui", "--port", str(port)]
     with (
-        open(tmp_path / "mlflow.log", "w") as log,
-        serving(cli.ui_command(port), f"http://127.0.0.1:{port}/health", log),
-        _chromium(tmp_path) as page,
+        open(tmp_path / "ui.log", "w") as log,
+        serving(command, f"http://127.0.0.1:{port}/health", log),
+        _chromium(tmp_path, width=1900) as page,
     ):
-        page.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?compareRunsMode=CHART")
-        titled = lambda text: page.find_elements(By.XPATH, f"//*[normalize-space(text())='{text}']")  # noqa: E731
-        fid = _wait(lambda: titled("fid"), 90, "the fid chart")[0]
-        # the cards are drawn as they scroll into view: scroll the charts' panel down until the card is there
-        scroll = (
-            "let e = arguments[0]; while (e && !(e.scrollHeight > e.clientHeight + 20 && "
-            "getComputedStyle(e).overflowY != 'visible')) e = e.parentElement; if (e) e.scrollTop += 400;"
-        )
+        link = _wait(lambda: re.findall(r"^open (http\S+)", (tmp_path / "ui.log").read_text(), re.M), 30, "the link")[0]
+        assert link.startswith(f"http://127.0.0.1:{port}/#/experiments/") and "workflowType=machine_learning" in link
+        page.get(link)
+        text = lambda: page.find_element(By.TAG_NAME, "body").text  # noqa: E731
+        _wait(lambda: "fid_last" in text() and "fid_best" in text(), 90, "the FID columns of the runs table")
+        assert "Model training" in text() and "baseline-s0" in text()
+        _picture(page, page.find_element(By.TAG_NAME, "main"), tmp_path, "ui.png")
 
-        def samples_card():
-            page.execute_script(scroll, fid)
-            return titled("samples")
-
-        card = _wait(samples_card, 90, "the samples image card")[0]
-        page.execute_script("arguments[0].scrollIntoView({block: 'center'})", card)
+        page.get(link + "&compareRunsMode=CHART")
+        words = lambda: " ".join(text().split())  # noqa: E731 (a section's name and count are two elements)
+        _wait(lambda: "Samples (2)" in words() and "System metrics" in words(), 90, "the chart view's sections")
+        shown = words()  # the headline's sections come first: no per-subset or interval section before them
+        assert shown.index("FID (3)") < shown.index("Samples (2)") < shown.index("System metrics"), shown
         image = _wait(
             lambda: [
                 i
@@ -95,11 +117,57 @@ def test_the_mlflow_ui_shows_the_fid_curves_and_an_image_card(lab, tmp_path):
                 if "images%2Fsamples" in (i.get_attribute("src") or "")
                 and page.execute_script("return arguments[0].naturalWidth", i) > 0
             ],
-            60,
+            90,
             "a sample grid drawn in its card",
         )
-        assert image
-        page.save_screenshot(str(tmp_path / "mlflow-ui.png"))
+        assert image and "ablation:" not in text()  # no run parameters above the pictures
+
+        compared = Path(os.environ["LABKIT_RUNS"]) / "compare"  # compare's page: its first table, as people see it
+        page.get((compared / "demo.html").as_uri())
+        _picture(page, page.find_element(By.TAG_NAME, "table"), tmp_path, "table.png")
+        if PICTURES:
+            shutil.copy(compared / "demo-samples.png", ROOT / "docs" / "img" / "samples.png")
+
+        assert cli.main(["log", "add", "first look run:baseline-s0"]) == 0
+        assert cli.main(["log", "show"]) == 0
+        html = (Path(os.environ["LABKIT_RUNS"]) / "lablog.html").read_text()
+        run_link = re.search(r'<a class="run" href="([^"]+)"', html).group(1)
+        assert run_link.startswith(f"http://127.0.0.1:{port}/#/experiments/"), run_link
+        page.get(run_link.replace("&amp;", "&"))
+        _wait(lambda: "baseline-s0" in text() and "Overview" in text(), 60, "the run's page")
+
+
+@pytest.mark.slow
+def test_the_docs_site_builds_and_its_pages_show_their_pictures(tmp_path):
+    """mkdocs build --strict (no warning), then every page served and opened: each picture loaded."""
+    from selenium.webdriver.common.by import By
+
+    site = tmp_path / "site"
+    build = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "mkdocs"), "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert build.returncode == 0, build.stderr
+    pages = sorted(p.relative_to(site).parent.as_posix() for p in site.rglob("index.html") if "search" not in p.parts)
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(site)]
+    with (
+        open(tmp_path / "http.log", "w") as log,
+        serving(command, f"http://127.0.0.1:{port}/", log),
+        _chromium(tmp_path) as page,
+    ):
+        pictures = 0
+        for name in pages:
+            page.get(f"http://127.0.0.1:{port}/{'' if name == '.' else name + '/'}")
+            _wait(lambda: page.find_elements(By.TAG_NAME, "article"), 30, f"the page {name}")
+            for image in page.find_elements(By.CSS_SELECTOR, "article img"):
+                loaded = _wait(lambda i=image: page.execute_script("return arguments[0].complete", i), 10, "a picture")
+                assert loaded and page.execute_script("return arguments[0].naturalWidth", image) > 100, (name, image)
+                pictures += 1
+        assert len(pages) >= 20 and pictures >= 3
 
 
 @pytest.mark.slow

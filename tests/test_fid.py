@@ -1,5 +1,7 @@
 """FID is pytorch-fid's number; the weights are loaded the real way; the smoke backbone informs."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -41,7 +43,7 @@ def _patches(image, n, size, rng):
     return torch.stack(out)
 
 
-def test_missing_weights_stop_with_the_file_and_place(lab, monkeypatch):
+def test_missing_weights_stop_with_the_file_and_place(lab, monkeypatch, capsys):
     def offline(url, dest, timeout=30.0):
         raise OSError("network unreachable")
 
@@ -50,8 +52,10 @@ def test_missing_weights_stop_with_the_file_and_place(lab, monkeypatch):
         load_backbone("inception")
     message = str(err.value)
     assert "pt_inception-2015-12-05-6726825d.pth" in message and str(weights_path()) in message
-    with pytest.warns(UserWarning, match="FID BACKBONE FALLBACK: random-init"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said as output, once: no warning (a notebook draws one as an error)
         assert load_backbone("auto", dims=64).name == "random-init"
+    assert "FID BACKBONE FALLBACK: random-init" in capsys.readouterr().out
 
 
 def _write_pngs(folder, images):

@@ -252,3 +252,21 @@ def test_a_lab_set_up_without_make_gets_its_notebook_filter(tmp_path):
     nbformat.write(nb, notebook)
     assert gitclean.refresh(notebook) and git("status", "--porcelain").stdout == ""
     assert gitclean.ensure(repo) == []  # once is enough
+
+
+def test_figures_read_at_a_glance():
+    """A 32-px model's sample columns are enlarged in whole pixels until their titles fit; the FID
+    curves take a log axis only over a wide range."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from labkit import viz
+
+    grid = np.zeros((4 * 34, 5 * 34 - 2, 3), dtype=np.uint8)  # 5 columns of 32-px tiles, 2-px gaps
+    fig = viz.titled_figure(grid, ["photo", "real sketch", "baseline", "local_glad", "local_align"])
+    width, height = fig.canvas.get_width_height()
+    assert width >= 5 * viz.MIN_TILE_PX and width % grid.shape[1] == 0 and height > grid.shape[0]
+    narrow = viz.fid_curves({"a": [(1, 34.0), (2, 36.0)], "b": [(1, 38.0), (2, 41.0)]})
+    wide = viz.fid_curves({"a": [(1, 300.0), (2, 30.0)]})
+    assert narrow.axes[0].get_yscale() == "linear" and wide.axes[0].get_yscale() == "log"
+    plt.close("all")

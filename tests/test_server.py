@@ -148,7 +148,8 @@ def test_ablations_compare_and_the_lab_log_through_the_server(lab, tracking_serv
     assert cli.main(["log", "add", "base-s0 against glad-s0, tracked on the team server"]) == 0
     assert cli.main(["log", "show"]) == 0
     printed = capsys.readouterr().out
-    assert "| glad | GAN + 100·L1 + 100·glad |" in printed and "| baseline | GAN + 100·L1 |" in printed
+    table = (lab / "compare" / "team.md").read_text()
+    assert "| glad | GAN + 100·L1 + 100·glad |" in table and "| baseline | GAN + 100·L1 |" in table
     assert f"{url}/#/experiments/" in printed  # the log links the runs to the server's pages
     assert cli.main(["runs", "--all", "--experiment", "team"]) == 0
     listed = capsys.readouterr().out

@@ -520,7 +520,7 @@ def test_a_long_holder_command_keeps_its_start_and_its_end():
     assert lease.shortened("labkit ablate glad") == "labkit ablate glad"
 
 
-def test_a_notebook_run_again_by_hand_continues_the_run_of_its_parameters(lab, tmp_path):
+def test_a_notebook_run_again_by_hand_continues_the_run_of_its_parameters(lab, tmp_path, capsys):
     """Restart & Run All, or plain papermill with the values of an earlier `labkit ablate` run:
     the same parameters find their run instead of making `baseline-s0-2`; a run another process
     drives is refused, naming it."""
@@ -529,6 +529,7 @@ def test_a_notebook_run_again_by_hand_continues_the_run_of_its_parameters(lab, t
     _, first = track.start(dict(namespace))
     assert first.run_id == made
     first.end()
+    assert "run baseline-s0 FINISHED\n  http://" in capsys.readouterr().out  # the notebook's last cell says so
     _, again = track.start(dict(namespace))
     assert again.run_id == made and again.name == "baseline-s0"
     code = (

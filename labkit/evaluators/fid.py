@@ -24,8 +24,8 @@ def with_interval(metric: str, value: float, interval, subset: str = "") -> dict
 class TestFid(Evaluator):
     name = "fid"
 
-    def __init__(self, scorer):
-        self.scorer, self.fake, self.left_out = scorer, None, {}
+    def __init__(self, scorer, chosen: str = ""):
+        self.scorer, self.fake, self.left_out, self.chosen = scorer, None, {}, chosen
 
     @classmethod
     def build(cls, setting: Setting) -> TestFid:
@@ -41,12 +41,13 @@ class TestFid(Evaluator):
                 batch_size=cfg.fid_batch_size,
                 intervals=cfg.intervals,
                 names=[p.name for p in data.test.pairs],
-            )
+            ),
+            cfg.fid_backbone,
         )
 
     def setup(self, run) -> None:
         run.set_tags(self.scorer.provenance())
-        if not self.scorer.backbone.is_real:
+        if not self.scorer.backbone.is_real and self.chosen != "auto":  # auto's fallback said it already
             print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
 
     def reset(self) -> None:
