@@ -147,7 +147,7 @@ class Config:
 
     def recorded(self) -> tuple[dict, dict]:
         """(params, settings): what the run computes, as MLflow params (the ones that apply), and
-        where and how fast it computes, recorded as tags (labkit.keys.SETTING + name)."""
+        where and how fast it computes, recorded in one tag (labkit.keys.SETTINGS)."""
         kept = {k: v for k, v in self.to_dict().items() if k not in self.not_applying()}
         identity = self.identity()
         return {k: v for k, v in kept.items() if k in identity}, {k: v for k, v in kept.items() if k not in identity}

@@ -52,7 +52,7 @@ NOTE = "mlflow.note.content"  # the run's note in the UI (Markdown)
 QUEUED_SECONDS = "labkit.queued_seconds"  # how long its job waited in its batch before it ran
 STALLS, LAST_STALL = "labkit.stalls", "labkit.last_stall"  # restarts after a stall, and what the last was
 COMPARED = "labkit.compared"  # on a COMPARE run: the experiment it tabulates
-SETTING = "labkit.setting."  # + name: where or how fast the run computed (device, stall_minutes): not a param
+SETTINGS = "labkit.settings"  # where and how fast the run computed, `device=auto, nproc=1, ...`: not params
 
 # --- tags: sweeps (a parent run per sweep, its runs nested under it in the UI)
 SWEEP = "sweep"  # KIND of a sweep's parent run
@@ -71,7 +71,7 @@ GIT_DIRTY = "labkit.git.dirty"
 GIT_DIFF = "provenance/git_diff.patch"  # artifact: uncommitted changes the run ran with
 SEED = "labkit.seed"
 PYTHON = "labkit.python"
-VERSION = "labkit.version."  # + package: its installed version
+VERSIONS = "labkit.versions"  # the installed versions that matter, `labkit 0.1.0, torch 2.14.1, ...`
 DEVICE = "labkit.device"
 SPEED = "labkit.speed"  # how the run computed: precision, optimiser, compiled or eager
 DATA_FINGERPRINT = "labkit.data.fingerprint"

@@ -54,8 +54,9 @@ def _holder(run, beat: dict | None) -> str:
     if held is not None:
         return f"{held.describe()} (setting it up)"
     if beat and beat["host"] != socket.gethostname():
-        slow = run.data.tags.get(keys.SETTING + "stall_minutes_slow") or run.data.params.get("stall_minutes_slow", 60)
-        allowance = 60 * float(slow)  # (runs logged before settings were tags hold it as a param)
+        settings = dict(item.split("=", 1) for item in run.data.tags.get(keys.SETTINGS, "").split(", ") if "=" in item)
+        slow = settings.get("stall_minutes_slow") or run.data.params.get("stall_minutes_slow", 60)
+        allowance = 60 * float(slow)  # (runs logged before settings were a tag hold it as a param)
         if time.time() - beat["time"] < allowance:
             return f"pid {beat['pid']} on {beat['host']} (beating)"
     return ""

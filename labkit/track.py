@@ -490,7 +490,7 @@ def open_run(cfg: Config, run_id: str = "", notebook: str | None = None, reuse: 
     new = {k: v for k, v in params.items() if k not in logged}
     if new:
         c.log_batch(run.run_id, params=[Param(k, str(v)) for k, v in new.items()])
-    run.set_tags({keys.SETTING + k: v for k, v in settings.items()})  # a resume may change them
+    run.set_tags({keys.SETTINGS: ", ".join(f"{k}={v}" for k, v in settings.items())})  # a resume may change them
     git = git_state(project_root())
     run.set_tags(
         {
@@ -500,7 +500,7 @@ def open_run(cfg: Config, run_id: str = "", notebook: str | None = None, reuse: 
             keys.GIT_DIRTY: git["dirty"],
             keys.SEED: cfg.seed,
             keys.PYTHON: platform.python_version(),
-            **{keys.VERSION + k: v for k, v in package_versions().items()},
+            keys.VERSIONS: ", ".join(f"{k} {v}" for k, v in package_versions().items()),
         }
     )
     if git["dirty"]:

@@ -43,7 +43,8 @@ def test_fit_tracks_losses_fid_samples_and_provenance(lab, tiny_cfg):
     assert tags["fid.backbone"] == "random-init" and tags["fid.dims"] == "64" and tags["fid.n_real"] == "6"
     assert len(tags["fid.weights_sha256"]) == 64 and tags["fid.library"] == "pytorch-fid 0.3.0"
     assert tags["labkit.data.fingerprint"] and tags["labkit.device"].startswith("cpu")
-    assert "mlflow.source.git.commit" in tags and "labkit.version.torch" in tags
+    assert "mlflow.source.git.commit" in tags and "torch 2." in tags["labkit.versions"]
+    assert "device=" in tags["labkit.settings"] and "lambda_l1" not in tags["labkit.settings"]
     images = [a.path for a in run.client.list_artifacts(run.run_id, "images")]
     assert any("samples" in p for p in images) and any("error_heatmap" in p for p in images)
     # grid: 2 test faces x (photo | real | generated), 32 px tiles with 2 px gaps
