@@ -729,14 +729,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _raised_from(exc: Exception, module: str, name: str) -> bool:
+    """Whether exc is labkit's `module.name`: looked up where it was raised (its module is loaded
+    then), so that a command does not import numpy or MLflow only to name its errors."""
+    loaded = sys.modules.get(f"labkit.{module}")
+    return loaded is not None and isinstance(exc, getattr(loaded, name))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     args.argv = argv[1:]
-    from .data.images import DataError
-    from .lablog import LabLogError
     from .registry import NotRegistered
-    from .weights import WeightsUnavailable
 
     try:
         return args.func(args)
@@ -746,17 +750,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("labkit: interrupted", file=sys.stderr)
         return 130
-    except LabLogError as exc:
-        print(f"labkit log: {exc}", file=sys.stderr)
-        return 2
-    except (DataError, WeightsUnavailable, FileNotFoundError) as exc:
-        print(f"labkit: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a damaged store or a refused login: named with the fix, not a traceback
+    except Exception as exc:
+        if _raised_from(exc, "lablog.entries", "LabLogError"):
+            print(f"labkit log: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, FileNotFoundError) or any(
+            _raised_from(exc, module, name)
+            for module, name in (("data.images", "DataError"), ("weights", "WeightsUnavailable"))
+        ):
+            print(f"labkit: {exc}", file=sys.stderr)
+            return 2
+        # a damaged store or a refused login: named with the fix, not a traceback
         from .store import damaged
-        from .track import login_refused
 
-        problem = login_refused(exc) or damaged()
+        track = sys.modules.get("labkit.track")  # a refused login comes from MLflow, through track
+        problem = (track.login_refused(exc) if track else None) or damaged()
         if problem is None:
             raise
         print(f"labkit: {problem}", file=sys.stderr)

@@ -185,6 +185,22 @@ def read_runs(path: Path, experiments: list[str] | None = None, running_only: bo
     ]
 
 
+NOTE_LIMIT = 8000  # characters a tag's value holds in MLflow's store (its `tags.value` column)
+
+
+def set_note(path: Path, run_id: str, key: str, text: str) -> None:
+    """A run's note tag written into a SQLite store's file, as MLflow writes a tag (one row of
+    `tags`), without the seconds MLflow takes to import; a store another process holds locked is
+    waited for as every write waits (LABKIT_STORE_WAIT_MINUTES)."""
+    wait = 60 * float(os.environ.get("LABKIT_STORE_WAIT_MINUTES", "10"))
+    with contextlib.closing(sqlite3.connect(path, timeout=wait)) as db, db:
+        db.execute(
+            "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
+            "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",
+            (key, text[:NOTE_LIMIT], run_id),
+        )
+
+
 def find_reference(ref: str, runs: list, by: float | None = None) -> object | None:
     """The run a short reference means, newest first: a run name (`glad-s0`), a params file's
     stem (`glad`: its newest run), or six or more leading characters of a run id. With `by` (a time,

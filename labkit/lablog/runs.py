@@ -153,9 +153,13 @@ def sync_notes(entry: Entry, resolver: Resolver | None = None) -> list[str]:
     targets = _run_ids("\n".join([entry.preamble, entry.body()]), resolver, entry.date)
     if not targets:
         return []
-    entries = all_entries()
+    entries, path = all_entries(), store.store_path()
     for run_id in targets:
-        resolver.client.set_tag(run_id, keys.NOTE, "**Lab log**\n\n" + "\n".join(mentions(run_id, entries, resolver)))
+        note = "**Lab log**\n\n" + "\n".join(mentions(run_id, entries, resolver))
+        if path is not None:  # a SQLite store: written in a blink, not after MLflow's import
+            store.set_note(path, run_id, keys.NOTE, note)
+        else:
+            resolver.client.set_tag(run_id, keys.NOTE, note)
     return sorted(targets)
 
 
