@@ -214,19 +214,13 @@ def cmd_compare(args) -> int:
     from . import track
 
     track.existing_experiment(track.client(create=False), args.experiment)  # and before the plotting imports
-    from .compare import compare, to_terminal
+    from .compare import compare, for_terminal
 
-    text, t, files = compare(
-        args.experiment,
-        out_dir=args.out,
-        log=not args.no_mlflow,
-        by=args.by or [],
-        sweep=args.sweep or "",
-        mixed=args.mixed,
+    by = args.by or []
+    result = compare(
+        args.experiment, out_dir=args.out, log=not args.no_mlflow, by=by, sweep=args.sweep or "", mixed=args.mixed
     )
-    print(
-        to_terminal(t, args.experiment, t.attrs["left_out"], files, t.attrs["logged"], args.by or ()) if files else text
-    )
+    print(for_terminal(result, args.experiment, by))
     return 0
 
 
@@ -234,7 +228,7 @@ def cmd_demo(args) -> int:
     from . import demo
 
     jobs = demo.plan_all(args.set or [])  # refused before the heavy imports
-    from .compare import compare, to_terminal
+    from .compare import compare, for_terminal
     from .config import all_ablations
     from .console import banner
     from .jobs import summary
@@ -263,8 +257,7 @@ def cmd_demo(args) -> int:
     not_run = sorted(set(all_ablations()) - {o.job.cfg.ablation for o in outcomes})
     if not_run:
         print(f"not run (the decoder they need did not finish): {', '.join(not_run)}\n")
-    text, t, files = compare(demo.FACES)
-    print(to_terminal(t, demo.FACES, t.attrs["left_out"], files, t.attrs["logged"]) if files else text)
+    print(for_terminal(compare(demo.FACES), demo.FACES))
     phases.end("table")
     _record(outcomes, "labkit demo")
     phases.end("lab log")

@@ -531,6 +531,12 @@ def _columns(rows: list[list[str]]) -> list[str]:
 TERMINAL = ["", "seeds", "FID (last)", "95%", "mean", "best", "KID", "N", "Δ vs baseline [95%]", "verdict"]
 
 
+def for_terminal(result: tuple[str, pd.DataFrame, list[Path]], experiment: str, by=()) -> str:
+    """What compare() returned, for a terminal: its table (to_terminal), or what it said instead."""
+    text, t, files = result
+    return to_terminal(t, experiment, t.attrs["left_out"], files, t.attrs["logged"], by) if files else text
+
+
 def to_terminal(
     t: pd.DataFrame, experiment: str, left_out: list[str], files: list[Path], logged: str = "", by=()
 ) -> str:

@@ -86,12 +86,12 @@ class Sweep:
     def finish(self, outcomes: list) -> str:
         """Record the sweep's table and figures on the parent and end it: FINISHED when every
         run finished, else FAILED naming the others. Returns the table, for a terminal."""
-        from .compare import compare, to_terminal
+        from .compare import compare, for_terminal
 
         members = sorted({o.run_id for o in outcomes if o.run_id})
         self.run.log_text(json.dumps(members, indent=1), keys.SWEEP_RUNS)
         try:
-            text, table, files = compare(
+            result = compare(
                 self.experiment,
                 by=self.factors,
                 sweep=self.run.name,
@@ -99,11 +99,9 @@ class Sweep:
                 log=False,
                 out_dir=runs_dir() / "compare" / f"sweep-{self.run.run_id[:8]}",
             )
-            for path in files:
+            for path in result[2]:
                 self.run.client.log_artifact(self.run.run_id, str(path), keys.SWEEP_FILES)
-            if files:
-                where = f"{self.experiment}, sweep {self.run.name}"
-                text = to_terminal(table, where, table.attrs["left_out"], files, by=self.factors)
+            text = for_terminal(result, f"{self.experiment}, sweep {self.run.name}", self.factors)
         except ParamError as exc:
             text = f"no table: {exc}"
         bad = [o for o in outcomes if not o.status.done]
