@@ -23,10 +23,10 @@ def _type_name(field) -> str:
     return field.type if isinstance(field.type, str) else field.type.__name__
 
 
-def _allowed(field) -> str:
+def _allowed(field, markdown: bool = True) -> str:
     rule = field.metadata
     if rule.get("choices"):
-        return " \\| ".join(f"`{c}`" for c in rule["choices"])
+        return (" \\| " if markdown else " | ").join(f"`{c}`" if markdown else str(c) for c in rule["choices"])
     if rule.get("at_least") is not None:
         return f"≥ {rule['at_least']}"
     if rule.get("above") is not None:
@@ -34,7 +34,9 @@ def _allowed(field) -> str:
     return "not empty" if rule.get("required") else ""
 
 
-def parameter_rows(schema, notebook_values: dict | None = None) -> list[tuple[str, str, str, str, str]]:
+def parameter_rows(
+    schema, notebook_values: dict | None = None, markdown: bool = True
+) -> list[tuple[str, str, str, str, str]]:
     """(name, default, type, allowed, help) per parameter of a schema; where a notebook's
     parameters cell sets one, its default is the notebook's (the schema's is said beside it)."""
     rows = []
@@ -47,28 +49,34 @@ def parameter_rows(schema, notebook_values: dict | None = None) -> list[tuple[st
             help_ = "; ".join(
                 filter(None, (help_, "where or how fast the run computes, not what (not in its identity)"))
             )
-        rows.append((field.name, default, _type_name(field), _allowed(field), help_))
+        rows.append((field.name, default, _type_name(field), _allowed(field, markdown), help_))
     return rows
 
 
 def parameters_text(ablation: str) -> str:
-    """What `labkit params ABLATION` prints: each parameter with its default there, type, bounds, help."""
+    """What `labkit params ABLATION` prints: each parameter with its default there, type, bounds,
+    help; those its objective or variant does not read as it stands come last, apart."""
     from .config import schema_for
     from .plan import notebook_defaults, notebook_path
 
     schema = schema_for(ablation)
-    rows = parameter_rows(schema, notebook_defaults(notebook_path(ablation), schema))
+    own = notebook_defaults(notebook_path(ablation), schema)
+    idle = schema.from_values(own, f"notebooks/{ablation}.ipynb").not_applying()
+    rows = parameter_rows(schema, own, markdown=False)
     width = max(len(name) for name, *_ in rows)
-    lines = [
-        f"{ablation} ({schema.lab}): set any of these in a params file, with --set NAME=VALUE or papermill -p",
-        "",
-    ]
-    for name, default, type_name, allowed, help_ in rows:
-        bounds = f", {allowed.replace(chr(92), '').replace('`', '')}" if allowed else ""
-        lines.append(f"  {name:<{width}}  {default}  [{type_name}{bounds}]")
-        if help_:
-            lines.append(f"  {'':<{width}}  {help_.strip()}")
-    return "\n".join(lines)
+    lines = [f"{ablation} ({schema.lab}): set any of these in a params file, with --set NAME=VALUE or papermill -p"]
+    for title, group in (
+        ("", [r for r in rows if r[0] not in idle]),
+        (
+            "not read by this ablation as it stands (another loss term's, another variant's):",
+            [r for r in rows if r[0] in idle],
+        ),
+    ):
+        lines += ["", *([title] if title and group else [])]
+        for name, default, type_name, allowed, help_ in group:
+            lines.append(f"  {name:<{width}}  {default}  [{type_name}{', ' + allowed if allowed else ''}]")
+            lines += [f"  {'':<{width}}  {help_.strip()}"] if help_ else []
+    return "\n".join(lines).rstrip()
 
 
 def parameters_markdown() -> str:
