@@ -6,6 +6,7 @@ plugin."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -160,11 +161,13 @@ def test_a_term_a_metric_and_an_executor_registered_from_outside_run_end_to_end(
         [sys.executable, "-m", "labkit.cli", "compare", "--experiment", "ext"], env=env, capture_output=True, text=True
     )
     assert table.returncode == 0, table.stdout + table.stderr
-    assert "| tv | GAN + 100·L1 + 1·TV | 3 (0, 1, 2) |" in table.stdout
+    assert re.search(r"^tv +3 +\d+\.\d\d ± ", table.stdout, re.MULTILINE), table.stdout  # the terminal's table
+    written = (lab / "compare" / "ext.md").read_text()  # and as written, with the objective and the metric
+    assert "| tv | GAN + 100·L1 + 1·TV | 3 (0, 1, 2) |" in written
 
     # the metric: logged at every evaluation of every run, and its column in the table
     for run in runs.values():
         ink = [v for _, v in track.Run(c, run.info.run_id).metric_history("ink")]
         assert len(ink) == 2 and all(0 <= v <= 1 for v in ink), run.info.run_name
     mean = sum(runs[f"tv-s{seed}"].data.metrics["ink"] for seed in (0, 1, 2)) / 3
-    assert "## Ink\n\nThe share of" in table.stdout and f"| tv | {mean:.3f} |" in table.stdout
+    assert "## Ink\n\nThe share of" in written and f"| tv | {mean:.3f} |" in written
