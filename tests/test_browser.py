@@ -122,11 +122,12 @@ def test_the_links_labkit_prints_open_the_training_view_with_fid(lab, tmp_path, 
         )
         assert image and "ablation:" not in text()  # no run parameters above the pictures
 
-        compared = Path(os.environ["LABKIT_RUNS"]) / "compare"  # compare's page: its first table, as people see it
-        page.get((compared / "demo.html").as_uri())
+        compared = Path(os.environ["LABKIT_RUNS"]) / "compare"  # compare's page as people see it: its first
+        page.get((compared / "demo.html").as_uri())  # table, and its side-by-side samples
         _picture(page, page.find_element(By.TAG_NAME, "table"), tmp_path, "table.png")
-        if PICTURES:
-            shutil.copy(compared / "demo-samples.png", ROOT / "docs" / "img" / "samples.png")
+        grid = page.find_element(By.CSS_SELECTOR, "img[alt^='photo | real sketch | each ablation']")
+        page.execute_script("arguments[0].scrollIntoView()", grid)
+        _picture(page, grid, tmp_path, "samples.png")
 
         assert cli.main(["log", "add", "first look run:baseline-s0"]) == 0
         assert cli.main(["log", "show"]) == 0
