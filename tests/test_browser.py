@@ -94,7 +94,8 @@ def test_the_links_labkit_prints_open_the_training_view_with_fid(lab, tmp_path, 
     command = [sys.executable, "-m", "labkit.cli", "ui", "--port", str(port)]
     with (
         open(tmp_path / "ui.log", "w") as log,
-        serving(command, f"http://127.0.0.1:{port}/health", log),
+        # a first start in a fresh environment compiles MLflow's modules: 2 minutes beside a busy suite
+        serving(command, f"http://127.0.0.1:{port}/health", log, timeout=300),
         _chromium(tmp_path, width=1900) as page,
     ):
         link = _wait(lambda: re.findall(r"^open (http\S+)", (tmp_path / "ui.log").read_text(), re.M), 30, "the link")[0]
