@@ -44,7 +44,7 @@ def run_all(
             live.add(job.cfg.run_key() for job in more)
         return more
 
-    batch = Batch(fresh, False, workers, address, live.echo if live else echo, follow, then is not None, time.time())
+    batch = Batch(fresh, workers, address, live.echo if live else echo, follow, then is not None, time.time())
     try:
         return _run(runner, jobs, batch)
     finally:

@@ -13,7 +13,6 @@ class Batch:
     """How a batch runs, as the command asked: what every executor is handed with its jobs."""
 
     fresh: bool = False  # run again even what finished before
-    progress: bool = True  # papermill's cell counter (one job at a time only; the live lines replace it)
     workers: int = 1  # jobs at a time on this machine
     address: str = ""  # a cluster's head, HOST:PORT (empty: this machine)
     echo: Callable = print  # where a line about the batch goes

@@ -50,7 +50,8 @@ def _one_at_a_time(queue: list[Job], batch: Batch, done: int) -> list[Outcome]:
             f"[{done + len(outcomes) + 1}/{done + len(outcomes) + len(queue) + 1}] {job.label}: "
             f"{job.notebook.name} (seed {job.cfg.seed})"
         )
-        outcomes.append(drive(job, batch.fresh, batch.progress, queued_since=batch.started))
+        # papermill's cell counter stays off: the live lines say more (labkit.live)
+        outcomes.append(drive(job, batch.fresh, progress=False, queued_since=batch.started))
         queue += batch.follow(outcomes[-1])  # first: the live lines drop the run before its outcome is said
         batch.echo(describe(outcomes[-1]))
     return outcomes
