@@ -98,7 +98,9 @@ class LiveLines:
             run_id = path.name[: -len(".beat")]
             if run_id in self._ended:
                 continue
-            try:
+            try:  # (beat files stay after their runs: an old one is not read, every second)
+                if path.stat().st_mtime < self.since:
+                    continue
                 beat = lease.Beat(**json.loads(path.read_text()))
             except (OSError, ValueError, TypeError):
                 continue

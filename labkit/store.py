@@ -185,6 +185,11 @@ def read_runs(path: Path, experiments: list[str] | None = None, running_only: bo
     ]
 
 
+def store_wait_minutes() -> float:
+    """How long a write waits for a store another process holds locked (LABKIT_STORE_WAIT_MINUTES)."""
+    return float(os.environ.get("LABKIT_STORE_WAIT_MINUTES", "10"))
+
+
 NOTE_LIMIT = 8000  # characters a tag's value holds in MLflow's store (its `tags.value` column)
 
 
@@ -192,8 +197,7 @@ def set_note(path: Path, run_id: str, key: str, text: str) -> None:
     """A run's note tag written into a SQLite store's file, as MLflow writes a tag (one row of
     `tags`), without the seconds MLflow takes to import; a store another process holds locked is
     waited for as every write waits (LABKIT_STORE_WAIT_MINUTES)."""
-    wait = 60 * float(os.environ.get("LABKIT_STORE_WAIT_MINUTES", "10"))
-    with contextlib.closing(sqlite3.connect(path, timeout=wait)) as db, db:
+    with contextlib.closing(sqlite3.connect(path, timeout=60 * store_wait_minutes())) as db, db:
         db.execute(
             "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?) "
             "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value",

@@ -35,7 +35,7 @@ from .keys import Status
 from .links import RUNS_VIEW, experiment_url, run_url, ui_url  # noqa: F401 (their home: labkit.links)
 from .paths import default_tracking_uri, project_root, runs_dir, tracking_uri
 from .provenance import git_state, package_versions
-from .store import find_reference  # noqa: F401 (its home: labkit.store)
+from .store import find_reference, store_wait_minutes  # noqa: F401 (their home: labkit.store)
 
 # MLflow's own INFO lines ("Creating initial MLflow database tables", "Started monitoring system
 # metrics") would fill every notebook with red boxes; its warnings still show
@@ -43,11 +43,6 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 _READY: set[str] = set()
-
-
-def store_wait_minutes() -> float:
-    """How long a write waits for a store another process holds locked (LABKIT_STORE_WAIT_MINUTES)."""
-    return float(os.environ.get("LABKIT_STORE_WAIT_MINUTES", "10"))
 
 
 def _locked(exc: Exception) -> bool:
