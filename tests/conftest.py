@@ -3,11 +3,13 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+import ray_heads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +22,19 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(1)
+    elif getattr(config.option, "numprocesses", None):
+        # the controller: the test processes it starts inherit where its Ray head will be written
+        os.environ[ray_heads.ADDRESS_FILE] = str(Path(tempfile.mkdtemp(prefix="ray-head-")) / "address")
+
+
+_session_ray_head = []  # (process, folder) of the head the controller started, if any
+
+
+def pytest_unconfigure(config):
+    for head, folder in _session_ray_head:
+        ray_heads.stop(head, folder)
+    if os.environ.get(ray_heads.ADDRESS_FILE) and not os.environ.get("PYTEST_XDIST_WORKER"):
+        shutil.rmtree(Path(os.environ[ray_heads.ADDRESS_FILE]).parent, ignore_errors=True)
 
 
 # Modules whose tests share a costly module-scoped service (PostgreSQL and a tracking server, a
@@ -39,6 +54,20 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return module if Path(module).name in IN_ONE_PROCESS else nodeid
+
+        def schedule(self) -> None:
+            """Before the first test runs, a Ray head when any test collected uses one (ray_head)."""
+            if self.collection is None and not _session_ray_head:
+                collected = next(iter(self.registered_collections.values()), [])
+                if any(ray_heads.USERS in nodeid for nodeid in collected):
+                    try:
+                        address, head, folder = ray_heads.start(free_port)
+                    except RuntimeError as e:  # the module's fixture tries again, and fails with this
+                        self.log(str(e))
+                    else:
+                        _session_ray_head.append((head, folder))
+                        Path(os.environ[ray_heads.ADDRESS_FILE]).write_text(address)
+            super().schedule()
 
     return OneProcessPerModuleNamed(config, log)
 

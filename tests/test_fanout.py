@@ -2,13 +2,8 @@
 executed on its workers and tracked as on this machine, one that fails kept apart, and a worker
 lost mid-run whose run is swept and then resumed."""
 
-import contextlib
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,6 +11,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+import ray_heads
 import yaml
 from conftest import TINY, free_port, wait_for_step
 
@@ -25,76 +21,22 @@ from labkit.data import write_synthetic_set
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]' (make test installs it)")
 
 
-def _ahead_of_the_tests() -> None:
-    """Ray gives its raylet a fixed 30 s to register with the head, which four test workers on
-    two cores can starve it of: the head's processes are scheduled ahead of them where the user
-    may raise a priority (root, as in CI), and as they were elsewhere."""
-    with contextlib.suppress(PermissionError):
-        os.nice(-10)
-
-
-def _start_head(port: int, folder: Path) -> subprocess.Popen | None:
-    """A Ray head on PORT, or None when it failed to come up (its processes ended)."""
-    log = folder / "head.log"
-    with open(log, "w") as out:
-        head = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "ray"),
-                "start",
-                "--head",
-                "--block",
-                f"--port={port}",
-                "--num-cpus=2",
-                "--num-gpus=0",
-                "--include-dashboard=false",
-                "--disable-usage-stats",
-                f"--temp-dir={folder}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_ahead_of_the_tests,
-        )
-    deadline = time.time() + 120
-    while "Ray runtime started" not in log.read_text():
-        if head.poll() is not None or time.time() > deadline:
-            _stop(head)
-            return None
-        time.sleep(0.5)
-    return head
-
-
-def _stop(head: subprocess.Popen) -> None:
-    """The head's processes ended: Ray's orderly stop takes half a minute, the test's cluster holds
-    nothing worth it, so whatever is left after a few seconds is killed."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(head.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            head.wait(timeout=5)
-        os.killpg(head.pid, signal.SIGKILL)
-    head.wait()
-
-
 @pytest.fixture(scope="module")
 def ray_head():
-    """HOST:PORT of a Ray head of its own (its processes in one process group, ended after).
-
-    Ray gives its raylet a fixed 30 s to register; on a loaded two-core machine that can pass, so a
-    head that failed to come up is tried again on a fresh port and folder."""
-    for _ in range(3):
-        port, folder = free_port(), Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths must fit
-        head = _start_head(port, folder)
-        if head is not None:
-            break
-        log = (folder / "head.log").read_text()
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        pytest.fail(f"the Ray head did not come up in 3 tries; the last said:\n{log}")
+    """HOST:PORT of a Ray head: the one the xdist controller started for the session, else one of
+    this module's own (tests/ray_heads.py says why)."""
+    written = os.environ.get(ray_heads.ADDRESS_FILE)
+    if written and Path(written).exists():
+        yield Path(written).read_text()
+        return
     try:
-        yield f"127.0.0.1:{port}"
+        address, head, folder = ray_heads.start(free_port)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    try:
+        yield address
     finally:
-        _stop(head)
-        shutil.rmtree(folder, ignore_errors=True)
+        ray_heads.stop(head, folder)
 
 
 def _params(folder: Path, name: str, **fields) -> Path:
@@ -104,7 +46,7 @@ def _params(folder: Path, name: str, **fields) -> Path:
 
 
 @pytest.mark.slow
-def test_jobs_run_as_ray_tasks_and_a_failing_one_stays_apart(lab, ray_head, tmp_path, capsys):
+def test_on_ray_jobs_run_as_tasks_and_a_failing_one_stays_apart(lab, ray_head, tmp_path, capsys):
     # faces that pass every check before the run, and too few to hold out: it fails inside the notebook
     faces = write_synthetic_set(tmp_path / "too-few-to-hold-out", count=8, progress=False)
     files = [_params(tmp_path, "tiny"), _params(tmp_path, "broken", data_root=str(faces), val_fraction=0.05)]
@@ -140,7 +82,7 @@ def test_a_cluster_that_does_not_answer_is_refused_at_once(bare_lab, tmp_path, c
 
 
 @pytest.mark.slow
-def test_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tmp_path, capsys):
+def test_on_ray_a_lost_worker_leaves_a_run_that_is_swept_then_resumed(lab, ray_head, tmp_path, capsys):
     """The worker driving a run is killed mid-epoch: the job fails on its own, the notebook's kernel
     ends with its worker, and the same command again sweeps the dead run and resumes it."""
     params = _params(
