@@ -122,20 +122,33 @@ def _settings(row: pd.Series) -> dict[str, str]:
     }
 
 
-def _measurement(row: pd.Series) -> tuple[str, int, str]:
-    """What an FID was measured with: the backbone, N and which test faces (their names' digest,
-    or for runs that predate it, the data's fingerprint)."""
+MEASUREMENT = ["backbone", "n_real", "faces", "generation"]  # the table's columns that say how FID was measured
+# how runs logged before these tags generated and measured their sketches
+EARLIER_GENERATION = {keys.FID_INFERENCE: "eval", keys.FID_REGION: "canvas"}
+
+
+def _measurement(row: pd.Series) -> tuple[str, int, str, str]:
+    """What an FID was measured with: the backbone, N, which test faces (their names' digest, or
+    for runs that predate it, the data's fingerprint) and how the sketches were generated and cut
+    (inference mode, region)."""
     faces = row.get(_tag(keys.FID_FACES))
     return (
         row[_tag(keys.FID_BACKBONE)],
         int(row[_tag(keys.FID_N_REAL)]),
         faces if isinstance(faces, str) and faces else row.get(_tag(keys.DATA_FINGERPRINT), ""),
+        _generation(row),
     )
 
 
+def _generation(row: pd.Series) -> str:
+    """'train mode, canvas': the inference mode the sketches were generated in and what FID saw."""
+    tag = lambda key: row.get(_tag(key)) if isinstance(row.get(_tag(key)), str) else EARLIER_GENERATION[key]  # noqa: E731
+    return f"{tag(keys.FID_INFERENCE)} mode, {tag(keys.FID_REGION)}"
+
+
 def _describe(measurement: tuple) -> str:
-    backbone, n, faces = measurement
-    return f"{backbone} backbone, N = {n} test faces ({faces})"
+    backbone, n, faces, generation = measurement
+    return f"{backbone} backbone, N = {n} test faces ({faces}), sketches generated in {generation}"
 
 
 def check_measurements(done: pd.DataFrame, mixed: bool) -> None:
@@ -146,8 +159,8 @@ def check_measurements(done: pd.DataFrame, mixed: bool) -> None:
         listing = "\n  ".join(f"{count} run(s): {_describe(m)}" for m, count in found.items())
         raise ParamError(
             f"these runs' FIDs were measured differently:\n  {listing}\nFIDs from different backbones, "
-            "test sets or N do not compare (FID is biased by N). Compare one experiment (or sweep) of "
-            "one measurement, or pass --mixed to show each measurement in its own block."
+            "test sets, N, inference modes or regions do not compare (FID is biased by N). Compare one "
+            "experiment (or sweep) of one measurement, or pass --mixed to show each measurement in its own block."
         )
 
 
@@ -255,9 +268,7 @@ def _against_baseline(out: pd.DataFrame, tables: list, baseline: str) -> None:
         candidates = [
             j
             for j, other in out.iterrows()
-            if other["ablation"] == baseline
-            and (other["backbone"], other["n_real"], other["faces"], other["data"])
-            == (row["backbone"], row["n_real"], row["faces"], row["data"])
+            if other["ablation"] == baseline and all(other[k] == row[k] for k in (*MEASUREMENT, "data"))
         ]
         if not candidates or row["ablation"] == baseline:
             continue
@@ -317,6 +328,7 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
             backbone=measurement[0],
             n_real=measurement[1],
             faces=measurement[2],
+            generation=measurement[3],
             ablation=ablation,
             setting=_setting(ablation, varied),
             varied=varied,
@@ -340,7 +352,7 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
     order = out["ablation"].map(lambda a: a != baseline)
     return (
         out.assign(_order=order)
-        .sort_values(["backbone", "n_real", "_order", "setting"], kind="stable")
+        .sort_values(["backbone", "n_real", "generation", "_order", "setting"], kind="stable")
         .drop(columns="_order")
         .reset_index(drop=True)
     )
@@ -496,10 +508,10 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
     if (t["backbone"] != "inception").any():
         lines += ["```", SMOKE_BANNER, "```", ""]
     lines += [LEGEND, ""]
-    blocks = list(t.groupby(["backbone", "n_real", "faces"], sort=False))
-    for (backbone, n, _), block in blocks:
+    blocks = list(t.groupby(MEASUREMENT, sort=False))
+    for (backbone, n, _, generation), block in blocks:
         title = "Inception" if backbone == "inception" else f"{backbone} backbone: smoke numbers"
-        lines += [f"## {title}" + (f", N = {n}" if len(blocks) > 1 else ""), ""]
+        lines += [f"## {title}" + (f", N = {n}, {generation}" if len(blocks) > 1 else ""), ""]
         lines += _table(HEADER, [_main_cells(r) for _, r in block.iterrows()])
         lines += _detectable(block)
         if block["interval"].str.endswith(OLDER).any():
@@ -546,10 +558,10 @@ def to_terminal(
     lines = [f"FID table, experiment '{experiment}' (lower is better; ± std over seeds)", ""]
     if (t["backbone"] != "inception").any():
         lines += [SMOKE_BANNER, ""]
-    blocks = list(t.groupby(["backbone", "n_real", "faces"], sort=False))
-    for (backbone, n, _), block in blocks:
+    blocks = list(t.groupby(MEASUREMENT, sort=False))
+    for (backbone, n, _, generation), block in blocks:
         if len(blocks) > 1:
-            lines += [f"{'Inception' if backbone == 'inception' else 'smoke numbers'}, N = {n}:"]
+            lines += [f"{'Inception' if backbone == 'inception' else 'smoke numbers'}, N = {n}, {generation}:"]
         cells = [_main_cells(r) for _, r in block.iterrows()]
         rows = [[c[0], c[2].split(" ")[0], *c[3:]] for c in cells]
         lines += _columns([TERMINAL, *rows]) + [""]

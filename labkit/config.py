@@ -257,11 +257,22 @@ class SketchFields(Config):
     image_size: int = knob(64, "network size; 256 is the paper setting", at_least=32)
     sketch_channels: int = knob(1, "1 or 3 (FID always sees three)", choices=(1, 3))
     skip_bad_files: bool = knob(False, "list and leave out unreadable or unpaired files")
+    crop_jitter: bool = knob(
+        True,
+        "pad each training face by 30/256 of its size and crop it back at random (pix2pix's 286 -> 256); "
+        "false: no crop jitter, as APDrawingGAN trains its local networks (flips either way)",
+    )
     # model
     ngf: int = knob(32, "generator width (64 in the paper setting)", at_least=1)
     ndf: int = knob(32, "discriminator width (64 in the paper setting)", at_least=1)
     dropout: bool = knob(
         True, "dropout 0.5 in the generators, as pix2pix and APDrawingGAN (false: upstream's --no_dropout)"
+    )
+    init_from: str = knob(
+        "",
+        "weights to start from, as APDrawingGAN fine-tunes its pre-training: a run (name or id), a labkit "
+        "checkpoint (model.pt), pix2pix's or APDrawingGAN's <epoch>_net_<name>.pth (the networks saved beside it "
+        "too), <epoch>_net_gen.pt, or a folder of latest_net_*.pth; empty: initialised afresh",
     )
     # optimisation (pix2pix defaults)
     batch_size: int = knob(4, "faces per step, over all processes (nproc)", at_least=1)
@@ -292,12 +303,28 @@ class SketchFields(Config):
         True, "95% jackknife intervals of FID and KID over the test faces, at every evaluation", computes=False
     )
     log_every: int = knob(10, "iterations between loss logs", at_least=1)
+    inference: str = knob(
+        "train",
+        "how the test sketches are generated for FID and the grids: train, as pix2pix's and APDrawingGAN's "
+        "test.py (each face alone, BatchNorm on its own statistics, dropout on, seeded by seed) | eval "
+        "(running statistics, no dropout, fid_batch_size faces at a time)",
+        choices=("train", "eval"),
+    )
+    fid_region: str = knob(
+        "canvas",
+        "what FID sees of each sketch: canvas (the padded image_size square, as pix2pix's test.py saves it) | "
+        "face (the face's own rectangle on it, the data's size at 256)",
+        choices=("canvas", "face"),
+    )
     fid_backbone: str = knob(
         "auto", "inception when its weights are there, else random-init", choices=("inception", "random-init", "auto")
     )
     fid_dims: int = knob(2048, choices=(64, 192, 768, 2048))
     fid_batch_size: int = knob(
-        64, "faces generated and measured at a time in an evaluation", at_least=1, computes=False
+        64,
+        "faces measured (and with inference eval, generated) at a time in an evaluation",
+        at_least=1,
+        computes=False,
     )
     grid_samples: int = knob(4, "test faces in the sample grids", at_least=1)
     # long runs: checkpoints within an epoch, and when to call a run diverged
@@ -372,6 +399,15 @@ class SketchFields(Config):
 
     def check_inputs(self) -> list[str]:
         problems = super().check_inputs() + (self._data_problems() if self.data_root else [])
+        if self.init_from:
+            from .train.init_from import looks_like_a_path, where
+
+            if looks_like_a_path(self.init_from) and not where(self.init_from).exists():
+                problems.append(
+                    f"init_from={self.init_from!r}: no such file or folder (here or in {project_root()}); put the "
+                    "checkpoint there (APDrawingGAN's pre-training: the latest_net_*.pth of its Model2 download), or "
+                    "set init_from to where it is"
+                )
         if self.nproc > 1:
             from .train.distributed import check_devices
 

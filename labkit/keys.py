@@ -83,6 +83,10 @@ FID_N_REAL = "fid.n_real"
 FID_COMPARABLE = "fid.comparable"
 FID_FACES = "fid.faces"  # digest of the test faces' names in order: same digest, same faces left out
 FID_INTERVAL = "fid.interval"  # how the intervals were made: jackknife (runs before it: fid.bootstrap_resamples)
+INIT_FROM = "labkit.init_from"  # the weights a run started from (init_from): networks, file(s), digest
+FID_INFERENCE = "fid.inference"  # train (as upstream's test.py) or eval: how the sketches were generated
+FID_REGION = "fid.region"  # canvas (the padded square) or face (the face's rectangle on it)
+FID_QUANTIZE = "fid.quantize"  # how a generated sketch became uint8: round
 FID_BEST_SELECTED_ON = "fid.best_selected_on"  # "test" (optimistic) or "validation"
 VGG_WEIGHTS = "style.vgg_weights"
 

@@ -44,15 +44,29 @@ def glad(
 
     components:  1/4 * sum_d mean_p rho(D_d Y_fake(p) - D_d Y_real(p))
     magnitude:   mean_p rho(|D Y_fake|(p) - |D Y_real|(p)),  |D Y| = sqrt(sum_d (D_d Y)^2 + eps)
+    spsr:        mean_p rho(G(fake)(p) - G(real)(p)), G the gradient map of SPSR (Ma et al., CVPR
+                 2020, its gradient loss): spsr_gradient, per channel
     with D_d the forward differences in the four directions (horizontal, vertical, both
-    diagonals) and rho(t) = |t| (norm 'l1') or t^2 (norm 'l2').
+    diagonals) and rho(t) = |t| (norm 'l1', SPSR's) or t^2 (norm 'l2').
     """
     rho = torch.abs if norm == "l1" else torch.square
+    if mode == "spsr":
+        return rho(spsr_gradient(fake) - spsr_gradient(real)).mean()
     gf, gr = directional_gradients(luminance(fake)), directional_gradients(luminance(real))
     if mode == "components":
         return sum(rho(a - b).mean() for a, b in zip(gf, gr)) / len(gf)
     magnitude = lambda grads: torch.sqrt(sum(g * g for g in grads) + eps)  # noqa: E731
     return rho(magnitude(gf) - magnitude(gr)).mean()
+
+
+def spsr_gradient(img: torch.Tensor) -> torch.Tensor:
+    """SPSR's gradient map (its Get_gradient_nopadding): per channel, central differences with
+    zero padding, h = x(i, j+1) - x(i, j-1) and v = x(i+1, j) - x(i-1, j), and the magnitude
+    sqrt(h^2 + v^2 + 1e-6)."""
+    padded = F.pad(img, (1, 1, 1, 1))
+    h = padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]
+    v = padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]
+    return torch.sqrt(h * h + v * v + 1e-6)
 
 
 # APDrawingGAN's distance-transform loss. A sketch pixel is dark (a stroke) below mid grey, x < 0 in
@@ -114,9 +128,10 @@ def chamfer(fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch
 
     each over the batch size (sums over the pixels, as upstream: they grow with the image area).
     Upstream picks the pixels with pretrained line networks (netLine1 / 2) besides the threshold, and
-    its second term selects them with a hard mask, so no gradient reaches the generator through it;
-    here the threshold alone picks them, and fake's pixels are picked by a soft threshold in the
-    gradient (the hard one in the value), so both directions train."""
+    its second term selects them with a hard mask, so no gradient reaches the generator through it
+    (it is logged only, as labkit.terms.chamfer does by default); here the threshold alone picks
+    them, and fake's pixels are picked by a soft threshold in the gradient (the hard one in the
+    value), so the second term can train too (chamfer2_trains)."""
     return chamfer_real_to_fake(fake, real), chamfer_fake_to_real(fake, real)
 
 

@@ -44,8 +44,13 @@ def ui_address_file() -> Path:
     return runs_dir() / "ui.json"
 
 
+def checkpoints_dir() -> Path:
+    """Every run's checkpoints, a folder per run id."""
+    return runs_dir() / "checkpoints"
+
+
 def checkpoint_dir(run_id: str) -> Path:
-    return runs_dir() / "checkpoints" / run_id
+    return checkpoints_dir() / run_id
 
 
 def cache_dir(kind: str) -> Path:

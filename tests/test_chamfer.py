@@ -88,9 +88,28 @@ def test_descending_the_loss_alone_draws_the_sketch(start):
 
 
 def test_both_directions_carry_a_gradient():
-    """Upstream's d_CM(fake, real) picks fake's pixels with a hard mask and trains nothing; here it does."""
+    """Upstream's d_CM(fake, real) picks fake's pixels with a hard mask and trains nothing; here it
+    can (chamfer2_trains)."""
     fake = _blobs(1, seed=3).requires_grad_()
     for term in chamfer(fake, _strokes(40, 56)):
         fake.grad = None
         term.backward()
         assert fake.grad.abs().sum() > 0 and torch.isfinite(fake.grad).all()
+
+
+def test_the_second_term_is_logged_not_trained_unless_asked(tiny_cfg):
+    """As upstream, d_CM(fake, real) is logged and adds nothing to what the generator minimises;
+    chamfer2_trains puts it in the objective."""
+    from labkit.terms import GeneratorStep, generator_loss, generator_terms, loss_formula
+    from labkit.train import Pix2Pix
+
+    photo, real = _blobs(2, 32, 32, seed=5).expand(2, 3, 32, 32), _strokes(32, 32).expand(2, 1, 32, 32)
+    for trains in (False, True):
+        cfg = tiny_cfg(lambda_chamfer=0.1, lambda_chamfer2=0.1, chamfer2_trains=trains)
+        fake = _blobs(2, 32, 32, seed=4).requires_grad_()
+        terms = generator_terms(GeneratorStep(cfg, Pix2Pix(cfg, torch.device("cpu")), photo, real, {"fake": fake}))
+        assert terms["G_chamfer2"].item() > 0 and terms["G_chamfer2"].requires_grad == trains
+        others = terms["G_GAN"] + terms["G_L1"] + terms["G_chamfer"]
+        assert torch.equal(generator_loss(cfg, terms), others + terms["G_chamfer2"] if trains else others)
+    assert loss_formula(tiny_cfg(lambda_chamfer2=0.1)) == "GAN + 100·L1 [logged: 0.1·d_CM(fake, real)]"
+    assert loss_formula(tiny_cfg(lambda_chamfer2=0.1, chamfer2_trains=True)) == "GAN + 100·L1 + 0.1·d_CM(fake, real)"

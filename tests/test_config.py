@@ -122,11 +122,35 @@ def _weights_in_the_hub_cache():
         path.write_bytes(b"")
 
 
-def test_every_params_file_plans_with_its_base(lab):
+def test_every_params_file_plans_with_its_base(lab, tmp_path):
+    """... the papers' own settings given what only their user has (image folders laid out as
+    MSCOCO and WikiArt, Caffe's VGG19, APDrawingGAN's pre-training), and refused without it."""
     _weights_in_the_hub_cache()
+    for folder in ("coco", "wikiart", "pretraining"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "vgg19-caffe.pth").write_bytes(b"")
+    caffe, folders = [f"vgg_weights={tmp_path / 'vgg19-caffe.pth'}"], [f"content_dir={tmp_path / 'coco'}"]
+    folders += [f"style_dir={tmp_path / 'wikiart'}"]
+    needs = {
+        "decoder_chen_schmidt": caffe + folders,
+        "decoder_avatar": caffe + folders,
+        "swap_chen_schmidt": caffe,
+        "local_apdrawing": [f"init_from={tmp_path / 'pretraining'}"],
+    }
     runnable = [p for p in sorted((ROOT / "params").glob("*.yaml")) if "ablation" in read_params_file(p)]
-    jobs = {j.label: j.cfg for j in plan.plan(runnable)}
+    jobs = {j.label: j.cfg for j in plan.plan([p for p in runnable if p.stem not in needs])}
+    for name, given in needs.items():
+        with pytest.raises(ParamError):
+            plan.plan([ROOT / "params" / f"{name}.yaml"])
+        jobs.update({j.label: j.cfg for j in plan.plan([ROOT / "params" / f"{name}.yaml"], overrides=given)})
     assert set(jobs) == {p.stem for p in runnable}
+    apdrawing = jobs["local_apdrawing"]
+    assert (apdrawing.image_size, apdrawing.n_epochs, apdrawing.n_epochs_decay, apdrawing.crop_jitter) == (
+        512,
+        300,
+        0,
+        False,
+    )
     assert jobs["glad"].lambda_glad == 100.0 and jobs["glad"].image_size == 256  # notebook, then base file
     assert jobs["baseline"].lambda_glad == 0.0 and jobs["local_glad"].local
     assert jobs["swap_multilayer"].decoder_kind == "relu4_1+relu3_1" and jobs["decoder_train_inject"].steps == 20000

@@ -153,3 +153,41 @@ def test_per_subset_fid_and_kid_match_a_direct_computation(lab):
         assert scores["per_subset"][name]["kid"] == pytest.approx(kid_from_features(x, y))
         assert scores["per_subset"][name]["n"] == 70
     assert scores["per_subset"]["ar"]["fid"] < scores["per_subset"]["cuhk"]["fid"]  # grass vs grass is closer
+
+
+def test_fid_of_the_face_region_measures_each_face_rectangle(lab):
+    """fid_region face: each sketch's own rectangle on the canvas, rectangles of one size measured
+    together, in the faces' order; the reference features cached apart from the canvas's."""
+    backbone = load_backbone("random-init", dims=64)
+    images = torch.randint(0, 256, (3, 3, 40, 40), dtype=torch.uint8)
+    boxes = [(4, 6, 30, 24), (0, 0, 40, 40), (5, 7, 30, 24)]
+    measured = fid_module.features(images, backbone, boxes=boxes)
+    for i, (top, left, h, w) in enumerate(boxes):
+        alone = fid_module.features(images[i : i + 1, :, top : top + h, left : left + w], backbone)
+        assert np.allclose(measured[i], alone[0], atol=1e-6)
+    sketches = torch.rand(3, 1, 40, 40) * 2 - 1
+    face, canvas = FidEvaluator(sketches, backbone, "abc", boxes=boxes), FidEvaluator(sketches, backbone, "abc")
+    assert face.cache_path != canvas.cache_path and not np.allclose(face.real, canvas.real)
+    assert face.provenance()["fid.region"] == "face" and canvas.provenance()["fid.region"] == "canvas"
+    assert face.provenance()["fid.quantize"] == "round"
+    assert face.evaluate(sketches)["fid"] == pytest.approx(0, abs=1e-3)
+
+
+def test_runs_generated_in_another_mode_are_refused_in_one_table():
+    """As FIDs of another backbone: eval-mode and train-mode FIDs, or the face's and the canvas's,
+    do not share a table; runs logged before the tags read as eval mode on the canvas."""
+    import pandas as pd
+
+    from labkit.compare import check_measurements
+    from labkit.config import ParamError
+
+    def run(**tags):
+        return {"tags.fid.backbone": "inception", "tags.fid.n_real": "338", "tags.fid.faces": "f00d", **tags}
+
+    older, eval_mode = run(), run(**{"tags.fid.inference": "eval", "tags.fid.region": "canvas"})
+    check_measurements(pd.DataFrame([older, eval_mode]), mixed=False)
+    for other in ({"tags.fid.inference": "train"}, {"tags.fid.region": "face"}):
+        runs = pd.DataFrame([eval_mode, run(**{"tags.fid.inference": "eval", "tags.fid.region": "canvas", **other})])
+        with pytest.raises(ParamError, match="(?s)measured differently.*inference modes or regions"):
+            check_measurements(runs, mixed=False)
+        check_measurements(runs, mixed=True)

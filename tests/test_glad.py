@@ -50,3 +50,29 @@ def test_glad_works_on_luminance_and_has_gradients():
     loss = glad(rgb, torch.rand(2, 1, 16, 16))
     loss.backward()
     assert rgb.grad.abs().sum() > 0
+
+
+def test_spsr_mode_is_spsrs_gradient_loss():
+    """glad_mode spsr: SPSR's Get_gradient_nopadding (per channel, 3x3 central-difference kernels,
+    zero padding, sqrt(v^2 + h^2 + 1e-6)) written as its convolutions, then L1 between the maps."""
+    from labkit.losses import spsr_gradient
+
+    kernel_v = torch.tensor([[0.0, -1, 0], [0, 0, 0], [0, 1, 0]])[None, None]
+    kernel_h = torch.tensor([[0.0, 0, 0], [-1, 0, 1], [0, 0, 0]])[None, None]
+
+    def spsr(x):
+        maps = []
+        for i in range(x.shape[1]):
+            c = x[:, i : i + 1]
+            v, h = (
+                torch.nn.functional.conv2d(c, kernel_v, padding=1),
+                torch.nn.functional.conv2d(c, kernel_h, padding=1),
+            )
+            maps.append(torch.sqrt(v.pow(2) + h.pow(2) + 1e-6))
+        return torch.cat(maps, 1)
+
+    fake, real = torch.rand(2, 3, 9, 11) * 2 - 1, torch.rand(2, 3, 9, 11) * 2 - 1
+    assert torch.allclose(spsr_gradient(fake), spsr(fake), atol=1e-6)
+    assert torch.allclose(glad(fake, real, "spsr"), (spsr(fake) - spsr(real)).abs().mean(), atol=1e-6)
+    # magnitudes: an edge of the wrong polarity costs nothing, as in SPSR
+    assert glad(_edge(), -_edge(), "spsr") < 1e-6 < glad(_edge(), -_edge(), "components")

@@ -47,8 +47,9 @@ class FaceDataset(Dataset):
         label_map: np.ndarray | None = None,
         skip_bad: bool = False,
         progress: bool = True,
+        crop: bool = True,
     ):
-        self.size, self.train, self.seed, self.epoch = size, train, seed, 0
+        self.size, self.train, self.seed, self.epoch, self.crop = size, train, seed, 0, crop
         self.label_map = np.arange(256) if label_map is None else label_map
         self.pairs, loaded, bad = [], [], []
         for pair in tqdm(
@@ -67,6 +68,8 @@ class FaceDataset(Dataset):
             k: torch.stack([item[k] for item in loaded]) if loaded else torch.zeros(0)
             for k in ("photo", "sketch", "mask", "landmarks")
         }
+        # where each face lies on the canvas, (top, left, height, width): what FID sees with fid_region face
+        self.boxes = [item["box"] for item in loaded]
         self._on: dict[str, dict] = {}
 
     def _load(self, pair: FacePair, sketch_channels: int) -> dict:
@@ -98,6 +101,7 @@ class FaceDataset(Dataset):
             sketch=quantize(place.image(sketch)),
             mask=mask,
             landmarks=torch.from_numpy(points.astype(np.float32)),
+            box=(place.top, place.left, place.height, place.width),
         )
 
     def item(self, index: int) -> dict:
@@ -119,7 +123,7 @@ class FaceDataset(Dataset):
         return len(self.pairs)
 
     def _jitter(self, index: int) -> Jitter:
-        return Jitter.draw(self.size, np.random.default_rng([self.seed, self.epoch, index]))
+        return Jitter.draw(self.size, np.random.default_rng([self.seed, self.epoch, index]), self.crop)
 
     def __getitem__(self, index: int) -> dict:
         item = self.item(index)
@@ -242,7 +246,7 @@ def load_faces(cfg, progress: bool = True) -> FaceData:
             root, pairs, label_map, cfg.align_mode, cfg.align_transform, cfg.align_smoothness, progress
         )
         train_pairs = alignment.warped(train_pairs)
-    train = FaceDataset(train_pairs, train=True, seed=cfg.seed, **common)
+    train = FaceDataset(train_pairs, train=True, seed=cfg.seed, crop=cfg.crop_jitter, **common)
     # the headline FID is against the real test sketches, as drawn, whatever the training saw
     test = FaceDataset(test_pairs, **common)
     val = FaceDataset(val_pairs, **common) if val_pairs else None

@@ -88,8 +88,10 @@ class Jitter:
     flip: bool
 
     @classmethod
-    def draw(cls, size: int, rng: np.random.Generator) -> Jitter:
-        pad = train_pad(size)
+    def draw(cls, size: int, rng: np.random.Generator, crop: bool = True) -> Jitter:
+        """A flip and, with crop, a pad-crop offset (pix2pix's; APDrawingGAN's local training has
+        none): the same random numbers drawn either way."""
+        pad = train_pad(size) if crop else 0
         return cls(pad, int(rng.integers(0, pad + 1)), int(rng.integers(0, pad + 1)), bool(rng.random() < 0.5))
 
     def image(self, img: torch.Tensor, fill: float = WHITE) -> torch.Tensor:

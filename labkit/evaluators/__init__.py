@@ -12,9 +12,29 @@ top: the compare command reads the columns without them.
 """
 
 from ..registry import import_entries
-from .evaluator import EVALUATORS, Column, Evaluator, Generated, Setting, build_all, columns, register
+from .evaluator import (
+    EVALUATORS,
+    Column,
+    Evaluator,
+    Generated,
+    Setting,
+    build_all,
+    columns,
+    measured_boxes,
+    register,
+)
 
-__all__ = ["EVALUATORS", "Column", "Evaluator", "Generated", "Setting", "build_all", "columns", "register"]
+__all__ = [
+    "EVALUATORS",
+    "Column",
+    "Evaluator",
+    "Generated",
+    "Setting",
+    "build_all",
+    "columns",
+    "measured_boxes",
+    "register",
+]
 
 # the built-in evaluators, FID first (its line leads the printed summary); a module added here joins after them
 import_entries(__name__, __path__, first=("fid", "validation", "alignment"), skip=("evaluator",))

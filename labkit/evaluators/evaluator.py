@@ -30,18 +30,24 @@ class Setting:
     device: object
 
 
+def measured_boxes(cfg, faces) -> list | None:
+    """What FID measures of these faces' sketches: their rectangles (fid_region face), or None
+    for the whole canvas."""
+    return faces.boxes if cfg.fid_region == "face" else None
+
+
 class Generated:
     """A split's generated sketches, with their FID features computed at most once (evaluators
-    of the same split share them)."""
+    of the same split share them); with boxes, of the faces' rectangles (fid_region face)."""
 
-    def __init__(self, images, backbone, batch_size: int):
-        self.images, self.backbone, self.batch_size = images, backbone, batch_size
+    def __init__(self, images, backbone, batch_size: int, boxes=None):
+        self.images, self.backbone, self.batch_size, self.boxes = images, backbone, batch_size, boxes
 
     @cached_property
     def features(self):
         from ..metrics import features, to_uint8
 
-        return features(to_uint8(self.images), self.backbone, self.batch_size)
+        return features(to_uint8(self.images), self.backbone, self.batch_size, self.boxes)
 
 
 class Evaluator:

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import keys
 from ..console import banner
-from .evaluator import Evaluator, Setting, register
+from .evaluator import Evaluator, Setting, measured_boxes, register
 
 
 def with_interval(metric: str, value: float, interval, subset: str = "") -> dict[str, float]:
@@ -24,8 +24,8 @@ def with_interval(metric: str, value: float, interval, subset: str = "") -> dict
 class TestFid(Evaluator):
     name = "fid"
 
-    def __init__(self, scorer, chosen: str = ""):
-        self.scorer, self.fake, self.left_out, self.chosen = scorer, None, {}, chosen
+    def __init__(self, scorer, chosen: str = "", inference: str = "eval"):
+        self.scorer, self.fake, self.left_out, self.chosen, self.inference = scorer, None, {}, chosen, inference
 
     @classmethod
     def build(cls, setting: Setting) -> TestFid:
@@ -41,12 +41,14 @@ class TestFid(Evaluator):
                 batch_size=cfg.fid_batch_size,
                 intervals=cfg.intervals,
                 names=[p.name for p in data.test.pairs],
+                boxes=measured_boxes(cfg, data.test),
             ),
             cfg.fid_backbone,
+            cfg.inference,
         )
 
     def setup(self, run) -> None:
-        run.set_tags(self.scorer.provenance())
+        run.set_tags({**self.scorer.provenance(), keys.FID_INFERENCE: self.inference})
         if not self.scorer.backbone.is_real and self.chosen != "auto":  # auto's fallback said it already
             print(banner("FID backbone: random-init (smoke run). These FIDs are NOT comparable with real ones."))
 

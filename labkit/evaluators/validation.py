@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import keys
-from .evaluator import Column, Evaluator, Setting, register
+from .evaluator import Column, Evaluator, Setting, measured_boxes, register
 
 
 class AgainstSketches(Evaluator):
@@ -20,9 +20,9 @@ class AgainstSketches(Evaluator):
             return None
         from ..metrics import FidEvaluator
 
-        sketches = faces.faces(setting.device)["sketch"]
-        data, batch_size = setting.data, setting.cfg.fid_batch_size
-        return cls(FidEvaluator(sketches, setting.backbone, data.fingerprint, split=split, batch_size=batch_size))
+        sketches, fingerprint = faces.faces(setting.device)["sketch"], setting.data.fingerprint
+        measured = dict(split=split, batch_size=setting.cfg.fid_batch_size, boxes=measured_boxes(setting.cfg, faces))
+        return cls(FidEvaluator(sketches, setting.backbone, fingerprint, **measured))
 
     def reset(self) -> None:
         self.fake = None

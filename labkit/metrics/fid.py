@@ -26,6 +26,10 @@ from ..paths import cache_dir
 from . import jackknife
 from .backbone import Backbone
 
+# how a generated sketch becomes the uint8 image FID measures (upstream's tensor2im truncates, on
+# average half a grey level darker)
+QUANTIZE = "round"
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float (N, C, H, W) -> uint8 (N, 3, H, W), rounded as an image file stores it, on
@@ -34,9 +38,34 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return img.expand(-1, 3, -1, -1) if img.shape[1] == 1 else img
 
 
+Box = tuple[int, int, int, int]  # (top, left, height, width) of a face on its canvas
+
+
+def features(
+    images_uint8: torch.Tensor, backbone: Backbone, batch_size: int = 50, boxes: list[Box] | None = None
+) -> np.ndarray:
+    """(N, dims) float64 pool features of uint8 (N, 3, H, W) images, or with boxes of the
+    rectangle each box cuts from its image (rectangles of one size measured together, as
+    pytorch-fid measures a folder of images of one size)."""
+    if boxes is None:
+        return _features(images_uint8, backbone, batch_size)
+    out = np.zeros((len(images_uint8), backbone.dims))
+    for at in _by_size(boxes).values():
+        crops = torch.stack([images_uint8[i, :, t : t + h, x : x + w] for i in at for t, x, h, w in [boxes[i]]])
+        out[at] = _features(crops, backbone, batch_size)
+    return out
+
+
+def _by_size(boxes: list[Box]) -> dict[tuple[int, int], list[int]]:
+    """The images' indices by the (height, width) of their box."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (_, _, height, width) in enumerate(boxes):
+        groups.setdefault((height, width), []).append(i)
+    return groups
+
+
 @torch.no_grad()
-def features(images_uint8: torch.Tensor, backbone: Backbone, batch_size: int = 50) -> np.ndarray:
-    """(N, dims) float64 pool features of uint8 (N, 3, H, W) images."""
+def _features(images_uint8: torch.Tensor, backbone: Backbone, batch_size: int) -> np.ndarray:
     device = next(backbone.model.parameters()).device
     out = []
     for start in range(0, len(images_uint8), batch_size):
@@ -124,18 +153,20 @@ class FidEvaluator:
         cache: Path | None = None,
         intervals: bool = False,
         names: list[str] | None = None,
+        boxes: list[Box] | None = None,
     ):
-        self.backbone, self.batch_size, self.intervals = backbone, batch_size, intervals
+        self.backbone, self.batch_size, self.intervals, self.boxes = backbone, batch_size, intervals, boxes
         self.subsets = np.array(subsets if subsets is not None else [""] * len(real_sketches))
         # which faces, in which order: runs with the same digest leave out the same faces in turn
         self.faces_digest = hashlib.sha256("\n".join(names or []).encode()).hexdigest()[:16]
         size, channels = real_sketches.shape[-1], real_sketches.shape[1]
-        key = f"{data_fingerprint}-{split}-s{size}-c{channels}-u8-{backbone.key}-{numerics(backbone)}"
+        region = "" if boxes is None else "-face"
+        key = f"{data_fingerprint}-{split}-s{size}-c{channels}{region}-u8-{backbone.key}-{numerics(backbone)}"
         path = (cache or cache_dir("fid")) / f"{key}.npz"
         if path.is_file():
             self.real = np.load(path)["features"]
         else:
-            self.real = features(to_uint8(real_sketches), backbone, batch_size)
+            self.real = features(to_uint8(real_sketches), backbone, batch_size, boxes)
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, features=self.real)
             tmp.replace(path)
@@ -147,7 +178,7 @@ class FidEvaluator:
         return names if len(names) > 1 else []
 
     def features_of(self, fake_sketches: torch.Tensor) -> np.ndarray:
-        return features(to_uint8(fake_sketches), self.backbone, self.batch_size)
+        return features(to_uint8(fake_sketches), self.backbone, self.batch_size, self.boxes)
 
     def evaluate(self, fake_sketches: torch.Tensor | None = None, fake: np.ndarray | None = None) -> dict:
         """fid, kid, n_real, n_fake overall, and per_subset {name: {fid, kid, n}}; fakes are in
@@ -187,6 +218,8 @@ class FidEvaluator:
                 for name in self.subset_names
             },
             "fid.resize": "bilinear to 299 inside InceptionV3 (pytorch-fid), uint8 input",
+            keys.FID_REGION: "canvas" if self.boxes is None else "face",
+            keys.FID_QUANTIZE: QUANTIZE,
             keys.FID_COMPARABLE: "yes" if self.backbone.is_real else "NO: random-init smoke backbone",
             keys.FID_FACES: self.faces_digest,
             keys.FID_INTERVAL: jackknife.METHOD if self.intervals else "none",

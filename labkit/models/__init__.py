@@ -1,5 +1,5 @@
 """Networks."""
 
-from .pix2pix import PatchDiscriminator, UnetGenerator, init_weights, without_dropout
+from .pix2pix import PatchDiscriminator, UnetGenerator, as_upstream_tests, init_weights, without_dropout
 
-__all__ = ["PatchDiscriminator", "UnetGenerator", "init_weights", "without_dropout"]
+__all__ = ["PatchDiscriminator", "UnetGenerator", "as_upstream_tests", "init_weights", "without_dropout"]

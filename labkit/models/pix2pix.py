@@ -11,6 +11,7 @@ s1 conv: 70 x 70 receptive field, 30 x 30 logits for a 256 input.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -120,6 +121,29 @@ def without_dropout(net: nn.Module) -> nn.Module:
         else:
             without_dropout(child)
     return net
+
+
+@contextlib.contextmanager
+def as_upstream_tests(net: nn.Module):
+    """The network as pix2pix's and APDrawingGAN's test.py run it (the pix2pix paper's inference):
+    dropout on and every BatchNorm normalising by the batch's own statistics, without updating
+    (nor, under several processes, synchronising) the running statistics it keeps for training.
+    The BatchNorm layers stay in eval mode with their running statistics set aside, which makes
+    PyTorch normalise by the batch's; they are put back after."""
+    net.eval()
+    set_aside = []
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            set_aside.append((module, module.running_mean, module.running_var))
+            module.running_mean = module.running_var = None
+        elif isinstance(module, nn.modules.dropout._DropoutNd):
+            module.train()
+    try:
+        yield net
+    finally:
+        for module, mean, var in set_aside:
+            module.running_mean, module.running_var = mean, var
+        net.eval()
 
 
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:

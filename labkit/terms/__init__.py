@@ -14,13 +14,25 @@ the networks in the functions that compute, not at its top.
 """
 
 from ..registry import import_entries
-from .term import TERMS, GeneratorStep, Term, active, generator_terms, knob_sets, loss_formula, register, show_views
+from .term import (
+    TERMS,
+    GeneratorStep,
+    Term,
+    active,
+    generator_loss,
+    generator_terms,
+    knob_sets,
+    loss_formula,
+    register,
+    show_views,
+)
 
 __all__ = [
     "TERMS",
     "GeneratorStep",
     "Term",
     "active",
+    "generator_loss",
     "generator_terms",
     "knob_sets",
     "loss_formula",

@@ -20,6 +20,11 @@ class ChamferKnobs:
     lambda_chamfer2: float = knob(
         0.0, "weight of d_CM(fake, real) (upstream lambda_chamfer2: 0.1 in the local notebooks)", at_least=0
     )
+    chamfer2_trains: bool = knob(
+        False,
+        "whether the generator minimises d_CM(fake, real); upstream picks fake's pixels with a hard mask, so "
+        "the term has no gradient there and is only logged (false, as upstream)",
+    )
 
 
 def real_to_fake(step: GeneratorStep):
@@ -56,5 +61,6 @@ register(
         on=lambda cfg: cfg.lambda_chamfer2 > 0,
         compute=fake_to_real,
         formula=lambda cfg: f"{cfg.lambda_chamfer2:g}·d_CM(fake, real)",
+        trains=lambda cfg: cfg.chamfer2_trains,
     )
 )

@@ -11,7 +11,12 @@ from .term import GeneratorStep, Term, log_sample_view, register
 @dataclass(frozen=True)
 class GladKnobs:
     lambda_glad: float = knob(0.0, "weight of the gradient loss (0: off; 100 in +glad)", at_least=0)
-    glad_mode: str = knob("components", choices=("components", "magnitude"))
+    glad_mode: str = knob(
+        "components",
+        "components: signed differences in four directions (labkit's) | magnitude: their gradient "
+        "magnitudes | spsr: SPSR's gradient loss (Ma et al. 2020: central differences, magnitudes, per channel)",
+        choices=("components", "magnitude", "spsr"),
+    )
     glad_norm: str = knob("l1", choices=("l1", "l2"))
 
 

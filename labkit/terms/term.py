@@ -32,6 +32,9 @@ class Term:
     formula: Callable[[object], str]
     knobs: type | None = None
     view: Callable | None = None
+    # whether the generator minimises it when it is on; otherwise it is computed and logged only
+    # (as upstream logs a term whose gradient is zero)
+    trains: Callable[[object], bool] = lambda cfg: True
 
 
 TERMS: Registry[Term] = Registry("loss term", "labkit.terms")
@@ -44,13 +47,31 @@ def active(cfg) -> list[Term]:
 
 
 def generator_terms(step: GeneratorStep) -> dict:
-    """The generator's loss terms, weighted, by name; their sum is what it minimises."""
-    return {term.name: term.compute(step) for term in active(step.cfg)}
+    """The generator's loss terms that are on, weighted, by name; a logged-only term's without a
+    gradient."""
+    import torch
+
+    out = {}
+    for term in active(step.cfg):
+        if term.trains(step.cfg):
+            out[term.name] = term.compute(step)
+        else:
+            with torch.no_grad():
+                out[term.name] = term.compute(step)
+    return out
+
+
+def generator_loss(cfg, terms: dict):
+    """What the generator minimises: the sum of the terms that train."""
+    return sum(terms[term.name] for term in active(cfg) if term.trains(cfg))
 
 
 def loss_formula(cfg) -> str:
-    """The generator's objective with its weights, as the compare table prints it."""
-    return " + ".join(term.formula(cfg) for term in active(cfg))
+    """The generator's objective with its weights, as the compare table prints it; a term that is
+    logged only is named after it, in brackets."""
+    trained = " + ".join(term.formula(cfg) for term in active(cfg) if term.trains(cfg))
+    logged = ", ".join(term.formula(cfg) for term in active(cfg) if not term.trains(cfg))
+    return trained + (f" [logged: {logged}]" if logged else "")
 
 
 def knob_sets() -> list[type]:

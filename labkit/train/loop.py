@@ -28,13 +28,14 @@ from tqdm.auto import tqdm
 
 from .. import keys, viz
 from ..data import DataError
-from ..evaluators import Evaluator, Generated, Setting, build_all
+from ..evaluators import Evaluator, Generated, Setting, build_all, measured_boxes
 from ..evaluators.fid import with_interval
 from ..metrics import load_backbone
 from ..models.local import known_foreground
 from ..provenance import device_description
 from .checkpoint import Checkpoints, rng_state, set_rng_state
 from .distributed import World, launch, rank_seed
+from .init_from import start_from
 from .pix2pix import Pix2Pix
 from .runner import Diverged, Runner
 from .window import LossWindow
@@ -239,6 +240,7 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
     backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device) if world.leads else None
     seed_everything(cfg.seed)
     model = Pix2Pix(cfg, device, world)
+    started_from = start_from(model, cfg.init_from, run.client) if cfg.init_from else ""
     t = Training(
         cfg=cfg,
         data=data,
@@ -258,6 +260,9 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
     t.fid_backbone, t.samples = backbone, fixed_samples(data.test, cfg.grid_samples)
     if record:
         _record_setup(t)
+        if started_from:  # a resume loads the run's own checkpoint over it
+            run.set_tags({keys.INIT_FROM: started_from})
+            print(f"starting from {started_from}")
     return t
 
 
@@ -384,7 +389,11 @@ def evaluate(t: Training) -> Evaluation:
     intervals, per subset, on the validation faces, ...): logged at this epoch with the grids."""
     t.run.beat(t.step, "evaluate", force=True)
     splits = {"test"} | {split for e in t.evaluators for split in e.splits}
-    generated = {split: Generated(_generate(t, split), t.fid_backbone, t.cfg.fid_batch_size) for split in splits}
+    faces = {"test": t.data.test, "val": t.data.val}
+    generated = {
+        split: Generated(_generate(t, split), t.fid_backbone, t.cfg.fid_batch_size, measured_boxes(t.cfg, faces[split]))
+        for split in splits
+    }
     e = Evaluation(epoch=t.epoch)
     lines = []
     for evaluator in t.evaluators:

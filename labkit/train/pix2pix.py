@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from ..losses import gan_loss
-from ..models import PatchDiscriminator, UnetGenerator, init_weights, without_dropout
+from ..models import PatchDiscriminator, UnetGenerator, as_upstream_tests, init_weights, without_dropout
 from ..models.local import LOCAL_PARTS, LocalDiscriminators, LocalGenerator, local_pairs
 from ..speed import Speed, compile_failure, eager_after_failure
-from ..terms import GeneratorStep, generator_terms
+from ..terms import GeneratorStep, generator_loss, generator_terms
 from .distributed import World, needs_sync_batchnorm, sync_batchnorm
 
 
@@ -148,7 +148,7 @@ class Pix2Pix:
         self.opt_G.zero_grad(set_to_none=True)
         with self._autocast():
             terms = self.generator_terms(photo, sketch, out)
-            loss_G = sum(terms.values())
+            loss_G = generator_loss(self.cfg, terms)
         self.scaler.scale(loss_G).backward()
         self.scaler.step(self.opt_G)
         self.scaler.update()
@@ -180,11 +180,16 @@ class Pix2Pix:
         pieces: bool = False,
         on_device: bool = False,
     ):
-        """Sketches for photos, in eval mode: deterministic, unlike pix2pix's test.py default of
-        train-mode dropout. On the CPU unless on_device; with pieces, the dict of every output
-        (for the views)."""
-        self.G.eval()
-        outs = self._eager_if_compile_fails(lambda: self._generate_batches(photos, landmarks, masks, batch_size))
+        """Sketches for photos, as `inference` says: `train` as pix2pix's and APDrawingGAN's test.py
+        (each face alone, batch statistics, dropout on; the dropout seeded by the run's seed, so the
+        same weights give the same sketches), or `eval` (running statistics, no dropout, batch_size
+        faces at a time). On the CPU unless on_device; with pieces, the dict of every output (for
+        the views)."""
+        if self.cfg.inference == "train":
+            outs = self._eager_if_compile_fails(lambda: self._as_upstream_tests(photos, landmarks, masks))
+        else:
+            self.G.eval()
+            outs = self._eager_if_compile_fails(lambda: self._generate_batches(photos, landmarks, masks, batch_size))
         if not pieces:
             fakes = torch.cat([o["fake"].float() for o in outs])
             return fakes if on_device else fakes.cpu()
@@ -196,6 +201,14 @@ class Pix2Pix:
         if "boxes" in outs[0]:
             merged["boxes"] = {p: sum((o["boxes"][p] for o in outs), []) for p in outs[0]["boxes"]}
         return merged
+
+    def _as_upstream_tests(self, photos, landmarks, masks) -> list[dict]:
+        """One face at a time in train-mode inference, dropout drawn from the run's seed (the
+        training's random state left as it was)."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with as_upstream_tests(self.G), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.cfg.seed)
+            return self._generate_batches(photos, landmarks, masks, 1)
 
     def _generate_batches(self, photos, landmarks, masks, batch_size: int) -> list[dict]:
         outs = []
