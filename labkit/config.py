@@ -518,10 +518,18 @@ class StyleFields(Config):
     batch_size: int = knob(4, at_least=1)
     lr: float = knob(5e-4, above=0)
     lambda_pixel: float = knob(1.0, at_least=0)
+    pixel_loss: str = knob("l1", "the pixel term: l1 | mse (Avatar-Net's)", choices=("l1", "mse"))
     lambda_feature: float = knob(1.0, at_least=0)
     lambda_tv: float = knob(0.0, at_least=0)
     lambda_adain: float = knob(0.0, at_least=0)
-    train_with_swap: bool = knob(False, "decode swapped features while training")
+    train_with_swap: bool = knob(
+        False, "every batch also decodes its features style-swapped with the style crops (Chen & Schmidt's training)"
+    )
+    paper_data: bool = knob(
+        False,
+        "a paper's setting: refuse to train a decoder on scikit-image's six pictures (content_dir and "
+        "style_dir must name folders laid out as MSCOCO and WikiArt: images, in subfolders or not)",
+    )
     log_every: int = knob(20, at_least=1)
     checkpoint_every: int = knob(100, "steps between checkpoints", at_least=1)
     # the swap (the variant itself comes from `ablation`)
@@ -532,6 +540,23 @@ class StyleFields(Config):
     @classmethod
     def ablations(cls) -> tuple[str, ...]:
         return ("decoder_train", *(v.ablation for v in variants.VARIANTS))
+
+    def rules(self) -> list[str]:
+        problems = super().rules()
+        if self.vgg_convention == "caffe" and self.vgg_weights == "imagenet":
+            problems.append(
+                "vgg_convention='caffe' needs Caffe's VGG19 converted to a .pth: set vgg_weights to that file "
+                "(vgg_weights='imagenet' is torchvision's, trained on another input convention)"
+            )
+        missing = [name for name in ("content_dir", "style_dir") if not getattr(self, name)]
+        if self.paper_data and self.ablation == "decoder_train" and missing:
+            problems.append(
+                f"paper_data: a paper's decoder trains on thousands of images (MSCOCO, WikiArt), and "
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} empty: scikit-image's six "
+                "pictures. Set them to your folders, or --set paper_data=false to train on the six pictures "
+                "anyway (its numbers are not the paper's)"
+            )
+        return problems
 
     def not_applying(self) -> set[str]:
         """The other swap variants' own parameters."""

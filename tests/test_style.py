@@ -235,3 +235,51 @@ def test_the_avatar_decoder_takes_its_skip_statistics_from_the_style():
         assert torch.equal(
             styled, decoder({**own, **{k: style[k] for k in ("relu3_1", "relu2_1", "relu1_1")}}, style)
         )  # only the style's skips count when it is given
+
+
+def test_the_papers_decoder_settings_refuse_the_six_pictures(tmp_path):
+    """decoder_chen_schmidt and decoder_avatar are the papers' objectives; planned on scikit-image's
+    six pictures, or on torchvision's VGG with Caffe's convention, they are refused, naming the fix."""
+    from labkit.config import ParamError
+    from labkit.paths import project_root
+    from labkit.plan import plan
+
+    params = project_root() / "params"
+    for name in ("decoder_chen_schmidt", "decoder_avatar"):
+        with pytest.raises(ParamError) as refused:
+            plan([params / f"{name}.yaml"])
+        assert "content_dir and style_dir are empty" in str(refused.value)
+        assert "--set paper_data=false" in str(refused.value) and "vgg_weights to that file" in str(refused.value)
+    (tmp_path / "coco" / "train2014").mkdir(parents=True)
+    (tmp_path / "wikiart").mkdir()
+    (tmp_path / "vgg19-caffe.pth").write_bytes(b"")
+    folders = [f"content_dir={tmp_path / 'coco'}", f"style_dir={tmp_path / 'wikiart'}"]
+    weights = [f"vgg_weights={tmp_path / 'vgg19-caffe.pth'}"]
+    [chen] = plan([params / "decoder_chen_schmidt.yaml"], overrides=folders + weights)
+    c = chen.cfg
+    assert (c.decoder_kind, c.swap_layer, c.vgg_convention, c.train_with_swap) == ("relu3_1", "relu3_1", "caffe", True)
+    assert (c.lambda_pixel, c.lambda_feature, c.lambda_tv, c.lr, c.steps) == (0, 1, 1e-6, 1e-3, 80000)
+    [avatar] = plan([params / "decoder_avatar.yaml"], overrides=folders + weights)
+    a = avatar.cfg
+    assert (a.decoder_kind, a.pixel_loss, a.lambda_pixel, a.lambda_feature, a.lambda_tv) == ("avatar", "mse", 10, 1, 10)
+    assert (a.batch_size, a.lr, a.steps) == (8, 1e-4, 120000)
+    [swap] = plan([params / "swap_chen_schmidt.yaml"], overrides=weights)
+    assert (swap.cfg.ablation, swap.cfg.swap_layer, swap.cfg.patch_size) == ("swap_argmax", "relu3_1", 3)
+    [toy] = plan([params / "decoder_avatar.yaml"], overrides=["paper_data=false", *weights])  # said, then allowed
+    assert toy.cfg.content_dir == ""
+
+
+def test_training_with_swap_adds_the_swapped_features_to_every_batch():
+    """Chen & Schmidt's decoder decodes each batch's features and their style-swapped version; the
+    pixel term compares only the first half, which has pixels to compare with."""
+    cfg = StyleConfig(ablation="decoder_train", train_with_swap=True, pixel_loss="mse", decoder_kind="relu3_1", **SMALL)
+    encoder, decoder = VGGEncoder("random-init"), Decoder("relu3_1")
+    batch, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    seen = []
+    decoder.register_forward_hook(lambda module, inputs, out: seen.append(out.shape[0]))
+    terms = style_training._losses(cfg, encoder, decoder, batch, style, ("relu1_1", "relu2_1", "relu3_1"))
+    assert seen == [4] and set(terms) == {"pixel", "feature"}
+    alone = style_training._losses(
+        dataclasses.replace(cfg, train_with_swap=False), encoder, decoder, batch, None, ("relu3_1",)
+    )
+    assert seen[-1] == 2 and alone["pixel"] > 0

@@ -42,26 +42,28 @@ def _swap_batch(feats: torch.Tensor, style_feats: torch.Tensor, cfg) -> torch.Te
 
 def _losses(cfg, encoder, decoder, batch, style_batch, layers) -> dict[str, torch.Tensor]:
     """The weighted loss terms of one step: the decoder's output against the batch it encodes
-    (or, with train_with_swap, against the swapped features it decodes)."""
+    and, with train_with_swap, as Chen & Schmidt train theirs, also the batch's features
+    style-swapped with the style crops decoded against themselves (no pixels to compare there)."""
     with torch.no_grad():
         feats = encoder.encode(batch, layers)
         target = dict(feats)
         if style_batch is not None:
             style_feats = encoder.encode(style_batch, layers)
             for name in decoder.inputs:
-                target[name] = _swap_batch(feats[name], style_feats[name], cfg)
+                target[name] = torch.cat([feats[name], _swap_batch(feats[name], style_feats[name], cfg)])
     out = decoder(target)
     out_feats = encoder.encode(out, layers)
+    pixel = F.l1_loss if cfg.pixel_loss == "l1" else F.mse_loss
     terms = {
-        "pixel": cfg.lambda_pixel * F.l1_loss(out, batch),
+        "pixel": cfg.lambda_pixel * pixel(out[: len(batch)], batch),
         "feature": cfg.lambda_feature * sum(F.mse_loss(out_feats[n], target[n]) for n in decoder.inputs),
     }
     if cfg.lambda_tv > 0:
         terms["tv"] = cfg.lambda_tv * tv(out)
-    if cfg.lambda_adain > 0:
-        reference = style_feats if style_batch is not None else feats
+    if cfg.lambda_adain > 0:  # the swapped half's statistics against the style's, else the batch's against its own
+        swapped, reference = (slice(len(batch), None), style_feats) if style_batch is not None else (slice(None), feats)
         terms["adain"] = cfg.lambda_adain * adain_loss(
-            {n: out_feats[n] for n in STYLE_LAYERS}, {n: reference[n] for n in STYLE_LAYERS}
+            {n: out_feats[n][swapped] for n in STYLE_LAYERS}, {n: reference[n] for n in STYLE_LAYERS}
         )
     return terms
 
