@@ -500,8 +500,8 @@ class StyleFields(Config):
     experiment: str = knob("style", "MLflow experiment", required=True)
     seed: int = knob(0, at_least=0)
     # images: RGB [0, 1]; empty folders = scikit-image's photographs and textures
-    content_dir: str = knob("", "content images (empty: astronaut, coffee, chelsea)")
-    style_dir: str = knob("", "style images (empty: brick, grass, gravel)")
+    content_dir: str = knob("", "content images, in subfolders too (empty: astronaut, coffee, chelsea)")
+    style_dir: str = knob("", "style images, in subfolders too (empty: brick, grass, gravel)")
     image_size: int = knob(64, "short side of the images; crop size in training", at_least=16)
     # encoder
     vgg_weights: str = knob("auto", "imagenet | random-init | auto | a .pth file")

@@ -283,3 +283,40 @@ def test_training_with_swap_adds_the_swapped_features_to_every_batch():
         dataclasses.replace(cfg, train_with_swap=False), encoder, decoder, batch, None, ("relu3_1",)
     )
     assert seen[-1] == 2 and alone["pixel"] > 0
+
+
+def test_folders_laid_out_as_mscoco_and_wikiart_train_a_decoder_reading_as_it_goes(lab, tmp_path, monkeypatch):
+    """MSCOCO holds its images flat (train2014/), WikiArt a folder per style: every image under the
+    folder counts, and a decoder trains on them reading each crop's picture from disk when drawn."""
+    rng = np.random.default_rng(0)
+    for path in ("coco/train2014/COCO_0001.jpg", "coco/train2014/COCO_0002.jpg", "coco/train2014/notes.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        if path.endswith(".jpg"):
+            Image.fromarray(rng.integers(0, 255, (40, 52, 3), dtype=np.uint8)).save(tmp_path / path)
+        else:
+            (tmp_path / path).write_text("not an image")
+    for path in ("wikiart/Cubism/a.jpg", "wikiart/Impressionism/b.png", "wikiart/Impressionism/c.png"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (36, 48, 3), dtype=np.uint8)).save(tmp_path / path)
+    content = style_images.load_images(str(tmp_path / "coco"), style_images.DEFAULT_CONTENT, 32)
+    style = style_images.load_images(str(tmp_path / "wikiart"), style_images.DEFAULT_STYLE, 32)
+    assert [name for name, _ in content] == ["COCO_0001", "COCO_0002"] and len(style) == 3
+    assert style[1][1].shape == (3, 32, 40)  # short side 32, cut to multiples of 8
+
+    reads = []
+    original = style_images.read_image
+    monkeypatch.setattr(style_images, "read_image", lambda *a: reads.append(a[0]) or original(*a))
+    pictures = style_images.Pictures([content, style], torch.device("cpu"), keep=0)
+    assert not reads and len(pictures) == 5 and pictures[3].shape == (3, 32, 40) and len(reads) == 1
+    cfg = StyleConfig(ablation="decoder_train", **{**SMALL, "steps": 2, "checkpoint_every": 2})
+    monkeypatch.setattr(style_images.Pictures, "__init__", _lazy(style_images.Pictures.__init__))
+    encoder = build_encoder(cfg, torch.device("cpu"))
+    style_training.train_decoder(cfg, encoder, content, style, track.open_run(cfg), progress=False)
+    assert len(reads) > 5  # read as drawn, not once up front
+    with pytest.raises(style_images.DataError, match="no images .* found in it or its subfolders"):
+        style_images.load_images(str(tmp_path / "coco" / "train2014" / "empty"), (), 32)
+
+
+def _lazy(init):
+    """Pictures that keep none on the device: as for a folder of thousands."""
+    return lambda self, sets, device, keep=256: init(self, sets, device, keep=0)

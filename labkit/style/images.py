@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +31,62 @@ def resize_short(img: torch.Tensor, size: int) -> torch.Tensor:
     return out[:, : nh - nh % 8, : nw - nw % 8]
 
 
-def load_images(folder: str, defaults: tuple[str, ...], size: int) -> list[tuple[str, torch.Tensor]]:
-    """[(name, (3, H, W) RGB [0, 1])] from a folder, or scikit-image's images when folder is empty."""
+class ImageFolder(Sequence):
+    """The images under a folder and its subfolders (MSCOCO's train2014/ holds them flat, WikiArt
+    a folder per style): (name, (3, H, W) RGB [0, 1]) with the short side at `size`, each read
+    from disk when asked for, so a set of 80,000 images is never in memory at once."""
+
+    def __init__(self, folder: str, size: int):
+        root = Path(folder).expanduser()
+        self.paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self.paths:
+            raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found in it or its subfolders")
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        path = self.paths[index]
+        return path.stem, resize_short(to_tensor(read_image(path, 3)), self.size)
+
+    def __add__(self, other: Sequence) -> list:  # content + style, as lists add: every picture read
+        return list(self) + list(other)
+
+    def __radd__(self, other: Sequence) -> list:
+        return list(other) + list(self)
+
+
+def load_images(folder: str, defaults: tuple[str, ...], size: int) -> Sequence:
+    """[(name, (3, H, W) RGB [0, 1])] from a folder (read as used: ImageFolder), or scikit-image's
+    images when folder is empty."""
     if not folder:
         return [(name, resize_short(to_tensor(_skimage(name)), size)) for name in defaults]
-    paths = sorted(p for p in Path(folder).expanduser().iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    return [(p.stem, resize_short(to_tensor(read_image(p, 3)), size)) for p in paths]
+    return ImageFolder(folder, size)
+
+
+class Pictures(Sequence):
+    """The pictures of several (name, picture) sets one after another, on a device: copied there
+    once when there are few (`keep`), else read and copied at each use."""
+
+    def __init__(self, sets: list[Sequence], device: torch.device, keep: int = 256):
+        self.sets, self.device = sets, device
+        total = sum(len(s) for s in sets)
+        self.kept = [img.to(device) for s in sets for _, img in s] if total <= keep else None
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.sets)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if self.kept is not None:
+            return self.kept[index]
+        for pictures in self.sets:
+            if index < len(pictures):
+                return pictures[index][1].to(self.device)
+            index -= len(pictures)
+        raise IndexError(index)
 
 
 def load_sets(cfg) -> tuple[list, list]:
@@ -48,7 +97,7 @@ def load_sets(cfg) -> tuple[list, list]:
     )
 
 
-def random_crops(images: list[torch.Tensor], count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+def random_crops(images: Sequence[torch.Tensor], count: int, size: int, generator: torch.Generator) -> torch.Tensor:
     """count random size x size crops, each from a randomly chosen image."""
     out = []
     for _ in range(count):

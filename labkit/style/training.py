@@ -17,7 +17,7 @@ from ..train.checkpoint import Checkpoints
 from ..train.runner import Runner
 from ..train.window import LossWindow
 from .decoder import Decoder
-from .images import random_crops
+from .images import Pictures, random_crops
 from .losses import adain_loss, tv
 from .swap import swap
 from .vgg import STYLE_LAYERS, VGGEncoder, encoder_tags
@@ -124,11 +124,10 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     checkpoints = Checkpoints(run.run_id, "decoder")
     start = _resume(checkpoints.resume(cfg), decoder, optimizer, scaler, run)
     layers = tuple(sorted(set(STYLE_LAYERS) | set(decoder.inputs), key=STYLE_LAYERS.index))
-    # on the device once: each step's crops are cut there, with no copy from the host per step
-    images = [img.to(device) for _, img in content] + [img.to(device) for _, img in style]
+    # few pictures on the device once, each step's crops cut there; a folder of thousands read as used
+    images, style_images = Pictures([content, style], device), Pictures([style], device)
     if start == 0:  # the untrained decoder's pictures: the UI's image slider starts on a picture
         _reconstructions(cfg, encoder, decoder, images, run, 0)
-    style_images = images[len(content) :]
     runner = _runner(cfg, run, decoder, optimizer, scaler, checkpoints)
     started = time.time()
     bar = tqdm(
@@ -162,7 +161,7 @@ def train_decoder(cfg, encoder: VGGEncoder, content: list, style: list, run, pro
     return DecoderResult(decoder, cfg.steps, start, _reconstructions(cfg, encoder, decoder, images, run, cfg.steps))
 
 
-def _reconstructions(cfg, encoder, decoder, images: list, run, step: int) -> np.ndarray:
+def _reconstructions(cfg, encoder, decoder, images: Pictures, run, step: int) -> np.ndarray:
     """input | reconstruction for a few fixed crops, logged at this step (and as the run's newest grid)."""
     device = next(encoder.parameters()).device
     was_training = decoder.training
