@@ -142,8 +142,11 @@ def _measurement(row: pd.Series) -> tuple[str, int, str, str]:
 
 def _generation(row: pd.Series) -> str:
     """'train mode, canvas': the inference mode the sketches were generated in and what FID saw."""
-    tag = lambda key: row.get(_tag(key)) if isinstance(row.get(_tag(key)), str) else EARLIER_GENERATION[key]  # noqa: E731
-    return f"{tag(keys.FID_INFERENCE)} mode, {tag(keys.FID_REGION)}"
+    inference, region = (
+        row.get(_tag(key)) if isinstance(row.get(_tag(key)), str) else earlier
+        for key, earlier in EARLIER_GENERATION.items()
+    )
+    return f"{inference} mode, {region}"
 
 
 def _describe(measurement: tuple) -> str:

@@ -113,6 +113,8 @@ def stroke_distance(image: torch.Tensor, dark: bool) -> torch.Tensor:
     with torch.no_grad():
         exact = squared_distance(torch.where(targets, 0.0, far).to(image.dtype)).sqrt()
         scale = exact.amax((-2, -1), keepdim=True).clamp_min(1.0)  # all targets: 0 everywhere
+    if not (torch.is_grad_enabled() and image.requires_grad):  # the soft-min carries only the gradient
+        return exact / scale
     soft_cost = CHAMFER_TEMPERATURE * F.softplus(side * image.clamp(-1, 1) / CHAMFER_SOFTNESS)  # -T log(soft share)
     soft = (squared_distance(soft_cost, CHAMFER_TEMPERATURE, CHAMFER_REACH).clamp_min(0) + 1e-3).sqrt()
     return (exact + (soft - soft.detach())) / scale  # the exact value, the soft gradient

@@ -72,7 +72,7 @@ def test_a_checkpoint_of_another_shape_or_kind_is_refused_naming_the_fix(tiny_cf
 def test_a_run_starts_from_another_runs_weights_and_says_so(lab, tiny_cfg):
     from labkit.data import load_faces
     from labkit.train import fit
-    from labkit.train.loop import prepare
+    from labkit.train.loop import prepare, resume
 
     first = tiny_cfg(experiment="pre", n_epochs_decay=0)
     with track.open_run(first) as run:
@@ -81,5 +81,6 @@ def test_a_run_starts_from_another_runs_weights_and_says_so(lab, tiny_cfg):
         cfg = tiny_cfg(experiment="fine", init_from=reference)
         with track.open_run(cfg) as fine:
             t = prepare(cfg, load_faces(cfg, progress=False), fine)
+            resume(t)  # no checkpoint of its own yet: init_from's weights
             assert _same_weights(t.model.G, trained.model.G)
             assert fine.client.get_run(fine.run_id).data.tags[keys.INIT_FROM].startswith(f"{reference}: D, G")

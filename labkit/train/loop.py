@@ -240,7 +240,6 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
     backbone = load_backbone(cfg.fid_backbone, cfg.fid_dims, device) if world.leads else None
     seed_everything(cfg.seed)
     model = Pix2Pix(cfg, device, world)
-    started_from = start_from(model, cfg.init_from, run.client) if cfg.init_from else ""
     t = Training(
         cfg=cfg,
         data=data,
@@ -260,9 +259,6 @@ def prepare(cfg, data, run, world: World = World(), record: bool = True) -> Trai
     t.fid_backbone, t.samples = backbone, fixed_samples(data.test, cfg.grid_samples)
     if record:
         _record_setup(t)
-        if started_from:  # a resume loads the run's own checkpoint over it
-            run.set_tags({keys.INIT_FROM: started_from})
-            print(f"starting from {started_from}")
     return t
 
 
@@ -294,9 +290,15 @@ def _record_setup(t: Training) -> None:
 
 
 def resume(t: Training, say: bool = True) -> None:
-    """Continue from the run's newest readable checkpoint, when it has one of the same parameters."""
+    """Continue from the run's newest readable checkpoint, when it has one of the same parameters;
+    a run without one starts from init_from's weights, when it names some."""
     state = t.checkpoints.resume(t.cfg)
     if state is None:
+        if t.cfg.init_from:
+            started_from = start_from(t.model, t.cfg.init_from, t.run.client)
+            if t.world.leads:
+                t.run.set_tags({keys.INIT_FROM: started_from})
+                print(f"starting from {started_from}")
         return
     t.model.load_state_dict(state["model"])
     t.epoch, t.batch, t.step = state["epoch"], state["batch"], state["step"]
@@ -378,10 +380,12 @@ def train_epoch(t: Training, progress: bool = True) -> None:
     t.epoch, t.batch = t.epoch + 1, 0
 
 
-def _generate(t: Training, split: str) -> torch.Tensor:
-    """The model's sketches of a split's photos, on the device, in batches of fid_batch_size."""
-    f = {"test": t.data.test, "val": t.data.val}[split].faces(t.device)
-    return t.model.generate(f["photo"], f["landmarks"], f["mask"], t.cfg.fid_batch_size, on_device=True)
+def _generated(t: Training, split: str) -> Generated:
+    """The model's sketches of a split's photos, on the device, as the run's FID measures them."""
+    faces = {"test": t.data.test, "val": t.data.val}[split]
+    f = faces.faces(t.device)
+    images = t.model.generate(f["photo"], f["landmarks"], f["mask"], t.cfg.fid_batch_size, on_device=True)
+    return Generated(images, t.fid_backbone, t.cfg.fid_batch_size, measured_boxes(t.cfg, faces))
 
 
 def evaluate(t: Training) -> Evaluation:
@@ -389,11 +393,7 @@ def evaluate(t: Training) -> Evaluation:
     intervals, per subset, on the validation faces, ...): logged at this epoch with the grids."""
     t.run.beat(t.step, "evaluate", force=True)
     splits = {"test"} | {split for e in t.evaluators for split in e.splits}
-    faces = {"test": t.data.test, "val": t.data.val}
-    generated = {
-        split: Generated(_generate(t, split), t.fid_backbone, t.cfg.fid_batch_size, measured_boxes(t.cfg, faces[split]))
-        for split in splits
-    }
+    generated = {split: _generated(t, split) for split in splits}
     e = Evaluation(epoch=t.epoch)
     lines = []
     for evaluator in t.evaluators:
