@@ -3,7 +3,7 @@ worlds where the truth is known, how often they cover it and how wide they are a
 95% spread. Target: coverage 93-97 in 100 and width at most 1.25 times the true spread.
 
     .venv/bin/python benchmarks/intervals.py [--worlds suite full inception-100 inception-338]
-        [--methods bootstrap jackknife jackknife-2] [--tests 100]
+        [--methods jackknife-2 jackknife bootstrap] [--tests 100]
 
 A world draws, for N test faces, the features of the real sketch and of two generators' sketches
 of each face (the pair is the unit, as in the lab). The truth of each statistic is its mean over
@@ -16,16 +16,19 @@ of each face (the pair is the unit, as in the lab). The truth of each statistic 
   rank-64 power-law spectrum, heavy-tailed (Laplace) latents, non-negative (after a ReLU).
 
 Methods:
-- jackknife: the lab's (labkit.metrics.jackknife): the delete-one jackknife variance (Efron &
-  Stein 1981), a normal interval.
-- bootstrap: the lab's before it, which older runs hold (labkit.metrics.bootstrap:
+- jackknife-2: the lab's (labkit.metrics.jackknife): the delete-one jackknife variance less half
+  of Efron & Stein's delete-two correction, Student's t with n - 1 degrees of freedom.
+- jackknife: the delete-one variance alone, which runs logged before the delete-two values hold.
+- bootstrap: what runs logged before the jackknife hold (labkit.metrics.bootstrap:
   bias-corrected percentile, paired resamples).
-- jackknife-2: a candidate: the delete-one variance less half its second-order excess
-  estimated from delete-two values (see delete_two_variance), a normal interval.
+- oracle (always printed): the estimate ± 1.96 true standard deviations, the best any interval
+  from a variance can do; where it lands outside 93-97, the statistic is not normal at this N
+  (KID's heavy tails at 2048 dimensions).
 
 Coverage of 100 test sets has a Monte Carlo error of about 2 in 100 (a perfect method lands
 outside 93-97 in one cell of four): `--tests` more for a sharper answer. At N = 338 a test set
-costs the jackknife about 10 s on 2 cores, jackknife-2 about 30 s more.
+costs the delete-one values about 10 s on 2 cores, the delete-two values about 20 s more (two
+generators: a lab evaluation is half of that).
 """
 
 from __future__ import annotations
@@ -42,9 +45,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labkit.metrics import bootstrap, jackknife  # noqa: E402
 from labkit.metrics.grams import Grams  # noqa: E402
-
-Z = 1.959963984540054  # the normal's 97.5% point
-PAIRS = 300  # delete-two pairs for jackknife-2 (every pair when there are fewer)
 
 
 class World:
@@ -87,13 +87,14 @@ def statistics(grams_a: Grams, grams_b: Grams, masks: np.ndarray) -> np.ndarray:
     return np.array([(grams_a.fid(m), grams_a.kid(m), grams_a.fid(m) - grams_b.fid(m)) for m in masks])
 
 
-def truth(world: World, draws: int, rng) -> tuple[np.ndarray, np.ndarray]:
+def truth(world: World, draws: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, 2.5-97.5 percentile range, standard deviation) of each statistic over `draws` test sets."""
     values = []
     for _ in range(draws):
         real, a, b = world.draw(rng)
         values.append(statistics(Grams.of(real, a), Grams.of(real, b), np.ones((1, world.faces), int))[0])
     values = np.array(values)
-    return values.mean(0), np.quantile(values, 0.975, 0) - np.quantile(values, 0.025, 0)
+    return values.mean(0), np.quantile(values, 0.975, 0) - np.quantile(values, 0.025, 0), values.std(0)
 
 
 def bootstrap_intervals(grams_a, grams_b, estimate, resamples):
@@ -102,46 +103,28 @@ def bootstrap_intervals(grams_a, grams_b, estimate, resamples):
     return np.array([bootstrap.interval(estimate[k], reps[:, k]) for k in range(3)])
 
 
-def delete_two_variance(estimate, one, two, pairs):
-    """D1 - D2 / 2: the delete-one jackknife variance D1 counts a statistic's k-face part about
-    k times; Efron & Stein's delete-two term D2 removes the two-face excess exactly and
-    over-removes from three faces on; the two partial sums of that alternating series bracket
-    the variance, and this is their mean."""
-    n = len(one)
-    d1 = (n - 1) / n * ((one - one.mean(0)) ** 2).sum(0)
-    q = estimate - one[pairs[:, 0]] - one[pairs[:, 1]] + two
-    d2 = (n - 2) * (n - 3) ** 2 / (n * (n - 1) ** 2) * n * (n - 1) / 2 * (q**2).mean(0)
-    return np.maximum(d1 - d2 / 2, d1 / 2)
-
-
-def as_interval(estimate, variances):
-    return np.stack([estimate - Z * np.sqrt(variances), estimate + Z * np.sqrt(variances)], 1)
-
-
-def lab_intervals(real, a, b, estimate):
-    """The lab's jackknife intervals of FID, KID and the paired FID difference."""
+def lab_intervals(real, a, b, estimate) -> dict[str, np.ndarray]:
+    """The lab's intervals of FID, KID and the paired FID difference (jackknife-2), and the
+    delete-one jackknife's (jackknife), which runs logged before the delete-two values hold."""
     left_a, left_b = jackknife.left_out(real, a), jackknife.left_out(real, b)
-    values = (left_a["fid"], left_a["kid"], left_a["fid"] - left_b["fid"])
-    return np.array([jackknife.run_interval(e, v) for e, v in zip(estimate, values)])
+    out = {}
+    for method, paired in (("jackknife-2", True), ("jackknife", False)):
 
+        def row(left, metric, value, paired=paired):
+            return jackknife.LeftOut(value, left[metric], left[metric + jackknife.PAIRED] if paired else None)
 
-def delete_two_intervals(grams_a, grams_b, estimate, rng):
-    n = len(grams_a.rr)
-    everyone = np.array([(i, j) for i in range(n) for j in range(i + 1, n)])
-    pairs = everyone if len(everyone) <= PAIRS else everyone[rng.choice(len(everyone), PAIRS, replace=False)]
-    masks = np.ones((n + len(pairs), n), int)
-    masks[np.arange(n), np.arange(n)] = 0
-    masks[n + np.arange(len(pairs)), pairs[:, 0]] = 0
-    masks[n + np.arange(len(pairs)), pairs[:, 1]] = 0
-    values = statistics(grams_a, grams_b, masks)
-    return as_interval(estimate, delete_two_variance(estimate, values[:n], values[n:], pairs))
+        fid_a, kid_a = row(left_a, "fid", estimate[0]), row(left_a, "kid", estimate[1])
+        _, *delta, _ = jackknife.difference(fid_a, row(left_b, "fid", estimate[0] - estimate[2]))
+        out[method] = np.array([jackknife.mean_interval(fid_a), jackknife.mean_interval(kid_a), delta])
+    return out
 
 
 def run(name: str, methods: list[str], tests: int, draws: int, resamples: int) -> None:
     world = WORLDS[name]()
     rng = np.random.default_rng(1)
     start = time.time()
-    mean, spread = truth(world, draws, rng)
+    mean, spread, sd = truth(world, draws, rng)
+    methods = [*methods, "oracle"]
     covered = {m: np.zeros(3) for m in methods}
     width = {m: np.zeros(3) for m in methods}
     for _ in range(tests):
@@ -149,23 +132,22 @@ def run(name: str, methods: list[str], tests: int, draws: int, resamples: int) -
         grams_a, grams_b = Grams.of(real, a), Grams.of(real, b)
         estimate = statistics(grams_a, grams_b, np.ones((1, world.faces), int))[0]
         found = {}
-        if "jackknife" in methods:
-            found["jackknife"] = lab_intervals(real, a, b, estimate)
+        if {"jackknife-2", "jackknife"} & set(methods):
+            found.update(lab_intervals(real, a, b, estimate))
         if "bootstrap" in methods:
             found["bootstrap"] = bootstrap_intervals(grams_a, grams_b, estimate, resamples)
-        if "jackknife-2" in methods:
-            found["jackknife-2"] = delete_two_intervals(grams_a, grams_b, estimate, rng)
+        found["oracle"] = np.stack([estimate - 1.959964 * sd, estimate + 1.959964 * sd], 1)
         for m in methods:
             low, high = found[m][:, 0], found[m][:, 1]
             covered[m] += (low <= mean) & (mean <= high)
             width[m] += high - low
     print(f"\n{name}: {world.faces} faces, {world.mix.shape[0]} dims, {world.shape}; {tests} test sets", flush=True)
-    print(f"  {'method':<12} {'coverage FID / KID / Δ':<26} {'width ÷ true spread FID / KID / Δ':<36} target")
+    print(f"  {'method':<12} {'coverage % FID / KID / Δ':<26} {'width ÷ true spread FID / KID / Δ':<36} target")
     for m in methods:
         cover, ratio = covered[m] / tests, width[m] / tests / spread
         ok = ((cover >= 0.93) & (cover <= 0.97) & (ratio <= 1.25)).all()
         print(
-            f"  {m:<12} {' / '.join(f'{c:.2f}' for c in cover):<26} {' / '.join(f'{r:.2f}' for r in ratio):<36} "
+            f"  {m:<12} {' / '.join(f'{100 * c:.1f}' for c in cover):<26} {' / '.join(f'{r:.2f}' for r in ratio):<36} "
             f"{'met' if ok else 'missed'}"
         )
     print(f"  ({time.time() - start:.0f} s)", flush=True)
@@ -177,8 +159,8 @@ def main() -> None:
     parser.add_argument(
         "--methods",
         nargs="+",
-        choices=["jackknife", "bootstrap", "jackknife-2"],
-        default=["jackknife", "bootstrap", "jackknife-2"],
+        choices=["jackknife-2", "jackknife", "bootstrap"],
+        default=["jackknife-2", "jackknife", "bootstrap"],
     )
     parser.add_argument("--tests", type=int, default=100, help="test sets per world, each given its intervals")
     parser.add_argument("--draws", type=int, default=2000, help="test sets drawn for the truth")

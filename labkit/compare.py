@@ -167,22 +167,44 @@ def check_measurements(done: pd.DataFrame, mixed: bool) -> None:
         )
 
 
-INTERVALS = {jackknife.METHOD: (keys.JACKKNIFE, jackknife), "bootstrap": (keys.BOOTSTRAP, bootstrap)}
-OLDER = "‡"  # marks an interval of runs logged before the jackknife
+OLDER = "‡"  # marks an interval of runs logged before the lab's current method (jackknife.METHOD)
+OLDER_NOTES = {
+    bootstrap.METHOD: f"{OLDER} Runs logged before the jackknife: their intervals are the bootstrap's, wider than "
+    'the sampling they describe (docs/methods/fid.md, "How sure a number is"), and do not pair with later '
+    "runs'.",
+    jackknife.DELETE_ONE: f"{OLDER} Runs logged before the delete-two values: their intervals are the delete-one "
+    "jackknife's, up to 1.3 times the true spread where a test set has fewer faces than dimensions, and their "
+    "differences from later runs are paired by the delete-one values alone.",
+}
 
 
 def _left_out(run_id: str) -> tuple[str, dict] | None:
-    """(method, arrays): what a run logged at its last evaluation for its intervals, the values
-    with each face left out, or a run logged before the jackknife its bootstrap replicates
-    (None when it has neither)."""
+    """(method, arrays): what a run logged at its last evaluation for its intervals: the values
+    with each face (and pair) left out, or a run logged before the jackknife its bootstrap
+    replicates (None when it has neither)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per run would fill the table
-    for method, (artifact, _) in INTERVALS.items():
+    for artifact in (keys.JACKKNIFE, keys.BOOTSTRAP):
         try:
             with np.load(track.client().download_artifacts(run_id, artifact, tempfile.mkdtemp())) as f:
-                return method, {_subset_name(k): v for k, v in f.items()}
+                arrays = {_subset_name(k): v for k, v in f.items()}
         except (MlflowException, OSError, ValueError):
             continue
+        if artifact == keys.BOOTSTRAP:
+            return bootstrap.METHOD, arrays
+        paired = any(k.endswith(jackknife.PAIRED) for k in arrays)
+        return (jackknife.METHOD if paired else jackknife.DELETE_ONE), arrays
     return None
+
+
+def _row_method(found: list[tuple[str, dict]]) -> str | None:
+    """The method a row's runs share: the delete-one jackknife where some lack the delete-two
+    values; None where they hold a bootstrap and a jackknife, or the faces differ in number."""
+    methods = {method for method, _ in found}
+    if len({len(arrays["fid"]) for _, arrays in found}) != 1:
+        return None
+    if methods == {jackknife.METHOD, jackknife.DELETE_ONE}:
+        return jackknife.DELETE_ONE
+    return methods.pop() if len(methods) == 1 else None
 
 
 def _intervals(group: pd.DataFrame, left_out: dict) -> dict:
@@ -192,17 +214,24 @@ def _intervals(group: pd.DataFrame, left_out: dict) -> dict:
     values: a finished run's final evaluation, the one its values were computed at. None when
     a run has neither, or the runs hold different kinds."""
     found = [left_out.get(r) for r in group["run_id"]]
-    if any(f is None for f in found) or len({(m, len(a["fid"])) for m, a in found}) != 1:
+    method = None if any(f is None for f in found) else _row_method(found)
+    if method is None:
         return {}
-    method, module = found[0][0], INTERVALS[found[0][0]][1]
     out = {"_method": method, "_tables": {}}
     for name in found[0][1]:
-        if name == "epoch" or _metric(name) not in group:
+        if name == "epoch" or name.endswith(jackknife.PAIRED) or _metric(name) not in group:
             continue
         estimates = group[_metric(name)].astype(float).to_numpy()
         table = np.stack([arrays[name] for _, arrays in found], 1)
-        out["_tables"][name] = (method, estimates, table)
-        out[f"{name}_ci"] = module.mean_interval(estimates, table)
+        paired = name + jackknife.PAIRED
+        two = None
+        if method == jackknife.METHOD and all(paired in arrays for _, arrays in found):  # a subset of 3 has none
+            two = np.stack([arrays[paired] for _, arrays in found], 1)
+        out["_tables"][name] = (method, estimates, table, two)
+        if method == bootstrap.METHOD:
+            out[f"{name}_ci"] = bootstrap.mean_interval(estimates, table)
+        else:
+            out[f"{name}_ci"] = jackknife.mean_interval(jackknife.LeftOut(estimates, table, two))
     return out
 
 
@@ -236,6 +265,7 @@ def _score_columns(group: pd.DataFrame, intervals: dict) -> dict:
         kid_std=kid_std,
         n_fake=int(group[_metric(keys.FID_N_FAKE)].iloc[0]),
         interval=_interval_kind(group, intervals),
+        interval_method=intervals.get("_method", ""),
     )
 
 
@@ -286,17 +316,17 @@ def _against_baseline(out: pd.DataFrame, tables: list, baseline: str) -> None:
             out.at[i, "verdict"] = "n/a (no intervals)"
             continue
         (method, *a), (other, *b) = tables[i], tables[j]
-        if method != other:
+        if bootstrap.METHOD in (method, other) and method != other:
             out.at[i, "verdict"] = f"n/a ({OLDER} runs logged before the jackknife do not pair with later ones)"
             continue
         if len(a[1]) != len(b[1]):
             out.at[i, "verdict"] = "n/a (the rows' values do not line up face by face)"
             continue
-        if method == jackknife.METHOD:
-            _, low, high, size = jackknife.difference(*a, *b)
-        else:
-            _, low, high = bootstrap.difference(*a, *b)
+        if method == bootstrap.METHOD:
+            _, low, high = bootstrap.difference(*a[:2], *b[:2])
             size = bootstrap.detectable(low, high)
+        else:  # a row without delete-two values pairs with the other by delete-one values alone
+            _, low, high, size = jackknife.difference(jackknife.LeftOut(*a), jackknife.LeftOut(*b))
         out.at[i, "delta_ci_low"], out.at[i, "delta_ci_high"] = low, high
         out.at[i, "delta_detectable"], out.at[i, "verdict"] = size, jackknife.verdict(low, high)
 
@@ -517,13 +547,8 @@ def to_markdown(t: pd.DataFrame, experiment: str, figures: dict[str, Path] | Non
         lines += [f"## {title}" + (f", N = {n}, {generation}" if len(blocks) > 1 else ""), ""]
         lines += _table(HEADER, [_main_cells(r) for _, r in block.iterrows()])
         lines += _detectable(block)
-        if block["interval"].str.endswith(OLDER).any():
-            lines += [
-                f"{OLDER} Runs logged before the jackknife: their intervals are the bootstrap's, wider than "
-                'the sampling they describe (docs/methods/fid.md, "How sure a number is"), and do not pair with '
-                "later runs'.",
-                "",
-            ]
+        for method, note in OLDER_NOTES.items():
+            lines += [note, ""] if (block["interval_method"] == method).any() else []
         lines += _subset_table(block, subsets) if subsets else []
     for evaluator in evaluators.columns():
         lines += _evaluator_table(t, evaluator)

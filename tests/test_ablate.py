@@ -186,10 +186,23 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     # repeated 4 times (whole pixels) so that a column is wide enough for its title above
     assert grid.shape[:2] == (HEADER_PX + 4 * (4 * 32 + 3 * 2), 4 * (5 * 32 + 4 * 2))
 
-    # a run logged before the jackknife holds bootstrap replicates instead: its interval is still
-    # shown, marked, and a difference from it is not paired with later runs'
+    # a run logged before the delete-two values holds the delete-one values alone: its interval is
+    # the delete-one jackknife's, marked, and a difference from it is paired by those values
     base = next(r for r in runs if r.info.run_name == "base-s0")
     artifacts = Path(urllib.parse.urlparse(base.info.artifact_uri).path)
+    with np.load(artifacts / "fid" / "jackknife.npz") as f:
+        assert "fid~pairs" in f
+        np.savez(artifacts / "fid" / "jackknife.npz", **{k: v for k, v in f.items() if "~pairs" not in k})
+    assert cli.main(["compare", "--experiment", "abl", "--no-mlflow"]) == 0
+    table = (lab / "compare" / "abl.md").read_text()
+    assert "]‡ |" in next(line for line in table.splitlines() if line.startswith("| baseline |"))
+    assert "‡ Runs logged before the delete-two values" in table and "before the jackknife" not in table
+    older_glad_row = next(line for line in table.splitlines() if line.startswith("| glad |"))
+    assert older_glad_row.rstrip(" |").split("| ")[-1] in ("lower", "higher", "no clear difference")
+    assert "]‡ |" not in older_glad_row
+
+    # a run logged before the jackknife holds bootstrap replicates instead: its interval is still
+    # shown, marked, and a difference from it is not paired with later runs'
     (artifacts / "fid" / "jackknife.npz").unlink()
     fid, kid = base.data.metrics["fid"], base.data.metrics["kid"]
     noise = np.random.default_rng(0).normal(size=200)

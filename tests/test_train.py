@@ -162,9 +162,10 @@ def test_intervals_are_logged_and_a_validation_split_picks_the_best_epoch(lab, t
     best = min(result.history, key=lambda e: e.fid_val)
     assert m["fid_best"] == best.fid and m["fid_best_epoch"] == best.epoch and m["fid_val_best"] == best.fid_val
     left_out = np.load(run.client.download_artifacts(run.run_id, "fid/jackknife.npz"))
-    assert int(left_out["epoch"]) == 2 and sorted(left_out) == ["epoch", "fid", "kid"]
+    assert int(left_out["epoch"]) == 2 and sorted(left_out) == ["epoch", "fid", "fid~pairs", "kid", "kid~pairs"]
     assert len(left_out["fid"]) == len(left_out["kid"]) == int(logged.tags["fid.n_real"]) == 6
-    assert logged.tags["fid.interval"] == "jackknife"
+    assert len(left_out["fid~pairs"]) == 15  # every pair of 6 faces
+    assert logged.tags["fid.interval"] == "jackknife-2"
 
 
 def _interval(metrics: dict, metric: str, subset: str = "") -> list[float]:

@@ -38,6 +38,7 @@ import numpy as np
 from .grams import Grams
 
 LEVEL = 0.95
+METHOD = "bootstrap"  # what compare calls the intervals of runs that hold fid/bootstrap.npz
 SEED = 2718  # fixed: the same test faces give the same resamples in every run
 
 

@@ -185,7 +185,8 @@ class FidEvaluator:
         the order of the real sketches (the generator's output for each test photo), given as
         images or as their features (`fake`, from features_of). With `intervals`, each FID and
         KID also has its jackknife interval (fid_ci, kid_ci), and 'left_out' holds their values
-        with each face left out in turn ({'fid': ..., 'kid.cuhk': ...})."""
+        with each face left out in turn ({'fid': ..., 'kid.cuhk': ...}) and with each of a fixed
+        set of pairs left out ({'fid~pairs': ..., 'kid.cuhk~pairs': ...})."""
         fake = self.features_of(fake_sketches) if fake is None else fake
         scores = self._scores(self.real, fake)
         scores["per_subset"] = {}
@@ -194,15 +195,19 @@ class FidEvaluator:
             scores["per_subset"][name] = dict(self._scores(self.real[pick], fake[pick]), n=int(pick.sum()))
         left_out = scores.pop("left_out")
         for name, sub in scores["per_subset"].items():
-            left_out.update({keys.per_subset(k, name): v for k, v in sub.pop("left_out").items()})
+            for k, values in sub.pop("left_out").items():  # `fid~pairs` of cuhk: `fid.cuhk~pairs`
+                metric = k.removesuffix(jackknife.PAIRED)
+                left_out[keys.per_subset(metric, name) + k[len(metric) :]] = values
         return dict(scores, n_real=len(self.real), n_fake=len(fake), left_out=left_out)
 
     def _scores(self, real: np.ndarray, fake: np.ndarray) -> dict:
         out = dict(fid=fid_from_features(real, fake), kid=kid_from_features(real, fake), left_out={})
         if self.intervals and len(real) > 2:
-            out["left_out"] = jackknife.left_out(real, fake)
+            left = out["left_out"] = jackknife.left_out(real, fake)
             for metric in (keys.FID, keys.KID):
-                out[f"{metric}_ci"] = list(jackknife.run_interval(out[metric], out["left_out"][metric]))
+                out[f"{metric}_ci"] = list(
+                    jackknife.run_interval(out[metric], left[metric], left.get(metric + jackknife.PAIRED))
+                )
         return out
 
     def provenance(self) -> dict:
