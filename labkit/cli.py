@@ -224,6 +224,21 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from . import store
+
+    args.experiment = _experiment_to_compare(args.experiment)
+    store.require(args.experiment)  # a missing store or experiment refused before MLflow loads
+    from . import track
+
+    track.existing_experiment(track.client(create=False), args.experiment)
+    from .report import report
+
+    files = report(args.experiment, out_dir=args.out)
+    print("\n".join(f"wrote {f}" for f in files if f.suffix in (".md", ".html", ".tex")))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from . import demo
 
@@ -573,6 +588,20 @@ def _add_compare(sub) -> None:
     s.set_defaults(func=cmd_compare)
 
 
+def _add_report(sub) -> None:
+    s = sub.add_parser(
+        "report", help="the term summary from an experiment's runs: Markdown with figures, one HTML page, LaTeX table"
+    )
+    s.add_argument(
+        "--experiment",
+        help="the MLflow experiment whose runs it summarises (default: the one whose runs measured FID last)",
+    )
+    s.add_argument(
+        "--out", type=Path, help="folder for report.md, report.html and table.tex (default runs/report/<experiment>/)"
+    )
+    s.set_defaults(func=cmd_report)
+
+
 def _add_align(sub) -> None:
     s = sub.add_parser("align", help="warp every sketch onto its photo's geometry from the parsing maps (+align)")
     s.add_argument("data_root", type=folder, help="the data folder whose sketches are warped")
@@ -685,6 +714,7 @@ def parser() -> argparse.ArgumentParser:
 
     _add_ablate(sub)
     _add_compare(sub)
+    _add_report(sub)
     s = sub.add_parser("demo", help="the main job: every notebook at demo size (minutes on a CPU), the FID table")
     s.add_argument(
         "--set",

@@ -391,20 +391,20 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
     )
 
 
-def _pm(mean: float, std: float, digits: int = 2) -> str:
+def plus_minus(mean: float, std: float, digits: int = 2) -> str:
     if np.isnan(mean):
         return "-"
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if not np.isnan(std) else "")
 
 
-def _ci(low: float, high: float, digits: int = 2, sign: bool = False) -> str:
+def interval_text(low: float, high: float, digits: int = 2, sign: bool = False) -> str:
     if np.isnan(low):
         return "-"
     f = f"{{:{'+' if sign else ''}.{digits}f}}"
     return f"[{f.format(low)}, {f.format(high)}]"
 
 
-def _seeds(text: str) -> str:
+def seeds_text(text: str) -> str:
     seeds = text.split(",")
     return f"{len(seeds)} ({', '.join(seeds)})"
 
@@ -449,17 +449,17 @@ def _main_cells(r: pd.Series) -> list[str]:
         "-"
         if np.isnan(r["delta_vs_baseline"])
         else f"{r['delta_vs_baseline']:+.2f} "
-        + (_ci(r["delta_ci_low"], r["delta_ci_high"], sign=True) if not np.isnan(r["delta_ci_low"]) else "")
+        + (interval_text(r["delta_ci_low"], r["delta_ci_high"], sign=True) if not np.isnan(r["delta_ci_low"]) else "")
     )
     return [
         r["setting"],
         r["loss"],
-        _seeds(r["seeds"]),
-        _pm(r["fid"], r["fid_std"]),
-        _ci(r["fid_ci_low"], r["fid_ci_high"]) + (OLDER if r["interval"].endswith(OLDER) else ""),
-        _pm(r["mean_fid"], r["mean_fid_std"]),
+        seeds_text(r["seeds"]),
+        plus_minus(r["fid"], r["fid_std"]),
+        interval_text(r["fid_ci_low"], r["fid_ci_high"]) + (OLDER if r["interval"].endswith(OLDER) else ""),
+        plus_minus(r["mean_fid"], r["mean_fid_std"]),
         f"{r['fid_best']:.2f}" + ("†" if r["best_on"] == "test" else ""),
-        _pm(r["kid"], r["kid_std"], 4),
+        plus_minus(r["kid"], r["kid_std"], 4),
         str(r["n_real"]) if r["n_real"] == r["n_fake"] else f"{r['n_real']} real / {r['n_fake']} generated",
         delta.strip(),
         r["verdict"] or "-",
@@ -483,7 +483,7 @@ def _detectable(block: pd.DataFrame) -> list[str]:
 
 def _subset_table(block: pd.DataFrame, subsets: list[str]) -> list[str]:
     fid, kid = (lambda s: keys.per_subset(keys.FID, s)), (lambda s: keys.per_subset(keys.KID, s))  # noqa: E731
-    cell = lambda r, s: f"{r[fid(s)]:.2f} {_ci(*r[f'{fid(s)}_ci'])} · {r[kid(s)]:.4f} (N {r[f'n/{s}']})"  # noqa: E731
+    cell = lambda r, s: f"{r[fid(s)]:.2f} {interval_text(*r[f'{fid(s)}_ci'])} · {r[kid(s)]:.4f} (N {r[f'n/{s}']})"  # noqa: E731
     return [
         "Per subset, at the final evaluation: FID [95% interval] · KID (N test faces)",
         "",
@@ -497,7 +497,7 @@ def _cell(r: pd.Series, column: evaluators.Column) -> str:
     if column.then:
         after = r[column.then]
         return f"{r[column.key]:.{column.digits}f} → {after:.{column.digits}f}" if not np.isnan(after) else "-"
-    return _pm(r[column.key], np.nan, column.digits)
+    return plus_minus(r[column.key], np.nan, column.digits)
 
 
 def _evaluator_table(t: pd.DataFrame, evaluator: type[evaluators.Evaluator]) -> list[str]:
@@ -523,9 +523,9 @@ def _factor_table(t: pd.DataFrame, factor: str) -> list[str]:
         [
             r["values"][factor],
             r["setting"],
-            _seeds(r["seeds"]),
-            _pm(r["fid"], r["fid_std"]),
-            _ci(r["fid_ci_low"], r["fid_ci_high"]),
+            seeds_text(r["seeds"]),
+            plus_minus(r["fid"], r["fid_std"]),
+            interval_text(r["fid_ci_low"], r["fid_ci_high"]),
         ]
         for _, r in by_value.sort_values(["_x", "setting"]).iterrows()
     ]
@@ -600,8 +600,8 @@ def to_terminal(
                 [
                     str(r["values"][factor]),
                     r["setting"],
-                    _pm(r["fid"], r["fid_std"]),
-                    _ci(r["fid_ci_low"], r["fid_ci_high"]),
+                    plus_minus(r["fid"], r["fid_std"]),
+                    interval_text(r["fid_ci_low"], r["fid_ci_high"]),
                 ]
                 for _, r in t.iterrows()
             ),
@@ -718,7 +718,7 @@ def cross_ablation_grid(runs: pd.DataFrame, n: int = 4, baseline: str = "baselin
     return viz.titled_figure(viz.sample_grid(columns), ["photo", "real sketch", *order])
 
 
-def _html(markdown: str, folder: Path) -> str:
+def html_page(markdown: str, folder: Path) -> str:
     """The Markdown as one HTML page with its figures inside (the MLflow UI shows HTML artifacts
     in a frame that cannot follow relative links)."""
     import base64
@@ -737,7 +737,7 @@ def _html(markdown: str, folder: Path) -> str:
     )
 
 
-def _save(fig, stem: Path) -> list[Path]:
+def save_figure(fig, stem: Path) -> list[Path]:
     """A figure as PNG (at its own pixel size), PDF and SVG."""
     paths = [stem.with_suffix(ext) for ext in (".png", ".pdf", ".svg")]
     for path in paths:
@@ -750,19 +750,19 @@ def _write(t: pd.DataFrame, runs: pd.DataFrame, experiment: str, sweep: str, by,
     """The figures, and the table as Markdown, HTML and CSV, under out_dir; (the text, the files)."""
     stem = f"{experiment}-{sweep}" if sweep else experiment
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = _save(fid_curves_figure(t), out_dir / f"{stem}-fid")
+    files = save_figure(fid_curves_figure(t), out_dir / f"{stem}-fid")
     figures = {"FID over training": files[0]}
     for factor in by:
-        files += _save(factor_figure(t, factor), out_dir / f"{stem}-by-{factor}")
+        files += save_figure(factor_figure(t, factor), out_dir / f"{stem}-by-{factor}")
         figures[f"FID against {factor}"] = files[-3]
     grid = cross_ablation_grid(runs)
     if grid is not None:
-        files += _save(grid, out_dir / f"{stem}-samples")
+        files += save_figure(grid, out_dir / f"{stem}-samples")
         figures["photo | real sketch | each ablation, on the same test faces"] = files[-3]
     text = to_markdown(t, experiment + (f", sweep {sweep}" if sweep else ""), figures, by)
     files += [out_dir / f"{stem}.md", out_dir / f"{stem}.html", out_dir / f"{stem}.csv"]
     files[-3].write_text(text, encoding="utf-8")
-    files[-2].write_text(_html(text, out_dir), encoding="utf-8")
+    files[-2].write_text(html_page(text, out_dir), encoding="utf-8")
     _flat(t).to_csv(files[-1], index=False)
     return text, files
 

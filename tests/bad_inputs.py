@@ -224,6 +224,7 @@ CASES = [
     Case("`labkit backup` where nothing has run yet", ("backup",), "nothing has run in this lab yet"),
     Case("`labkit runs --experiment nosuch`", ("runs", "--experiment", "nosuch"), "nosuch", setup=a_store),
     Case("`labkit compare --experiment nosuch`", ("compare", "--experiment", "nosuch"), "nosuch", setup=a_store),
+    Case("`labkit report --experiment nosuch`", ("report", "--experiment", "nosuch"), "nosuch", setup=a_store),
     Case("`labkit runs` on an empty (0-byte) store", ("runs", "--all"), "is empty (0 bytes)", setup=an_empty_store),
     Case("`labkit compare` on an empty (0-byte) store", ("compare",), "is empty (0 bytes)", setup=an_empty_store),
     Case("`labkit ablate` on an empty (0-byte) store", ("ablate", "glad"), "is empty (0 bytes)", setup=an_empty_store),

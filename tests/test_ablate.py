@@ -181,6 +181,18 @@ def test_ablations_over_seeds_in_parallel_and_their_comparison(lab, tmp_path, ca
     # (t_0.975 + t_0.8) standard errors, the interval t_0.975 of them: from 1.11 half-widths (with
     # one degree of freedom, the seeds' spread alone) to 1.43 (the faces' alone)
     assert 1.1 * (high - low) / 2 - 0.01 <= detectable <= (high - low) / 2 * (1.959964 + 0.841621) / 1.959964 + 0.01
+    # the term summary: the same rows told per ablation, the lab log's lines about these runs, the
+    # table for a paper
+    assert cli.main(["log", "add", "glad sharper than run:base-s0? not yet clear"]) == 0
+    assert cli.main(["log", "add", "--section", "ideas", "glad at 256 px"]) == 0
+    assert cli.main(["report", "--experiment", "abl"]) == 0
+    report = (lab / "report" / "abl" / "report.md").read_text()
+    assert "## What was measured" in report and "**Not every number compares**: random-init" in report
+    assert "### local_glad" in report and f"[{low:+.2f}, {high:+.2f}]" in report
+    assert "glad sharper than [base-s0" in report and "## Next term\n\n- glad at 256 px" in report
+    tex = (lab / "report" / "abl" / "table.tex").read_text()
+    assert r"\toprule" in tex and tex.count(r" \\") == 4 and "local\\_glad & 2 &" in tex
+    assert (lab / "report" / "abl" / "report.html").read_text().count("data:image/png;base64") == 2
     grid = np.asarray(Image.open(lab / "compare" / "abl-samples.png"))
     # 4 faces x (photo | real | baseline | glad | local_glad) at their own 32 px, 2 px gaps, each pixel
     # repeated 4 times (whole pixels) so that a column is wide enough for its title above

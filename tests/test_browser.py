@@ -138,6 +138,14 @@ def test_the_links_labkit_prints_open_the_training_view_with_fid(lab, tmp_path, 
         page.get(run_link.replace("&amp;", "&"))
         _wait(lambda: "baseline-s0" in text() and "Overview" in text(), 60, "the run's page")
 
+        # the term summary: one page that needs nothing beside it, its figures drawn, the log's line in it
+        assert cli.main(["report", "--experiment", "demo", "--out", str(tmp_path / "report")]) == 0
+        page.get((tmp_path / "report" / "report.html").as_uri())
+        figures = page.find_elements(By.TAG_NAME, "img")
+        assert len(figures) == 2 and all(f.get_attribute("src").startswith("data:image/png") for f in figures)
+        assert all(page.execute_script("return arguments[0].naturalWidth", f) > 100 for f in figures)
+        assert "Term summary" in text() and "first look" in text() and "Per ablation" in text()
+
 
 @pytest.mark.slow
 def test_the_docs_site_builds_and_its_pages_show_their_pictures(tmp_path):
