@@ -227,6 +227,10 @@ def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path
             assert "IProgress not found" not in body
             assert page.find_elements(By.CSS_SELECTOR, ".widget-hprogress")  # tqdm's bars are widgets here
             assert not page.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.error']")
+            # fit's live panel: one output area redrawn in place, its plots and the newest grid drawn
+            [panel] = page.find_elements(By.CSS_SELECTOR, ".labkit-panel")
+            images = panel.find_elements(By.TAG_NAME, "img")
+            assert len(images) == 2 and all(page.execute_script("return arguments[0].naturalWidth", i) for i in images)
             ActionChains(page).key_down(Keys.CONTROL).send_keys("s").key_up(Keys.CONTROL).perform()
             # the file changes before the post-save hook records it in git, and the server stopped in
             # between would never run the hook: wait for the tab's unsaved mark to clear, which

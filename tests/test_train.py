@@ -20,6 +20,7 @@ def test_fit_tracks_losses_fid_samples_and_provenance(lab, tiny_cfg):
     run.end()
     data = run.client.get_run(run.run_id).data
     assert [e.epoch for e in result.history] == [1, 2]
+    assert result.panel is None  # no Jupyter server started this process: nothing interactive
     for key in (
         "fid",
         "kid",
@@ -215,3 +216,24 @@ def test_a_checkpoint_written_before_the_evaluators_resumes(lab, tiny_cfg):
     for old, new in zip(result.history, resumed.history):
         assert new.metrics == pytest.approx(old.metrics), new.epoch
         assert "fid_ci_low.cuhk" in new.metrics and new.fid_ci == pytest.approx(old.fid_ci)
+
+
+def test_a_watched_fit_redraws_one_panel_in_place(lab, tiny_cfg, monkeypatch):
+    """In a kernel a Jupyter server started (JPY_SESSION_NAME set), fit shows one output area and
+    redraws it: losses at log steps, each evaluation's FID with its interval and the newest grid
+    (elsewhere, as under papermill, it shows nothing: test_fit_tracks_losses_fid_samples_and_provenance)."""
+    import IPython.display
+
+    shown, updates = [], []
+    monkeypatch.setattr(IPython.display.DisplayHandle, "display", lambda self, obj, **k: shown.append(self.display_id))
+    monkeypatch.setattr(IPython.display.DisplayHandle, "update", lambda self, obj, **k: updates.append(obj))
+    cfg = tiny_cfg()
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/baseline.ipynb")
+    run = track.open_run(cfg)
+    t = fit(cfg, load_faces(cfg, progress=False), run, progress=False)
+    run.end()
+    assert len(shown) == 1 and t.panel.handle.display_id == shown[0]  # one output area, updated in place
+    assert len(updates) == t.panel.draws >= 2  # at least one per evaluation
+    assert all(u.data.count('src="data:image/png;base64,iVBOR') == 2 for u in updates[-2:])  # plots, grid
+    assert t.panel.fids == [e.fid for e in t.history] and t.panel.epochs == [1, 2]
+    assert t.panel.grid is t.last_grid and len(t.panel.losses["loss_G"]) == len(t.panel.steps) > 0

@@ -36,6 +36,7 @@ from ..provenance import device_description
 from .checkpoint import Checkpoints, rng_state, set_rng_state
 from .distributed import World, launch, rank_seed
 from .init_from import start_from
+from .panel import Panel, watched
 from .pix2pix import Pix2Pix
 from .runner import Diverged, Runner
 from .window import LossWindow
@@ -163,6 +164,7 @@ class Training:
     last_grid: np.ndarray | None = None
     last_heatmap: np.ndarray | None = None
     saved_at: float = field(default_factory=time.monotonic)  # of the last checkpoint
+    panel: Panel | None = None  # the live view under the cell, where a person watches in JupyterLab
 
     @property
     def backbone(self) -> str:
@@ -372,6 +374,8 @@ def train_epoch(t: Training, progress: bool = True) -> None:
         means = runner.step_done(losses, t.step)
         if means:
             bar.set_postfix(G=f"{means['loss_G']:.3f}", D=f"{means['loss_D']:.3f}")
+            if t.panel is not None:
+                t.panel.step(t.step, means)
     if t.window.count:  # the epoch's last steps are checked even when they are not logged yet
         runner.read()
     if leads:
@@ -411,6 +415,8 @@ def evaluate(t: Training) -> Evaluation:
         evaluator.record(t.run, t.epoch)
     fakes = generated["test"].images
     _pictures(t, fakes[t.samples["index"].to(fakes.device)].cpu(), step=t.epoch)
+    if t.panel is not None:
+        t.panel.evaluation(t.epoch, e.metrics, t.last_grid)
     print(f"epoch {t.epoch}: " + "  ".join(lines))
     t.run.beat(t.step, "train", force=True)
     return e
@@ -466,6 +472,8 @@ def fit(cfg, data, run, progress: bool = True, world: World | None = None) -> Tr
             f"trained by {cfg.nproc} processes to epoch {t.epoch}, step {t.step}: the views below are of its "
             "last checkpoint"
         )
+    if world.leads and not launched and watched():
+        t.panel = Panel(f"{run.name} ({cfg.ablation})")
     if t.step == 0 and world.leads:  # the untrained model's pictures: the UI's image slider starts on a picture
         _pictures(t, t.sample_outputs(), step=0)
     while t.epoch < cfg.total_epochs:
