@@ -472,8 +472,8 @@ def fit(cfg, data, run, progress: bool = True, world: World | None = None) -> Tr
             f"trained by {cfg.nproc} processes to epoch {t.epoch}, step {t.step}: the views below are of its "
             "last checkpoint"
         )
-    if world.leads and not launched and watched():
-        t.panel = Panel(f"{run.name} ({cfg.ablation})")
+    if world.leads and not launched and watched() and t.epoch < cfg.total_epochs:  # (a finished run trains no more)
+        t.panel = Panel(f"{run.name} ({cfg.ablation})", [(e.epoch, e.metrics) for e in t.history])
     if t.step == 0 and world.leads:  # the untrained model's pictures: the UI's image slider starts on a picture
         _pictures(t, t.sample_outputs(), step=0)
     while t.epoch < cfg.total_epochs:

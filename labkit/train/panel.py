@@ -33,7 +33,8 @@ class Panel:
     """One output area, redrawn in place: losses at log steps, FID (with its interval) and the
     sample grid at evaluations. `spent` is the seconds its drawing took."""
 
-    def __init__(self, title: str):
+    def __init__(self, title: str, evaluations: list[tuple[int, dict]] = ()):
+        """`evaluations`: (epoch, metrics) of a resumed run's earlier evaluations, drawn from the start."""
         from IPython.display import DisplayHandle
 
         self.title, self.spent, self.draws = title, 0.0, 0
@@ -42,6 +43,8 @@ class Panel:
         self.grid: np.ndarray | None = None
         self._grid_png = ""  # base64, encoded once per evaluation
         self._next = 0.0
+        for epoch, metrics in evaluations:
+            self._add(epoch, metrics)
         self.handle = DisplayHandle()
         self.handle.display({"text/plain": f"{title}: training starts"}, raw=True)
 
@@ -54,6 +57,12 @@ class Panel:
             self.draw()
 
     def evaluation(self, epoch: int, metrics: dict[str, float], grid: np.ndarray | None) -> None:
+        self._add(epoch, metrics)
+        self.grid = grid
+        self._grid_png = "" if grid is None else _png(_uint8(grid))
+        self.draw()
+
+    def _add(self, epoch: int, metrics: dict[str, float]) -> None:
         from .. import keys
 
         self.epochs.append(epoch)
@@ -61,9 +70,6 @@ class Panel:
         self.intervals.append(
             (metrics.get(keys.ci(keys.FID, "low"), np.nan), metrics.get(keys.ci(keys.FID, "high"), np.nan))
         )
-        self.grid = grid
-        self._grid_png = "" if grid is None else _png(_uint8(grid))
-        self.draw()
 
     def figure(self):
         """The panel's plots: the losses | FID with its interval band."""
