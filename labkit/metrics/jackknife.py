@@ -16,8 +16,9 @@ to 1.3 times the true spread, covering 98-99 times in 100). Efron & Stein's dele
 from the values with two faces left out, estimates that excess; it removes it exactly from a
 statistic with parts of at most two faces and over-removes from one with three-face parts (FID's
 square-root trace has parts of every order). The lab takes D1 - D2/2, the midpoint of the
-two partial sums that bracket the variance (never below D1/2): measured in four simulated worlds
-(benchmarks/intervals.py), coverage 93-97 in 100 and width 0.95-1.1 times the true spread.
+two partial sums that bracket the variance (never below D1/2): in four simulated worlds
+(benchmarks/intervals.py) its intervals are 0.93-1.10 times the true spread; see
+docs/methods/fid.md for their coverage.
 D2 is estimated from PAIRS pairs of faces (every pair of a smaller test set), the same for
 every run on n faces.
 
