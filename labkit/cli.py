@@ -234,7 +234,7 @@ def cmd_report(args) -> int:
     track.existing_experiment(track.client(create=False), args.experiment)
     from .report import report
 
-    files = report(args.experiment, out_dir=args.out)
+    files = report(args.experiment, out_dir=args.out, mixed=args.mixed)
     print("\n".join(f"wrote {f}" for f in files if f.suffix in (".md", ".html", ".tex")))
     return 0
 
@@ -598,6 +598,11 @@ def _add_report(sub) -> None:
     )
     s.add_argument(
         "--out", type=Path, help="folder for report.md, report.html and table.tex (default runs/report/<experiment>/)"
+    )
+    s.add_argument(
+        "--mixed",
+        action="store_true",
+        help="summarise runs measured differently (backbone, N, test faces) too, each measurement apart",
     )
     s.set_defaults(func=cmd_report)
 

@@ -149,12 +149,13 @@ def latex(t: pd.DataFrame, experiment: str) -> str:
     )
 
 
-def report(experiment: str, out_dir: Path | None = None) -> list[Path]:
+def report(experiment: str, out_dir: Path | None = None, mixed: bool = False) -> list[Path]:
     """The term summary of the experiment's finished runs, under out_dir (default
     runs/report/<experiment>/): report.md with its figures, report.html (self-contained) and
-    table.tex. Returns the files written."""
+    table.tex; with `mixed`, runs measured differently each in their own block, as compare's.
+    Returns the files written."""
     runs = compare.collect(experiment)
-    t = compare.table(runs)
+    t = compare.table(runs, mixed=mixed)
     if t.empty:
         raise ParamError(
             f"no finished runs with an FID in experiment '{experiment}' yet: run `labkit ablate params/....yaml` first"
