@@ -206,14 +206,21 @@ def _experiment_to_compare(given: str | None) -> str:
     return newest
 
 
-def cmd_compare(args) -> int:
+def _existing_experiment(given: str | None) -> str:
+    """The experiment to read (named, else the one that measured FID last), refused when missing
+    before MLflow's and the plotting imports load."""
     from . import store
 
-    args.experiment = _experiment_to_compare(args.experiment)
-    store.require(args.experiment)  # a missing store or experiment refused before MLflow loads
+    experiment = _experiment_to_compare(given)
+    store.require(experiment)
     from . import track
 
-    track.existing_experiment(track.client(create=False), args.experiment)  # and before the plotting imports
+    track.existing_experiment(track.client(create=False), experiment)
+    return experiment
+
+
+def cmd_compare(args) -> int:
+    args.experiment = _existing_experiment(args.experiment)
     from .compare import compare, for_terminal
 
     by = args.by or []
@@ -225,13 +232,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from . import store
-
-    args.experiment = _experiment_to_compare(args.experiment)
-    store.require(args.experiment)  # a missing store or experiment refused before MLflow loads
-    from . import track
-
-    track.existing_experiment(track.client(create=False), args.experiment)
+    args.experiment = _existing_experiment(args.experiment)
     from .report import report
 
     files = report(args.experiment, out_dir=args.out, mixed=args.mixed)

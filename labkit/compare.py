@@ -444,13 +444,16 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [_row(header), "|" + "---|" * len(header), *map(_row, rows), ""]
 
 
+def delta_text(r: pd.Series) -> str:
+    """A row's difference from its baseline with its paired interval: `+0.91 [+0.86, +0.96]`,
+    `-` without a baseline."""
+    if np.isnan(r["delta_vs_baseline"]):
+        return "-"
+    interval = "" if np.isnan(r["delta_ci_low"]) else interval_text(r["delta_ci_low"], r["delta_ci_high"], sign=True)
+    return f"{r['delta_vs_baseline']:+.2f} {interval}".strip()
+
+
 def _main_cells(r: pd.Series) -> list[str]:
-    delta = (
-        "-"
-        if np.isnan(r["delta_vs_baseline"])
-        else f"{r['delta_vs_baseline']:+.2f} "
-        + (interval_text(r["delta_ci_low"], r["delta_ci_high"], sign=True) if not np.isnan(r["delta_ci_low"]) else "")
-    )
     return [
         r["setting"],
         r["loss"],
@@ -461,7 +464,7 @@ def _main_cells(r: pd.Series) -> list[str]:
         f"{r['fid_best']:.2f}" + ("†" if r["best_on"] == "test" else ""),
         plus_minus(r["kid"], r["kid_std"], 4),
         str(r["n_real"]) if r["n_real"] == r["n_fake"] else f"{r['n_real']} real / {r['n_fake']} generated",
-        delta.strip(),
+        delta_text(r),
         r["verdict"] or "-",
     ]
 

@@ -74,14 +74,12 @@ def per_ablation(t: pd.DataFrame) -> list[str]:
             + (", so optimistic)" if r["best_on"] == "test" else ")")
         )
         if r["baseline_setting"]:
-            delta = "-" if pd.isna(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f}"
-            interval = compare.interval_text(r["delta_ci_low"], r["delta_ci_high"], sign=True)
             power = (
                 ""
                 if pd.isna(r["delta_detectable"])
                 else f"; the smallest difference it tells apart: {r['delta_detectable']:.2f}"
             )
-            lines.append(f"- against {r['baseline_setting']}: Δ FID {delta} {interval}, {r['verdict']}{power}")
+            lines.append(f"- against {r['baseline_setting']}: Δ FID {compare.delta_text(r)}, {r['verdict']}{power}")
         lines.append("")
     return lines
 
@@ -116,8 +114,7 @@ def latex(t: pd.DataFrame, experiment: str) -> str:
     mean ± std over seeds with its 95% interval, the difference from the baseline and its verdict."""
     rows = []
     for _, r in t.iterrows():
-        interval = compare.interval_text(r["delta_ci_low"], r["delta_ci_high"], sign=True)
-        delta = "--" if pd.isna(r["delta_vs_baseline"]) else f"{r['delta_vs_baseline']:+.2f} {interval}"
+        delta = compare.delta_text(r)
         cells = [
             r["setting"],
             str(r["runs"]),
@@ -125,7 +122,7 @@ def latex(t: pd.DataFrame, experiment: str) -> str:
             compare.interval_text(r["fid_ci_low"], r["fid_ci_high"]),
             f"{r['fid_best']:.2f}",
             compare.plus_minus(r["kid"], r["kid_std"], 4),
-            delta,
+            "--" if delta == "-" else delta,
             r["verdict"] or "--",
         ]
         rows.append(" & ".join(_latex_escape(c) for c in cells) + r" \\")

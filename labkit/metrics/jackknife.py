@@ -41,6 +41,7 @@ by the delete-one values of both.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -55,13 +56,15 @@ PAIRS = 300  # pairs of faces left out for D2: its estimate's noise is small bes
 PAIRED = "~pairs"  # `fid~pairs`, `kid.cuhk~pairs`: a metric's values with each pair left out
 
 
+@lru_cache(maxsize=64)
 def pairs(n: int) -> np.ndarray:
     """(p, 2): the pairs of faces left out on a test set of n faces, every pair up to PAIRS, else
     PAIRS of them drawn with n as the seed, so that every run on these faces leaves out the same."""
     everyone = np.array(list(combinations(range(n), 2)), dtype=int).reshape(-1, 2)
-    if len(everyone) <= PAIRS:
-        return everyone
-    return everyone[np.sort(np.random.default_rng(n).choice(len(everyone), PAIRS, replace=False))]
+    if len(everyone) > PAIRS:
+        everyone = everyone[np.sort(np.random.default_rng(n).choice(len(everyone), PAIRS, replace=False))]
+    everyone.flags.writeable = False  # cached: every caller shares it
+    return everyone
 
 
 def fids_without_each(grams: Grams) -> np.ndarray:
@@ -130,9 +133,9 @@ def variance(estimate: float, one: np.ndarray, two: np.ndarray | None = None) ->
     if n < 3 or not np.isfinite(one).all():
         return float("nan")
     d1 = (n - 1) / n * ((one - one.mean()) ** 2).sum()
-    if two is None or not np.isfinite(two).all() or len(two) != len(pairs(n)):
-        return float(d1)
     left = pairs(n)
+    if two is None or not np.isfinite(two).all() or len(two) != len(left):
+        return float(d1)
     # what is left of the statistic's two-face part once its one-face parts are taken out
     q = estimate - one[left[:, 0]] - one[left[:, 1]] + two
     d2 = (n - 2) * (n - 3) ** 2 / (2 * (n - 1)) * (q**2).mean()
