@@ -660,24 +660,30 @@ def factor_figure(t: pd.DataFrame, factor: str):
     return fig
 
 
+def fid_history(run_id: str) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
+    """A run's FID per evaluation [(epoch, fid)] and its 95% interval [(epoch, low, high)]."""
+    c = track.client()
+    curve = [(m.step, m.value) for m in c.get_metric_history(run_id, keys.FID)]
+    low, high = (
+        {m.step: m.value for m in c.get_metric_history(run_id, keys.ci(keys.FID, side))} for side in ("low", "high")
+    )
+    return curve, [(step, low[step], high[step]) for step in low if step in high]
+
+
 def fid_curves_figure(t: pd.DataFrame):
     """FID over epochs, one line per row of the table (mean over its runs); a row of one run
     shows its 95% interval over the test faces as a band."""
-    c = track.client()
     curves, bands = {}, {}
     for _, row in t.iterrows():
         per_epoch: dict[int, list[float]] = {}
-        for run_id in row["run_ids"]:
-            for m in c.get_metric_history(run_id, keys.FID):
-                per_epoch.setdefault(m.step, []).append(m.value)
+        histories = [fid_history(run_id) for run_id in row["run_ids"]]
+        for curve, _ in histories:
+            for step, value in curve:
+                per_epoch.setdefault(step, []).append(value)
         label = row["setting"] if row["backbone"] == "inception" else f"{row['setting']} ({row['backbone']})"
         curves[label] = [(step, float(np.mean(v))) for step, v in per_epoch.items()]
-        if len(row["run_ids"]) == 1:
-            low, high = (
-                {m.step: m.value for m in c.get_metric_history(row["run_ids"][0], keys.ci(keys.FID, side))}
-                for side in ("low", "high")
-            )
-            bands[label] = [(step, low[step], high[step]) for step in low if step in high]
+        if len(histories) == 1:
+            bands[label] = histories[0][1]
     return viz.fid_curves(
         curves, title="FID over training (mean over seeds; band: one run's 95% interval)" + _smoke_mark(t), bands=bands
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 
 import matplotlib.pyplot as plt
@@ -55,6 +57,37 @@ def titled(grid: np.ndarray, titles: list[str]) -> np.ndarray:
     return figure_to_array(titled_figure(grid, titles))
 
 
+def grid_columns(grid: np.ndarray, n_columns: int, gap: int = 2) -> list[np.ndarray]:
+    """The columns of a sample_grid image (e.g. photo, real sketch, generated), each (H, w, 3)."""
+    width = (grid.shape[1] - (n_columns - 1) * gap) // n_columns
+    return [grid[:, j * (width + gap) : j * (width + gap) + width] for j in range(n_columns)]
+
+
+def side_by_side(columns: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Columns of one height (from grid_columns) as one grid, white gaps between them."""
+    white = np.full((columns[0].shape[0], gap, 3), 255, np.uint8)
+    return np.concatenate([part for c in columns for part in (c, white)][:-1], axis=1)
+
+
+def png_data(image: np.ndarray) -> str:
+    """An RGB array (uint8, or floats in [0, 1]) as a base64 PNG, for an <img src="data:...">."""
+    from PIL import Image
+
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG", compress_level=1)
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def figure_png_data(fig) -> str:
+    """A figure as a base64 PNG (closed after), for an <img src="data:...">."""
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return base64.b64encode(out.getvalue()).decode()
+
+
 def figure_to_array(fig) -> np.ndarray:
     fig.canvas.draw()
     arr = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
@@ -102,6 +135,7 @@ def fid_curves(
         ax.set_yscale("log")
         ylabel += ", log scale"
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

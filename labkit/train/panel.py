@@ -13,12 +13,12 @@ its own PNG, encoded once per evaluation: matplotlib draws only the two small pl
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import time
 
 import numpy as np
+
+from .. import viz
 
 MIN_SECONDS = 2.0
 BUDGET_FACTOR = 100  # drawing <= 1/100 of the time between draws, evaluations' draws included
@@ -59,7 +59,7 @@ class Panel:
     def evaluation(self, epoch: int, metrics: dict[str, float], grid: np.ndarray | None) -> None:
         self._add(epoch, metrics)
         self.grid = grid
-        self._grid_png = "" if grid is None else _png(_uint8(grid))
+        self._grid_png = "" if grid is None else viz.png_data(grid)
         self.draw()
 
     def _add(self, epoch: int, metrics: dict[str, float]) -> None:
@@ -96,9 +96,7 @@ class Panel:
         return fig
 
     def html(self) -> str:
-        png = io.BytesIO()
-        self.figure().savefig(png, format="png")
-        plots = base64.b64encode(png.getvalue()).decode()
+        plots = viz.figure_png_data(self.figure())
         grid = (
             f'<figure style="margin:0"><img src="data:image/png;base64,{self._grid_png}" style="max-height:240px">'
             "<figcaption>photo | real sketch | generated, at the last evaluation</figcaption></figure>"
@@ -118,15 +116,3 @@ class Panel:
         took = time.monotonic() - started
         self.spent, self.draws = self.spent + took, self.draws + 1
         self._next = time.monotonic() + max(MIN_SECONDS, BUDGET_FACTOR * took)
-
-
-def _uint8(image: np.ndarray) -> np.ndarray:
-    return image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-
-
-def _png(image: np.ndarray) -> str:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG", compress_level=1)
-    return base64.b64encode(out.getvalue()).decode()
