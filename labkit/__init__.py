@@ -25,6 +25,7 @@ _SUBMODULES = {
     "config",
     "data",
     "drive",
+    "explore",
     "executors",
     "jobs",
     "keys",
