@@ -176,6 +176,23 @@ def _swap(content, style, k, mode, temperature, chunk, channel_weights, query) -
     return SwapResult(_fold_average(columns, (h, w), k), index, best, len(bank), _grids(style, k))
 
 
+def patch_scores(query: torch.Tensor, maps: list, k: int, row: int, col: int, weights=None) -> list[torch.Tensor]:
+    """NCC of the query's (1, C, H, W) k x k patch at (row, col) with every k x k patch of each
+    style map (channel-weighted as the swap weights them): one (H', W') map per style map, the
+    scores the swap ranked this content patch's candidates by."""
+    with torch.no_grad(), torch.autocast(query.device.type, enabled=False):
+        w = 1.0 if weights is None else weights.float().to(query.device).view(1, -1, 1, 1)
+        patch = query.float()[:, :, row : row + k, col : col + k] * w
+        patch = patch / patch.norm().clamp_min(1e-8)
+        scores = []
+        for style in maps:
+            weighted = style.float() * w
+            ones = torch.ones(1, style.shape[1], k, k, device=style.device)
+            norms = F.conv2d(weighted * weighted, ones).clamp_min(1e-16).sqrt()
+            scores.append((F.conv2d(weighted, patch) / norms)[0, 0])
+        return scores
+
+
 def swap_plain(content: torch.Tensor, style: torch.Tensor, k: int = 3) -> torch.Tensor:
     """The textbook formulation (Chen & Schmidt): conv2d with the normalised style patches as
     filters, one-hot of the channel argmax, conv_transpose2d with the raw patches, divided by

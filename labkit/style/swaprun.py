@@ -71,6 +71,18 @@ class SwapLab:
         """The variant's own view (its module's `view`, with these options), logged and shown."""
         self.log_view(self.variant.view(self, **options), self.variant.view_key)
 
+    def explore(self, size: int = 96):
+        """The swap under the cursor (labkit.style.explore): choose a pair and a content position,
+        see the patch taken, its NCC scores over the style and the alternatives; sliders re-run
+        the swap at `size` px with the variant's knobs."""
+        from .explore import SwapExplorer
+
+        if self.variant is None:
+            raise ValueError(
+                f"explore() shows a swap: ablation '{self.cfg.ablation}' has none (open a swap_* notebook)"
+            )
+        return SwapExplorer(self, size)
+
     def swap_all(self) -> SwapOutcome:
         """run_swap over every pair (measured and logged), its grid and heatmaps shown."""
         outcome = run_swap(self)

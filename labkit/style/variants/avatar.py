@@ -1,13 +1,24 @@
 """avatar: Avatar-Net's style decorator; its view shows the feature covariances it whitens and
 colours, and where the whitened swap matched."""
 
-from .variant import Variant, register
+from .variant import Matched, Variant, register
 
 
 def swap(cfg, c, s, _):
     from ..swap import avatar_swap
 
     return avatar_swap(c, s, cfg.patch_size, chunk=cfg.chunk)
+
+
+def matched(cfg, c, s, _):
+    """The whitened content (reflect-padded) against the whitened style (zero-padded), as avatar_swap."""
+    import torch.nn.functional as F
+
+    from ..swap import zca
+
+    pad = (cfg.patch_size - 1) // 2
+    white_content, white_style = zca(c)[0], zca(s)[0]
+    return Matched(F.pad(white_content, (pad,) * 4, mode="reflect"), [F.pad(white_style, (pad,) * 4)], pad=pad)
 
 
 def _covariance(features, channels: int):
@@ -67,5 +78,6 @@ register(
         "decorator",
         decoder_kind="avatar",
         fixed_layers=("relu4_1",),
+        matched=matched,
     )
 )

@@ -1,7 +1,7 @@
 """channel_weighted: matching with per-channel weights that play down colour-driven channels;
 its view shows the weights."""
 
-from .variant import Variant, register
+from .variant import Matched, Variant, register
 
 
 def colour_channel_weights(cfg, encoder, images: list):
@@ -28,6 +28,10 @@ def swap(cfg, c, s, weights):
     from ..swap import swap
 
     return swap(c, s, cfg.patch_size, chunk=cfg.chunk, channel_weights=weights)
+
+
+def matched(cfg, c, s, weights):
+    return Matched(c, [s], weights)
 
 
 def view(lab):
@@ -57,5 +61,6 @@ register(
         view,
         "channel_weights",
         prepare=colour_channel_weights,
+        matched=matched,
     )
 )

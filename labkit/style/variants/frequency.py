@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from ...knobs import knob
-from .variant import Variant, register
+from .variant import Matched, Variant, register
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,12 @@ def swap(cfg, c, s, _):
     from ..swap import frequency_swap
 
     return frequency_swap(c, s, cfg.cutoff, k=cfg.patch_size, chunk=cfg.chunk)
+
+
+def matched(cfg, c, s, _):
+    from ..swap import low_pass
+
+    return Matched(low_pass(c, cfg.cutoff), [s])
 
 
 def view(lab):
@@ -51,5 +57,6 @@ register(
         view,
         "frequency_split",
         knobs=FrequencyKnobs,
+        matched=matched,
     )
 )

@@ -4,7 +4,7 @@ grows."""
 from dataclasses import dataclass
 
 from ...knobs import knob
-from .variant import Variant, register
+from .variant import Matched, Variant, register
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,10 @@ def swap(cfg, c, s, _):
     from ..swap import gram_aware_swap
 
     return gram_aware_swap(c, s, cfg.beta, k=cfg.patch_size, chunk=cfg.chunk)
+
+
+def matched(cfg, c, s, _):
+    return Matched(c + cfg.beta * s.mean(dim=(2, 3), keepdim=True), [s])
 
 
 def view(lab, betas=(0.0, 0.5, 1.0, 2.0)):
@@ -43,5 +47,6 @@ register(
         view,
         "query_shift",
         knobs=GramKnobs,
+        matched=matched,
     )
 )

@@ -4,7 +4,7 @@ location took its patch from."""
 from dataclasses import dataclass
 
 from ...knobs import knob
-from .variant import Variant, register
+from .variant import Matched, Variant, register
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ def swap(cfg, c, s, _):
     from ..swap import multiscale_style, swap
 
     return swap(c, multiscale_style(s, scales(cfg)), cfg.patch_size, chunk=cfg.chunk)
+
+
+def matched(cfg, c, s, _):
+    from ..swap import multiscale_style
+
+    return Matched(c, multiscale_style(s, scales(cfg)))
 
 
 def view(lab):
@@ -67,5 +73,6 @@ register(
         view,
         "scale_map",
         knobs=MultiscaleKnobs,
+        matched=matched,
     )
 )

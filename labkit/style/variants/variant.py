@@ -8,6 +8,23 @@ from dataclasses import dataclass
 from ...registry import Registry
 
 
+@dataclass
+class Matched:
+    """What a variant's swap scores by NCC, for the swap explorer to redraw one patch's scores:
+    the query map (1, C, H, W), the style maps whose patches form the bank, the channel weights
+    of the matching (or None), and how far the query and the maps were padded."""
+
+    query: object
+    maps: list
+    weights: object = None
+    pad: int = 0
+
+
+def plain_match(cfg, content, style, context) -> Matched:
+    """The content's patches against the style's, unweighted: argmax's, softmax's and assignment's."""
+    return Matched(content, [style])
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -19,6 +36,7 @@ class Variant:
     decoder_kind: str = ""  # the decoder it needs, when only one kind will do
     prepare: Callable | None = None  # (cfg, encoder, images) -> context for swap
     fixed_layers: tuple[str, ...] = ()  # the layers it swaps, when not cfg.swap_layer
+    matched: Callable = plain_match  # (cfg, content map, style map, context) -> Matched: what its swap scores
 
     @property
     def ablation(self) -> str:
