@@ -180,6 +180,20 @@ def test_the_docs_site_builds_and_its_pages_show_their_pictures(tmp_path):
         assert len(pages) >= 20 and pictures >= 3
 
 
+def _jupyterlab(port: int, root: Path) -> list[str]:
+    """The command that serves JupyterLab on port (no token, no password) over the folder root."""
+    return [
+        os.path.join(os.path.dirname(sys.executable), "jupyter"),
+        "lab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root}",
+    ] + (["--allow-root"] if os.geteuid() == 0 else [])
+
+
 @pytest.mark.slow
 def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
@@ -189,16 +203,7 @@ def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path
     notebook = ROOT / "notebooks" / "baseline.ipynb"
     original = notebook.read_bytes()
     port = free_port()
-    command = [
-        os.path.join(os.path.dirname(sys.executable), "jupyter"),
-        "lab",
-        "--no-browser",
-        f"--port={port}",
-        "--ServerApp.ip=127.0.0.1",
-        "--IdentityProvider.token=",
-        "--ServerApp.password=",
-        f"--ServerApp.root_dir={ROOT}",
-    ] + (["--allow-root"] if os.geteuid() == 0 else [])
+    command = _jupyterlab(port, ROOT)
     try:
         with (
             open(tmp_path / "jupyter.log", "w") as log,
@@ -253,3 +258,100 @@ def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path
     finally:
         put_back(notebook, original)
         gitclean.refresh(notebook)
+
+
+EXPLORERS = [
+    'import labkit\nlabkit.explore.runs("ex")',
+    """import torch
+from labkit.config import StyleConfig
+from labkit.style.decoder import Decoder
+from labkit.style.images import load_sets
+from labkit.style.swaprun import SwapLab
+from labkit.style.vgg import build_encoder
+
+cfg = StyleConfig(ablation="swap_softmax", image_size=64, vgg_weights="random-init", device="cpu")
+content, style = load_sets(cfg)
+lab = SwapLab(cfg, None, content, style, build_encoder(cfg, torch.device("cpu")), Decoder(cfg.decoder_kind).eval())
+lab.explore()""",
+]
+
+
+def _slide(page, box, label: str, key: str) -> None:
+    """Move the slider labelled `label` in box by one step with the keyboard (a person's arrow key)."""
+    from selenium.webdriver.common.by import By
+
+    [slider] = [
+        s
+        for s in box.find_elements(By.CSS_SELECTOR, ".widget-slider")
+        if s.find_element(By.TAG_NAME, "label").text == label
+    ]
+    handle = slider.find_element(By.CSS_SELECTOR, ".noUi-handle")
+    handle.click()
+    handle.send_keys(key)
+
+
+@pytest.mark.slow
+def test_jupyterlab_draws_the_explorers_and_redraws_them_as_a_person_selects_and_slides(lab, tmp_path, tiny_cfg):
+    """The run explorer (a run selected in its table, the epoch slid back) and the swap explorer (the
+    position and the temperature slid) in a notebook that JupyterLab runs: each change redrawn."""
+    import nbformat
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    from labkit.data import load_faces
+    from labkit.train import fit
+
+    for seed in (0, 1):
+        cfg = tiny_cfg(experiment="ex", seed=seed)
+        run = track.open_run(cfg, notebook="baseline")
+        fit(cfg, load_faces(cfg, progress=False), run, progress=False)
+        run.end()
+    cells = [nbformat.v4.new_code_cell(source) for source in EXPLORERS]
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            cells=cells,
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+        ),
+        tmp_path / "explore.ipynb",
+    )
+    port = free_port()
+    with (
+        open(tmp_path / "jupyter.log", "w") as log,
+        serving(_jupyterlab(port, tmp_path), f"http://127.0.0.1:{port}/api/status", log),
+        _chromium(tmp_path) as page,
+    ):
+        page.get(f"http://127.0.0.1:{port}/lab/tree/explore.ipynb")
+        menu = lambda css, text: [m for m in page.find_elements(By.CSS_SELECTOR, css) if m.text == text]  # noqa
+        _wait(lambda: menu(".lm-MenuBar-itemLabel", "Run"), 90, "JupyterLab's menu bar")
+        _wait(lambda: "Python 3 (ipykernel)" in page.find_element(By.TAG_NAME, "body").text, 60, "the kernel")
+        menu(".lm-MenuBar-itemLabel", "Run")[0].click()
+        _wait(lambda: menu(".lm-Menu-itemLabel", "Run All Cells"), 10, "the Run menu")[0].click()
+        drawn = lambda css: [  # noqa: E731
+            i
+            for i in page.find_elements(By.CSS_SELECTOR, f"{css} img")
+            if page.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i)
+        ]
+        _wait(lambda: len(drawn(".labkit-explore")) == 3, 120, "the run explorer's curves, samples and heatmap")
+        runs_box = page.find_element(By.CSS_SELECTOR, ".labkit-explore").find_element(By.XPATH, "..")
+        table = Select(runs_box.find_element(By.CSS_SELECTOR, ".labkit-runs select"))
+        assert [o.text.split()[0] for o in table.options] == ["baseline-s1", "baseline-s0"]
+        table.select_by_index(0)  # ctrl-click: both runs
+        _wait(lambda: len(drawn(".labkit-explore")) == 4, 60, "a heatmap for each of two runs")
+        caption = lambda: runs_box.find_element(By.CSS_SELECTOR, ".labkit-explore").text  # noqa: E731
+        assert "baseline-s1: |generated - real|" in caption() and "at epoch 2" in caption()
+        _slide(page, runs_box, "epoch", Keys.LEFT)
+        _wait(lambda: "at epoch 1" in caption(), 60, "the samples of epoch 1")
+        _picture(page, runs_box, tmp_path, "run-explorer.png")
+
+        _wait(lambda: drawn(".labkit-swap-explore"), 120, "the swap explorer's picture")
+        swap_box = page.find_element(By.CSS_SELECTOR, ".labkit-swap-explore").find_element(By.XPATH, "..")
+        status = lambda: swap_box.find_element(By.CSS_SELECTOR, ".labkit-swap-status").text  # noqa: E731
+        assert "the patch taken at (3, 3)" in status()
+        picture = drawn(".labkit-swap-explore")[0].get_attribute("src")
+        _slide(page, swap_box, "row", Keys.RIGHT)
+        _wait(lambda: "the patch taken at (4, 3)" in status(), 60, "the probe one row down")
+        _wait(lambda: drawn(".labkit-swap-explore")[0].get_attribute("src") != picture, 30, "the probe redrawn")
+        _slide(page, swap_box, "temperature", Keys.RIGHT)
+        _wait(lambda: "temperature" in swap_box.text and "0.0561" in swap_box.text, 60, "the temperature moved")
+        assert not page.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.error']")
