@@ -233,9 +233,15 @@ def cmd_compare(args) -> int:
 
 def cmd_report(args) -> int:
     args.experiment = _existing_experiment(args.experiment)
+    from .compare import collect
     from .report import report
+    from .style import report as style
 
-    files = report(args.experiment, out_dir=args.out, mixed=args.mixed)
+    runs = collect(args.experiment)
+    if style.is_style(runs):  # the style lab's swap measures, not an FID table
+        files = style.report(args.experiment, runs, out_dir=args.out)
+    else:
+        files = report(args.experiment, out_dir=args.out, mixed=args.mixed, runs=runs)
     print("\n".join(f"wrote {f}" for f in files if f.suffix in (".md", ".html", ".tex")))
     return 0
 
@@ -591,7 +597,9 @@ def _add_compare(sub) -> None:
 
 def _add_report(sub) -> None:
     s = sub.add_parser(
-        "report", help="the term summary from an experiment's runs: Markdown with figures, one HTML page, LaTeX table"
+        "report",
+        help="the term summary from an experiment's runs (the face lab's FID table, or the style lab's swap "
+        "measures): Markdown with figures, one HTML page, LaTeX table",
     )
     s.add_argument(
         "--experiment",

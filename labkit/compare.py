@@ -235,7 +235,7 @@ def _intervals(group: pd.DataFrame, left_out: dict) -> dict:
     return out
 
 
-def _setting(ablation: str, varied: dict) -> str:
+def setting_name(ablation: str, varied: dict) -> str:
     """A row's name: its ablation and the settings that tell it from the ablation's other rows."""
     return f"{ablation} ({', '.join(f'{k}={v}' for k, v in varied.items())})" if varied else ablation
 
@@ -363,7 +363,7 @@ def table(runs: pd.DataFrame, baseline: str = "baseline", mixed: bool = False) -
             faces=measurement[2],
             generation=measurement[3],
             ablation=ablation,
-            setting=_setting(ablation, varied),
+            setting=setting_name(ablation, varied),
             varied=varied,
             values=values,
             loss=loss_formula(_config_of(first)),
@@ -632,7 +632,9 @@ def factor_figure(t: pd.DataFrame, factor: str):
     """FID (last) against one factor: a line per setting of the other parameters, each point the
     mean over seeds with its 95% interval as an error bar (± std where there is none)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=150, constrained_layout=True)
-    others = t.apply(lambda r: _setting(r["ablation"], {k: v for k, v in r["varied"].items() if k != factor}), axis=1)
+    others = t.apply(
+        lambda r: setting_name(r["ablation"], {k: v for k, v in r["varied"].items() if k != factor}), axis=1
+    )
     numeric = all(_number(r["values"][factor]) is not None for _, r in t.iterrows())
     categories = sorted({r["values"][factor] for _, r in t.iterrows()})
     for label, group in t.groupby(others, sort=True):

@@ -89,6 +89,7 @@ FID_REGION = "fid.region"  # canvas (the padded square) or face (the face's rect
 FID_QUANTIZE = "fid.quantize"  # how a generated sketch became uint8: round
 FID_BEST_SELECTED_ON = "fid.best_selected_on"  # "test" (optimistic) or "validation"
 VGG_WEIGHTS = "style.vgg_weights"
+VGG_COMPARABLE = "style.comparable"  # yes, or NO: why (a random-init encoder's smoke numbers)
 
 # --- metrics: per evaluation (step = epoch)
 FID, KID = "fid", "kid"
@@ -100,6 +101,9 @@ FID_VAL, FID_VAL_BEST = "fid_val", "fid_val_best"  # on the validation faces (va
 LR, EPOCH_SECONDS = "lr", "epoch_seconds"  # per epoch
 DECODER_SECONDS = "decoder_seconds"  # a decoder's training, once
 FID_ALIGNED = "fid_aligned"  # +align: against the warped test sketches (the headline FID is not)
+# --- metrics: a swap run's, the mean over its content x style pairs, and its peak memory
+CONTENT_LOSS, DISTINCT_PATCHES, TV, SWAP_SECONDS = "content_loss", "distinct_patches", "tv", "swap_seconds"
+PEAK_RSS_MB, PEAK_CUDA_MB = "peak_rss_mb", "peak_cuda_mb"
 # --- metrics: +align, once per run: region overlap of the photo's and the sketch's parsing maps
 ALIGN = "align"  # align_iou_before, align_dice_after, align_epe_after, align_iou_after.cuhk
 

@@ -21,7 +21,7 @@ from .config import ParamError
 from .paths import runs_dir
 
 
-def _tags(runs: pd.DataFrame, name: str) -> list[str]:
+def tag_values(runs: pd.DataFrame, name: str) -> list[str]:
     column = runs.get(f"tags.{name}", pd.Series(dtype=object)).dropna()
     return sorted({str(v) for v in column if str(v)})
 
@@ -29,19 +29,19 @@ def _tags(runs: pd.DataFrame, name: str) -> list[str]:
 def provenance(runs: pd.DataFrame, t: pd.DataFrame) -> list[str]:
     """What makes the numbers comparable (or says they are not): how FID was measured, on which
     faces and data, by which code."""
-    comparable = _tags(runs, keys.FID_COMPARABLE)
+    comparable = tag_values(runs, keys.FID_COMPARABLE)
     lines = ["## What was measured", ""]
     for (backbone, n, faces, generation), block in t.groupby(compare.MEASUREMENT, sort=False):
         lines.append(
             f"- {backbone} features, N = {n} test faces (faces digest `{str(faces)[:12]}`), {generation}: "
             f"{', '.join(block['setting'])}"
         )
-    weights = _tags(runs, "fid.weights_sha256")
+    weights = tag_values(runs, "fid.weights_sha256")
     lines += [
-        f"- FID by {', '.join(_tags(runs, 'fid.library')) or 'pytorch-fid'}; backbone weights sha256 "
+        f"- FID by {', '.join(tag_values(runs, 'fid.library')) or 'pytorch-fid'}; backbone weights sha256 "
         + (", ".join(f"`{w[:12]}`" for w in weights) or "unknown"),
-        f"- data: {', '.join(f'`{d[:12]}`' for d in _tags(runs, keys.DATA_FINGERPRINT)) or 'unknown'}",
-        f"- code: commit {', '.join(f'`{c[:10]}`' for c in _tags(runs, keys.SOURCE_COMMIT)) or 'unknown'}",
+        f"- data: {', '.join(f'`{d[:12]}`' for d in tag_values(runs, keys.DATA_FINGERPRINT)) or 'unknown'}",
+        f"- code: commit {', '.join(f'`{c[:10]}`' for c in tag_values(runs, keys.SOURCE_COMMIT)) or 'unknown'}",
         "",
     ]
     if comparable == ["yes"] and len(t.groupby(compare.MEASUREMENT)) == 1:
@@ -103,7 +103,7 @@ def lab_log(run_ids: set[str]) -> tuple[list[str], list[str]]:
     return ["## Lab log", "", *body, ""], plan
 
 
-def _latex_escape(text: str) -> str:
+def latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$")):
         text = text.replace(a, b)
     return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("·", r"$\cdot$").replace("Σ", r"$\Sigma$")
@@ -125,13 +125,13 @@ def latex(t: pd.DataFrame, experiment: str) -> str:
             "--" if delta == "-" else delta,
             r["verdict"] or "--",
         ]
-        rows.append(" & ".join(_latex_escape(c) for c in cells) + r" \\")
+        rows.append(" & ".join(latex_escape(c) for c in cells) + r" \\")
     n = ", ".join(str(v) for v in t["n_real"].unique())
     return "\n".join(
         [
             r"\begin{table}[t]",
             r"\centering",
-            rf"\caption{{FID on {_latex_escape(experiment)} (N = {n} test faces): mean $\pm$ std over seeds, "
+            rf"\caption{{FID on {latex_escape(experiment)} (N = {n} test faces): mean $\pm$ std over seeds, "
             r"95\% jackknife interval; $\Delta$ against the baseline, paired over the test faces.}",
             r"\begin{tabular}{lrrlrrll}",
             r"\toprule",
@@ -146,12 +146,14 @@ def latex(t: pd.DataFrame, experiment: str) -> str:
     )
 
 
-def report(experiment: str, out_dir: Path | None = None, mixed: bool = False) -> list[Path]:
-    """The term summary of the experiment's finished runs, under out_dir (default
-    runs/report/<experiment>/): report.md with its figures, report.html (self-contained) and
-    table.tex; with `mixed`, runs measured differently each in their own block, as compare's.
-    Returns the files written."""
-    runs = compare.collect(experiment)
+def report(
+    experiment: str, out_dir: Path | None = None, mixed: bool = False, runs: pd.DataFrame | None = None
+) -> list[Path]:
+    """The term summary of the experiment's finished runs (`runs`, when compare.collect read them
+    already), under out_dir (default runs/report/<experiment>/): report.md with its figures,
+    report.html (self-contained) and table.tex; with `mixed`, runs measured differently each in
+    their own block, as compare's. Returns the files written."""
+    runs = compare.collect(experiment) if runs is None else runs
     t = compare.table(runs, mixed=mixed)
     if t.empty:
         raise ParamError(

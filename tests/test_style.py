@@ -174,6 +174,27 @@ def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path
     assert "loss_feature" in runs["soft-s0"].data.metrics  # no decoder_run: it trained its own
     assert any("decorator" in a.path for a in c.list_artifacts(runs["av-s0"].info.run_id, "images"))
 
+    # the style lab's term summary: its swap measures as the runs logged them, each grid, the decoder
+    assert cli.main(["log", "add", "softmax blurs run:soft-s0\n## Ideas\n- a sharper temperature"]) == 0
+    assert cli.main(["report", "--experiment", "style-test"]) == 0
+    folder = lab / "report" / "style-test"
+    report = (folder / "report.md").read_text()
+    soft = runs["soft-s0"].data.metrics
+    row = next(line for line in report.splitlines() if line.startswith("| swap_softmax |"))
+    content_loss, style_loss = (float(cell) for cell in row.split("|")[3:5])  # 3 significant digits at least
+    assert content_loss == pytest.approx(soft["content_loss"], rel=5e-3), row
+    assert style_loss == pytest.approx(soft["style_loss"], rel=5e-3), row
+    assert (
+        "### swap_multilayer" in report
+        and "layers=relu4_1+relu3_1" in report
+        and "temperature=0.1" in report
+        and "decoder: relu4_1+relu3_1" in report
+    )
+    assert "**Smoke numbers" in report and "## Decoders" in report and "- dec-s0: relu4_1+relu3_1" in report
+    assert "softmax blurs" in report and "## Next term\n\n- a sharper temperature" in report
+    assert (folder / "report.html").read_text().count("data:image/png;base64") == 4  # trade-off, 3 grids
+    assert r"\toprule" in (folder / "table.tex").read_text() and "swap\\_avatar" in (folder / "table.tex").read_text()
+
     content_dir, style_dir = tmp_path / "content", tmp_path / "style"
     content_dir.mkdir()
     style_dir.mkdir()

@@ -129,13 +129,13 @@ def _measures(lab: SwapLab, c_feats: dict, s_feats: dict, out: torch.Tensor, sec
     with torch.no_grad():
         out_feats = lab.encoder.encode(out[None], lab.layers)
     return {
-        "content_loss": float(F.mse_loss(out_feats[layer], c_feats[layer])),
+        keys.CONTENT_LOSS: float(F.mse_loss(out_feats[layer], c_feats[layer])),
         keys.STYLE_LOSS: float(
             style_loss({n: out_feats[n] for n in STYLE_LAYERS}, {n: s_feats[n] for n in STYLE_LAYERS})
         ),
-        "distinct_patches": result.distinct_share(),
-        "tv": float(tv(out[None])),
-        "swap_seconds": seconds,
+        keys.DISTINCT_PATCHES: result.distinct_share(),
+        keys.TV: float(tv(out[None])),
+        keys.SWAP_SECONDS: seconds,
     }
 
 
@@ -177,9 +177,9 @@ def run_swap(lab: SwapLab) -> SwapOutcome:
                 )
         rows.append(row)
     metrics = {k: float(np.mean([m[k] for m in measures])) for k in measures[0]}
-    metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    metrics[keys.PEAK_RSS_MB] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if lab.device.type == "cuda":
-        metrics["peak_cuda_mb"] = torch.cuda.max_memory_allocated(lab.device) / 2**20
+        metrics[keys.PEAK_CUDA_MB] = torch.cuda.max_memory_allocated(lab.device) / 2**20
     lab.run.log_metrics(metrics)
     size = min(min(img.shape[-2:]) for _, img in lab.content + lab.style)
     square = lambda img: F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]  # noqa

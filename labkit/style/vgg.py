@@ -190,5 +190,5 @@ def encoder_tags(encoder: VGGEncoder) -> dict:
     return {
         keys.VGG_WEIGHTS: encoder.weights,
         "style.vgg_convention": encoder.convention,
-        "style.comparable": "yes" if encoder.weights != "random-init" else "NO: random-init smoke encoder",
+        keys.VGG_COMPARABLE: "yes" if encoder.weights != "random-init" else "NO: random-init smoke encoder",
     }
