@@ -260,9 +260,7 @@ def test_jupyterlab_runs_a_notebook_to_its_end_and_git_stays_clean(lab, tmp_path
         gitclean.refresh(notebook)
 
 
-EXPLORERS = [
-    'import labkit\nlabkit.explore.runs("ex")',
-    """import torch
+SWAP_EXPLORER = """import torch
 from labkit.config import StyleConfig
 from labkit.style.decoder import Decoder
 from labkit.style.images import load_sets
@@ -272,8 +270,7 @@ from labkit.style.vgg import build_encoder
 cfg = StyleConfig(ablation="swap_softmax", image_size=64, vgg_weights="random-init", device="cpu")
 content, style = load_sets(cfg)
 lab = SwapLab(cfg, None, content, style, build_encoder(cfg, torch.device("cpu")), Decoder(cfg.decoder_kind).eval())
-lab.explore()""",
-]
+lab.explore()"""
 
 
 def _slide(page, box, label: str, key: str) -> None:
@@ -303,18 +300,13 @@ def test_jupyterlab_draws_the_explorers_and_redraws_them_as_a_person_selects_and
     from labkit.train import fit
 
     for seed in (0, 1):
-        cfg = tiny_cfg(experiment="ex", seed=seed)
+        cfg = tiny_cfg(seed=seed)  # experiment faces, as notebooks/explore.ipynb reads
         run = track.open_run(cfg, notebook="baseline")
         fit(cfg, load_faces(cfg, progress=False), run, progress=False)
         run.end()
-    cells = [nbformat.v4.new_code_cell(source) for source in EXPLORERS]
-    nbformat.write(
-        nbformat.v4.new_notebook(
-            cells=cells,
-            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
-        ),
-        tmp_path / "explore.ipynb",
-    )
+    notebook = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)  # the lab's, and a swap's cell
+    notebook.cells.append(nbformat.v4.new_code_cell(SWAP_EXPLORER))
+    nbformat.write(notebook, tmp_path / "explore.ipynb")
     port = free_port()
     with (
         open(tmp_path / "jupyter.log", "w") as log,
