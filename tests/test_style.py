@@ -181,7 +181,7 @@ def test_swap_notebooks_run_tracked_and_stylize_reuses_the_decoder(lab, tmp_path
     report = (folder / "report.md").read_text()
     soft = runs["soft-s0"].data.metrics
     row = next(line for line in report.splitlines() if line.startswith("| swap_softmax |"))
-    content_loss, style_loss = (float(cell) for cell in row.split("|")[3:5])  # 3 significant digits at least
+    content_loss, style_loss = (float(cell) for cell in row.split("|")[3:5])  # 3 significant digits
     assert content_loss == pytest.approx(soft["content_loss"], rel=5e-3), row
     assert style_loss == pytest.approx(soft["style_loss"], rel=5e-3), row
     assert (

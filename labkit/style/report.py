@@ -36,7 +36,7 @@ MEASURES = (  # (metric, column title)
     (keys.SWAP_SECONDS, "s per pair"),
     (keys.PEAK_RSS_MB, "peak RSS MB"),
 )
-SIGNIFICANT = 3  # digits of a column's smallest value (a Gram distance of 0.000797 keeps its 797)
+SIGNIFICANT = 3  # digits a measure is written with
 ABLATION = f"tags.{keys.ABLATION}"
 
 
@@ -75,31 +75,28 @@ def swap_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def digits(t: pd.DataFrame) -> dict[str, int]:
-    """Decimals per measure: SIGNIFICANT digits of the column's smallest non-zero value."""
-    out = {}
-    for metric, _ in MEASURES:
-        values = t[metric].abs()
-        smallest = values[values > 0].min() if (values > 0).any() else 1.0
-        out[metric] = max(0, SIGNIFICANT - 1 - int(np.floor(np.log10(smallest))))
-    return out
+def number(mean: float, std: float = np.nan) -> str:
+    """A measure with SIGNIFICANT digits whatever its size (a Gram distance of 0.000797, a TV of
+    1.55e-07, 785 MB), and its std over seeds."""
+    if pd.isna(mean):
+        return "-"
+    text = f"{mean:.0f}" if abs(mean) >= 10**SIGNIFICANT else f"{mean:.{SIGNIFICANT}g}"
+    return text if pd.isna(std) else f"{text} ± {std:.2g}"
 
 
-def _cells(r: pd.Series, decimals: dict[str, int]) -> list[str]:
-    return [r["setting"], str(len(r["run_ids"]))] + [
-        compare.plus_minus(r[m], r[f"{m}_std"], decimals[m]) if not pd.isna(r[m]) else "-" for m, _ in MEASURES
-    ]
+def _cells(r: pd.Series) -> list[str]:
+    return [r["setting"], str(len(r["run_ids"]))] + [number(r[m], r[f"{m}_std"]) for m, _ in MEASURES]
 
 
 def markdown_table(t: pd.DataFrame) -> list[str]:
     header = ["setting", "runs"] + [title for _, title in MEASURES]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_cells(r, digits(t))) + " |" for _, r in t.iterrows()]
+    return lines + ["| " + " | ".join(_cells(r)) + " |" for _, r in t.iterrows()]
 
 
 def latex(t: pd.DataFrame, experiment: str) -> str:
     """The table as LaTeX with booktabs: one row per setting, each measure as mean ± std over seeds."""
-    rows = [" & ".join(latex_escape(c) for c in _cells(r, digits(t))) + r" \\" for _, r in t.iterrows()]
+    rows = [" & ".join(latex_escape(c) for c in _cells(r)) + r" \\" for _, r in t.iterrows()]
     header = " & ".join(["Setting", "Runs"] + [latex_escape(title) for _, title in MEASURES]) + r" \\"
     caption = (
         rf"\caption{{Style swap on {latex_escape(experiment)}: the mean over content $\times$ style pairs, "
@@ -116,10 +113,14 @@ def tradeoff_figure(t: pd.DataFrame, runs: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120, constrained_layout=True)
-    for _, r in t.iterrows():
+    markers = "os^vD<>Pp*Xh"  # settings that measure alike stay told apart
+    for i, (_, r) in enumerate(t.iterrows()):
         chosen = runs[runs["run_id"].isin(r["run_ids"])]
         x, y = (chosen.get(f"metrics.{m}", pd.Series(dtype=float)) for m in (keys.CONTENT_LOSS, keys.STYLE_LOSS))
-        ax.scatter(x, y, label=r["setting"], s=40)
+        ax.scatter(x, y, label=r["setting"], s=40, marker=markers[i % len(markers)], alpha=0.8)
+    styles = t[keys.STYLE_LOSS].dropna()
+    if len(styles) and styles.min() > 0 and styles.max() / styles.min() >= 5:  # far apart: a log axis
+        ax.set_yscale("log")
     ax.set(
         xlabel="content loss (lower keeps more of the content)", ylabel="style loss, Gram (lower: more of the style)"
     )
@@ -156,26 +157,24 @@ def _file_name(setting: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", setting).strip("-")
 
 
-def per_setting(t: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
-    """Each setting told in words, with its first run's content x style grid (read from the store)."""
+def per_setting(t: pd.DataFrame, out: Path, names: dict[str, str]) -> tuple[list[str], list[Path]]:
+    """Each setting told in words, with its first run's content x style grid (read from the store);
+    a decoder run named by its name (names: run id -> name)."""
     from PIL import Image
 
-    lines, files, decimals = ["## Per setting", ""], [], digits(t)
+    lines, files = ["## Per setting", ""], []
     for _, r in t.iterrows():
         variant = by_ablation(r["ablation"])
         knobs = [f.name for f in dataclasses.fields(variant.knobs)] if variant.knobs else []
         layers = [f"layers={'+'.join(variant.fixed_layers)}"] if variant.fixed_layers else []
         swap_layer = () if variant.fixed_layers else ("swap_layer",)
         shown = layers + [f"{k}={r['params'][k]}" for k in (*swap_layer, "patch_size", *knobs) if k in r["params"]]
-        decoder = r["params"].get("decoder_run") or "trained in the run"
+        decoder_run = r["params"].get("decoder_run")
+        decoder = names.get(decoder_run, decoder_run) if decoder_run else "trained in the run"
         lines += [f"### {r['setting']}", "", variant.summary, ""]
         lines += [f"- knobs: {', '.join(shown) or 'none'}; decoder: {r['params'].get('decoder_kind', '?')}, {decoder}"]
         lines += [f"- seeds: {r['seeds']}"]
-        measures = [
-            f"{title} {compare.plus_minus(r[m], r[f'{m}_std'], decimals[m])}"
-            for m, title in MEASURES
-            if not pd.isna(r[m])
-        ]
+        measures = [f"{title} {number(r[m], r[f'{m}_std'])}" for m, title in MEASURES if not pd.isna(r[m])]
         lines += [f"- {'; '.join(measures)}", ""]
         grids = explore.logged_images(r["run_ids"][0], keys.STYLISED)
         if grids:
@@ -216,7 +215,7 @@ def report(experiment: str, runs: pd.DataFrame, out_dir: Path | None = None) -> 
     out = Path(out_dir) if out_dir else runs_dir() / "report" / experiment
     out.mkdir(parents=True, exist_ok=True)
     files = compare.save_figure(tradeoff_figure(t, runs), out / "tradeoff")
-    settings, grids = per_setting(t, out)
+    settings, grids = per_setting(t, out, dict(zip(runs["run_id"], runs["tags.mlflow.runName"])))
     used = runs[runs["run_id"].isin({i for ids in t["run_ids"] for i in ids}) | (runs[ABLATION] == "decoder_train")]
     log, plan = lab_log(set(used["run_id"]))
     text = "\n".join(
