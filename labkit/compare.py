@@ -102,7 +102,7 @@ def _tag(name: str) -> str:
     return f"tags.{name}"
 
 
-def _mean_std(values: pd.Series) -> tuple[float, float]:
+def mean_std(values: pd.Series) -> tuple[float, float]:
     values = values.dropna().astype(float)
     if values.empty:
         return float("nan"), float("nan")
@@ -250,9 +250,9 @@ def _interval_kind(group: pd.DataFrame, intervals: dict) -> str:
 
 def _score_columns(group: pd.DataFrame, intervals: dict) -> dict:
     """A row's FID and KID (mean ± std over its runs), its best FID and the faces that picked it."""
-    fid, fid_std = _mean_std(group.get(_metric(keys.FID_LAST), pd.Series(dtype=float)))
-    mean_fid, mean_fid_std = _mean_std(group.get(_metric(keys.FID_MEAN), pd.Series(dtype=float)))
-    kid, kid_std = _mean_std(group.get(_metric(keys.KID_LAST), pd.Series(dtype=float)))
+    fid, fid_std = mean_std(group.get(_metric(keys.FID_LAST), pd.Series(dtype=float)))
+    mean_fid, mean_fid_std = mean_std(group.get(_metric(keys.FID_MEAN), pd.Series(dtype=float)))
+    kid, kid_std = mean_std(group.get(_metric(keys.KID_LAST), pd.Series(dtype=float)))
     selected = group.get(_tag(keys.FID_BEST_SELECTED_ON), pd.Series(dtype=object)).fillna("test")
     return dict(
         fid=fid,
@@ -272,7 +272,7 @@ def _score_columns(group: pd.DataFrame, intervals: dict) -> dict:
 def _more_columns(group: pd.DataFrame, subsets: list[str], intervals: dict) -> dict:
     """A row's intervals, its per-subset FID and KID, and the evaluators' columns (means over its
     runs; a tag column: its first run's)."""
-    mean = lambda name: _mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan  # noqa: E731
+    mean = lambda name: mean_std(group[_metric(name)])[0] if _metric(name) in group else np.nan  # noqa: E731
     row = {}
     for metric in (keys.FID, keys.KID):
         row[keys.ci(metric, "low")], row[keys.ci(metric, "high")] = intervals.get(f"{metric}_ci", (np.nan, np.nan))
@@ -662,14 +662,18 @@ def factor_figure(t: pd.DataFrame, factor: str):
     return fig
 
 
-def fid_history(run_id: str) -> tuple[list[tuple[int, float]], list[tuple[int, float, float]]]:
-    """A run's FID per evaluation [(epoch, fid)] and its 95% interval [(epoch, low, high)]."""
+def fid_curve(run_id: str) -> list[tuple[int, float]]:
+    """A run's FID per evaluation: [(epoch, fid)]."""
+    return [(m.step, m.value) for m in track.client().get_metric_history(run_id, keys.FID)]
+
+
+def fid_band(run_id: str) -> list[tuple[int, float, float]]:
+    """A run's 95% interval of FID per evaluation: [(epoch, low, high)]."""
     c = track.client()
-    curve = [(m.step, m.value) for m in c.get_metric_history(run_id, keys.FID)]
     low, high = (
         {m.step: m.value for m in c.get_metric_history(run_id, keys.ci(keys.FID, side))} for side in ("low", "high")
     )
-    return curve, [(step, low[step], high[step]) for step in low if step in high]
+    return [(step, low[step], high[step]) for step in low if step in high]
 
 
 def fid_curves_figure(t: pd.DataFrame):
@@ -678,14 +682,13 @@ def fid_curves_figure(t: pd.DataFrame):
     curves, bands = {}, {}
     for _, row in t.iterrows():
         per_epoch: dict[int, list[float]] = {}
-        histories = [fid_history(run_id) for run_id in row["run_ids"]]
-        for curve, _ in histories:
-            for step, value in curve:
+        for run_id in row["run_ids"]:
+            for step, value in fid_curve(run_id):
                 per_epoch.setdefault(step, []).append(value)
         label = row["setting"] if row["backbone"] == "inception" else f"{row['setting']} ({row['backbone']})"
         curves[label] = [(step, float(np.mean(v))) for step, v in per_epoch.items()]
-        if len(histories) == 1:
-            bands[label] = histories[0][1]
+        if len(row["run_ids"]) == 1:
+            bands[label] = fid_band(row["run_ids"][0])
     return viz.fid_curves(
         curves, title="FID over training (mean over seeds; band: one run's 95% interval)" + _smoke_mark(t), bands=bands
     )

@@ -85,17 +85,17 @@ def table_rows(runs: list[Run]) -> tuple[str, list[str]]:
     return lines[0], lines[1:]
 
 
-def logged_images(run_id: str, key: str) -> dict[int, str]:
-    """{step: artifact path} of the images logged under key (the newest where a step was logged twice,
-    as by a resumed run)."""
-    found: dict[int, tuple[int, str]] = {}
+def logged_images(run_id: str) -> dict[str, dict[int, str]]:
+    """{key: {step: artifact path}} of every image the run logged, from one listing (the newest
+    where a step was logged twice, as by a resumed run)."""
+    found: dict[str, dict[int, tuple[int, str]]] = {}
     for artifact in track.client().list_artifacts(run_id, "images"):
         match = _LOGGED.match(Path(artifact.path).name)
-        if match and match["key"] == key:
-            step, stamp = int(match["step"]), int(match["time"])
-            if step not in found or stamp > found[step][0]:
-                found[step] = (stamp, artifact.path)
-    return {step: path for step, (_, path) in sorted(found.items())}
+        if match:
+            steps, step, stamp = found.setdefault(match["key"], {}), int(match["step"]), int(match["time"])
+            if step not in steps or stamp > steps[step][0]:
+                steps[step] = (stamp, artifact.path)
+    return {key: {step: path for step, (_, path) in sorted(steps.items())} for key, steps in found.items()}
 
 
 @lru_cache(maxsize=256)
@@ -111,8 +111,8 @@ def image(run_id: str, path: str) -> np.ndarray:
 
 def curves_figure(runs: list[Run], epoch: int | None = None):
     """The runs' FID over epochs on one axis, each with its 95% interval band; the chosen epoch marked."""
-    histories = {r.name: compare.fid_history(r.run_id) for r in runs}
-    curves, bands = ({name: h[i] for name, h in histories.items()} for i in (0, 1))
+    curves = {r.name: compare.fid_curve(r.run_id) for r in runs}
+    bands = {r.name: compare.fid_band(r.run_id) for r in runs}
     fig = viz.fid_curves(curves, title="FID over training (band: each run's 95% interval)", bands=bands)
     if epoch is not None:
         fig.axes[0].axvline(epoch, color="grey", linestyle="--", linewidth=1)
@@ -142,21 +142,22 @@ def _img(data: str, alt: str, caption: str = "") -> str:
     return f'<figure style="margin:4px 0"><img src="data:image/png;base64,{data}" alt="{alt}">{figcaption}</figure>'
 
 
-def view_html(runs: list[Run], epoch: int | None) -> str:
+def view_html(runs: list[Run], epoch: int | None, logged: dict[str, dict]) -> str:
     """The selection's picture: FID curves, then at `epoch` the sample grids side by side and
-    each run's error heatmap, with a line for what a run has not logged."""
+    each run's error heatmap (logged: each run's logged_images), with a line for what a run has
+    not logged."""
     if not runs:
         return "<p>Select one or more runs above (ctrl- or shift-click for several).</p>"
     parts = [_img(viz.figure_png_data(curves_figure(runs, epoch)), "FID curves")]
     grids, heatmaps, missing = {}, {}, []
     for r in runs:
-        sample_at, heatmap_at = logged_images(r.run_id, keys.SAMPLES), logged_images(r.run_id, keys.ERROR_HEATMAP)
+        sample_at, heatmap_at = (logged[r.run_id].get(key, {}) for key in (keys.SAMPLES, keys.ERROR_HEATMAP))
         if epoch in sample_at:
             grids[r.name] = image(r.run_id, sample_at[epoch])
+        else:
+            missing.append(r.name)
         if epoch in heatmap_at:
             heatmaps[r.name] = image(r.run_id, heatmap_at[epoch])
-        if epoch not in sample_at:
-            missing.append(r.name)
     grid, titles, other_faces = samples_side_by_side(grids)
     if grid is not None:
         figure = viz.figure_png_data(viz.titled_figure(grid, titles))
@@ -166,11 +167,6 @@ def view_html(runs: list[Run], epoch: int | None) -> str:
     notes = [f"{', '.join(missing)}: no samples logged at epoch {epoch}"] if missing else []
     notes += [f"{', '.join(other_faces)}: other test faces or size, not set beside the rest"] if other_faces else []
     return "".join(f"<p><b>{n}</b></p>" for n in notes) + "".join(parts)
-
-
-def epochs_of(runs: list[Run]) -> list[int]:
-    """The epochs at which any of the runs logged its sample grid."""
-    return sorted({step for r in runs for step in logged_images(r.run_id, keys.SAMPLES)})
 
 
 class RunExplorer:
@@ -199,6 +195,7 @@ class RunExplorer:
     def load(self) -> None:
         """(Re-)read the experiment's runs, keeping the selection where the runs are still there."""
         self.runs = {r.run_id: r for r in experiment_runs(self.experiment)}
+        self.logged: dict[str, dict] = {}  # run id -> its logged_images, listed once until re-read
         header, lines = table_rows(list(self.runs.values()))
         self.header.value = f'<pre class="labkit-runs-header" style="margin:0">{header}</pre>'
         kept = [i for i in self.table.value if i in self.runs] or _one_per_ablation(list(self.runs.values()))
@@ -218,10 +215,18 @@ class RunExplorer:
     def selected(self) -> list[Run]:
         return [self.runs[i] for i in self.table.value]
 
+    def _logged(self) -> dict[str, dict]:
+        """The selected runs' logged images, each run's artifacts listed once until re-read."""
+        for r in self.selected:
+            if r.run_id not in self.logged:
+                self.logged[r.run_id] = logged_images(r.run_id)
+        return self.logged
+
     def _selected(self) -> None:
         if self._busy:
             return
-        epochs = epochs_of(self.selected)
+        logged = self._logged()
+        epochs = sorted({step for r in self.selected for step in logged[r.run_id].get(keys.SAMPLES, {})})
         self._busy = True
         kept = not self.epoch.disabled and self.epoch.value in epochs  # the epoch chosen, else the newest
         chosen = self.epoch.value if kept else (epochs[-1] if epochs else 0)
@@ -232,7 +237,8 @@ class RunExplorer:
 
     def _draw(self) -> None:
         if not self._busy:
-            self.view.value = view_html(self.selected, None if self.epoch.disabled else self.epoch.value)
+            epoch = None if self.epoch.disabled else self.epoch.value
+            self.view.value = view_html(self.selected, epoch, self._logged())
 
     def _repr_mimebundle_(self, **kwargs):
         """The widgets, and the table and view as HTML for a notebook read without a kernel (its

@@ -53,7 +53,7 @@ def test_the_run_explorer_sets_the_selected_runs_side_by_side_from_the_store(lab
     # the view: curves, the samples side by side (photo and sketch once, then each run), a heatmap each
     curves, samples, *heatmaps = _pictures(e.view.value)
     assert len(heatmaps) == 2 and "glad-s0: |generated - real|" in e.view.value
-    grids = {r.name: explore.image(r.run_id, explore.logged_images(r.run_id, keys.SAMPLES)[2]) for r in e.selected}
+    grids = {r.name: explore.image(r.run_id, explore.logged_images(r.run_id)[keys.SAMPLES][2]) for r in e.selected}
     grid, titles, left_out = explore.samples_side_by_side(grids)
     assert titles == ["photo", "real sketch", "baseline-s0", "glad-s0"] and not left_out
     columns = viz.grid_columns(grid, 4)

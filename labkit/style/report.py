@@ -46,11 +46,6 @@ def is_style(runs: pd.DataFrame) -> bool:
     return bool(ablations) and ablations <= set(StyleConfig.ablations())
 
 
-def _mean_std(values: pd.Series) -> tuple[float, float]:
-    values = values.dropna().astype(float)
-    return (float(values.mean()), float(values.std(ddof=1))) if len(values) > 1 else (float(values.mean()), np.nan)
-
-
 def swap_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per swap setting among the finished runs: setting, ablation, run ids, seeds, and
     each measure's mean and std over them."""
@@ -70,7 +65,9 @@ def swap_table(runs: pd.DataFrame) -> pd.DataFrame:
                 params={c.removeprefix("params."): group[c].iloc[0] for c in params if group[c].iloc[0] != ""},
             )
             for metric, _ in MEASURES:
-                row[metric], row[f"{metric}_std"] = _mean_std(group.get(f"metrics.{metric}", pd.Series(dtype=float)))
+                row[metric], row[f"{metric}_std"] = compare.mean_std(
+                    group.get(f"metrics.{metric}", pd.Series(dtype=float))
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -176,7 +173,7 @@ def per_setting(t: pd.DataFrame, out: Path, names: dict[str, str]) -> tuple[list
         lines += [f"- seeds: {r['seeds']}"]
         measures = [f"{title} {number(r[m], r[f'{m}_std'])}" for m, title in MEASURES if not pd.isna(r[m])]
         lines += [f"- {'; '.join(measures)}", ""]
-        grids = explore.logged_images(r["run_ids"][0], keys.STYLISED)
+        grids = explore.logged_images(r["run_ids"][0]).get(keys.STYLISED, {})
         if grids:
             path = out / f"stylised-{_file_name(r['setting'])}.png"
             Image.fromarray(explore.image(r["run_ids"][0], grids[max(grids)])).save(path)

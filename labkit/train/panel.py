@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .. import viz
+from .. import keys, viz
 
 MIN_SECONDS = 2.0
 BUDGET_FACTOR = 100  # drawing <= 1/100 of the time between draws, evaluations' draws included
@@ -63,8 +63,6 @@ class Panel:
         self.draw()
 
     def _add(self, epoch: int, metrics: dict[str, float]) -> None:
-        from .. import keys
-
         self.epochs.append(epoch)
         self.fids.append(metrics.get(keys.FID, np.nan))
         self.intervals.append(
