@@ -52,9 +52,14 @@ def _chromium(tmp_path, width: int = 1500):
 
 
 def _wait(predicate, timeout: float, what: str):
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.time() + timeout
     while time.time() < deadline:
-        found = predicate()
+        try:
+            found = predicate()
+        except StaleElementReferenceException:  # a widget redrew under the check: look again
+            found = None
         if found:
             return found
         time.sleep(0.5)
@@ -331,7 +336,7 @@ def test_jupyterlab_draws_the_explorers_and_redraws_them_as_a_person_selects_and
         table.select_by_index(0)  # ctrl-click: both runs
         _wait(lambda: len(drawn(".labkit-explore")) == 4, 60, "a heatmap for each of two runs")
         caption = lambda: runs_box.find_element(By.CSS_SELECTOR, ".labkit-explore").text  # noqa: E731
-        assert "baseline-s1: |generated - real|" in caption() and "at epoch 2" in caption()
+        _wait(lambda: "baseline-s1: |generated - real|" in caption() and "at epoch 2" in caption(), 30, "captions")
         _slide(page, runs_box, "epoch", Keys.LEFT)
         _wait(lambda: "at epoch 1" in caption(), 60, "the samples of epoch 1")
         _picture(page, runs_box, tmp_path, "run-explorer.png")
@@ -339,7 +344,7 @@ def test_jupyterlab_draws_the_explorers_and_redraws_them_as_a_person_selects_and
         _wait(lambda: drawn(".labkit-swap-explore"), 120, "the swap explorer's picture")
         swap_box = page.find_element(By.CSS_SELECTOR, ".labkit-swap-explore").find_element(By.XPATH, "..")
         status = lambda: swap_box.find_element(By.CSS_SELECTOR, ".labkit-swap-status").text  # noqa: E731
-        assert "the patch taken at (3, 3)" in status()
+        _wait(lambda: "the patch taken at (3, 3)" in status(), 30, "the first probe's status")
         picture = drawn(".labkit-swap-explore")[0].get_attribute("src")
         _slide(page, swap_box, "row", Keys.RIGHT)
         _wait(lambda: "the patch taken at (4, 3)" in status(), 60, "the probe one row down")
